@@ -1,0 +1,203 @@
+//! The guard: gathers facts from the OS, asks [`crate::verdict::decide`], and
+//! acts on the verdict. This is the only module that combines the lock, the
+//! record, the PID file and the probe; each piece stays testable on its own.
+//! It never signals any process.
+
+use std::path::Path;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use crate::error::Result;
+use crate::home::{self, HomeFiles};
+use crate::lock::{self, Acquire, HeldLock, InstanceLock, LockCheck};
+use crate::pidfile;
+use crate::process::{self, RunState};
+use crate::record::{self, HolderRecord};
+use crate::verdict::{self, Facts, Health, HolderFacts, PortFacts, Policy, Verdict};
+
+/// How many times we retry when the lock is released while we look at it.
+const MAX_RETRIES: usize = 8;
+
+/// A health probe, supplied by the caller (this crate has no HTTP): it must
+/// return within its own short timeout.
+pub trait HealthProbe {
+    /// Probes `http://host:port/health`.
+    fn probe(&self, host: &str, port: u16) -> Health;
+}
+
+impl<F: Fn(&str, u16) -> Health> HealthProbe for F {
+    fn probe(&self, host: &str, port: u16) -> Health {
+        self(host, port)
+    }
+}
+
+/// What a claim on a home came to.
+#[derive(Debug)]
+pub enum Claim {
+    /// We hold the home. Serve, then [`Instance::release`].
+    Won(Instance),
+    /// Someone else does; the verdict says who and why.
+    Refused(Verdict),
+}
+
+/// A running instance's hold on its home.
+#[derive(Debug)]
+pub struct Instance {
+    /// The flock, held until release or exit.
+    lock: InstanceLock,
+    /// What we wrote into the lock file.
+    record: HolderRecord,
+    /// The home's files.
+    files: HomeFiles,
+    /// A stale PID file we replaced, for the log.
+    stale: Option<String>,
+}
+
+/// Now, in seconds since the Unix epoch.
+pub fn now_secs() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+/// Gathers the facts about a lock someone else holds. The probe is only made
+/// when the holder can answer (alive, not stopped) and its address is known,
+/// so a frozen holder costs no timeout.
+pub fn holder_facts(held: &HeldLock, probe: &dyn HealthProbe) -> HolderFacts {
+    let mut facts = HolderFacts {
+        record: held.record.clone(),
+        record_pid: held.record_pid,
+        lock_pids: process::lock_holders(held.file_id),
+        process: None,
+        health: None,
+        now: now_secs(),
+    };
+    let Some(pid) = verdict::holder_pid(&facts) else {
+        return facts;
+    };
+    facts.process = process::process_facts(pid);
+    let runnable = facts.process.as_ref().is_some_and(|p| p.run_state == RunState::Runnable);
+    if let Some(r) = facts.record.as_ref().filter(|r| r.pid == pid && runnable) {
+        facts.health = Some(probe.probe(&r.host, r.port));
+    }
+    facts
+}
+
+/// Claims `files.home` for this process, to serve on `host:port`.
+///
+/// Takes the lock before anything else (no port, no database), writes the
+/// holder record and the PID file. On a held lock, decides who holds it.
+pub fn claim(
+    files: &HomeFiles,
+    host: &str,
+    port: u16,
+    version: &str,
+    policy: &Policy,
+    probe: &dyn HealthProbe,
+) -> Result<Claim> {
+    home::prepare(&files.home)?;
+    let mut last = Verdict::Retry;
+    for _ in 0..MAX_RETRIES {
+        match lock::try_acquire(&files.lock)? {
+            Acquire::Acquired(mut lock) => {
+                let own_pid = std::process::id();
+                let verdict = verdict::decide(
+                    &Facts::Clear {
+                        pid_file: pidfile::read(&files.pid),
+                        own_pid,
+                    },
+                    policy,
+                );
+                let record = HolderRecord {
+                    pid: own_pid,
+                    process_start: process::own_start_time(),
+                    instance_id: record::new_instance_id(),
+                    host: host.to_string(),
+                    port,
+                    home: files.home.clone(),
+                    version: version.to_string(),
+                };
+                lock.write_record(&record)?;
+                pidfile::write(&files.pid, own_pid)?;
+                let stale = match verdict {
+                    Verdict::Start { stale } => stale,
+                    _ => None,
+                };
+                return Ok(Claim::Won(Instance {
+                    lock,
+                    record,
+                    files: files.clone(),
+                    stale,
+                }));
+            }
+            Acquire::Held(held) => {
+                let facts = Facts::Held(holder_facts(&held, probe));
+                last = verdict::decide(&facts, policy);
+                if last != Verdict::Retry {
+                    return Ok(Claim::Refused(last));
+                }
+            }
+        }
+    }
+    Ok(Claim::Refused(last))
+}
+
+/// Decides who holds a port we could not bind (we hold the lock). Never
+/// signals the owner.
+pub fn examine_port(host: &str, port: u16, policy: &Policy, probe: &dyn HealthProbe) -> Verdict {
+    let facts = Facts::PortBusy(PortFacts {
+        host: host.to_string(),
+        port,
+        health: probe.probe(host, port),
+        owner: process::port_owner(port),
+    });
+    verdict::decide(&facts, policy)
+}
+
+impl Instance {
+    /// The holder record (our identity; `/health` must report the same).
+    pub fn record(&self) -> &HolderRecord {
+        &self.record
+    }
+
+    /// The home's files.
+    pub fn files(&self) -> &HomeFiles {
+        &self.files
+    }
+
+    /// The stale PID file we replaced, if any.
+    pub fn stale(&self) -> Option<&str> {
+        self.stale.as_deref()
+    }
+
+    /// Records the port actually bound (when asked for port 0).
+    pub fn set_port(&mut self, port: u16) -> Result<()> {
+        if self.record.port != port {
+            self.record.port = port;
+            self.lock.write_record(&self.record)?;
+        }
+        Ok(())
+    }
+
+    /// Re-checks the lock path (see [`InstanceLock::check`]); if the file was
+    /// recreated, the PID file is rewritten too.
+    pub fn check(&mut self) -> Result<LockCheck> {
+        let outcome = self.lock.check(&self.record)?;
+        if matches!(outcome, LockCheck::Recreated) {
+            pidfile::write(&self.files.pid, self.record.pid)?;
+        }
+        Ok(outcome)
+    }
+
+    /// Clean shutdown: remove the PID file (if it still names us), then the
+    /// lock file while still holding the lock, then unlock.
+    pub fn release(self) -> Result<()> {
+        pidfile::remove_if_ours(&self.files.pid, self.record.pid)?;
+        self.lock.release()
+    }
+}
+
+/// Who holds `files`' lock right now, without taking it (`None`: nobody).
+pub fn inspect(files: &HomeFiles) -> Result<Option<HeldLock>> {
+    if !Path::new(&files.lock).exists() {
+        return Ok(None);
+    }
+    lock::inspect(&files.lock)
+}

@@ -1,0 +1,34 @@
+//! One running instance per home directory.
+//!
+//! The truth is an exclusive `flock` on `<home>/<stem>.lock`, taken before
+//! anything else and held for the life of the instance: the kernel frees it on
+//! any death, so nothing stale can block a start and no two starters both win.
+//! The lock file also carries a holder record (PID first, PostgreSQL style) so
+//! losers can name the holder; a bare PID file sits beside it for people.
+//! This crate has no HTTP and no async runtime: the health probe is passed in.
+//!
+//! # Layout
+//! - [`home`]: the home directory and its file names; creation and checks.
+//! - [`lock`]: taking, re-checking, inspecting and releasing the flock.
+//! - [`record`]: the holder record's format; torn records parse as `None`.
+//! - [`pidfile`]: the atomic PID file.
+//! - [`process`]: facts from the OS (liveness, start time, lock and port owners).
+//! - [`verdict`]: the pure decision from facts to a verdict.
+//! - [`guard`]: gathers facts, decides, acts; the entry points callers use.
+#![deny(missing_docs)]
+
+pub mod error;
+pub mod guard;
+pub mod home;
+pub mod lock;
+pub mod pidfile;
+pub mod process;
+pub mod record;
+pub mod verdict;
+
+pub use error::{Error, Result};
+pub use guard::{Claim, HealthProbe, Instance, claim, examine_port, holder_facts};
+pub use home::HomeFiles;
+pub use lock::{HeldLock, LockCheck};
+pub use record::HolderRecord;
+pub use verdict::{Health, Identity, Policy, Verdict, decide};

@@ -1,0 +1,274 @@
+//! The instance lock: an exclusive `flock` on `<home>/<name>.lock`, held for
+//! the whole life of the instance. The kernel drops it when the holder dies,
+//! `kill -9` included, so a stale lock file can never block a start and two
+//! starters can never both win. What this module must get right:
+//! - `try_lock` reports "held by someone else" as `WouldBlock`, an `Err`; we
+//!   map it to [`Acquire::Held`] and never treat it as success;
+//! - the lock is on an inode, not a path: after locking we check that the path
+//!   still names the locked file (a releasing holder unlinks it), else retry;
+//! - the file is opened with `O_NOFOLLOW` and close-on-exec (std's default),
+//!   so a symlink cannot redirect it and no child inherits the lock.
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, Result};
+use crate::record::HolderRecord;
+
+/// How many times we reopen when the lock file is replaced between our
+/// `open` and our `flock` (a holder releasing, or a racer recreating it).
+const MAX_ATTEMPTS: usize = 64;
+
+/// Identity of a file on disk: device and inode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FileId {
+    /// `st_dev`.
+    pub dev: u64,
+    /// `st_ino`.
+    pub ino: u64,
+}
+
+impl FileId {
+    fn of(meta: &std::fs::Metadata) -> FileId {
+        FileId {
+            dev: meta.dev(),
+            ino: meta.ino(),
+        }
+    }
+}
+
+/// The outcome of trying to take the lock.
+#[derive(Debug)]
+pub enum Acquire {
+    /// We hold it now.
+    Acquired(InstanceLock),
+    /// Another process holds it.
+    Held(HeldLock),
+}
+
+/// What a loser learns about the lock it could not take.
+#[derive(Debug, Clone)]
+pub struct HeldLock {
+    /// The lock file path.
+    pub path: PathBuf,
+    /// The locked file's identity (to find its holder in `/proc/locks`).
+    pub file_id: FileId,
+    /// The holder record, if complete.
+    pub record: Option<HolderRecord>,
+    /// The PID from the record's first line, even when the rest is torn.
+    pub record_pid: Option<u32>,
+}
+
+/// The result of a periodic re-check of a held lock.
+#[derive(Debug)]
+pub enum LockCheck {
+    /// The path still names our locked file.
+    Intact,
+    /// The file had been deleted or replaced; we recreated and relocked it.
+    Recreated,
+    /// The file had been replaced and another process now holds the new one.
+    Lost(HeldLock),
+}
+
+/// An exclusive lock on a home's lock file, held until dropped or released.
+#[derive(Debug)]
+pub struct InstanceLock {
+    /// The open, locked file. Dropping it releases the lock.
+    file: File,
+    /// The path we locked; re-checked against `id`.
+    path: PathBuf,
+    /// The identity of the file we locked.
+    id: FileId,
+}
+
+fn open_lock_file(path: &Path) -> Result<File> {
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .custom_flags(nix::libc::O_NOFOLLOW)
+        .open(path)
+        .map_err(|e| {
+            if e.raw_os_error() == Some(nix::libc::ELOOP) {
+                Error::LockIsSymlink {
+                    path: path.to_path_buf(),
+                }
+            } else {
+                Error::io("opening lock file", path, e)
+            }
+        })
+}
+
+/// The identity of whatever the path names now, without following a link.
+fn path_id(path: &Path) -> io::Result<Option<FileId>> {
+    match std::fs::symlink_metadata(path) {
+        Ok(m) => Ok(Some(FileId::of(&m))),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+fn read_text(mut file: &File) -> String {
+    let mut buf = Vec::new();
+    // A short, best-effort read: the record is a few hundred bytes.
+    if file.seek(SeekFrom::Start(0)).is_ok() {
+        let _ = file.take(4096).read_to_end(&mut buf);
+    }
+    String::from_utf8_lossy(&buf).into_owned()
+}
+
+/// One attempt: open, lock, verify. `Ok(None)` means "the path moved, retry".
+fn attempt(path: &Path) -> Result<Option<Acquire>> {
+    let file = open_lock_file(path)?;
+    let meta = file
+        .metadata()
+        .map_err(|e| Error::io("reading metadata of lock file", path, e))?;
+    let id = FileId::of(&meta);
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => {
+            let text = read_text(&file);
+            return Ok(Some(Acquire::Held(HeldLock {
+                path: path.to_path_buf(),
+                file_id: id,
+                record: HolderRecord::parse(&text),
+                record_pid: HolderRecord::parse_pid(&text),
+            })));
+        }
+        Err(std::fs::TryLockError::Error(e)) => {
+            return Err(Error::io("locking lock file", path, e));
+        }
+    }
+    // We hold a lock on *this inode*. If a releasing holder unlinked the path
+    // (or someone replaced it) between our open and our lock, the lock guards
+    // nothing: drop it and start over.
+    match path_id(path).map_err(|e| Error::io("checking lock file", path, e))? {
+        Some(now) if now == id => Ok(Some(Acquire::Acquired(InstanceLock {
+            file,
+            path: path.to_path_buf(),
+            id,
+        }))),
+        _ => Ok(None),
+    }
+}
+
+/// Tries once (with retries only for a moving path) to take the lock at
+/// `path`, creating the file if needed. Never blocks waiting for a holder.
+pub fn try_acquire(path: &Path) -> Result<Acquire> {
+    for _ in 0..MAX_ATTEMPTS {
+        if let Some(outcome) = attempt(path)? {
+            return Ok(outcome);
+        }
+    }
+    Err(Error::LockRace {
+        path: path.to_path_buf(),
+    })
+}
+
+impl InstanceLock {
+    /// The lock file path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The identity of the locked file.
+    pub fn file_id(&self) -> FileId {
+        self.id
+    }
+
+    /// Replaces the holder record in the lock file. Readers may see it torn
+    /// for an instant; they treat that as "no record", never as an error.
+    pub fn write_record(&mut self, record: &HolderRecord) -> Result<()> {
+        let text = record.to_text();
+        let path = &self.path;
+        (|| -> io::Result<()> {
+            self.file.set_len(0)?;
+            self.file.seek(SeekFrom::Start(0))?;
+            self.file.write_all(text.as_bytes())?;
+            self.file.sync_data()
+        })()
+        .map_err(|e| Error::io("writing holder record to", path, e))
+    }
+
+    /// Checks that the path still names our locked file. If it was deleted or
+    /// replaced (a user, a temp cleaner), recreate and relock it and rewrite
+    /// `record`; if another process already holds the new file, report it.
+    pub fn check(&mut self, record: &HolderRecord) -> Result<LockCheck> {
+        let now = path_id(&self.path).map_err(|e| Error::io("checking lock file", &self.path, e))?;
+        if now == Some(self.id) {
+            return Ok(LockCheck::Intact);
+        }
+        match try_acquire(&self.path)? {
+            Acquire::Acquired(mut fresh) => {
+                fresh.write_record(record)?;
+                // The old file is unreachable by path; dropping it is harmless.
+                *self = fresh;
+                Ok(LockCheck::Recreated)
+            }
+            Acquire::Held(held) => Ok(LockCheck::Lost(held)),
+        }
+    }
+
+    /// Clean release: unlink the lock file while still holding the lock (only
+    /// if the path still names our file), then unlock by closing. A starter
+    /// that opened the old inode will see it was unlinked and retry.
+    pub fn release(self) -> Result<()> {
+        if path_id(&self.path).ok().flatten() == Some(self.id) {
+            match std::fs::remove_file(&self.path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(Error::io("removing lock file", &self.path, e)),
+            }
+        }
+        drop(self.file);
+        Ok(())
+    }
+}
+
+/// Reads the lock at `path` without taking it (on Linux: `/proc/locks`;
+/// elsewhere a momentary `try_lock`, released at once, unlinking nothing).
+/// `Ok(None)`: no lock file, or nobody holds it.
+pub fn inspect(path: &Path) -> Result<Option<HeldLock>> {
+    let file = match OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::libc::O_NOFOLLOW)
+        .open(path)
+    {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) if e.raw_os_error() == Some(nix::libc::ELOOP) => {
+            return Err(Error::LockIsSymlink {
+                path: path.to_path_buf(),
+            });
+        }
+        Err(e) => return Err(Error::io("opening lock file", path, e)),
+    };
+    let meta = file
+        .metadata()
+        .map_err(|e| Error::io("reading metadata of lock file", path, e))?;
+    let id = FileId::of(&meta);
+    let held = match crate::process::lock_holders(id) {
+        Some(pids) => !pids.is_empty(),
+        None => match file.try_lock_shared() {
+            Ok(()) => false, // dropped (and unlocked) when `file` goes
+            Err(std::fs::TryLockError::WouldBlock) => true,
+            Err(std::fs::TryLockError::Error(e)) => {
+                return Err(Error::io("testing lock file", path, e));
+            }
+        },
+    };
+    if !held {
+        return Ok(None);
+    }
+    let text = read_text(&file);
+    Ok(Some(HeldLock {
+        path: path.to_path_buf(),
+        file_id: id,
+        record: HolderRecord::parse(&text),
+        record_pid: HolderRecord::parse_pid(&text),
+    }))
+}

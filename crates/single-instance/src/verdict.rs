@@ -1,0 +1,309 @@
+//! The decision, kept pure: facts gathered from the OS go in, a verdict comes
+//! out. No I/O happens here, so every case (a torn record, a reused PID, a
+//! frozen holder, a stranger on the port) is a row in a unit-test table.
+
+use std::fmt;
+use std::path::PathBuf;
+
+use crate::pidfile::PidFile;
+use crate::process::{PortOwner, ProcessFacts, RunState};
+use crate::record::HolderRecord;
+
+/// What an HTTP health probe of an address found. Supplied by the caller: this
+/// crate has no HTTP in it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Health {
+    /// Nothing answered (refused, timed out, not HTTP).
+    NoAnswer {
+        /// Why, for the message.
+        reason: String,
+    },
+    /// Something answered over HTTP.
+    Answered {
+        /// The HTTP status.
+        status: u16,
+        /// The identity it claimed, if its body had one.
+        identity: Option<Identity>,
+    },
+}
+
+/// The identity an instance reports on its health endpoint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    /// The service name; ours only if it equals [`Policy::service`].
+    pub service: String,
+    /// Its PID.
+    pub pid: u32,
+    /// Its instance id (also in its holder record).
+    pub instance_id: String,
+    /// Its home directory.
+    pub home: PathBuf,
+}
+
+/// Fixed inputs to the decision.
+#[derive(Debug, Clone)]
+pub struct Policy {
+    /// Our service name, as `/health` reports it.
+    pub service: String,
+    /// How long after its start a silent holder is "starting", not "unresponsive".
+    pub startup_grace_secs: u64,
+}
+
+/// Facts about a lock held by another process.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HolderFacts {
+    /// The complete holder record, if any.
+    pub record: Option<HolderRecord>,
+    /// The record's first line, even when the rest is torn.
+    pub record_pid: Option<u32>,
+    /// Who holds the flock per the OS (`/proc/locks`); `None` where it cannot tell.
+    pub lock_pids: Option<Vec<u32>>,
+    /// The holder process, if it exists.
+    pub process: Option<ProcessFacts>,
+    /// The health probe of the record's address, if one was made.
+    pub health: Option<Health>,
+    /// Now, in seconds since the Unix epoch.
+    pub now: u64,
+}
+
+/// Facts about a port we could not bind although we hold the lock.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PortFacts {
+    /// The host we tried.
+    pub host: String,
+    /// The port.
+    pub port: u16,
+    /// What answered there.
+    pub health: Health,
+    /// Who listens there, if the OS tells.
+    pub owner: Option<PortOwner>,
+}
+
+/// Everything the decision needs, for one of three situations.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Facts {
+    /// We took the lock. The PID file says what it says; we are `own_pid`.
+    Clear {
+        /// The PID file's content.
+        pid_file: PidFile,
+        /// Our PID.
+        own_pid: u32,
+    },
+    /// Another process holds the lock.
+    Held(HolderFacts),
+    /// We hold the lock, but the port is taken.
+    PortBusy(PortFacts),
+}
+
+/// The verdict.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// Go ahead. `stale` describes a PID file left by a dead or foreign
+    /// process, which is replaced, never obeyed.
+    Start {
+        /// What the stale PID file said, if there was one.
+        stale: Option<String>,
+    },
+    /// Our healthy instance holds the home.
+    AlreadyRunning {
+        /// Its PID.
+        pid: u32,
+        /// Its host.
+        host: String,
+        /// Its port.
+        port: u16,
+        /// Its home.
+        home: PathBuf,
+    },
+    /// Another instance holds the home and started moments ago.
+    Starting {
+        /// Its PID, if known.
+        pid: Option<u32>,
+        /// Its address, if its record is readable.
+        addr: Option<(String, u16)>,
+    },
+    /// Another process holds the home's lock but does not answer as itself.
+    Unresponsive {
+        /// Its PID, if known.
+        pid: Option<u32>,
+        /// Its address, if its record is readable.
+        addr: Option<(String, u16)>,
+        /// Why we call it unresponsive.
+        reason: String,
+    },
+    /// The lock was released while we looked: try to take it again.
+    Retry,
+    /// We hold the lock, but another instance of ours (another home) has the port.
+    PortHeldByOtherInstance {
+        /// The port.
+        port: u16,
+        /// That instance's PID.
+        pid: u32,
+        /// That instance's home.
+        home: PathBuf,
+    },
+    /// We hold the lock, but a program that is not ours has the port.
+    PortHeldByStranger {
+        /// The port.
+        port: u16,
+        /// Who, if the OS tells.
+        owner: Option<PortOwner>,
+    },
+}
+
+/// The PID that holds the lock, as best the facts tell. The OS's word
+/// (`/proc/locks`) beats the record, which may be stale or torn.
+pub fn holder_pid(f: &HolderFacts) -> Option<u32> {
+    let recorded = f.record.as_ref().map(|r| r.pid).or(f.record_pid);
+    match &f.lock_pids {
+        Some(pids) if !pids.is_empty() => match recorded {
+            Some(r) if pids.contains(&r) => Some(r),
+            _ => Some(pids[0]),
+        },
+        Some(_) => None,
+        None => recorded,
+    }
+}
+
+/// Decides what to do. Pure: same facts, same verdict.
+pub fn decide(facts: &Facts, policy: &Policy) -> Verdict {
+    match facts {
+        Facts::Clear { pid_file, own_pid } => Verdict::Start {
+            stale: match pid_file {
+                PidFile::Missing => None,
+                PidFile::Pid(p) if p == own_pid => None,
+                PidFile::Pid(p) => Some(format!("PID file named PID {p}, which does not hold the lock")),
+                PidFile::Garbage(g) => Some(format!("PID file held no PID ({g:?})")),
+            },
+        },
+        Facts::Held(h) => decide_held(h, policy),
+        Facts::PortBusy(p) => match &p.health {
+            Health::Answered {
+                identity: Some(id), ..
+            } if id.service == policy.service => Verdict::PortHeldByOtherInstance {
+                port: p.port,
+                pid: id.pid,
+                home: id.home.clone(),
+            },
+            _ => Verdict::PortHeldByStranger {
+                port: p.port,
+                owner: p.owner.clone(),
+            },
+        },
+    }
+}
+
+fn decide_held(h: &HolderFacts, policy: &Policy) -> Verdict {
+    if matches!(&h.lock_pids, Some(p) if p.is_empty()) {
+        return Verdict::Retry; // released between our try and our look
+    }
+    let pid = holder_pid(h);
+    let record = h.record.as_ref().filter(|r| Some(r.pid) == pid);
+    let addr = record.map(|r| (r.host.clone(), r.port));
+    if let (Some(r), Some(Health::Answered { identity: Some(id), .. })) = (record, &h.health) {
+        if id.service == policy.service && id.pid == r.pid && id.instance_id == r.instance_id {
+            return Verdict::AlreadyRunning {
+                pid: r.pid,
+                host: r.host.clone(),
+                port: r.port,
+                home: r.home.clone(),
+            };
+        }
+    }
+    let unresponsive = |reason: String| Verdict::Unresponsive {
+        pid,
+        addr: addr.clone(),
+        reason,
+    };
+    let Some(process) = h.process.as_ref().filter(|p| Some(p.pid) == pid) else {
+        return match pid {
+            Some(p) => unresponsive(format!("the lock is held, but its holder (PID {p}) is not visible to us")),
+            None => unresponsive("the lock is held, but its holder cannot be identified".into()),
+        };
+    };
+    match process.run_state {
+        RunState::Stopped => return unresponsive(format!("PID {} is stopped (SIGSTOP or a debugger)", process.pid)),
+        RunState::Zombie => return Verdict::Retry, // a zombie has closed its files
+        RunState::Runnable => {}
+    }
+    if h.now.saturating_sub(process.start_time) < policy.startup_grace_secs {
+        return Verdict::Starting { pid, addr };
+    }
+    let reason = match (&addr, &h.health) {
+        (None, _) => "its holder record is missing or torn".to_string(),
+        (Some((host, port)), Some(Health::NoAnswer { reason })) => {
+            format!("it does not answer http://{host}:{port}/health ({reason})")
+        }
+        (Some((host, port)), Some(Health::Answered { status, identity })) => match identity {
+            Some(id) => format!(
+                "http://{host}:{port}/health answers as another process (PID {}, instance {})",
+                id.pid, id.instance_id
+            ),
+            None => format!("http://{host}:{port}/health answers {status} without our identity"),
+        },
+        (Some((host, port)), None) => format!("http://{host}:{port}/health was not probed"),
+    };
+    unresponsive(reason)
+}
+
+impl Verdict {
+    /// True when the verdict lets us serve.
+    pub fn is_start(&self) -> bool {
+        matches!(self, Verdict::Start { .. })
+    }
+}
+
+fn fmt_pid(pid: Option<u32>) -> String {
+    pid.map_or_else(|| "unknown PID".to_string(), |p| format!("PID {p}"))
+}
+
+fn fmt_addr(addr: &Option<(String, u16)>) -> String {
+    addr.as_ref()
+        .map_or_else(|| "an unknown address".to_string(), |(h, p)| format!("{h}:{p}"))
+}
+
+impl fmt::Display for Verdict {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Verdict::Start { stale: None } => write!(f, "free to start"),
+            Verdict::Start { stale: Some(s) } => write!(f, "free to start ({s}; replaced)"),
+            Verdict::AlreadyRunning { pid, host, port, home } => write!(
+                f,
+                "Memory Service is already running on {host}:{port} (PID {pid}, home {})",
+                home.display()
+            ),
+            Verdict::Starting { pid, addr } => write!(
+                f,
+                "another Memory Service instance ({}) is starting on {} for this home",
+                fmt_pid(*pid),
+                fmt_addr(addr)
+            ),
+            Verdict::Unresponsive { pid, addr, reason } => write!(
+                f,
+                "another Memory Service instance ({}, {}) holds this home but is unresponsive: {reason}",
+                fmt_pid(*pid),
+                fmt_addr(addr)
+            ),
+            Verdict::Retry => write!(f, "the lock was just released; trying again"),
+            Verdict::PortHeldByOtherInstance { port, pid, home } => write!(
+                f,
+                "port {port} is in use by another Memory Service instance (PID {pid}) for home {}",
+                home.display()
+            ),
+            Verdict::PortHeldByStranger { port, owner } => {
+                write!(f, "port {port} is in use by another program (not Memory Service)")?;
+                match owner {
+                    Some(PortOwner { pid: Some(pid), program }) => write!(
+                        f,
+                        ": PID {pid} ({})",
+                        program.as_deref().unwrap_or("unknown program")
+                    ),
+                    _ => Ok(()),
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
