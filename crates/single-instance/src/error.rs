@@ -36,7 +36,9 @@ pub enum Error {
         source: io::Error,
     },
     /// The lock file kept being replaced under us while we tried to take it.
-    #[error("lock file {path} kept changing while we tried to lock it (another starter is racing); try again")]
+    #[error(
+        "lock file {path} kept changing while we tried to lock it (another starter is racing); try again"
+    )]
     LockRace {
         /// The lock file path.
         path: PathBuf,

@@ -12,7 +12,7 @@ use crate::lock::{self, Acquire, HeldLock, InstanceLock, LockCheck};
 use crate::pidfile;
 use crate::process::{self, RunState};
 use crate::record::{self, HolderRecord};
-use crate::verdict::{self, Facts, Health, HolderFacts, PortFacts, Policy, Verdict};
+use crate::verdict::{self, Facts, Health, HolderFacts, Policy, PortFacts, Verdict};
 
 /// How many times we retry when the lock is released while we look at it.
 const MAX_RETRIES: usize = 8;
@@ -54,7 +54,9 @@ pub struct Instance {
 
 /// Now, in seconds since the Unix epoch.
 pub fn now_secs() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 /// Gathers the facts about a lock someone else holds. The probe is only made
@@ -73,7 +75,10 @@ pub fn holder_facts(held: &HeldLock, probe: &dyn HealthProbe) -> HolderFacts {
         return facts;
     };
     facts.process = process::process_facts(pid);
-    let runnable = facts.process.as_ref().is_some_and(|p| p.run_state == RunState::Runnable);
+    let runnable = facts
+        .process
+        .as_ref()
+        .is_some_and(|p| p.run_state == RunState::Runnable);
     if let Some(r) = facts.record.as_ref().filter(|r| r.pid == pid && runnable) {
         facts.health = Some(probe.probe(&r.host, r.port));
     }

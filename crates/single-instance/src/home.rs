@@ -50,14 +50,27 @@ pub fn prepare(home: &Path) -> Result<()> {
                 .recursive(true)
                 .mode(0o700)
                 .create(home)
-                .map_err(|e| unusable(home, format!("cannot create it ({e}); create it or choose another with --home")))?;
+                .map_err(|e| {
+                    unusable(
+                        home,
+                        format!("cannot create it ({e}); create it or choose another with --home"),
+                    )
+                })?;
         }
-        Err(e) => return Err(unusable(home, format!("cannot read it ({e}); check its permissions"))),
+        Err(e) => {
+            return Err(unusable(
+                home,
+                format!("cannot read it ({e}); check its permissions"),
+            ));
+        }
         Ok(_) => {}
     }
     let meta = std::fs::metadata(home).map_err(|e| unusable(home, format!("cannot read it ({e})")))?;
     if !meta.is_dir() {
-        return Err(unusable(home, "it is not a directory; move the file away or choose another home with --home"));
+        return Err(unusable(
+            home,
+            "it is not a directory; move the file away or choose another home with --home",
+        ));
     }
     let me = Uid::effective();
     if !me.is_root() && meta.uid() != me.as_raw() {
@@ -70,8 +83,14 @@ pub fn prepare(home: &Path) -> Result<()> {
             ),
         ));
     }
-    access(home, AccessFlags::W_OK | AccessFlags::X_OK)
-        .map_err(|e| unusable(home, format!("it is not writable ({e}); fix its permissions (chmod u+rwx) or choose another with --home")))?;
+    access(home, AccessFlags::W_OK | AccessFlags::X_OK).map_err(|e| {
+        unusable(
+            home,
+            format!(
+                "it is not writable ({e}); fix its permissions (chmod u+rwx) or choose another with --home"
+            ),
+        )
+    })?;
     Ok(())
 }
 
@@ -96,7 +115,10 @@ mod tests {
         let f = d.path().join("f");
         std::fs::write(&f, "x").unwrap();
         let err = prepare(&f).unwrap_err().to_string();
-        assert!(err.contains("not a directory") && err.contains(&f.display().to_string()), "{err}");
+        assert!(
+            err.contains("not a directory") && err.contains(&f.display().to_string()),
+            "{err}"
+        );
     }
 
     #[test]

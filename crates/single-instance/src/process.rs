@@ -184,7 +184,10 @@ mod tests {
         let id = {
             use std::os::unix::fs::MetadataExt;
             let m = f.metadata().unwrap();
-            FileId { dev: m.dev(), ino: m.ino() }
+            FileId {
+                dev: m.dev(),
+                ino: m.ino(),
+            }
         };
         assert_eq!(lock_holders(id), Some(vec![std::process::id()]));
         drop(f);

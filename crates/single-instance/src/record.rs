@@ -127,7 +127,15 @@ mod tests {
 
     #[test]
     fn garbage_is_none() {
-        for junk in ["", "\n", "abc\n", "0\n1\n", "-5\n", "\u{0}\u{1}\n\n\n\n\n\n\n", "12 34\n"] {
+        for junk in [
+            "",
+            "\n",
+            "abc\n",
+            "0\n1\n",
+            "-5\n",
+            "\u{0}\u{1}\n\n\n\n\n\n\n",
+            "12 34\n",
+        ] {
             assert_eq!(HolderRecord::parse(junk), None, "{junk:?}");
         }
         assert_eq!(HolderRecord::parse_pid("123"), None, "no newline yet: torn");

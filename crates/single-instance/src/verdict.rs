@@ -200,15 +200,22 @@ fn decide_held(h: &HolderFacts, policy: &Policy) -> Verdict {
     let pid = holder_pid(h);
     let record = h.record.as_ref().filter(|r| Some(r.pid) == pid);
     let addr = record.map(|r| (r.host.clone(), r.port));
-    if let (Some(r), Some(Health::Answered { identity: Some(id), .. })) = (record, &h.health) {
-        if id.service == policy.service && id.pid == r.pid && id.instance_id == r.instance_id {
-            return Verdict::AlreadyRunning {
-                pid: r.pid,
-                host: r.host.clone(),
-                port: r.port,
-                home: r.home.clone(),
-            };
-        }
+    if let (
+        Some(r),
+        Some(Health::Answered {
+            identity: Some(id), ..
+        }),
+    ) = (record, &h.health)
+        && id.service == policy.service
+        && id.pid == r.pid
+        && id.instance_id == r.instance_id
+    {
+        return Verdict::AlreadyRunning {
+            pid: r.pid,
+            host: r.host.clone(),
+            port: r.port,
+            home: r.home.clone(),
+        };
     }
     let unresponsive = |reason: String| Verdict::Unresponsive {
         pid,
@@ -217,12 +224,16 @@ fn decide_held(h: &HolderFacts, policy: &Policy) -> Verdict {
     };
     let Some(process) = h.process.as_ref().filter(|p| Some(p.pid) == pid) else {
         return match pid {
-            Some(p) => unresponsive(format!("the lock is held, but its holder (PID {p}) is not visible to us")),
+            Some(p) => unresponsive(format!(
+                "the lock is held, but its holder (PID {p}) is not visible to us"
+            )),
             None => unresponsive("the lock is held, but its holder cannot be identified".into()),
         };
     };
     match process.run_state {
-        RunState::Stopped => return unresponsive(format!("PID {} is stopped (SIGSTOP or a debugger)", process.pid)),
+        RunState::Stopped => {
+            return unresponsive(format!("PID {} is stopped (SIGSTOP or a debugger)", process.pid));
+        }
         RunState::Zombie => return Verdict::Retry, // a zombie has closed its files
         RunState::Runnable => {}
     }
@@ -267,7 +278,12 @@ impl fmt::Display for Verdict {
         match self {
             Verdict::Start { stale: None } => write!(f, "free to start"),
             Verdict::Start { stale: Some(s) } => write!(f, "free to start ({s}; replaced)"),
-            Verdict::AlreadyRunning { pid, host, port, home } => write!(
+            Verdict::AlreadyRunning {
+                pid,
+                host,
+                port,
+                home,
+            } => write!(
                 f,
                 "Memory Service is already running on {host}:{port} (PID {pid}, home {})",
                 home.display()
@@ -293,7 +309,10 @@ impl fmt::Display for Verdict {
             Verdict::PortHeldByStranger { port, owner } => {
                 write!(f, "port {port} is in use by another program (not Memory Service)")?;
                 match owner {
-                    Some(PortOwner { pid: Some(pid), program }) => write!(
+                    Some(PortOwner {
+                        pid: Some(pid),
+                        program,
+                    }) => write!(
                         f,
                         ": PID {pid} ({})",
                         program.as_deref().unwrap_or("unknown program")

@@ -51,7 +51,12 @@ fn silent() -> Health {
     }
 }
 
-fn held(record: Option<HolderRecord>, lock_pids: Option<Vec<u32>>, process: Option<ProcessFacts>, health: Option<Health>) -> Facts {
+fn held(
+    record: Option<HolderRecord>,
+    lock_pids: Option<Vec<u32>>,
+    process: Option<ProcessFacts>,
+    health: Option<Health>,
+) -> Facts {
     Facts::Held(HolderFacts {
         record_pid: record.as_ref().map(|r| r.pid),
         record,
@@ -79,20 +84,37 @@ fn verdict_table() {
     let rows: Vec<(&str, Facts, Verdict)> = vec![
         (
             "lock free, no pid file",
-            Facts::Clear { pid_file: PidFile::Missing, own_pid: 5 },
+            Facts::Clear {
+                pid_file: PidFile::Missing,
+                own_pid: 5,
+            },
             Verdict::Start { stale: None },
         ),
         (
             "lock free, pid file names a dead or foreign pid: stale, replaced",
-            Facts::Clear { pid_file: PidFile::Pid(77), own_pid: 5 },
-            Verdict::Start { stale: Some("PID file named PID 77, which does not hold the lock".into()) },
+            Facts::Clear {
+                pid_file: PidFile::Pid(77),
+                own_pid: 5,
+            },
+            Verdict::Start {
+                stale: Some("PID file named PID 77, which does not hold the lock".into()),
+            },
         ),
         (
             "lock free, pid file garbage",
-            Facts::Clear { pid_file: PidFile::Garbage("zz".into()), own_pid: 5 },
-            Verdict::Start { stale: Some("PID file held no PID (\"zz\")".into()) },
+            Facts::Clear {
+                pid_file: PidFile::Garbage("zz".into()),
+                own_pid: 5,
+            },
+            Verdict::Start {
+                stale: Some("PID file held no PID (\"zz\")".into()),
+            },
         ),
-        ("healthy holder whose answer matches its record", held(Some(record(10)), Some(vec![10]), old(), Some(ours(10, "abc"))), already.clone()),
+        (
+            "healthy holder whose answer matches its record",
+            held(Some(record(10)), Some(vec![10]), old(), Some(ours(10, "abc"))),
+            already.clone(),
+        ),
         (
             "healthy holder, OS cannot tell lock holders (macOS)",
             held(Some(record(10)), None, old(), Some(ours(10, "abc"))),
@@ -104,12 +126,21 @@ fn verdict_table() {
             Verdict::Unresponsive {
                 pid: Some(10),
                 addr: addr(),
-                reason: "http://127.0.0.1:5858/health answers as another process (PID 10, instance zzz)".into(),
+                reason: "http://127.0.0.1:5858/health answers as another process (PID 10, instance zzz)"
+                    .into(),
             },
         ),
         (
             "a stranger's 200 on the holder's address is not ours",
-            held(Some(record(10)), Some(vec![10]), old(), Some(Health::Answered { status: 200, identity: None })),
+            held(
+                Some(record(10)),
+                Some(vec![10]),
+                old(),
+                Some(Health::Answered {
+                    status: 200,
+                    identity: None,
+                }),
+            ),
             Verdict::Unresponsive {
                 pid: Some(10),
                 addr: addr(),
@@ -128,34 +159,79 @@ fn verdict_table() {
         (
             "silent young holder: starting",
             held(Some(record(10)), Some(vec![10]), young(), Some(silent())),
-            Verdict::Starting { pid: Some(10), addr: addr() },
+            Verdict::Starting {
+                pid: Some(10),
+                addr: addr(),
+            },
         ),
         (
             "young holder with torn record: starting, pid from /proc/locks",
             held(None, Some(vec![10]), young(), None),
-            Verdict::Starting { pid: Some(10), addr: None },
+            Verdict::Starting {
+                pid: Some(10),
+                addr: None,
+            },
         ),
         (
             "old holder with torn record: unresponsive",
             held(None, Some(vec![10]), old(), None),
-            Verdict::Unresponsive { pid: Some(10), addr: None, reason: "its holder record is missing or torn".into() },
+            Verdict::Unresponsive {
+                pid: Some(10),
+                addr: None,
+                reason: "its holder record is missing or torn".into(),
+            },
         ),
         (
             "stopped holder is unresponsive even when young",
-            held(Some(record(10)), Some(vec![10]), Some(proc_(10, 1, RunState::Stopped)), None),
-            Verdict::Unresponsive { pid: Some(10), addr: addr(), reason: "PID 10 is stopped (SIGSTOP or a debugger)".into() },
+            held(
+                Some(record(10)),
+                Some(vec![10]),
+                Some(proc_(10, 1, RunState::Stopped)),
+                None,
+            ),
+            Verdict::Unresponsive {
+                pid: Some(10),
+                addr: addr(),
+                reason: "PID 10 is stopped (SIGSTOP or a debugger)".into(),
+            },
         ),
-        ("lock released while we looked", held(Some(record(10)), Some(vec![]), None, None), Verdict::Retry),
-        ("zombie holder has closed its files", held(Some(record(10)), Some(vec![10]), Some(proc_(10, 100, RunState::Zombie)), None), Verdict::Retry),
+        (
+            "lock released while we looked",
+            held(Some(record(10)), Some(vec![]), None, None),
+            Verdict::Retry,
+        ),
+        (
+            "zombie holder has closed its files",
+            held(
+                Some(record(10)),
+                Some(vec![10]),
+                Some(proc_(10, 100, RunState::Zombie)),
+                None,
+            ),
+            Verdict::Retry,
+        ),
         (
             "record names PID 10 but the OS says 20 holds the lock: the record is stale",
-            held(Some(record(10)), Some(vec![20]), Some(proc_(20, 100, RunState::Runnable)), Some(ours(10, "abc"))),
-            Verdict::Unresponsive { pid: Some(20), addr: None, reason: "its holder record is missing or torn".into() },
+            held(
+                Some(record(10)),
+                Some(vec![20]),
+                Some(proc_(20, 100, RunState::Runnable)),
+                Some(ours(10, "abc")),
+            ),
+            Verdict::Unresponsive {
+                pid: Some(20),
+                addr: None,
+                reason: "its holder record is missing or torn".into(),
+            },
         ),
         (
             "holder invisible to us",
             held(Some(record(10)), Some(vec![10]), None, None),
-            Verdict::Unresponsive { pid: Some(10), addr: addr(), reason: "the lock is held, but its holder (PID 10) is not visible to us".into() },
+            Verdict::Unresponsive {
+                pid: Some(10),
+                addr: addr(),
+                reason: "the lock is held, but its holder (PID 10) is not visible to us".into(),
+            },
         ),
         (
             "port: our service for another home",
@@ -164,21 +240,42 @@ fn verdict_table() {
                 port: 5858,
                 health: Health::Answered {
                     status: 200,
-                    identity: Some(Identity { service: "memory-service".into(), pid: 9, instance_id: "q".into(), home: "/other".into() }),
+                    identity: Some(Identity {
+                        service: "memory-service".into(),
+                        pid: 9,
+                        instance_id: "q".into(),
+                        home: "/other".into(),
+                    }),
                 },
                 owner: None,
             }),
-            Verdict::PortHeldByOtherInstance { port: 5858, pid: 9, home: "/other".into() },
+            Verdict::PortHeldByOtherInstance {
+                port: 5858,
+                pid: 9,
+                home: "/other".into(),
+            },
         ),
         (
             "port: a stranger answering 200 status ok",
             Facts::PortBusy(PortFacts {
                 host: "127.0.0.1".into(),
                 port: 5858,
-                health: Health::Answered { status: 200, identity: None },
-                owner: Some(PortOwner { pid: Some(3), program: Some("python3".into()) }),
+                health: Health::Answered {
+                    status: 200,
+                    identity: None,
+                },
+                owner: Some(PortOwner {
+                    pid: Some(3),
+                    program: Some("python3".into()),
+                }),
             }),
-            Verdict::PortHeldByStranger { port: 5858, owner: Some(PortOwner { pid: Some(3), program: Some("python3".into()) }) },
+            Verdict::PortHeldByStranger {
+                port: 5858,
+                owner: Some(PortOwner {
+                    pid: Some(3),
+                    program: Some("python3".into()),
+                }),
+            },
         ),
         (
             "port: another service claiming a different name",
@@ -187,16 +284,32 @@ fn verdict_table() {
                 port: 5858,
                 health: Health::Answered {
                     status: 200,
-                    identity: Some(Identity { service: "impostor".into(), pid: 9, instance_id: "q".into(), home: "/h".into() }),
+                    identity: Some(Identity {
+                        service: "impostor".into(),
+                        pid: 9,
+                        instance_id: "q".into(),
+                        home: "/h".into(),
+                    }),
                 },
                 owner: None,
             }),
-            Verdict::PortHeldByStranger { port: 5858, owner: None },
+            Verdict::PortHeldByStranger {
+                port: 5858,
+                owner: None,
+            },
         ),
         (
             "port: silent listener",
-            Facts::PortBusy(PortFacts { host: "127.0.0.1".into(), port: 5858, health: silent(), owner: None }),
-            Verdict::PortHeldByStranger { port: 5858, owner: None },
+            Facts::PortBusy(PortFacts {
+                host: "127.0.0.1".into(),
+                port: 5858,
+                health: silent(),
+                owner: None,
+            }),
+            Verdict::PortHeldByStranger {
+                port: 5858,
+                owner: None,
+            },
         ),
     ];
     for (name, facts, want) in rows {
@@ -206,11 +319,32 @@ fn verdict_table() {
 
 #[test]
 fn messages_name_pid_address_and_home() {
-    let v = Verdict::AlreadyRunning { pid: 10, host: "127.0.0.1".into(), port: 5858, home: "/h".into() };
-    assert_eq!(v.to_string(), "Memory Service is already running on 127.0.0.1:5858 (PID 10, home /h)");
-    let v = Verdict::PortHeldByStranger { port: 80, owner: Some(PortOwner { pid: Some(3), program: Some("/usr/bin/python3".into()) }) };
-    assert_eq!(v.to_string(), "port 80 is in use by another program (not Memory Service): PID 3 (/usr/bin/python3)");
-    let v = Verdict::Unresponsive { pid: Some(4), addr: addr(), reason: "r".into() };
+    let v = Verdict::AlreadyRunning {
+        pid: 10,
+        host: "127.0.0.1".into(),
+        port: 5858,
+        home: "/h".into(),
+    };
+    assert_eq!(
+        v.to_string(),
+        "Memory Service is already running on 127.0.0.1:5858 (PID 10, home /h)"
+    );
+    let v = Verdict::PortHeldByStranger {
+        port: 80,
+        owner: Some(PortOwner {
+            pid: Some(3),
+            program: Some("/usr/bin/python3".into()),
+        }),
+    };
+    assert_eq!(
+        v.to_string(),
+        "port 80 is in use by another program (not Memory Service): PID 3 (/usr/bin/python3)"
+    );
+    let v = Verdict::Unresponsive {
+        pid: Some(4),
+        addr: addr(),
+        reason: "r".into(),
+    };
     assert!(v.to_string().contains("PID 4") && v.to_string().contains("127.0.0.1:5858"));
 }
 

@@ -1,0 +1,187 @@
+//! One `Config`, resolved once from the command line and the environment.
+//!
+//! Precedence, lowest to highest: embedded defaults < `MEMORY_SERVICE_*`
+//! environment variables < command-line flags. (No config file yet: the
+//! three layers cover every setting today.) The environment is passed in as
+//! a function so the precedence is unit-tested without touching the real one.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+
+/// The default home, under the user's home directory.
+pub const DEFAULT_HOME_DIR: &str = ".chatdo";
+/// The default host: loopback only.
+pub const DEFAULT_HOST: &str = "127.0.0.1";
+/// The default port, ChatDO's.
+pub const DEFAULT_PORT: u16 = 5858;
+
+/// Settings given on the command line (all optional).
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct ConfigArgs {
+    /// Home directory: everything the service writes lives here
+    /// [env: MEMORY_SERVICE_HOME] [default: ~/.chatdo]
+    #[arg(long, global = true, value_name = "DIR")]
+    pub home: Option<PathBuf>,
+    /// Address to bind [env: MEMORY_SERVICE_HOST] [default: 127.0.0.1]
+    #[arg(long, global = true, value_name = "HOST")]
+    pub host: Option<String>,
+    /// Port to bind [env: MEMORY_SERVICE_PORT] [default: 5858]
+    #[arg(long, global = true, value_name = "PORT")]
+    pub port: Option<u16>,
+}
+
+/// The resolved configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// The home directory (absolute).
+    pub home: PathBuf,
+    /// The host to bind and to probe.
+    pub host: String,
+    /// The port to bind and to probe.
+    pub port: u16,
+    /// How often a running instance re-checks its lock file.
+    pub lock_check_interval: Duration,
+    /// How long shutdown waits for in-flight requests.
+    pub drain_timeout: Duration,
+    /// How long a silent lock holder counts as "starting".
+    pub startup_grace: Duration,
+    /// Browser origins allowed by CORS.
+    pub cors_origins: Vec<String>,
+}
+
+impl Config {
+    /// Resolves the configuration: defaults < `env` < `args`.
+    pub fn load(args: &ConfigArgs, env: &dyn Fn(&str) -> Option<String>) -> anyhow::Result<Config> {
+        let home = match (&args.home, env("MEMORY_SERVICE_HOME").filter(|s| !s.is_empty())) {
+            (Some(h), _) => h.clone(),
+            (None, Some(h)) => PathBuf::from(h),
+            (None, None) => match env("HOME").filter(|s| !s.is_empty()) {
+                Some(user_home) => PathBuf::from(user_home).join(DEFAULT_HOME_DIR),
+                None => bail!("cannot find your home directory ($HOME is unset); pass --home DIR"),
+            },
+        };
+        let home = if home.is_absolute() {
+            home
+        } else {
+            std::env::current_dir()
+                .context("resolving a relative --home against the current directory")?
+                .join(home)
+        };
+        let host = match (&args.host, env("MEMORY_SERVICE_HOST").filter(|s| !s.is_empty())) {
+            (Some(h), _) => h.clone(),
+            (None, Some(h)) => h,
+            (None, None) => DEFAULT_HOST.to_string(),
+        };
+        let port = match (args.port, env("MEMORY_SERVICE_PORT").filter(|s| !s.is_empty())) {
+            (Some(p), _) => p,
+            (None, Some(p)) => p
+                .trim()
+                .parse()
+                .with_context(|| format!("MEMORY_SERVICE_PORT={p:?} is not a port number (0-65535)"))?,
+            (None, None) => DEFAULT_PORT,
+        };
+        let millis = |name: &str, default: u64| -> anyhow::Result<Duration> {
+            match env(name).filter(|s| !s.is_empty()) {
+                Some(v) => {
+                    Ok(Duration::from_millis(v.trim().parse().with_context(|| {
+                        format!("{name}={v:?} is not a number of milliseconds")
+                    })?))
+                }
+                None => Ok(Duration::from_millis(default)),
+            }
+        };
+        Ok(Config {
+            home,
+            host,
+            port,
+            lock_check_interval: millis("MEMORY_SERVICE_LOCK_CHECK_MS", 2_000)?,
+            drain_timeout: millis("MEMORY_SERVICE_DRAIN_MS", 10_000)?,
+            startup_grace: millis("MEMORY_SERVICE_STARTUP_GRACE_MS", 15_000)?,
+            cors_origins: vec!["http://localhost:5173".into(), "http://127.0.0.1:5173".into()],
+        })
+    }
+
+    /// Loads from the real process environment.
+    pub fn from_env(args: &ConfigArgs) -> anyhow::Result<Config> {
+        Config::load(args, &|k| std::env::var(k).ok())
+    }
+
+    /// The base URL clients use.
+    pub fn base_url(&self) -> String {
+        crate::probe::base_url(&self.host, self.port)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn env_of(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let m: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        move |k| m.get(k).cloned()
+    }
+
+    #[test]
+    fn precedence_defaults_then_env_then_flags() {
+        let none = ConfigArgs::default();
+        let c = Config::load(&none, &env_of(&[("HOME", "/u")])).unwrap();
+        assert_eq!(
+            (c.home, c.host.as_str(), c.port),
+            (PathBuf::from("/u/.chatdo"), "127.0.0.1", 5858)
+        );
+
+        let env = env_of(&[
+            ("HOME", "/u"),
+            ("MEMORY_SERVICE_HOME", "/e"),
+            ("MEMORY_SERVICE_HOST", "::1"),
+            ("MEMORY_SERVICE_PORT", "7000"),
+        ]);
+        let c = Config::load(&none, &env).unwrap();
+        assert_eq!(
+            (c.home, c.host.as_str(), c.port),
+            (PathBuf::from("/e"), "::1", 7000)
+        );
+
+        let flags = ConfigArgs {
+            home: Some("/f".into()),
+            host: Some("127.0.0.2".into()),
+            port: Some(9),
+        };
+        let c = Config::load(&flags, &env).unwrap();
+        assert_eq!(
+            (c.home, c.host.as_str(), c.port),
+            (PathBuf::from("/f"), "127.0.0.2", 9)
+        );
+    }
+
+    #[test]
+    fn bad_values_are_clear_errors() {
+        let err = Config::load(
+            &ConfigArgs::default(),
+            &env_of(&[("HOME", "/u"), ("MEMORY_SERVICE_PORT", "99999")]),
+        )
+        .unwrap_err();
+        assert!(
+            format!("{err:#}").contains("MEMORY_SERVICE_PORT=\"99999\""),
+            "{err:#}"
+        );
+        let err = Config::load(&ConfigArgs::default(), &env_of(&[])).unwrap_err();
+        assert!(format!("{err:#}").contains("--home"), "{err:#}");
+    }
+
+    #[test]
+    fn relative_home_becomes_absolute() {
+        let args = ConfigArgs {
+            home: Some("rel".into()),
+            ..Default::default()
+        };
+        let c = Config::load(&args, &env_of(&[])).unwrap();
+        assert!(c.home.is_absolute() && c.home.ends_with("rel"));
+    }
+}

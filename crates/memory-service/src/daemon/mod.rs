@@ -1,0 +1,234 @@
+//! `memory-service serve`: the foreground instance. The order is the whole
+//! safety story: claim the home (flock) before binding the port or opening
+//! any data; bind without `SO_REUSEPORT`; only then build the async runtime
+//! and serve. On SIGTERM/SIGINT: stop accepting, drain, remove the PID file,
+//! remove the lock file while still holding the lock, exit 0.
+
+mod lockwatch;
+
+use std::io::Write as _;
+use std::net::{TcpListener, ToSocketAddrs};
+use std::sync::{Arc, Mutex};
+
+use anyhow::Context;
+use single_instance::{Claim, HomeFiles, Instance, Policy, Verdict};
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Config;
+use crate::exit_code::ExitCode;
+use crate::http::{self, AppState};
+use crate::monitor::{Identity, Monitor};
+use crate::probe;
+
+/// The service name in `/health` and in the guard's policy.
+pub const SERVICE: &str = "memory-service";
+/// The stem of the files in the home: `memory_service.lock`, `memory_service.pid`.
+pub const FILE_STEM: &str = "memory_service";
+/// Our version.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// The home's guarded files.
+pub fn home_files(config: &Config) -> HomeFiles {
+    HomeFiles::new(&config.home, FILE_STEM)
+}
+
+/// The guard's policy for this configuration.
+pub fn policy(config: &Config) -> Policy {
+    Policy {
+        service: SERVICE.to_string(),
+        startup_grace_secs: config.startup_grace.as_secs().max(1),
+    }
+}
+
+/// Prints a refusal the way the seed's users know it, plus who holds what
+/// and what to do next.
+pub fn report_refusal(verdict: &Verdict, config: &Config) {
+    let mut err = std::io::stderr().lock();
+    let home = config.home.display();
+    match verdict {
+        Verdict::AlreadyRunning {
+            pid,
+            host,
+            port,
+            home,
+        } => {
+            let _ = writeln!(
+                err,
+                "[STARTUP] Memory Service is already running on {host}:{port}"
+            );
+            let _ = writeln!(err, "[STARTUP] Exiting to prevent duplicate instance");
+            let _ = writeln!(
+                err,
+                "Cannot start: Memory Service is already running on {host}:{port}"
+            );
+            let _ = writeln!(err, "  holder: PID {pid}, home {}", home.display());
+            let _ = writeln!(
+                err,
+                "  next: use it as is, or `memory-service stop --home {}` first",
+                home.display()
+            );
+        }
+        Verdict::Starting { .. } | Verdict::Unresponsive { .. } => {
+            let _ = writeln!(err, "[STARTUP] {verdict}");
+            let _ = writeln!(err, "[STARTUP] Exiting to prevent duplicate instance");
+            let _ = writeln!(err, "Cannot start: {verdict} (home {home})");
+            let next = if matches!(verdict, Verdict::Starting { .. }) {
+                "wait a moment and check `memory-service status`"
+            } else {
+                "`memory-service start` replaces a stuck instance; `memory-service stop --force` stops it"
+            };
+            let _ = writeln!(err, "  next: {next}");
+        }
+        Verdict::PortHeldByOtherInstance { .. } | Verdict::PortHeldByStranger { .. } => {
+            let _ = writeln!(err, "memory-service: cannot start for home {home}: {verdict}");
+            let _ = writeln!(
+                err,
+                "  next: stop that program, or choose another port with --port (nothing was signalled)"
+            );
+        }
+        Verdict::Start { .. } | Verdict::Retry => {
+            let _ = writeln!(err, "memory-service: cannot start: {verdict}");
+        }
+    }
+}
+
+fn bind(config: &Config) -> std::io::Result<TcpListener> {
+    // std's bind sets SO_REUSEADDR (TIME_WAIT reuse) but never SO_REUSEPORT:
+    // a second listener on the same port fails with AddrInUse, as it must.
+    let addrs: Vec<_> = (config.host.as_str(), config.port).to_socket_addrs()?.collect();
+    let listener = TcpListener::bind(&addrs[..])?;
+    listener.set_nonblocking(true)?;
+    Ok(listener)
+}
+
+/// Runs `serve` to completion and returns the exit code.
+pub fn run(config: Config) -> anyhow::Result<ExitCode> {
+    let files = home_files(&config);
+    let policy = policy(&config);
+    let claim = match single_instance::claim(
+        &files,
+        &config.host,
+        config.port,
+        VERSION,
+        &policy,
+        &probe::guard_probe,
+    ) {
+        Ok(c) => c,
+        Err(e @ single_instance::Error::HomeUnusable { .. }) => {
+            eprintln!("memory-service: {e}");
+            return Ok(ExitCode::HomeUnusable);
+        }
+        Err(e) => return Err(e).context("claiming the home directory"),
+    };
+    let mut instance = match claim {
+        Claim::Won(instance) => instance,
+        Claim::Refused(verdict) => {
+            tracing::info!(%verdict, "refusing to start");
+            report_refusal(&verdict, &config);
+            return Ok(ExitCode::for_verdict(&verdict));
+        }
+    };
+    if let Some(stale) = instance.stale() {
+        tracing::info!(stale, "replaced a stale PID file");
+    }
+    let listener = match bind(&config) {
+        Ok(l) => l,
+        Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
+            let verdict =
+                single_instance::examine_port(&config.host, config.port, &policy, &probe::guard_probe);
+            instance
+                .release()
+                .context("releasing the lock after a port conflict")?;
+            report_refusal(&verdict, &config);
+            return Ok(ExitCode::for_verdict(&verdict));
+        }
+        Err(e) => {
+            let _ = instance.release();
+            return Err(e).with_context(|| format!("binding {}:{}", config.host, config.port));
+        }
+    };
+    let port = listener.local_addr()?.port();
+    instance.set_port(port)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .worker_threads(2)
+        .thread_name("memory-service")
+        .build()
+        .context("starting the async runtime")?;
+    let instance = Arc::new(Mutex::new(Some(instance)));
+    let code = runtime.block_on(serve_async(config, listener, port, instance.clone()))?;
+    drop(runtime);
+    let taken = instance.lock().unwrap_or_else(|e| e.into_inner()).take();
+    if let Some(instance) = taken {
+        instance.release().context("removing the PID and lock files")?;
+    }
+    tracing::info!("stopped");
+    Ok(code)
+}
+
+async fn serve_async(
+    config: Config,
+    listener: TcpListener,
+    port: u16,
+    instance: Arc<Mutex<Option<Instance>>>,
+) -> anyhow::Result<ExitCode> {
+    let record = {
+        let g = instance.lock().unwrap_or_else(|e| e.into_inner());
+        g.as_ref()
+            .map(|i| i.record().clone())
+            .context("instance already released")?
+    };
+    let monitor = Monitor::new(Identity {
+        service: SERVICE,
+        pid: record.pid,
+        instance_id: record.instance_id.clone(),
+        version: VERSION,
+        host: config.host.clone(),
+        port,
+        home: config.home.clone(),
+        started_at: chrono::Local::now().format("%Y-%m-%dT%H:%M:%S%.6f").to_string(),
+    });
+    let shutdown = CancellationToken::new();
+    let exit = Arc::new(Mutex::new(ExitCode::Ok));
+    spawn_signal_handler(shutdown.clone())?;
+    lockwatch::spawn(
+        instance,
+        config.lock_check_interval,
+        shutdown.clone(),
+        exit.clone(),
+        monitor.clone(),
+    );
+    let listener = tokio::net::TcpListener::from_std(listener).context("registering the listener")?;
+    let drain = config.drain_timeout;
+    let state = AppState {
+        monitor: monitor.clone(),
+        config: Arc::new(config),
+    };
+    monitor.set_ready();
+    tracing::info!(
+        pid = record.pid,
+        url = %probe::base_url(&state.config.host, port),
+        home = %state.config.home.display(),
+        "Memory Service is serving"
+    );
+    http::serve(listener, state, shutdown, drain)
+        .await
+        .context("serving HTTP")?;
+    let code = *exit.lock().unwrap_or_else(|e| e.into_inner());
+    Ok(code)
+}
+
+fn spawn_signal_handler(shutdown: CancellationToken) -> anyhow::Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+    let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
+    tokio::spawn(async move {
+        let name = tokio::select! {
+            _ = term.recv() => "SIGTERM",
+            _ = int.recv() => "SIGINT",
+        };
+        tracing::info!(signal = name, "shutting down: draining requests");
+        shutdown.cancel();
+    });
+    Ok(())
+}

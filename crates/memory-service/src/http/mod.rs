@@ -1,0 +1,47 @@
+//! The HTTP face of the service: thin handlers over the core. Handlers parse,
+//! call the core, and map results; the core never names axum. `serve` takes
+//! an already-bound listener and a shutdown token, so tests bind port 0 and
+//! never wait for start-up, and `main` decides how and where to bind.
+
+mod error;
+mod health;
+mod router;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+
+pub use error::ApiError;
+pub use router::router;
+
+use crate::config::Config;
+use crate::monitor::Monitor;
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    /// Identity and health state.
+    pub monitor: Arc<Monitor>,
+    /// The resolved configuration.
+    pub config: Arc<Config>,
+}
+
+/// Serves `state` on `listener` until `shutdown` is cancelled, then drains
+/// in-flight requests for at most `drain`.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    shutdown: CancellationToken,
+    drain: Duration,
+) -> std::io::Result<()> {
+    let app = router(state);
+    let graceful = axum::serve(listener, app).with_graceful_shutdown(shutdown.clone().cancelled_owned());
+    tokio::select! {
+        r = graceful => r,
+        () = async { shutdown.cancelled().await; tokio::time::sleep(drain).await } => {
+            tracing::warn!(?drain, "requests still in flight after the drain timeout; closing them");
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,121 @@
+//! Every route, in one list, and the layers around them: a `Host` check
+//! (DNS-rebinding defence: a page on evil.example resolving to 127.0.0.1
+//! must not reach us), CORS for the configured origins only, a body limit,
+//! a request timeout, and a panic catcher that turns a handler panic into a
+//! 500 while the service stays up.
+
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::cors::{AllowHeaders, AllowMethods, AllowOrigin, CorsLayer};
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::timeout::TimeoutLayer;
+
+use super::{ApiError, AppState, health};
+
+/// Largest request body accepted (413 above it).
+pub const BODY_LIMIT: usize = 10 * 1024 * 1024;
+/// A request taking longer than this is answered 408.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The application: routes plus layers.
+pub fn router(state: AppState) -> Router {
+    let origins: Vec<HeaderValue> = state
+        .config
+        .cors_origins
+        .iter()
+        .filter_map(|o| HeaderValue::from_str(o).ok())
+        .collect();
+    let cors = CorsLayer::new()
+        .allow_origin(AllowOrigin::list(origins))
+        .allow_methods(AllowMethods::list([Method::GET, Method::POST, Method::DELETE]))
+        .allow_headers(AllowHeaders::mirror_request())
+        .allow_credentials(true);
+    Router::new()
+        .route("/health", get(health::health))
+        .fallback(|| async { ApiError::client(StatusCode::NOT_FOUND, "Not Found") })
+        .layer(middleware::from_fn_with_state(state.clone(), check_host))
+        .layer(cors)
+        .layer(RequestBodyLimitLayer::new(BODY_LIMIT))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            REQUEST_TIMEOUT,
+        ))
+        .layer(CatchPanicLayer::custom(|_: Box<dyn std::any::Any + Send>| {
+            tracing::error!("a request handler panicked; the service goes on");
+            ApiError {
+                status: StatusCode::INTERNAL_SERVER_ERROR,
+                detail: "internal error; see the service log".into(),
+            }
+            .into_response()
+        }))
+        .with_state(state)
+}
+
+/// Whether `host` (a `Host` header value) names this service on loopback.
+pub fn host_allowed(host: &str, configured_host: &str, port: u16) -> bool {
+    let (name, host_port) = match host.rsplit_once(':') {
+        Some((n, p)) if !n.is_empty() && (n.ends_with(']') || !n.contains(':')) => (n, Some(p)),
+        _ => (host, None),
+    };
+    if let Some(p) = host_port
+        && p.parse::<u16>() != Ok(port)
+    {
+        return false;
+    }
+    let name = name
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_ascii_lowercase();
+    matches!(name.as_str(), "127.0.0.1" | "localhost" | "::1") || name == configured_host.to_ascii_lowercase()
+}
+
+async fn check_host(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    if let Some(host) = req.headers().get(header::HOST) {
+        let ok = host
+            .to_str()
+            .is_ok_and(|h| host_allowed(h, &state.config.host, state.monitor.identity().port));
+        if !ok {
+            return ApiError::client(
+                StatusCode::FORBIDDEN,
+                "Host header is not a loopback name of this service (DNS rebinding protection)",
+            )
+            .into_response();
+        }
+    }
+    next.run(req).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hosts() {
+        for ok in [
+            "127.0.0.1:5858",
+            "localhost:5858",
+            "[::1]:5858",
+            "localhost",
+            "LOCALHOST:5858",
+            "127.0.0.1",
+        ] {
+            assert!(host_allowed(ok, "127.0.0.1", 5858), "{ok}");
+        }
+        for bad in [
+            "evil.example:5858",
+            "127.0.0.1:80",
+            "evil.example",
+            "[::1]:1",
+            "127.0.0.1.evil:5858",
+        ] {
+            assert!(!host_allowed(bad, "127.0.0.1", 5858), "{bad}");
+        }
+    }
+}

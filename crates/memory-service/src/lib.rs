@@ -1,0 +1,19 @@
+//! ChatDO's Memory Service: a local-only HTTP daemon, never more than one per
+//! home directory (the guarantee itself lives in the `single-instance` crate).
+//!
+//! # Layout
+//! - [`config`]: one `Config` from flags, environment and defaults.
+//! - [`cli`]: the command line (clap); doc comments are the help.
+//! - [`exit_code`]: every exit code, in one enum.
+//! - [`daemon`]: `serve`: claim the home, bind, serve, shut down cleanly.
+//! - [`monitor`]: identity and health state, read by `/health` from memory.
+//! - [`probe`]: the client side of `/health` (who answers on an address).
+//! - [`http`]: thin handlers over the core, one router listing every route.
+
+pub mod cli;
+pub mod config;
+pub mod daemon;
+pub mod exit_code;
+pub mod http;
+pub mod monitor;
+pub mod probe;

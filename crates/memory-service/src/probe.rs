@@ -1,0 +1,124 @@
+//! The client side of `/health`: what the guard and the lifecycle commands use
+//! to ask "is this address one of ours, and which one?". Blocking (ureq), with
+//! a short timeout, no proxy (a loopback probe must never leave the machine),
+//! no redirects, and a small body limit: a stranger on the port gets no say.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use single_instance::{Health, Identity};
+
+/// The timeout of one probe. ChatDO's own client allows `/health` 1 s; a
+/// healthy instance answers in milliseconds.
+pub const PROBE_TIMEOUT: Duration = Duration::from_millis(800);
+
+/// `http://host:port`, with IPv6 hosts bracketed; a wildcard bind is probed on
+/// loopback.
+pub fn base_url(host: &str, port: u16) -> String {
+    let host = match host {
+        "0.0.0.0" => "127.0.0.1",
+        "::" => "::1",
+        h => h,
+    };
+    if host.contains(':') && !host.starts_with('[') {
+        format!("http://[{host}]:{port}")
+    } else {
+        format!("http://{host}:{port}")
+    }
+}
+
+fn agent(timeout: Duration) -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .timeout_global(Some(timeout))
+        .http_status_as_error(false)
+        .proxy(None)
+        .max_redirects(0)
+        .build()
+        .new_agent()
+}
+
+/// GETs `path` on `host:port`; returns the status and the body parsed as JSON
+/// (`Null` when it is not JSON). `Err` when nothing answered over HTTP.
+pub fn get_json(
+    host: &str,
+    port: u16,
+    path: &str,
+    timeout: Duration,
+) -> Result<(u16, serde_json::Value), String> {
+    let url = format!("{}{path}", base_url(host, port));
+    let mut resp = agent(timeout).get(&url).call().map_err(|e| e.to_string())?;
+    let status = resp.status().as_u16();
+    let body = resp
+        .body_mut()
+        .with_config()
+        .limit(64 * 1024)
+        .read_to_string()
+        .unwrap_or_default();
+    Ok((
+        status,
+        serde_json::from_str(&body).unwrap_or(serde_json::Value::Null),
+    ))
+}
+
+/// Reads the identity fields out of a `/health` body, if they are all there.
+pub fn identity_of(body: &serde_json::Value) -> Option<Identity> {
+    Some(Identity {
+        service: body.get("service")?.as_str()?.to_string(),
+        pid: u32::try_from(body.get("pid")?.as_u64()?).ok()?,
+        instance_id: body.get("instance_id")?.as_str()?.to_string(),
+        home: PathBuf::from(body.get("home")?.as_str()?),
+    })
+}
+
+/// Probes `/health` on `host:port` once.
+pub fn probe_health(host: &str, port: u16, timeout: Duration) -> Health {
+    match get_json(host, port, "/health", timeout) {
+        Ok((status, body)) => Health::Answered {
+            status,
+            identity: if status == 200 { identity_of(&body) } else { None },
+        },
+        Err(reason) => Health::NoAnswer { reason },
+    }
+}
+
+/// The guard's probe: [`probe_health`] with [`PROBE_TIMEOUT`].
+pub fn guard_probe(host: &str, port: u16) -> Health {
+    probe_health(host, port, PROBE_TIMEOUT)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls() {
+        assert_eq!(base_url("127.0.0.1", 5858), "http://127.0.0.1:5858");
+        assert_eq!(base_url("::1", 1), "http://[::1]:1");
+        assert_eq!(base_url("0.0.0.0", 2), "http://127.0.0.1:2");
+        assert_eq!(base_url("localhost", 3), "http://localhost:3");
+    }
+
+    #[test]
+    fn identity_needs_every_field() {
+        let full = serde_json::json!({"service":"memory-service","pid":5,"instance_id":"i","home":"/h"});
+        assert_eq!(identity_of(&full).unwrap().pid, 5);
+        for missing in ["service", "pid", "instance_id", "home"] {
+            let mut v = full.clone();
+            v.as_object_mut().unwrap().remove(missing);
+            assert_eq!(identity_of(&v), None, "without {missing}");
+        }
+        assert_eq!(identity_of(&serde_json::json!({"status":"ok"})), None);
+    }
+
+    #[test]
+    fn nothing_listening_is_no_answer() {
+        let port = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap().port()
+        };
+        assert!(matches!(
+            probe_health("127.0.0.1", port, PROBE_TIMEOUT),
+            Health::NoAnswer { .. }
+        ));
+    }
+}

@@ -1,0 +1,251 @@
+//! Test helpers: every test gets its own temp home and free ports, spawns the
+//! real binary, and on failure dumps each command, its stdout and stderr, and
+//! the home's listing. Children are killed on drop: no test leaves anything
+//! running. No sleeps: we poll with a deadline, or wait on the child.
+
+#![allow(dead_code)]
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+
+/// The guard against a hung test: generous, never a timing assertion.
+pub const DEADLINE: Duration = Duration::from_secs(30);
+
+pub fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_memory-service")
+}
+
+/// A port nobody listens on right now.
+pub fn free_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().port()
+}
+
+/// Polls `f` until it returns `Some`, or panics with `what` at the deadline.
+pub fn poll<T>(what: &str, deadline: Duration, mut f: impl FnMut() -> Option<T>) -> T {
+    let end = Instant::now() + deadline;
+    let mut pause = Duration::from_millis(2);
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        if Instant::now() > end {
+            panic!("timed out after {deadline:?} waiting for {what}");
+        }
+        std::thread::sleep(pause);
+        pause = (pause * 2).min(Duration::from_millis(50));
+    }
+}
+
+/// A temp directory for one test, holding the home and the captured output.
+pub struct Sandbox {
+    pub dir: tempfile::TempDir,
+    pub home: PathBuf,
+    logs: Mutex<Vec<(String, PathBuf, PathBuf)>>,
+    counter: Mutex<usize>,
+}
+
+impl Sandbox {
+    pub fn new() -> Sandbox {
+        let dir = tempfile::tempdir().unwrap();
+        let home = dir.path().join("home");
+        Sandbox {
+            home,
+            dir,
+            logs: Mutex::new(Vec::new()),
+            counter: Mutex::new(0),
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn lock_file(&self) -> PathBuf {
+        self.home.join("memory_service.lock")
+    }
+
+    pub fn pid_file(&self) -> PathBuf {
+        self.home.join("memory_service.pid")
+    }
+
+    /// A command for the binary with a clean environment (no MEMORY_SERVICE_*
+    /// from the caller, HOME inside the sandbox so ~/.chatdo is never touched).
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(bin());
+        for (k, _) in std::env::vars() {
+            if k.starts_with("MEMORY_SERVICE_") {
+                cmd.env_remove(k);
+            }
+        }
+        cmd.env("HOME", self.path().join("user-home"));
+        cmd.env("RUST_LOG", "info");
+        cmd.env("NO_COLOR", "1");
+        cmd.args(args);
+        cmd.stdin(Stdio::null());
+        cmd
+    }
+
+    /// Spawns the binary with `args`, capturing output to files.
+    pub fn spawn(&self, args: &[&str], envs: &[(&str, &str)]) -> Proc {
+        let n = {
+            let mut c = self.counter.lock().unwrap();
+            *c += 1;
+            *c
+        };
+        let out = self.path().join(format!("proc-{n}.stdout"));
+        let err = self.path().join(format!("proc-{n}.stderr"));
+        let mut cmd = self.command(args);
+        cmd.envs(envs.iter().copied());
+        cmd.stdout(File::create(&out).unwrap())
+            .stderr(File::create(&err).unwrap());
+        let child = cmd.spawn().unwrap();
+        self.logs.lock().unwrap().push((
+            format!("#{n} (pid {}): memory-service {}", child.id(), args.join(" ")),
+            out.clone(),
+            err.clone(),
+        ));
+        Proc {
+            child,
+            stdout: out,
+            stderr: err,
+            status: None,
+        }
+    }
+
+    /// Spawns `serve` on this sandbox's home.
+    pub fn serve(&self, port: u16) -> Proc {
+        self.serve_with(port, &[])
+    }
+
+    pub fn serve_with(&self, port: u16, envs: &[(&str, &str)]) -> Proc {
+        let home = self.home.display().to_string();
+        let port = port.to_string();
+        self.spawn(&["--home", &home, "--port", &port, "serve"], envs)
+    }
+}
+
+impl Drop for Sandbox {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            return;
+        }
+        eprintln!("==== test failed; sandbox {}", self.path().display());
+        for (what, out, err) in self.logs.lock().unwrap().iter() {
+            eprintln!("---- {what}");
+            eprintln!("stdout:\n{}", std::fs::read_to_string(out).unwrap_or_default());
+            eprintln!("stderr:\n{}", std::fs::read_to_string(err).unwrap_or_default());
+        }
+        eprintln!("---- home listing:");
+        if let Ok(rd) = std::fs::read_dir(&self.home) {
+            for e in rd.flatten() {
+                let content = std::fs::read_to_string(e.path()).unwrap_or_default();
+                eprintln!(
+                    "{}: {:?}",
+                    e.path().display(),
+                    content.chars().take(300).collect::<String>()
+                );
+            }
+        }
+    }
+}
+
+/// A spawned process of ours; killed (SIGKILL) on drop if still running.
+pub struct Proc {
+    pub child: Child,
+    pub stdout: PathBuf,
+    pub stderr: PathBuf,
+    status: Option<ExitStatus>,
+}
+
+impl Proc {
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub fn signal(&self, sig: Signal) {
+        kill(Pid::from_raw(self.pid() as i32), sig).unwrap();
+    }
+
+    /// Has it exited? (Reaps it if so.)
+    pub fn try_status(&mut self) -> Option<ExitStatus> {
+        if self.status.is_none() {
+            self.status = self.child.try_wait().unwrap();
+        }
+        self.status
+    }
+
+    /// Waits for exit (with the hang guard) and returns the exit code.
+    pub fn wait_code(&mut self) -> i32 {
+        let pid = self.pid();
+        let status = poll(&format!("pid {pid} to exit"), DEADLINE, || self.try_status());
+        status
+            .code()
+            .unwrap_or_else(|| panic!("pid {pid} died by a signal: {status:?}"))
+    }
+
+    /// Waits for exit by any means (a signal included).
+    pub fn wait_code_or_signal(&mut self) -> ExitStatus {
+        let pid = self.pid();
+        poll(&format!("pid {pid} to exit"), DEADLINE, || self.try_status())
+    }
+
+    pub fn stderr_text(&self) -> String {
+        std::fs::read_to_string(&self.stderr).unwrap_or_default()
+    }
+
+    pub fn stdout_text(&self) -> String {
+        std::fs::read_to_string(&self.stdout).unwrap_or_default()
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        if self.try_status().is_none() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// GET `path` on loopback:`port`; `None` if nothing answered.
+pub fn get(port: u16, path: &str) -> Option<(u16, serde_json::Value)> {
+    memory_service::probe::get_json("127.0.0.1", port, path, Duration::from_secs(2)).ok()
+}
+
+/// The `/health` pid on `port`, if an instance answers.
+pub fn health_pid(port: u16) -> Option<u32> {
+    let (status, body) = get(port, "/health")?;
+    (status == 200)
+        .then(|| body["pid"].as_u64().map(|p| p as u32))
+        .flatten()
+}
+
+/// Waits until `/health` on `port` answers with `pid`.
+pub fn wait_healthy(port: u16, proc_: &mut Proc) {
+    let pid = proc_.pid();
+    poll(
+        &format!("pid {pid} to answer /health on port {port}"),
+        DEADLINE,
+        || {
+            if let Some(st) = proc_.try_status() {
+                panic!(
+                    "pid {pid} exited ({st:?}) before serving:\n{}",
+                    proc_.stderr_text()
+                );
+            }
+            (health_pid(port) == Some(pid)).then_some(())
+        },
+    );
+}
+
+/// Whether a process exists (not reaped).
+pub fn alive(pid: u32) -> bool {
+    kill(Pid::from_raw(pid as i32), None).is_ok()
+}

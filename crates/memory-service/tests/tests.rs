@@ -1,0 +1,5 @@
+//! Integration tests: the real binary, real processes, real signals, a temp
+//! home and free ports per test.
+
+mod helper;
+mod serve;
