@@ -10,9 +10,13 @@ use crate::error::Result;
 use crate::home::{self, HomeFiles};
 use crate::lock::{self, Acquire, HeldLock, InstanceLock, LockCheck};
 use crate::pidfile;
-use crate::process::{self, RunState};
+use nix::errno::Errno;
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+
+use crate::process::{self, ProcessFacts, RunState};
 use crate::record::{self, HolderRecord};
-use crate::verdict::{self, Facts, Health, HolderFacts, Policy, PortFacts, Verdict};
+use crate::verdict::{self, Facts, Health, HolderFacts, Policy, PortFacts, Verdict, VerifyFacts};
 
 /// How many times we retry when the lock is released while we look at it.
 const MAX_RETRIES: usize = 8;
@@ -205,4 +209,95 @@ pub fn inspect(files: &HomeFiles) -> Result<Option<HeldLock>> {
         return Ok(None);
     }
     lock::inspect(&files.lock)
+}
+
+/// The lock holder of a home, as far as it can be verified.
+#[derive(Debug, Clone)]
+pub enum Holder {
+    /// Nobody holds the lock.
+    Free,
+    /// The holder is verifiably our instance for this home.
+    Verified {
+        /// Its record.
+        record: HolderRecord,
+        /// Its process.
+        process: ProcessFacts,
+    },
+    /// Somebody holds the lock, but we cannot prove who: never signal it.
+    Unverified {
+        /// The PID we believe holds it, if any.
+        pid: Option<u32>,
+        /// Why it is not verified.
+        reason: String,
+    },
+}
+
+/// Looks up and verifies the holder of `files`' lock (see [`verdict::verify`]).
+pub fn holder(files: &HomeFiles) -> Result<Holder> {
+    let Some(held) = inspect(files)? else {
+        return Ok(Holder::Free);
+    };
+    let record_pid = held.record.as_ref().map(|r| r.pid).or(held.record_pid);
+    let facts = VerifyFacts {
+        record: held.record.clone(),
+        lock_pids: process::lock_holders(held.file_id),
+        process: record_pid.and_then(process::process_facts),
+    };
+    Ok(match (verdict::verify(&facts), facts.record, facts.process) {
+        (Ok(_), Some(record), Some(process)) => Holder::Verified { record, process },
+        (Err(reason), _, _) => Holder::Unverified {
+            pid: facts.lock_pids.and_then(|p| p.first().copied()).or(record_pid),
+            reason,
+        },
+        (Ok(pid), _, _) => Holder::Unverified {
+            pid: Some(pid),
+            reason: "incomplete facts".into(),
+        },
+    })
+}
+
+/// Sends `signal` to the holder of `files`' lock, but only if it is, right
+/// now, verifiably our instance with PID `pid` and the start time we saw
+/// (re-verified immediately before the signal, so a PID reused since the
+/// caller looked is never hit). A stopped holder also gets SIGCONT, so a
+/// SIGTERM can be acted on. This is the only function in the project that
+/// signals anything.
+pub fn signal_holder(files: &HomeFiles, pid: u32, start_time: u64, signal: Signal) -> Result<SignalOutcome> {
+    match holder(files)? {
+        Holder::Verified { record, process } if record.pid == pid && process.start_time == start_time => {
+            let target = Pid::from_raw(pid as i32);
+            match kill(target, signal) {
+                Ok(()) => {}
+                Err(Errno::ESRCH) => return Ok(SignalOutcome::Gone),
+                Err(e) => {
+                    return Err(crate::Error::io(
+                        "signalling PID",
+                        &files.lock,
+                        std::io::Error::from(e),
+                    ));
+                }
+            }
+            if process.run_state == RunState::Stopped && signal != Signal::SIGKILL {
+                let _ = kill(target, Signal::SIGCONT);
+            }
+            Ok(SignalOutcome::Sent)
+        }
+        Holder::Free => Ok(SignalOutcome::Gone),
+        Holder::Verified { record, .. } => Ok(SignalOutcome::Refused(format!(
+            "the lock is now held by another instance (PID {})",
+            record.pid
+        ))),
+        Holder::Unverified { reason, .. } => Ok(SignalOutcome::Refused(reason)),
+    }
+}
+
+/// What [`signal_holder`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SignalOutcome {
+    /// The signal was sent to the verified holder.
+    Sent,
+    /// The lock is free or the process is gone: nothing to signal.
+    Gone,
+    /// Not sent: the holder could not be verified (the reason says why).
+    Refused(String),
 }

@@ -14,7 +14,8 @@
 //! - [`pidfile`]: the atomic PID file.
 //! - [`process`]: facts from the OS (liveness, start time, lock and port owners).
 //! - [`verdict`]: the pure decision from facts to a verdict.
-//! - [`guard`]: gathers facts, decides, acts; the entry points callers use.
+//! - [`guard`]: gathers facts, decides, acts; the entry points callers use,
+//!   including the only function that signals a process (after verifying it).
 #![deny(missing_docs)]
 
 pub mod error;
@@ -27,8 +28,12 @@ pub mod record;
 pub mod verdict;
 
 pub use error::{Error, Result};
-pub use guard::{Claim, HealthProbe, Instance, claim, examine_port, holder_facts};
+pub use guard::{
+    Claim, HealthProbe, Holder, Instance, SignalOutcome, claim, examine_port, holder, holder_facts, inspect,
+    signal_holder,
+};
 pub use home::HomeFiles;
 pub use lock::{HeldLock, LockCheck};
+pub use nix::sys::signal::Signal;
 pub use record::HolderRecord;
 pub use verdict::{Health, Identity, Policy, Verdict, decide};

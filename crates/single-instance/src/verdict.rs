@@ -257,6 +257,51 @@ fn decide_held(h: &HolderFacts, policy: &Policy) -> Verdict {
     unresponsive(reason)
 }
 
+/// Facts needed before signalling a lock holder.
+#[derive(Debug, Clone, PartialEq)]
+pub struct VerifyFacts {
+    /// The holder record in the lock file.
+    pub record: Option<HolderRecord>,
+    /// Who holds the flock per the OS; `None` where it cannot tell.
+    pub lock_pids: Option<Vec<u32>>,
+    /// The recorded PID's process, if it exists.
+    pub process: Option<ProcessFacts>,
+}
+
+/// Decides whether the lock holder is verifiably our instance for this home,
+/// and may therefore be signalled: the record names it, the OS's lock table
+/// (where there is one) agrees, and the process with that PID started when
+/// the record says (a reused PID has another start time). `Err` says why not.
+pub fn verify(f: &VerifyFacts) -> Result<u32, String> {
+    let r = f
+        .record
+        .as_ref()
+        .ok_or("the holder record is missing or torn, so the holder cannot be verified")?;
+    if let Some(pids) = &f.lock_pids
+        && !pids.contains(&r.pid)
+    {
+        return Err(format!(
+            "the record names PID {}, but the OS says the lock is held by {:?}",
+            r.pid, pids
+        ));
+    }
+    let p = f
+        .process
+        .as_ref()
+        .filter(|p| p.pid == r.pid)
+        .ok_or_else(|| format!("PID {} named by the record does not exist", r.pid))?;
+    if p.start_time.abs_diff(r.process_start) > 1 {
+        return Err(format!(
+            "PID {} started at {} but the record says {}: the PID was reused",
+            r.pid, p.start_time, r.process_start
+        ));
+    }
+    if p.run_state == RunState::Zombie {
+        return Err(format!("PID {} has already exited", r.pid));
+    }
+    Ok(r.pid)
+}
+
 impl Verdict {
     /// True when the verdict lets us serve.
     pub fn is_start(&self) -> bool {

@@ -365,3 +365,58 @@ fn holder_pid_prefers_the_os() {
     assert_eq!(holder_pid(&f(None, None)), None);
     assert_eq!(holder_pid(&f(Some(10), Some(vec![]))), None);
 }
+
+#[test]
+fn verify_table() {
+    let good = proc_(10, 100, RunState::Runnable);
+    let f = |record: Option<HolderRecord>, lock_pids: Option<Vec<u32>>, process: Option<ProcessFacts>| {
+        VerifyFacts {
+            record,
+            lock_pids,
+            process,
+        }
+    };
+    assert_eq!(
+        verify(&f(Some(record(10)), Some(vec![10]), Some(good.clone()))),
+        Ok(10)
+    );
+    assert_eq!(
+        verify(&f(Some(record(10)), None, Some(good.clone()))),
+        Ok(10),
+        "no lock table: start time decides"
+    );
+    let stopped = proc_(10, 100, RunState::Stopped);
+    assert_eq!(
+        verify(&f(Some(record(10)), Some(vec![10]), Some(stopped))),
+        Ok(10),
+        "a stopped holder may be signalled"
+    );
+    let rows = [
+        ("no record", f(None, Some(vec![10]), Some(good.clone()))),
+        (
+            "lock table disagrees",
+            f(Some(record(10)), Some(vec![20]), Some(good.clone())),
+        ),
+        ("lock free", f(Some(record(10)), Some(vec![]), Some(good.clone()))),
+        ("process gone", f(Some(record(10)), Some(vec![10]), None)),
+        (
+            "pid reused: other start time",
+            f(Some(record(10)), None, Some(proc_(10, 5, RunState::Runnable))),
+        ),
+        (
+            "zombie",
+            f(
+                Some(record(10)),
+                Some(vec![10]),
+                Some(proc_(10, 100, RunState::Zombie)),
+            ),
+        ),
+        (
+            "facts about another pid",
+            f(Some(record(10)), None, Some(proc_(11, 100, RunState::Runnable))),
+        ),
+    ];
+    for (name, facts) in rows {
+        assert!(verify(&facts).is_err(), "{name} must not verify");
+    }
+}
