@@ -1,0 +1,287 @@
+//! Chat index jobs: their public status type and every SQL statement on
+//! `chat_index_jobs` (enqueue, claim, finish, status, requeue at open). It owns job ids
+//! and timing fields; it must not decide *when* jobs run (the indexer does) nor open
+//! transactions itself (callers run it inside the writer's transaction).
+
+use rusqlite::{Connection, OptionalExtension, params};
+
+use crate::chunk;
+use crate::clock;
+use crate::error::{SqlContext, StoreError};
+
+/// The life of an index job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum JobState {
+    /// Committed and waiting for the indexer.
+    Queued,
+    /// Taken by the indexer.
+    Running,
+    /// Indexed; the message is searchable.
+    Success,
+    /// Took longer than its computed timeout (kept for wire compatibility; not produced
+    /// today because a message is indexed in one bounded transaction).
+    Timeout,
+    /// Failed; see `error_message`.
+    Error,
+}
+
+impl JobState {
+    /// The wire name: `queued`, `running`, `success`, `timeout` or `error`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobState::Queued => "queued",
+            JobState::Running => "running",
+            JobState::Success => "success",
+            JobState::Timeout => "timeout",
+            JobState::Error => "error",
+        }
+    }
+
+    /// The state named `s`, if any.
+    pub fn parse(s: &str) -> Option<JobState> {
+        Some(match s {
+            "queued" => JobState::Queued,
+            "running" => JobState::Running,
+            "success" => JobState::Success,
+            "timeout" => JobState::Timeout,
+            "error" => JobState::Error,
+            _ => return None,
+        })
+    }
+
+    /// True for `queued` and `running`.
+    pub fn is_pending(self) -> bool {
+        matches!(self, JobState::Queued | JobState::Running)
+    }
+}
+
+impl std::fmt::Display for JobState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What `GET /index-job-status/{job_id}` reports.
+#[derive(Debug, Clone, PartialEq)]
+pub struct JobStatus {
+    /// `<chat_id>:<message_id>:<epoch_ms>`.
+    pub job_id: String,
+    /// Current state.
+    pub state: JobState,
+    /// When the job was committed (naive local ISO-8601 with microseconds).
+    pub enqueue_time: String,
+    /// When the indexer took it.
+    pub start_time: Option<String>,
+    /// When it finished.
+    pub end_time: Option<String>,
+    /// Seconds from start to end.
+    pub duration: Option<f64>,
+    /// Chunks expected from the content length at enqueue time.
+    pub estimated_chunks: i64,
+    /// Seconds the job is expected to take at most.
+    pub computed_timeout: f64,
+    /// Why it failed, when `state` is `error`.
+    pub error_message: Option<String>,
+    /// The message the job indexes.
+    pub message_uuid: Option<String>,
+}
+
+/// Seconds allowed for a job of `estimated_chunks` (reported, informational).
+pub(crate) fn computed_timeout(estimated_chunks: usize) -> f64 {
+    10.0 + 0.5 * estimated_chunks as f64
+}
+
+/// Inserts a queued job for a message; returns `(job_id, enqueue_ms)`. The id keeps the
+/// original's shape `<chat_id>:<message_id>:<epoch_ms>`; on collision the ms is bumped.
+pub(crate) fn enqueue(
+    conn: &Connection,
+    chat_id: &str,
+    message_id: &str,
+    message_uuid: &str,
+    content_chars: usize,
+) -> Result<(String, i64), StoreError> {
+    let context = "while enqueueing a chat index job";
+    let enqueue_ms = clock::now_epoch_ms();
+    let mut id_ms = enqueue_ms;
+    let mut exists = conn
+        .prepare_cached("SELECT 1 FROM chat_index_jobs WHERE job_id = ?1")
+        .ctx(context)?;
+    let job_id = loop {
+        let candidate = format!("{chat_id}:{message_id}:{id_ms}");
+        if !exists.exists([&candidate]).ctx(context)? {
+            break candidate;
+        }
+        id_ms += 1;
+    };
+    let estimated = chunk::estimate(content_chars);
+    conn.prepare_cached(
+        "INSERT INTO chat_index_jobs
+             (job_id, message_uuid, state, enqueue_ms, enqueue_time, estimated_chunks, computed_timeout)
+         VALUES (?1, ?2, 'queued', ?3, ?4, ?5, ?6)",
+    )
+    .ctx(context)?
+    .execute(params![
+        job_id,
+        message_uuid,
+        enqueue_ms,
+        clock::now_iso(),
+        estimated as i64,
+        computed_timeout(estimated)
+    ])
+    .ctx(context)?;
+    Ok((job_id, enqueue_ms))
+}
+
+/// Looks a job up; `None` when unknown.
+pub(crate) fn status(conn: &Connection, job_id: &str) -> Result<Option<JobStatus>, StoreError> {
+    let context = "while reading a job's status";
+    let row = conn
+        .prepare_cached(
+            "SELECT job_id, state, enqueue_time, start_time, end_time, duration,
+                    estimated_chunks, computed_timeout, error_message, message_uuid
+             FROM chat_index_jobs WHERE job_id = ?1",
+        )
+        .ctx(context)?
+        .query_row([job_id], |r| {
+            Ok((
+                r.get::<_, String>(1)?,
+                JobStatus {
+                    job_id: r.get(0)?,
+                    state: JobState::Queued,
+                    enqueue_time: r.get(2)?,
+                    start_time: r.get(3)?,
+                    end_time: r.get(4)?,
+                    duration: r.get(5)?,
+                    estimated_chunks: r.get(6)?,
+                    computed_timeout: r.get(7)?,
+                    error_message: r.get(8)?,
+                    message_uuid: r.get(9)?,
+                },
+            ))
+        })
+        .optional()
+        .ctx(context)?;
+    match row {
+        None => Ok(None),
+        Some((state, mut status)) => {
+            status.state = JobState::parse(&state)
+                .ok_or_else(|| StoreError::Internal(format!("job {job_id} has unknown state {state:?}")))?;
+            Ok(Some(status))
+        }
+    }
+}
+
+/// A job the indexer has marked `running`.
+#[derive(Debug, Clone)]
+pub(crate) struct Claimed {
+    pub job_id: String,
+    pub enqueue_ms: i64,
+    pub message_uuid: String,
+    pub start_us: i64,
+}
+
+/// Marks the oldest queued job `running` and returns it.
+pub(crate) fn claim_next(conn: &Connection) -> Result<Option<Claimed>, StoreError> {
+    let context = "while claiming the next chat index job";
+    let next = conn
+        .prepare_cached(
+            "SELECT job_id, enqueue_ms, message_uuid FROM chat_index_jobs
+             WHERE state = 'queued' ORDER BY rowid LIMIT 1",
+        )
+        .ctx(context)?
+        .query_row([], |r| Ok((r.get::<_, String>(0)?, r.get(1)?, r.get(2)?)))
+        .optional()
+        .ctx(context)?;
+    let Some((job_id, enqueue_ms, message_uuid)) = next else {
+        return Ok(None);
+    };
+    let start_us = clock::now_epoch_us();
+    conn.prepare_cached(
+        "UPDATE chat_index_jobs SET state = 'running', start_time = ?2, start_us = ?3
+         WHERE job_id = ?1",
+    )
+    .ctx(context)?
+    .execute(params![job_id, clock::now_iso(), start_us])
+    .ctx(context)?;
+    Ok(Some(Claimed {
+        job_id,
+        enqueue_ms,
+        message_uuid,
+        start_us,
+    }))
+}
+
+/// True when the job still exists and is `running` (it may have been deleted with its chat).
+pub(crate) fn is_running(conn: &Connection, job_id: &str) -> Result<bool, StoreError> {
+    conn.prepare_cached("SELECT 1 FROM chat_index_jobs WHERE job_id = ?1 AND state = 'running'")
+        .ctx("while checking a job")?
+        .exists([job_id])
+        .ctx("while checking a job")
+}
+
+/// Ends a running job in `success` or `error`.
+pub(crate) fn finish(
+    conn: &Connection,
+    job: &Claimed,
+    state: JobState,
+    error_message: Option<&str>,
+) -> Result<(), StoreError> {
+    let context = "while recording the end of a chat index job";
+    let duration = (clock::now_epoch_us() - job.start_us).max(0) as f64 / 1e6;
+    conn.prepare_cached(
+        "UPDATE chat_index_jobs SET state = ?2, end_time = ?3, duration = ?4, error_message = ?5
+         WHERE job_id = ?1",
+    )
+    .ctx(context)?
+    .execute(params![
+        job.job_id,
+        state.as_str(),
+        clock::now_iso(),
+        duration,
+        error_message
+    ])
+    .ctx(context)?;
+    Ok(())
+}
+
+/// At open: jobs left `running` by a crash go back to `queued`. Returns how many.
+pub(crate) fn requeue_running(conn: &Connection) -> Result<usize, StoreError> {
+    conn.execute(
+        "UPDATE chat_index_jobs SET state = 'queued', start_time = NULL, start_us = NULL
+         WHERE state = 'running'",
+        [],
+    )
+    .ctx("while re-queueing jobs left running")
+}
+
+/// Every pending job as `(enqueue_ms, job_id)`, for the in-memory tracker.
+pub(crate) fn pending(conn: &Connection) -> Result<Vec<(i64, String)>, StoreError> {
+    let context = "while listing pending jobs";
+    let mut stmt = conn
+        .prepare(
+            "SELECT enqueue_ms, job_id FROM chat_index_jobs
+             WHERE state IN ('queued', 'running')",
+        )
+        .ctx(context)?;
+    let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).ctx(context)?;
+    rows.collect::<Result<Vec<_>, _>>().ctx(context)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn states_round_trip() {
+        for s in [
+            JobState::Queued,
+            JobState::Running,
+            JobState::Success,
+            JobState::Timeout,
+            JobState::Error,
+        ] {
+            assert_eq!(JobState::parse(s.as_str()), Some(s));
+        }
+        assert_eq!(JobState::parse("done"), None);
+    }
+}

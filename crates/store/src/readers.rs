@@ -1,0 +1,71 @@
+//! The pool of read-only connections used by searches, job lookups and integrity
+//! checks. A checkout never waits: when every pooled connection is in use a fresh one is
+//! opened (and dropped afterwards if the pool is full), so a slow reader cannot make
+//! another request wait. It must never write: connections are read-only and `query_only`.
+
+use std::path::PathBuf;
+use std::sync::{Mutex, PoisonError};
+use std::time::Duration;
+
+use rusqlite::{Connection, OpenFlags};
+
+use crate::error::{SqlContext, StoreError, on_path};
+
+/// Read-only connections to one database file.
+pub(crate) struct Readers {
+    path: PathBuf,
+    busy_timeout: Duration,
+    capacity: usize,
+    idle: Mutex<Vec<Connection>>,
+}
+
+impl Readers {
+    /// A pool for `path`, pre-opening `capacity` connections (at least 1).
+    pub fn open(path: PathBuf, capacity: usize, busy_timeout: Duration) -> Result<Self, StoreError> {
+        let readers = Readers {
+            path,
+            busy_timeout,
+            capacity: capacity.max(1),
+            idle: Mutex::new(Vec::new()),
+        };
+        let mut conns = Vec::with_capacity(readers.capacity);
+        for _ in 0..readers.capacity {
+            conns.push(readers.connect()?);
+        }
+        *readers.idle.lock().unwrap_or_else(PoisonError::into_inner) = conns;
+        Ok(readers)
+    }
+
+    fn connect(&self) -> Result<Connection, StoreError> {
+        let context = on_path("opening a read connection to", &self.path);
+        let flags =
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI;
+        let conn = Connection::open_with_flags(&self.path, flags).ctx(&context)?;
+        conn.busy_timeout(self.busy_timeout).ctx(&context)?;
+        conn.pragma_update(None, "query_only", true).ctx(&context)?;
+        Ok(conn)
+    }
+
+    /// Runs `f` on a connection taken from the pool (or a fresh one).
+    pub fn with<T>(&self, f: impl FnOnce(&Connection) -> Result<T, StoreError>) -> Result<T, StoreError> {
+        let pooled = self.idle.lock().unwrap_or_else(PoisonError::into_inner).pop();
+        let conn = match pooled {
+            Some(c) => c,
+            None => self.connect()?,
+        };
+        let result = f(&conn);
+        // A connection left inside a read transaction by an error would pin the WAL.
+        if conn.is_autocommit() {
+            let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
+            if idle.len() < self.capacity {
+                idle.push(conn);
+            }
+        }
+        result
+    }
+
+    /// Closes every idle connection (at shutdown, so the WAL can be truncated).
+    pub fn close_all(&self) {
+        self.idle.lock().unwrap_or_else(PoisonError::into_inner).clear();
+    }
+}

@@ -1,0 +1,155 @@
+//! Schema migrations, versioned by `PRAGMA user_version`, each applied in its own
+//! transaction. It owns table definitions only; it must not hold the features' queries
+//! (those live next to their feature), so a later migration (file sources) can be
+//! appended here without touching anything else. See [`V1`] for why FTS5 uses external
+//! content.
+
+use rusqlite::Connection;
+
+use crate::error::{SqlContext, StoreError};
+
+/// Version 1: chat messages, their index jobs, and the shared `chunks` + `chunks_fts`.
+///
+/// `chunks` is designed for both kinds of searchable text: `kind = 'chat'` rows carry
+/// project/chat/message columns; `kind = 'file'` rows (a later migration adds `sources`,
+/// `files` and file index jobs) carry `source_id`, `file_path`, `filetype`.
+///
+/// Why FTS5 with *external content* (`content='chunks'`) and triggers: the chunk text is
+/// stored once, in `chunks`, where search reads it back with all its metadata; the FTS
+/// index holds only the inverted index keyed by `chunks.id`. The triggers keep it in sync
+/// for every insert/update/delete of a chunk, whoever does it (chat indexer, chat delete,
+/// the later file indexer), so no code path can forget the FTS side. A contentless table
+/// could not return the text and would still need the old text to delete a row.
+const V1: &str = r#"
+CREATE TABLE chat_messages (
+    message_uuid  TEXT PRIMARY KEY NOT NULL,
+    project_id    TEXT NOT NULL,
+    chat_id       TEXT NOT NULL,
+    message_id    TEXT NOT NULL,
+    role          TEXT NOT NULL,
+    content       TEXT NOT NULL,
+    timestamp     TEXT NOT NULL,
+    message_index INTEGER NOT NULL,
+    created_at    TEXT NOT NULL,
+    updated_at    TEXT NOT NULL,
+    UNIQUE (project_id, chat_id, message_id)
+);
+
+CREATE TABLE chat_index_jobs (
+    job_id           TEXT PRIMARY KEY NOT NULL,
+    message_uuid     TEXT NOT NULL REFERENCES chat_messages(message_uuid) ON DELETE CASCADE,
+    state            TEXT NOT NULL
+                     CHECK (state IN ('queued', 'running', 'success', 'timeout', 'error')),
+    enqueue_ms       INTEGER NOT NULL,
+    enqueue_time     TEXT NOT NULL,
+    start_time       TEXT,
+    start_us         INTEGER,
+    end_time         TEXT,
+    duration         REAL,
+    estimated_chunks INTEGER NOT NULL,
+    computed_timeout REAL NOT NULL,
+    error_message    TEXT
+);
+-- The indexer takes the oldest queued job: (state, rowid) order.
+CREATE INDEX chat_index_jobs_state ON chat_index_jobs(state);
+CREATE INDEX chat_index_jobs_message ON chat_index_jobs(message_uuid);
+
+CREATE TABLE chunks (
+    id           INTEGER PRIMARY KEY,
+    kind         TEXT NOT NULL CHECK (kind IN ('chat', 'file')),
+    project_id   TEXT,
+    source_id    TEXT NOT NULL,
+    chat_id      TEXT,
+    message_id   TEXT,
+    message_uuid TEXT REFERENCES chat_messages(message_uuid) ON DELETE CASCADE,
+    file_path    TEXT,
+    filetype     TEXT,
+    chunk_index  INTEGER NOT NULL,
+    start_char   INTEGER NOT NULL,
+    end_char     INTEGER NOT NULL,
+    text         TEXT NOT NULL,
+    created_at   TEXT NOT NULL,
+    CHECK (kind <> 'chat' OR (project_id IS NOT NULL AND chat_id IS NOT NULL
+                              AND message_uuid IS NOT NULL))
+);
+CREATE INDEX chunks_message ON chunks(message_uuid) WHERE message_uuid IS NOT NULL;
+CREATE INDEX chunks_chat ON chunks(project_id, chat_id) WHERE kind = 'chat';
+CREATE INDEX chunks_source ON chunks(source_id);
+
+CREATE VIRTUAL TABLE chunks_fts USING fts5(
+    text,
+    content = 'chunks',
+    content_rowid = 'id',
+    tokenize = 'porter unicode61 remove_diacritics 2'
+);
+
+CREATE TRIGGER chunks_fts_insert AFTER INSERT ON chunks BEGIN
+    INSERT INTO chunks_fts(rowid, text) VALUES (new.id, new.text);
+END;
+CREATE TRIGGER chunks_fts_delete AFTER DELETE ON chunks BEGIN
+    INSERT INTO chunks_fts(chunks_fts, rowid, text) VALUES ('delete', old.id, old.text);
+END;
+CREATE TRIGGER chunks_fts_update AFTER UPDATE OF text ON chunks BEGIN
+    INSERT INTO chunks_fts(chunks_fts, rowid, text) VALUES ('delete', old.id, old.text);
+    INSERT INTO chunks_fts(rowid, text) VALUES (new.id, new.text);
+END;
+"#;
+
+/// All migrations in order; index `i` brings the database to version `i + 1`.
+/// Append new ones at the end; never edit a released one.
+const MIGRATIONS: &[&str] = &[V1];
+
+/// The schema version this build creates and understands.
+pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
+
+/// Brings the database up to [`SCHEMA_VERSION`]; each step commits on its own.
+pub(crate) fn migrate(conn: &mut Connection, path_for_errors: &str) -> Result<(), StoreError> {
+    let current: i64 = conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .ctx("while reading the schema version")?;
+    if current > SCHEMA_VERSION {
+        return Err(StoreError::SchemaTooNew {
+            path: path_for_errors.to_string(),
+            found: current,
+            supported: SCHEMA_VERSION,
+        });
+    }
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(current.max(0) as usize) {
+        let version = i as i64 + 1;
+        let context = format!("while applying schema migration {version}");
+        let tx = conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .ctx(&context)?;
+        tx.execute_batch(sql).ctx(&context)?;
+        tx.pragma_update(None, "user_version", version).ctx(&context)?;
+        tx.commit().ctx(&context)?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn migrates_once_and_is_idempotent() {
+        let mut conn = Connection::open_in_memory().expect("open");
+        migrate(&mut conn, "mem").expect("first");
+        migrate(&mut conn, "mem").expect("second");
+        let v: i64 = conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .expect("version");
+        assert_eq!(v, SCHEMA_VERSION);
+    }
+
+    #[test]
+    fn refuses_newer_schema() {
+        let mut conn = Connection::open_in_memory().expect("open");
+        conn.pragma_update(None, "user_version", SCHEMA_VERSION + 1)
+            .expect("set");
+        assert!(matches!(
+            migrate(&mut conn, "mem"),
+            Err(StoreError::SchemaTooNew { .. })
+        ));
+    }
+}

@@ -1,0 +1,221 @@
+//! Search: chat hits, project isolation, exclusions, chunk offsets, hostile queries.
+
+mod common;
+
+use common::{IDLE, msg, open, query, search};
+use memory_store::{SearchRequest, SourceType, StoreError};
+
+#[test]
+fn finds_chat_text_with_all_fields() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = open(dir.path());
+    let ack = store
+        .index_chat_message(msg(
+            "proj",
+            "chat1",
+            "msg1",
+            "We talked about the lighthouse keeper.",
+        ))
+        .expect("index");
+    store
+        .index_chat_message(msg(
+            "proj",
+            "chat1",
+            "msg2",
+            "lighthouse lighthouse lighthouse keeper",
+        ))
+        .expect("index");
+    assert!(store.wait_idle(IDLE));
+    let hits = search(&store, "proj", "Lighthouse keepers");
+    assert_eq!(hits.len(), 2);
+    let h = hits
+        .iter()
+        .find(|h| h.message_id.as_deref() == Some("msg1"))
+        .expect("msg1");
+    assert_eq!(h.source_type, SourceType::Chat);
+    assert_eq!(h.source_type.as_str(), "chat");
+    assert_eq!(h.project_id, "proj");
+    assert_eq!(h.source_id, "project-proj");
+    assert_eq!(h.chat_id.as_deref(), Some("chat1"));
+    assert_eq!(h.message_uuid.as_deref(), Some(ack.message_uuid.as_str()));
+    assert_eq!(h.file_path, None);
+    assert_eq!(h.filetype, None);
+    assert_eq!((h.chunk_index, h.start_char), (0, 0));
+    assert_eq!(h.end_char, 38);
+    assert_eq!(h.text, "We talked about the lighthouse keeper.");
+    for w in hits.windows(2) {
+        assert!(w[0].score >= w[1].score, "best first");
+    }
+    for h in &hits {
+        assert!(h.score > 0.0 && h.score <= 1.0, "{}", h.score);
+    }
+    assert_eq!(
+        hits[0].message_id.as_deref(),
+        Some("msg2"),
+        "more matches rank higher"
+    );
+}
+
+#[test]
+fn projects_are_isolated_and_chats_excluded() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = open(dir.path());
+    store
+        .index_chat_message(msg("a", "c1", "m", "marmot"))
+        .expect("index");
+    store
+        .index_chat_message(msg("a", "c2", "m", "marmot"))
+        .expect("index");
+    store
+        .index_chat_message(msg("a", "c3", "m", "marmot"))
+        .expect("index");
+    store
+        .index_chat_message(msg("b", "c1", "m", "marmot"))
+        .expect("index");
+    assert!(store.wait_idle(IDLE));
+
+    assert_eq!(search(&store, "a", "marmot").len(), 3);
+    assert_eq!(search(&store, "b", "marmot").len(), 1);
+    assert!(search(&store, "c", "marmot").is_empty());
+
+    let mut q = query("a", "marmot");
+    q.exclude_chat_ids = vec!["c1".into(), "c3".into(), "unknown".into()];
+    let hits = store.search(&q).expect("search");
+    assert_eq!(hits.len(), 1);
+    assert_eq!(hits[0].chat_id.as_deref(), Some("c2"));
+
+    // source_ids only adds file sources (none exist yet); chat results are unaffected.
+    q.exclude_chat_ids.clear();
+    q.source_ids = Some(vec!["a".into(), "project-b".into()]);
+    assert_eq!(store.search(&q).expect("search").len(), 3);
+
+    q.limit = 2;
+    assert_eq!(store.search(&q).expect("search").len(), 2);
+    q.limit = 0;
+    assert_eq!(
+        store.search(&q).expect("search").len(),
+        1,
+        "limit clamped to >= 1"
+    );
+}
+
+#[test]
+fn long_messages_are_chunked_with_offsets() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = open(dir.path());
+    let content = format!("{}zebra finale", "filler words here. ".repeat(300));
+    store
+        .index_chat_message(msg("p", "c", "m", &content))
+        .expect("index");
+    assert!(store.wait_idle(IDLE));
+    let hits = search(&store, "p", "zebra");
+    assert_eq!(hits.len(), 1);
+    let h = &hits[0];
+    assert!(h.chunk_index > 0);
+    assert!(h.start_char > 0);
+    assert_eq!(h.end_char as usize, content.chars().count());
+    let expected: String = content
+        .chars()
+        .skip(h.start_char as usize)
+        .take((h.end_char - h.start_char) as usize)
+        .collect();
+    assert_eq!(h.text, expected);
+    let all = store
+        .search(&SearchRequest {
+            limit: 200,
+            ..query("p", "filler")
+        })
+        .expect("search");
+    assert_eq!(all.len() as i64, h.chunk_index + 1, "every chunk is searchable");
+}
+
+#[test]
+fn hostile_queries_never_error() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = open(dir.path());
+    store
+        .index_chat_message(msg(
+            "p",
+            "c",
+            "m",
+            "hello world, café NEAR the quay; AND/OR résumé 東京",
+        ))
+        .expect("index");
+    assert!(store.wait_idle(IDLE));
+    let long = "a".repeat(100_000);
+    let many_words = "word ".repeat(10_000);
+    // (query, must find the message?)
+    let table: Vec<(&str, Option<bool>)> = vec![
+        ("", Some(false)),
+        ("   \t\n", Some(false)),
+        ("\"", Some(false)),
+        ("\"\"", Some(false)),
+        ("\"hello", Some(true)),
+        ("hello\"world", Some(true)),
+        ("hello*", Some(true)),
+        ("*", Some(false)),
+        ("NEAR(hello world)", Some(true)),
+        ("NEAR", Some(true)),
+        ("AND", Some(true)),
+        ("OR", Some(true)),
+        ("NOT", Some(false)),
+        ("hello NOT world", Some(true)),
+        ("-hello", Some(true)),
+        ("text:hello", Some(true)),
+        ("c.text:hello", Some(true)),
+        ("^hello", Some(true)),
+        ("hello^", Some(true)),
+        ("(hello", Some(true)),
+        ("hello)", Some(true)),
+        ("((((", Some(false)),
+        ("{hello world}", Some(true)),
+        ("[hello]", Some(true)),
+        ("hello + world", Some(true)),
+        ("'; DROP TABLE chunks; --", Some(false)),
+        ("cafe", Some(true)),
+        ("CAFÉ", Some(true)),
+        ("東京", Some(true)),
+        ("😀🎉", Some(false)),
+        ("\u{0}hello", Some(true)),
+        ("\u{200b}\u{feff}", None),
+        ("e\u{301}", None),
+        ("ǅ ß ﬁ", None),
+        ("١٢٣", None),
+        ("𝔥𝔢𝔩𝔩𝔬", None),
+        ("x\u{0301}\u{0301}\u{0301}", None),
+        ("\\", Some(false)),
+        ("%_", Some(false)),
+        (long.as_str(), Some(false)),
+        (many_words.as_str(), Some(false)),
+    ];
+    for (q, expect) in table {
+        let hits = store
+            .search(&query("p", q))
+            .unwrap_or_else(|e| panic!("query {:?} failed: {e}", q.chars().take(40).collect::<String>()));
+        if let Some(found) = expect {
+            assert_eq!(
+                !hits.is_empty(),
+                found,
+                "query {:?}",
+                q.chars().take(40).collect::<String>()
+            );
+        }
+    }
+    // Hostile project ids and exclusions are data too.
+    for p in ["\"", "p' OR 1=1 --", "*", "NEAR("] {
+        assert!(search(&store, p, "hello").is_empty());
+    }
+    let mut q = query("p", "hello");
+    q.exclude_chat_ids = vec!["\"".into(), "') OR 1=1 --".into()];
+    assert_eq!(store.search(&q).expect("search").len(), 1);
+}
+
+#[test]
+fn empty_project_id_is_invalid() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = open(dir.path());
+    assert!(matches!(
+        store.search(&query("  ", "x")),
+        Err(StoreError::InvalidInput(_))
+    ));
+}
