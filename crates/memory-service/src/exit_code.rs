@@ -26,11 +26,16 @@ pub enum ExitCode {
     HomeUnusable = 15,
     /// The lock file was replaced while we ran and another process holds it.
     LockLost = 16,
+    /// `stop` sent SIGTERM but the instance still runs after the timeout.
+    StillRunning = 17,
+    /// A process holds the home's lock but cannot be verified as our instance,
+    /// so nothing was signalled.
+    Unverified = 18,
 }
 
 impl ExitCode {
     /// Every code, for documentation and tests.
-    pub const ALL: [ExitCode; 10] = [
+    pub const ALL: [ExitCode; 12] = [
         ExitCode::Ok,
         ExitCode::Error,
         ExitCode::Usage,
@@ -41,6 +46,8 @@ impl ExitCode {
         ExitCode::PortHeldByOtherInstance,
         ExitCode::HomeUnusable,
         ExitCode::LockLost,
+        ExitCode::StillRunning,
+        ExitCode::Unverified,
     ];
 
     /// The process exit status.
@@ -59,6 +66,43 @@ impl ExitCode {
             V::PortHeldByOtherInstance { .. } => ExitCode::PortHeldByOtherInstance,
             V::PortHeldByStranger { .. } => ExitCode::PortInUse,
         }
+    }
+}
+
+/// `status`'s exit codes, as LSB init scripts define them (so scripts and
+/// monitors can use `memory-service status` like `service foo status`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum StatusCode {
+    /// Running and healthy.
+    Running = 0,
+    /// Not running, but a PID file exists (a crash or `kill -9`).
+    DeadWithPidFile = 1,
+    /// Not running.
+    NotRunning = 3,
+    /// Unknown: the state could not be determined.
+    Unknown = 4,
+    /// Holds the lock but does not answer (stuck, stopped).
+    Unresponsive = 150,
+    /// Holds the lock and is still starting.
+    Starting = 151,
+}
+
+impl StatusCode {
+    /// Every status code, for documentation and tests.
+    pub const ALL: [StatusCode; 6] = [
+        StatusCode::Running,
+        StatusCode::DeadWithPidFile,
+        StatusCode::NotRunning,
+        StatusCode::Unknown,
+        StatusCode::Unresponsive,
+        StatusCode::Starting,
+    ];
+}
+
+impl From<StatusCode> for std::process::ExitCode {
+    fn from(c: StatusCode) -> Self {
+        std::process::ExitCode::from(c as u8)
     }
 }
 
@@ -84,6 +128,13 @@ mod tests {
                 readme.contains(&format!("| {} | `{c:?}`", c.code())),
                 "README's exit-code table lacks {} {c:?}",
                 c.code()
+            );
+        }
+        for c in StatusCode::ALL {
+            assert!(
+                readme.contains(&format!("| {} | `{c:?}`", c as u8)),
+                "README's status table lacks {} {c:?}",
+                c as u8
             );
         }
     }

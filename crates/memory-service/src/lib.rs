@@ -6,6 +6,8 @@
 //! - [`cli`]: the command line (clap); doc comments are the help.
 //! - [`exit_code`]: every exit code, in one enum.
 //! - [`daemon`]: `serve`: claim the home, bind, serve, shut down cleanly.
+//! - [`lifecycle`]: `start`, `stop`, `status`, `restart`, `logs`, `install-service`.
+//! - [`metrics`]: counters for `/metrics`.
 //! - [`monitor`]: identity and health state, read by `/health` from memory.
 //! - [`probe`]: the client side of `/health` (who answers on an address).
 //! - [`http`]: thin handlers over the core, one router listing every route.
@@ -15,5 +17,7 @@ pub mod config;
 pub mod daemon;
 pub mod exit_code;
 pub mod http;
+pub mod lifecycle;
+pub mod metrics;
 pub mod monitor;
 pub mod probe;

@@ -3,14 +3,16 @@
 //! line with their context chain.
 
 use std::io::IsTerminal;
+use std::process::ExitCode as ProcessExit;
 
 use clap::Parser;
 use memory_service::cli::{Cli, Command};
 use memory_service::config::Config;
 use memory_service::exit_code::ExitCode;
+use memory_service::lifecycle;
 use tracing_subscriber::EnvFilter;
 
-fn main() -> std::process::ExitCode {
+fn main() -> ProcessExit {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
@@ -23,13 +25,19 @@ fn main() -> std::process::ExitCode {
             .into();
         }
     };
+    // `serve` logs at info; the client commands only show warnings.
+    let default = if matches!(cli.command, Command::Serve) {
+        "info"
+    } else {
+        "warn"
+    };
     tracing_subscriber::fmt()
-        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
+        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default)))
         .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
+        .with_ansi(std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none())
         .init();
     match run(cli) {
-        Ok(code) => code.into(),
+        Ok(code) => code,
         Err(e) => {
             eprintln!("memory-service: {e:#}");
             ExitCode::Error.into()
@@ -37,9 +45,28 @@ fn main() -> std::process::ExitCode {
     }
 }
 
-fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+fn run(cli: Cli) -> anyhow::Result<ProcessExit> {
     let config = Config::from_env(&cli.config)?;
-    match cli.command {
-        Command::Serve => memory_service::daemon::run(config),
-    }
+    let code = match cli.command {
+        Command::Serve => memory_service::daemon::run(config)?,
+        Command::Start(args) => lifecycle::start::run(&config, &args)?,
+        Command::Stop(args) => lifecycle::stop::run(&config, &args)?,
+        Command::Status(args) => return Ok(lifecycle::status::run(&config, &args).into()),
+        Command::Restart { stop, start_timeout } => {
+            let code = lifecycle::stop::run(&config, &stop)?;
+            if code != ExitCode::Ok {
+                return Ok(code.into());
+            }
+            let start = lifecycle::start::StartArgs {
+                timeout: start_timeout,
+                kill_timeout: stop.timeout,
+                force: false,
+            };
+            lifecycle::start::run(&config, &start)?
+        }
+        Command::Logs(args) => lifecycle::logs::run(&config, &args)?,
+        Command::InstallService(args) => lifecycle::service::install(&config, &args)?,
+        Command::UninstallService(args) => lifecycle::service::uninstall(&config, &args)?,
+    };
+    Ok(code.into())
 }

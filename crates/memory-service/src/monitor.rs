@@ -156,10 +156,10 @@ impl Monitor {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn monitor() -> Arc<Monitor> {
+    pub(crate) fn monitor() -> Arc<Monitor> {
         Monitor::new(Identity {
             service: "memory-service",
             pid: 1,

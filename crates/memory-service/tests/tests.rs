@@ -2,4 +2,5 @@
 //! home and free ports per test.
 
 mod helper;
+mod lifecycle;
 mod serve;

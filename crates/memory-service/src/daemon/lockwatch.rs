@@ -10,7 +10,10 @@ use std::time::Duration;
 use single_instance::{Instance, LockCheck};
 use tokio_util::sync::CancellationToken;
 
+use std::sync::atomic::Ordering;
+
 use crate::exit_code::ExitCode;
+use crate::metrics::Metrics;
 use crate::monitor::Monitor;
 
 /// Starts the re-check loop. It stops when `shutdown` is cancelled.
@@ -20,6 +23,7 @@ pub fn spawn(
     shutdown: CancellationToken,
     exit: Arc<Mutex<ExitCode>>,
     monitor: Arc<Monitor>,
+    metrics: Arc<Metrics>,
 ) {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(every);
@@ -39,6 +43,7 @@ pub fn spawn(
                 Ok(Some(Ok(LockCheck::Intact))) | Ok(None) => monitor.report("lock", None),
                 Ok(Some(Ok(LockCheck::Recreated))) => {
                     tracing::warn!("the lock file had been deleted or replaced; recreated and relocked it");
+                    metrics.lock_recreated.fetch_add(1, Ordering::Relaxed);
                     monitor.report("lock", None);
                 }
                 Ok(Some(Ok(LockCheck::Lost(held)))) => {
@@ -54,6 +59,7 @@ pub fn spawn(
                 }
                 Ok(Some(Err(e))) => {
                     tracing::warn!(error = %e, "could not re-check the lock file");
+                    metrics.lock_check_failures.fetch_add(1, Ordering::Relaxed);
                     monitor.report("lock", Some(format!("cannot re-check the lock file: {e}")));
                 }
                 Err(e) => tracing::warn!(error = %e, "lock re-check task failed"),

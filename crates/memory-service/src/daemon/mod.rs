@@ -5,6 +5,7 @@
 //! remove the lock file while still holding the lock, exit 0.
 
 mod lockwatch;
+mod notify;
 
 use std::io::Write as _;
 use std::net::{TcpListener, ToSocketAddrs};
@@ -17,6 +18,7 @@ use tokio_util::sync::CancellationToken;
 use crate::config::Config;
 use crate::exit_code::ExitCode;
 use crate::http::{self, AppState};
+use crate::metrics::Metrics;
 use crate::monitor::{Identity, Monitor};
 use crate::probe;
 
@@ -190,6 +192,7 @@ async fn serve_async(
     });
     let shutdown = CancellationToken::new();
     let exit = Arc::new(Mutex::new(ExitCode::Ok));
+    let metrics = Arc::new(Metrics::default());
     spawn_signal_handler(shutdown.clone())?;
     lockwatch::spawn(
         instance,
@@ -197,14 +200,23 @@ async fn serve_async(
         shutdown.clone(),
         exit.clone(),
         monitor.clone(),
+        metrics.clone(),
     );
     let listener = tokio::net::TcpListener::from_std(listener).context("registering the listener")?;
     let drain = config.drain_timeout;
     let state = AppState {
         monitor: monitor.clone(),
         config: Arc::new(config),
+        metrics,
     };
     monitor.set_ready();
+    notify::ready();
+    notify::spawn_watchdog(state.config.host.clone(), port, record.pid, shutdown.clone());
+    let stopping = shutdown.clone();
+    tokio::spawn(async move {
+        stopping.cancelled().await;
+        notify::stopping();
+    });
     tracing::info!(
         pid = record.pid,
         url = %probe::base_url(&state.config.host, port),

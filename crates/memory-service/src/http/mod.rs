@@ -5,6 +5,7 @@
 
 mod error;
 mod health;
+mod metrics;
 mod router;
 
 use std::sync::Arc;
@@ -16,6 +17,7 @@ pub use error::ApiError;
 pub use router::router;
 
 use crate::config::Config;
+use crate::metrics::Metrics;
 use crate::monitor::Monitor;
 
 /// What every handler can reach.
@@ -25,6 +27,8 @@ pub struct AppState {
     pub monitor: Arc<Monitor>,
     /// The resolved configuration.
     pub config: Arc<Config>,
+    /// Request and lock counters.
+    pub metrics: Arc<Metrics>,
 }
 
 /// Serves `state` on `listener` until `shutdown` is cancelled, then drains

@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::{Request, State};
+use axum::extract::{MatchedPath, Request, State};
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -17,7 +17,7 @@ use tower_http::cors::{AllowHeaders, AllowMethods, AllowOrigin, CorsLayer};
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::timeout::TimeoutLayer;
 
-use super::{ApiError, AppState, health};
+use super::{ApiError, AppState, health, metrics};
 
 /// Largest request body accepted (413 above it).
 pub const BODY_LIMIT: usize = 10 * 1024 * 1024;
@@ -39,8 +39,10 @@ pub fn router(state: AppState) -> Router {
         .allow_credentials(true);
     Router::new()
         .route("/health", get(health::health))
+        .route("/metrics", get(metrics::metrics))
         .fallback(|| async { ApiError::client(StatusCode::NOT_FOUND, "Not Found") })
         .layer(middleware::from_fn_with_state(state.clone(), check_host))
+        .layer(middleware::from_fn_with_state(state.clone(), count))
         .layer(cors)
         .layer(RequestBodyLimitLayer::new(BODY_LIMIT))
         .layer(TimeoutLayer::with_status_code(
@@ -74,6 +76,19 @@ pub fn host_allowed(host: &str, configured_host: &str, port: u16) -> bool {
         .trim_end_matches(']')
         .to_ascii_lowercase();
     matches!(name.as_str(), "127.0.0.1" | "localhost" | "::1") || name == configured_host.to_ascii_lowercase()
+}
+
+/// Counts each request by its route template (not the raw path, so ids do
+/// not explode the label set) and final status.
+async fn count(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or("unmatched", |m| m.as_str())
+        .to_string();
+    let resp = next.run(req).await;
+    state.metrics.record(&route, resp.status().as_u16());
+    resp
 }
 
 async fn check_host(State(state): State<AppState>, req: Request, next: Next) -> Response {

@@ -131,8 +131,62 @@ impl Sandbox {
     }
 }
 
+impl Sandbox {
+    /// Runs a client command (`start`, `stop`, ...) on this home and port to
+    /// completion; returns (exit code, stdout, stderr).
+    pub fn cli(&self, port: u16, args: &[&str]) -> (i32, String, String) {
+        self.cli_env(port, args, &[])
+    }
+
+    pub fn cli_env(&self, port: u16, args: &[&str], envs: &[(&str, &str)]) -> (i32, String, String) {
+        let home = self.home.display().to_string();
+        let port = port.to_string();
+        let mut all = vec!["--home", home.as_str(), "--port", port.as_str()];
+        all.extend_from_slice(args);
+        let mut p = self.spawn(&all, envs);
+        let code = p.wait_code();
+        (code, p.stdout_text(), p.stderr_text())
+    }
+
+    /// The PID in the home's PID file.
+    pub fn pid_from_file(&self) -> Option<u32> {
+        std::fs::read_to_string(self.pid_file()).ok()?.trim().parse().ok()
+    }
+
+    /// Kills whatever verifiably holds this sandbox's home (detached instances
+    /// that `start` spawned are not our children).
+    pub fn kill_holder(&self) {
+        let files = single_instance::HomeFiles::new(&self.home, "memory_service");
+        if let Ok(single_instance::Holder::Verified { record, process }) = single_instance::holder(&files) {
+            let _ = single_instance::signal_holder(&files, record.pid, process.start_time, Signal::SIGKILL);
+            poll("the killed holder to release the lock", DEADLINE, || {
+                single_instance::inspect(&files)
+                    .ok()
+                    .flatten()
+                    .is_none()
+                    .then_some(())
+            });
+        }
+    }
+
+    /// Whether anything holds this sandbox's lock.
+    pub fn lock_held(&self) -> bool {
+        let files = single_instance::HomeFiles::new(&self.home, "memory_service");
+        single_instance::inspect(&files).ok().flatten().is_some()
+    }
+}
+
+/// The `PID:` value printed by `start`.
+pub fn printed_pid(stdout: &str) -> Option<u32> {
+    stdout
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("PID:"))
+        .and_then(|p| p.trim().parse().ok())
+}
+
 impl Drop for Sandbox {
     fn drop(&mut self) {
+        self.kill_holder();
         if !std::thread::panicking() {
             return;
         }

@@ -1,0 +1,122 @@
+//! The lifecycle commands (`start`, `stop`, `status`, `restart`, `logs`,
+//! `install-service`): the seed's "safe start script" done as commands of the
+//! binary. They observe an instance only through the lock, its holder record
+//! and `/health`; they signal only through `single_instance::signal_holder`,
+//! which re-verifies the holder right before each signal. Never by name.
+
+pub mod logs;
+pub mod service;
+pub mod start;
+pub mod status;
+pub mod stop;
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use single_instance::{Holder, Signal, SignalOutcome, Verdict};
+
+use crate::config::Config;
+use crate::daemon::{home_files, policy};
+use crate::probe;
+
+/// The log file `start` sends a detached instance's output to.
+pub fn log_path(config: &Config) -> PathBuf {
+    config.home.join("memory_service.log")
+}
+
+/// What is running for a home right now: the guard's own verdict, from the
+/// same facts a `serve` would gather (so `start` and `serve` never disagree).
+pub fn observe(config: &Config) -> anyhow::Result<Verdict> {
+    let files = home_files(config);
+    let policy = policy(config);
+    for _ in 0..8 {
+        let Some(held) = single_instance::inspect(&files)? else {
+            return Ok(Verdict::Start { stale: None });
+        };
+        let facts = single_instance::holder_facts(&held, &probe::guard_probe);
+        let v = single_instance::decide(&single_instance::verdict::Facts::Held(facts), &policy);
+        if v != Verdict::Retry {
+            return Ok(v);
+        }
+    }
+    Ok(Verdict::Start { stale: None })
+}
+
+/// Polls until nobody holds the home's lock, or `timeout` passes.
+pub fn wait_lock_free(config: &Config, timeout: Duration) -> anyhow::Result<bool> {
+    let files = home_files(config);
+    let end = Instant::now() + timeout;
+    loop {
+        if single_instance::inspect(&files)?.is_none() {
+            return Ok(true);
+        }
+        if Instant::now() >= end {
+            return Ok(false);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// How a stop attempt ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Stopped {
+    /// Nothing held the lock.
+    NotRunning,
+    /// It exited after SIGTERM.
+    Graceful(u32),
+    /// It exited after SIGKILL.
+    Killed(u32),
+    /// It still runs after the grace period (and no escalation was asked).
+    StillRunning(u32),
+    /// The lock holder could not be verified; nothing was signalled.
+    Unverified {
+        /// The PID we believe holds the lock.
+        pid: Option<u32>,
+        /// Why it could not be verified.
+        reason: String,
+    },
+}
+
+/// Stops the verified holder: SIGTERM, wait up to `grace` for the lock to be
+/// released, then (if `escalate`) SIGKILL and wait again.
+pub fn stop_holder(config: &Config, grace: Duration, escalate: bool) -> anyhow::Result<Stopped> {
+    let files = home_files(config);
+    let (pid, start_time) = match single_instance::holder(&files)? {
+        Holder::Free => return Ok(Stopped::NotRunning),
+        Holder::Unverified { pid, reason } => return Ok(Stopped::Unverified { pid, reason }),
+        Holder::Verified { record, process } => (record.pid, process.start_time),
+    };
+    match single_instance::signal_holder(&files, pid, start_time, Signal::SIGTERM)? {
+        SignalOutcome::Sent => {}
+        SignalOutcome::Gone => return Ok(Stopped::Graceful(pid)),
+        SignalOutcome::Refused(reason) => {
+            return Ok(Stopped::Unverified {
+                pid: Some(pid),
+                reason,
+            });
+        }
+    }
+    if wait_lock_free(config, grace)? {
+        return Ok(Stopped::Graceful(pid));
+    }
+    if !escalate {
+        return Ok(Stopped::StillRunning(pid));
+    }
+    tracing::warn!(pid, "still running after SIGTERM and {grace:?}; sending SIGKILL");
+    match single_instance::signal_holder(&files, pid, start_time, Signal::SIGKILL)? {
+        SignalOutcome::Sent | SignalOutcome::Gone => {}
+        SignalOutcome::Refused(reason) => {
+            return Ok(Stopped::Unverified {
+                pid: Some(pid),
+                reason,
+            });
+        }
+    }
+    if wait_lock_free(config, Duration::from_secs(10))? {
+        // A killed instance cannot remove its PID file; do it for it.
+        let _ = single_instance::pidfile::remove_if_ours(&files.pid, pid);
+        Ok(Stopped::Killed(pid))
+    } else {
+        Ok(Stopped::StillRunning(pid))
+    }
+}

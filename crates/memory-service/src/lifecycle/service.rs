@@ -1,0 +1,142 @@
+//! `install-service` / `uninstall-service`: hand `serve` to the OS supervisor
+//! (a launchd LaunchAgent on macOS, a systemd user unit on Linux). The files
+//! come from the `supervisor` crate; this module only picks the kind, writes,
+//! and runs the activation commands (unless told not to).
+
+use std::process::Command;
+
+use anyhow::{Context, bail};
+use supervisor::{DEFAULT_LABEL, Kind, Paths, ServiceSpec};
+
+use crate::config::Config;
+use crate::exit_code::ExitCode;
+
+/// Which supervisor (default: the platform's).
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct KindArgs {
+    /// Use launchd (the default on macOS).
+    #[arg(long, conflicts_with = "systemd")]
+    pub launchd: bool,
+    /// Use systemd (the default on Linux).
+    #[arg(long)]
+    pub systemd: bool,
+    /// Write or remove the file only; print the launchctl/systemctl commands
+    /// instead of running them.
+    #[arg(long)]
+    pub no_activate: bool,
+}
+
+impl KindArgs {
+    fn kind(&self) -> Kind {
+        match (self.launchd, self.systemd) {
+            (true, _) => Kind::Launchd,
+            (_, true) => Kind::Systemd,
+            _ => Kind::for_this_platform(),
+        }
+    }
+}
+
+/// Options of `install-service`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct InstallArgs {
+    /// Which supervisor, and whether to activate.
+    #[command(flatten)]
+    pub kind: KindArgs,
+    /// Print the service file to stdout instead of installing it.
+    #[arg(long)]
+    pub print: bool,
+}
+
+fn show(cmd: &[String]) -> String {
+    cmd.join(" ")
+}
+
+fn run_commands(cmds: &[Vec<String>], must_succeed: bool) -> anyhow::Result<()> {
+    for cmd in cmds {
+        let Some((prog, args)) = cmd.split_first() else {
+            continue;
+        };
+        let out = Command::new(prog).args(args).output();
+        match out {
+            Ok(o) if o.status.success() => println!("  ran: {}", show(cmd)),
+            Ok(o) if must_succeed => bail!(
+                "`{}` failed ({}): {}",
+                show(cmd),
+                o.status,
+                String::from_utf8_lossy(&o.stderr).trim()
+            ),
+            Err(e) if must_succeed => bail!("could not run `{}`: {e}", show(cmd)),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// Runs `install-service`.
+pub fn install(config: &Config, args: &InstallArgs) -> anyhow::Result<ExitCode> {
+    let kind = args.kind.kind();
+    let paths = Paths::from_env()?;
+    let exe = std::env::current_exe()
+        .and_then(|p| p.canonicalize())
+        .context("finding this program's absolute path")?;
+    let spec = ServiceSpec::new(exe, &config.home, &config.host, config.port, &paths.logs_dir);
+    if args.print {
+        print!("{}", supervisor::render(kind, &spec)?);
+        return Ok(ExitCode::Ok);
+    }
+    let installed = supervisor::install(kind, &spec, &paths)?;
+    println!(
+        "{} {} service file {}",
+        if installed.replaced { "Replaced" } else { "Wrote" },
+        kind.name(),
+        installed.path.display()
+    );
+    if args.kind.no_activate {
+        println!("To activate it, run:");
+        for cmd in installed.prepare.iter().chain(&installed.commands) {
+            println!("  {}", show(cmd));
+        }
+        return Ok(ExitCode::Ok);
+    }
+    run_commands(&installed.prepare, false)?;
+    run_commands(&installed.commands, true).with_context(|| {
+        format!(
+            "activating {} (the file is written; fix and rerun)",
+            installed.path.display()
+        )
+    })?;
+    println!(
+        "Memory Service is now supervised by {}; logs: {}",
+        kind.name(),
+        spec.log_file().display()
+    );
+    Ok(ExitCode::Ok)
+}
+
+/// Runs `uninstall-service`.
+pub fn uninstall(_config: &Config, args: &KindArgs) -> anyhow::Result<ExitCode> {
+    let kind = args.kind();
+    let paths = Paths::from_env()?;
+    let deactivate = supervisor::deactivation_commands(kind, DEFAULT_LABEL);
+    if !args.no_activate {
+        run_commands(&deactivate, false)?;
+    }
+    let done = supervisor::uninstall(kind, DEFAULT_LABEL, &paths)?;
+    if done.removed {
+        println!("Removed {} service file {}", kind.name(), done.path.display());
+    } else {
+        println!(
+            "No {} service file at {}; nothing to remove",
+            kind.name(),
+            done.path.display()
+        );
+    }
+    if args.no_activate {
+        for cmd in deactivate.iter().chain(&done.after) {
+            println!("  to run: {}", show(cmd));
+        }
+    } else {
+        run_commands(&done.after, false)?;
+    }
+    Ok(ExitCode::Ok)
+}

@@ -1,0 +1,200 @@
+//! `start`: the safe start. Our healthy instance: say so, touch nothing.
+//! Nothing running: spawn `serve` detached and wait until `/health` answers
+//! *with the new child's PID* (any other 200 proves nothing). A stuck instance
+//! (holds the lock, silent): stop it (verified; TERM, then KILL) and start
+//! anew. Several `start`s at once converge on one instance: a starter whose
+//! child lost the race waits for the winner and reports it.
+
+use std::fs::OpenOptions;
+use std::os::unix::process::CommandExt;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use single_instance::Verdict;
+
+use super::{Stopped, log_path, observe, stop_holder};
+use crate::config::Config;
+use crate::exit_code::ExitCode;
+use crate::probe;
+
+/// A log above this size is rotated to `.1` before a start.
+pub const LOG_CAP_BYTES: u64 = 10 * 1024 * 1024;
+
+/// Options of `start`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct StartArgs {
+    /// Seconds to wait for the new instance to answer /health.
+    #[arg(long, default_value_t = 15.0, value_name = "SECS")]
+    pub timeout: f64,
+    /// Seconds between SIGTERM and SIGKILL when stopping a stuck (or, with
+    /// --force, a healthy) instance.
+    #[arg(long, default_value_t = 5.0, value_name = "SECS")]
+    pub kill_timeout: f64,
+    /// Replace the instance even if it is healthy (graceful stop, then start).
+    #[arg(long)]
+    pub force: bool,
+}
+
+fn secs(s: f64) -> Duration {
+    Duration::from_secs_f64(s.max(0.0))
+}
+
+/// Runs `start`.
+pub fn run(config: &Config, args: &StartArgs) -> anyhow::Result<ExitCode> {
+    let deadline = Instant::now() + secs(args.timeout);
+    let mut replaced_healthy = !args.force;
+    loop {
+        match observe(config)? {
+            Verdict::AlreadyRunning { pid, host, port, .. } if replaced_healthy => {
+                println!("✅ Memory Service is already running on port {port}");
+                println!("   PID:  {pid}");
+                println!("   URL:  {}", probe::base_url(&host, port));
+                println!("   Home: {}", config.home.display());
+                return Ok(ExitCode::Ok);
+            }
+            Verdict::AlreadyRunning { pid, .. } => {
+                println!("Replacing the running instance (PID {pid}) as asked (--force)...");
+                replaced_healthy = true;
+                if let Some(code) = stop_or_report(config, args)? {
+                    return Ok(code);
+                }
+            }
+            Verdict::Starting { pid, .. } if Instant::now() < deadline => {
+                tracing::debug!(?pid, "another instance is starting; waiting for it");
+                std::thread::sleep(Duration::from_millis(25));
+            }
+            v @ (Verdict::Starting { .. } | Verdict::Unresponsive { .. }) => {
+                println!("⚠️  {v}");
+                println!(
+                    "   It is stuck: stopping it (SIGTERM, then SIGKILL after {}s)...",
+                    args.kill_timeout
+                );
+                if let Some(code) = stop_or_report(config, args)? {
+                    return Ok(code);
+                }
+            }
+            Verdict::Start { .. } | Verdict::Retry => {
+                if let Some(code) = spawn_and_wait(config, deadline)? {
+                    return Ok(code);
+                }
+                // Our child lost the race to another starter: observe again.
+            }
+            v @ (Verdict::PortHeldByOtherInstance { .. } | Verdict::PortHeldByStranger { .. }) => {
+                eprintln!("memory-service: {v}");
+                return Ok(ExitCode::for_verdict(&v));
+            }
+        }
+        if Instant::now() > deadline + Duration::from_secs(1) {
+            eprintln!(
+                "memory-service: gave up after {}s without a healthy instance",
+                args.timeout
+            );
+            return Ok(ExitCode::Error);
+        }
+    }
+}
+
+/// Stops the current holder; `Some(code)` ends `start` with that code.
+fn stop_or_report(config: &Config, args: &StartArgs) -> anyhow::Result<Option<ExitCode>> {
+    match stop_holder(config, secs(args.kill_timeout), true)? {
+        Stopped::NotRunning => Ok(None),
+        Stopped::Graceful(pid) => {
+            println!("   Stopped PID {pid}.");
+            Ok(None)
+        }
+        Stopped::Killed(pid) => {
+            println!("   Killed PID {pid} (it ignored SIGTERM).");
+            Ok(None)
+        }
+        other => Ok(Some(super::stop::report(config, &other))),
+    }
+}
+
+/// Moves a log over the cap aside, keeping one old generation.
+fn rotate_log(config: &Config) {
+    let log = log_path(config);
+    if std::fs::metadata(&log).is_ok_and(|m| m.len() > LOG_CAP_BYTES) {
+        let _ = std::fs::rename(&log, log.with_extension("log.1"));
+    }
+}
+
+fn spawn_serve(config: &Config) -> anyhow::Result<Child> {
+    single_instance::home::prepare(&config.home)?;
+    rotate_log(config);
+    let log = log_path(config);
+    let out = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log)
+        .with_context(|| format!("opening log file {}", log.display()))?;
+    let err = out.try_clone().context("duplicating the log handle")?;
+    let exe = std::env::current_exe().context("finding this program's path")?;
+    let mut cmd = Command::new(exe);
+    cmd.arg("--home")
+        .arg(&config.home)
+        .arg("--host")
+        .arg(&config.host)
+        .arg("--port")
+        .arg(config.port.to_string())
+        .arg("serve")
+        .stdin(Stdio::null())
+        .stdout(out)
+        .stderr(err)
+        .env("NO_COLOR", "1");
+    // SAFETY: setsid() is async-signal-safe; it detaches the child from our
+    // session and terminal so it outlives this command and its shell.
+    unsafe {
+        cmd.pre_exec(|| nix::unistd::setsid().map(|_| ()).map_err(std::io::Error::from));
+    }
+    cmd.spawn().context("spawning `memory-service serve`")
+}
+
+/// Spawns a detached `serve` and waits for it. `Ok(None)`: it lost a race to
+/// another starter (exit 10/11), so the caller observes again.
+fn spawn_and_wait(config: &Config, deadline: Instant) -> anyhow::Result<Option<ExitCode>> {
+    let mut child = spawn_serve(config)?;
+    let pid = child.id();
+    let log = log_path(config);
+    loop {
+        if let Some(status) = child.try_wait()? {
+            let code = status.code().unwrap_or(1);
+            if code == ExitCode::AlreadyRunning.code() as i32 || code == ExitCode::Starting.code() as i32 {
+                return Ok(None);
+            }
+            eprintln!("❌ Memory Service failed to start: `serve` (PID {pid}) exited with {status}.");
+            print_log_tail(&log);
+            let known = ExitCode::ALL.into_iter().find(|c| c.code() as i32 == code);
+            return Ok(Some(known.unwrap_or(ExitCode::Error)));
+        }
+        if let single_instance::Health::Answered {
+            status: 200,
+            identity: Some(id),
+        } = probe::probe_health(&config.host, config.port, probe::PROBE_TIMEOUT)
+            && id.pid == pid
+        {
+            println!("✅ Memory Service started on port {}", config.port);
+            println!("   PID:  {pid}");
+            println!("   URL:  {}", config.base_url());
+            println!("   Home: {}", config.home.display());
+            println!("   Log:  {}", log.display());
+            return Ok(Some(ExitCode::Ok));
+        }
+        if Instant::now() > deadline {
+            // Our own unreaped child: its PID cannot have been reused.
+            let _ = child.kill();
+            let _ = child.wait();
+            eprintln!("❌ Memory Service did not answer /health with PID {pid} in time; stopped it.");
+            print_log_tail(&log);
+            return Ok(Some(ExitCode::Error));
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+fn print_log_tail(log: &std::path::Path) {
+    eprintln!("Last 20 lines of {}:", log.display());
+    for line in super::logs::tail(log, 20) {
+        eprintln!("  {line}");
+    }
+}

@@ -1,0 +1,153 @@
+//! `status`: what runs for this home, as aligned lines or one JSON object,
+//! with LSB exit codes so scripts can use it like `service x status`. It reads
+//! the lock (without taking it), the holder record and `/health`; it never
+//! trusts the PID file alone.
+
+use serde_json::json;
+use single_instance::Verdict;
+use single_instance::pidfile::{self, PidFile};
+
+use super::{log_path, observe};
+use crate::config::Config;
+use crate::daemon::home_files;
+use crate::exit_code::StatusCode;
+use crate::probe;
+
+/// Options of `status`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct StatusArgs {
+    /// Print one JSON object instead of aligned lines.
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn uptime(secs: u64) -> String {
+    let (d, h, m, s) = (secs / 86_400, secs / 3600 % 24, secs / 60 % 60, secs % 60);
+    match (d, h, m) {
+        (0, 0, 0) => format!("{s}s"),
+        (0, 0, _) => format!("{m}m {s}s"),
+        (0, _, _) => format!("{h}h {m}m"),
+        _ => format!("{d}d {h}h"),
+    }
+}
+
+/// Gathers the status as a JSON object and its exit code.
+pub fn gather(config: &Config) -> (serde_json::Value, StatusCode) {
+    let log = log_path(config);
+    let mut v = json!({
+        "home": config.home,
+        "log": log.exists().then_some(&log),
+    });
+    let verdict = match observe(config) {
+        Ok(v) => v,
+        Err(e) => {
+            v["state"] = json!("unknown");
+            v["error"] = json!(format!("{e:#}"));
+            return (v, StatusCode::Unknown);
+        }
+    };
+    let code = match &verdict {
+        Verdict::AlreadyRunning { pid, host, port, .. } => {
+            v["state"] = json!("running");
+            v["pid"] = json!(pid);
+            v["url"] = json!(probe::base_url(host, *port));
+            if let Ok((200, body)) = probe::get_json(host, *port, "/health", probe::PROBE_TIMEOUT) {
+                for k in ["version", "uptime_s", "instance_id", "started_at", "reasons"] {
+                    v[k] = body[k].clone();
+                }
+                v["health"] = body["state"].clone();
+            }
+            StatusCode::Running
+        }
+        Verdict::Starting { pid, addr } | Verdict::Unresponsive { pid, addr, .. } => {
+            let starting = matches!(verdict, Verdict::Starting { .. });
+            v["state"] = json!(if starting { "starting" } else { "unresponsive" });
+            v["pid"] = json!(pid);
+            v["url"] = json!(addr.as_ref().map(|(h, p)| probe::base_url(h, *p)));
+            if let Verdict::Unresponsive { reason, .. } = &verdict {
+                v["reasons"] = json!([reason]);
+            }
+            if starting {
+                StatusCode::Starting
+            } else {
+                StatusCode::Unresponsive
+            }
+        }
+        _ => match pidfile::read(&home_files(config).pid) {
+            PidFile::Pid(pid) => {
+                v["state"] = json!("dead");
+                v["pid_file_pid"] = json!(pid);
+                v["reasons"] = json!([format!(
+                    "not running, but a PID file names PID {pid} (a crash or kill -9?); \
+                     `memory-service start` cleans it up"
+                )]);
+                StatusCode::DeadWithPidFile
+            }
+            _ => {
+                v["state"] = json!("stopped");
+                v["pid"] = json!(null);
+                StatusCode::NotRunning
+            }
+        },
+    };
+    (v, code)
+}
+
+/// Runs `status`.
+pub fn run(config: &Config, args: &StatusArgs) -> StatusCode {
+    let (v, code) = gather(config);
+    if args.json {
+        println!("{v}");
+        return code;
+    }
+    let s = |k: &str| match &v[k] {
+        serde_json::Value::Null => None,
+        serde_json::Value::String(s) => Some(s.clone()),
+        other => Some(other.to_string()),
+    };
+    let mut rows: Vec<(&str, String)> = vec![("State", s("state").unwrap_or_default())];
+    if let Some(h) = s("health").filter(|h| h != "ready") {
+        rows[0].1 = format!("{} ({h})", rows[0].1);
+    }
+    for (label, key) in [
+        ("PID", "pid"),
+        ("URL", "url"),
+        ("Home", "home"),
+        ("Version", "version"),
+    ] {
+        if let Some(val) = s(key) {
+            rows.push((label, val));
+        }
+    }
+    if let Some(up) = v["uptime_s"].as_u64() {
+        rows.push(("Uptime", uptime(up)));
+    }
+    if let Some(log) = s("log") {
+        rows.push(("Log", log));
+    }
+    if let Some(reasons) = v["reasons"].as_array().filter(|r| !r.is_empty()) {
+        for r in reasons {
+            rows.push(("Reason", r.as_str().unwrap_or_default().to_string()));
+        }
+    }
+    if let Some(e) = s("error") {
+        rows.push(("Error", e));
+    }
+    for (label, val) in rows {
+        println!("{:<9}{val}", format!("{label}:"));
+    }
+    code
+}
+
+#[cfg(test)]
+mod tests {
+    use super::uptime;
+
+    #[test]
+    fn uptimes() {
+        assert_eq!(uptime(5), "5s");
+        assert_eq!(uptime(65), "1m 5s");
+        assert_eq!(uptime(3 * 3600 + 120), "3h 2m");
+        assert_eq!(uptime(2 * 86_400 + 3600), "2d 1h");
+    }
+}

@@ -1,0 +1,347 @@
+//! `start`, `stop`, `status`, `restart`, `install-service`, the notify
+//! protocol and `/metrics`, with real processes and signals.
+
+use std::os::unix::net::UnixDatagram;
+use std::sync::{Arc, Barrier};
+use std::time::Duration;
+
+use nix::sys::signal::Signal;
+
+use crate::helper::*;
+
+#[test]
+fn start_start_status_stop_status_round_trip() {
+    let sb = Sandbox::new();
+    let port = free_port();
+    let (code, out, _) = sb.cli(port, &["status"]);
+    assert_eq!(code, 3, "not running: LSB 3\n{out}");
+    assert!(out.contains("stopped"));
+
+    let (code, out, err) = sb.cli(port, &["start"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.contains(&format!("Memory Service started on port {port}")),
+        "{out}"
+    );
+    let pid = printed_pid(&out).expect("start prints the PID");
+    assert_eq!(
+        health_pid(port),
+        Some(pid),
+        "/health answers with the started PID"
+    );
+    assert_eq!(sb.pid_from_file(), Some(pid));
+
+    let (code, out, _) = sb.cli(port, &["start"]);
+    assert_eq!(code, 0);
+    assert!(
+        out.contains(&format!("✅ Memory Service is already running on port {port}")),
+        "{out}"
+    );
+    assert_eq!(printed_pid(&out), Some(pid), "the same instance, untouched");
+
+    let (code, out, _) = sb.cli(port, &["status"]);
+    assert_eq!(code, 0, "{out}");
+    for label in [
+        "State:   running",
+        &format!("PID:     {pid}"),
+        "URL:",
+        "Home:",
+        "Version:",
+        "Uptime:",
+        "Log:",
+    ] {
+        assert!(out.contains(label), "missing {label:?} in\n{out}");
+    }
+    let (code, out, _) = sb.cli(port, &["status", "--json"]);
+    assert_eq!(code, 0);
+    let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(
+        (v["state"].as_str(), v["pid"].as_u64()),
+        (Some("running"), Some(pid as u64))
+    );
+
+    let (code, out, _) = sb.cli(port, &["stop"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains(&format!("Stopped Memory Service (PID {pid}")),
+        "{out}"
+    );
+    assert!(!sb.lock_held() && !sb.pid_file().exists() && !sb.lock_file().exists());
+    let (code, _, _) = sb.cli(port, &["status"]);
+    assert_eq!(code, 3);
+    let (code, out, _) = sb.cli(port, &["stop"]);
+    assert_eq!(code, 0);
+    assert!(out.contains("not running"));
+}
+
+#[test]
+fn a_frozen_instance_is_replaced_by_start_and_gone_afterwards() {
+    let sb = Sandbox::new();
+    let port = free_port();
+    let (code, out, err) = sb.cli(port, &["start"]);
+    assert_eq!(code, 0, "{out}{err}");
+    let old = printed_pid(&out).unwrap();
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(old as i32), Signal::SIGSTOP).unwrap();
+    let (code, _, _) = sb.cli(port, &["status"]);
+    assert_eq!(code, 150, "a stopped holder is unresponsive");
+
+    let (code, out, err) = sb.cli(port, &["start", "--kill-timeout", "3"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.contains("unresponsive") && out.contains("stopping it"),
+        "{out}"
+    );
+    let new = printed_pid(&out).unwrap();
+    assert_ne!(new, old);
+    assert_eq!(health_pid(port), Some(new));
+    let gone = single_instance::process::process_facts(old)
+        .is_none_or(|p| p.run_state == single_instance::process::RunState::Zombie);
+    assert!(gone, "the frozen instance must be gone");
+}
+
+#[test]
+fn force_replaces_a_healthy_instance() {
+    let sb = Sandbox::new();
+    let port = free_port();
+    let (_, out, _) = sb.cli(port, &["start"]);
+    let old = printed_pid(&out).unwrap();
+    let (code, out, err) = sb.cli(port, &["start", "--force"]);
+    assert_eq!(code, 0, "{out}{err}");
+    let new = printed_pid(&out).unwrap();
+    assert_ne!(old, new);
+    assert_eq!(health_pid(port), Some(new));
+}
+
+#[test]
+fn concurrent_starts_converge_on_one_instance() {
+    let sb = Sandbox::new();
+    let port = free_port();
+    let n = 6;
+    let barrier = Arc::new(Barrier::new(n));
+    let results: Vec<(i32, String, String)> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..n)
+            .map(|_| {
+                let b = barrier.clone();
+                let sb = &sb;
+                s.spawn(move || {
+                    b.wait();
+                    sb.cli(port, &["start"])
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let pids: Vec<Option<u32>> = results.iter().map(|(_, out, _)| printed_pid(out)).collect();
+    for (code, out, err) in &results {
+        assert_eq!(*code, 0, "every starter exits 0:\n{out}{err}");
+    }
+    assert!(
+        pids.iter().all(|p| p.is_some() && *p == pids[0]),
+        "same PID everywhere: {pids:?}"
+    );
+    assert_eq!(health_pid(port), pids[0]);
+    assert_eq!(sb.pid_from_file(), pids[0]);
+}
+
+#[test]
+fn stop_never_signals_a_process_named_by_a_stale_pid_file() {
+    let sb = Sandbox::new();
+    let port = free_port();
+    let mut bystander = std::process::Command::new("sleep").arg("300").spawn().unwrap();
+    std::fs::create_dir_all(&sb.home).unwrap();
+    std::fs::write(sb.pid_file(), format!("{}\n", bystander.id())).unwrap();
+    let (code, out, _) = sb.cli(port, &["stop", "--force"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("not running") && out.contains("stale PID file"),
+        "{out}"
+    );
+    assert!(bystander.try_wait().unwrap().is_none(), "the bystander is alive");
+
+    // And with an instance running but its PID file overwritten: stop targets
+    // the lock holder, never the PID file's process.
+    let (_, out, _) = sb.cli(port, &["start"]);
+    let pid = printed_pid(&out).unwrap();
+    std::fs::write(sb.pid_file(), format!("{}\n", bystander.id())).unwrap();
+    let (code, out, _) = sb.cli(port, &["stop"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains(&format!("PID {pid}")), "{out}");
+    assert!(bystander.try_wait().unwrap().is_none(), "the bystander is alive");
+    bystander.kill().unwrap();
+    bystander.wait().unwrap();
+}
+
+#[test]
+fn start_against_a_foreign_server_fails_clearly_and_leaves_nothing() {
+    let sb = Sandbox::new();
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    let (code, out, err) = sb.cli(port, &["start"]);
+    assert_eq!(code, 13, "{out}{err}");
+    assert!(
+        err.contains("failed to start") && err.contains("not Memory Service"),
+        "{err}"
+    );
+    assert!(err.contains("Last 20 lines of"), "{err}");
+    assert!(!sb.lock_held(), "nothing left running");
+    assert!(l.local_addr().is_ok(), "the foreign listener is untouched");
+}
+
+#[test]
+fn restart_replaces_the_instance() {
+    let sb = Sandbox::new();
+    let port = free_port();
+    let (_, out, _) = sb.cli(port, &["start"]);
+    let old = printed_pid(&out).unwrap();
+    let (code, out, err) = sb.cli(port, &["restart"]);
+    assert_eq!(code, 0, "{out}{err}");
+    let new = printed_pid(&out).unwrap();
+    assert_ne!(old, new);
+    assert_eq!(health_pid(port), Some(new));
+    let (code, out, _) = sb.cli(port, &["logs", "-n", "5"]);
+    assert_eq!(code, 0);
+    assert!(out.contains("Memory Service is serving"), "{out}");
+}
+
+#[test]
+fn status_says_dead_after_kill_9() {
+    let sb = Sandbox::new();
+    let port = free_port();
+    let mut p = sb.serve(port);
+    wait_healthy(port, &mut p);
+    p.signal(Signal::SIGKILL);
+    p.wait_code_or_signal();
+    let (code, out, _) = sb.cli(port, &["status"]);
+    assert_eq!(code, 1, "dead with a PID file: LSB 1\n{out}");
+}
+
+#[test]
+fn the_notify_protocol_on_a_fake_socket() {
+    let sb = Sandbox::new();
+    let sock_path = sb.path().join("notify.sock");
+    let sock = UnixDatagram::bind(&sock_path).unwrap();
+    sock.set_read_timeout(Some(DEADLINE)).unwrap();
+    let port = free_port();
+    let sock_env = sock_path.display().to_string();
+    let mut p = sb.serve_with(port, &[("NOTIFY_SOCKET", &sock_env), ("WATCHDOG_USEC", "200000")]);
+    let recv = || {
+        let mut buf = [0u8; 512];
+        let n = sock
+            .recv(&mut buf)
+            .expect("a notify datagram before the deadline");
+        String::from_utf8_lossy(&buf[..n]).into_owned()
+    };
+    assert_eq!(recv().trim(), "READY=1");
+    assert_eq!(health_pid(port), Some(p.pid()), "READY comes once we serve");
+    assert_eq!(recv().trim(), "WATCHDOG=1");
+    p.signal(Signal::SIGTERM);
+    loop {
+        let msg = recv();
+        if msg.trim() == "STOPPING=1" {
+            break;
+        }
+        assert_eq!(msg.trim(), "WATCHDOG=1", "unexpected datagram");
+    }
+    assert_eq!(p.wait_code(), 0);
+}
+
+#[test]
+fn no_notify_socket_means_no_notify() {
+    // Without NOTIFY_SOCKET serve runs as usual (covered everywhere); with a
+    // socket path that does not exist it must still serve, only warning.
+    let sb = Sandbox::new();
+    let port = free_port();
+    let missing = sb.path().join("nope.sock").display().to_string();
+    let mut p = sb.serve_with(port, &[("NOTIFY_SOCKET", &missing)]);
+    wait_healthy(port, &mut p);
+}
+
+#[test]
+fn install_service_prints_valid_definitions_and_installs_into_the_user_dirs() {
+    let sb = Sandbox::new();
+    let port = free_port();
+    let (code, out, err) = sb.cli(port, &["install-service", "--launchd", "--print"]);
+    assert_eq!(code, 0, "{err}");
+    let plist = plist::Value::from_reader_xml(out.as_bytes()).expect("the plist parses");
+    let dict = plist.as_dictionary().unwrap();
+    assert_eq!(
+        dict.get("Label").and_then(|v| v.as_string()),
+        Some("com.chatdo.memoryservice")
+    );
+    let args: Vec<&str> = dict["ProgramArguments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_string().unwrap())
+        .collect();
+    assert_eq!(
+        &args[1..],
+        [
+            "serve",
+            "--home",
+            &sb.home.display().to_string(),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            &port.to_string()
+        ]
+    );
+    assert!(std::path::Path::new(args[0]).is_absolute());
+
+    let (code, out, _) = sb.cli(port, &["install-service", "--systemd", "--print"]);
+    assert_eq!(code, 0);
+    for line in [
+        "Type=notify",
+        "Restart=on-failure",
+        "RestartPreventExitStatus=10",
+        "WatchdogSec=",
+    ] {
+        assert!(out.contains(line), "missing {line} in\n{out}");
+    }
+
+    let cfg = sb.path().join("xdg-config");
+    let envs = [("XDG_CONFIG_HOME", cfg.to_str().unwrap())];
+    let (code, out, err) = sb.cli_env(port, &["install-service", "--systemd", "--no-activate"], &envs);
+    assert_eq!(code, 0, "{out}{err}");
+    let unit = cfg.join("systemd/user/memory-service.service");
+    assert!(unit.exists(), "{out}");
+    assert!(
+        out.contains("systemctl --user"),
+        "prints the activation commands:\n{out}"
+    );
+    let (code, out, _) = sb.cli_env(port, &["uninstall-service", "--systemd", "--no-activate"], &envs);
+    assert_eq!(code, 0);
+    assert!(!unit.exists(), "{out}");
+}
+
+#[test]
+fn metrics_count_requests_by_route() {
+    let sb = Sandbox::new();
+    let port = free_port();
+    let mut p = sb.serve(port);
+    wait_healthy(port, &mut p);
+    for _ in 0..3 {
+        get(port, "/health").unwrap();
+    }
+    get(port, "/nope").unwrap();
+    let url = format!("http://127.0.0.1:{port}/metrics");
+    let text = ureq::get(&url)
+        .call()
+        .unwrap()
+        .body_mut()
+        .read_to_string()
+        .unwrap();
+    let health_count: u64 = text
+        .lines()
+        .find(|l| l.starts_with("memory_service_requests_total{route=\"/health\",status=\"200\"}"))
+        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+        .expect("a /health counter");
+    assert!(health_count >= 3, "{text}");
+    assert!(text.contains("route=\"unmatched\",status=\"404\"} 1"), "{text}");
+    assert!(
+        text.contains("memory_service_health_state{state=\"ready\"} 1"),
+        "{text}"
+    );
+    assert!(text.contains("memory_service_uptime_seconds"));
+    let _ = Duration::ZERO;
+}
