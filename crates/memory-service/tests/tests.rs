@@ -1,6 +1,7 @@
 //! Integration tests: the real binary, real processes, real signals, a temp
 //! home and free ports per test.
 
+mod chat;
 mod helper;
 mod lifecycle;
 mod serve;

@@ -6,6 +6,7 @@
 
 mod lockwatch;
 mod notify;
+mod storewatch;
 
 use std::io::Write as _;
 use std::net::{TcpListener, ToSocketAddrs};
@@ -28,6 +29,11 @@ pub const SERVICE: &str = "memory-service";
 pub const FILE_STEM: &str = "memory_service";
 /// Our version.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// The database file under the home.
+pub fn database_path(config: &Config) -> std::path::PathBuf {
+    config.home.join("memory.sqlite")
+}
 
 /// The home's guarded files.
 pub fn home_files(config: &Config) -> HomeFiles {
@@ -204,10 +210,20 @@ async fn serve_async(
     );
     let listener = tokio::net::TcpListener::from_std(listener).context("registering the listener")?;
     let drain = config.drain_timeout;
+    // The database is opened only now: the lock is ours and the port bound.
+    let db_path = database_path(&config);
+    let store = tokio::task::spawn_blocking(move || {
+        memory_store::Store::open(memory_store::StoreConfig::new(&db_path))
+            .with_context(|| format!("opening database {}", db_path.display()))
+    })
+    .await
+    .context("opening the database")??;
+    storewatch::spawn(store.clone(), monitor.clone(), shutdown.clone());
     let state = AppState {
         monitor: monitor.clone(),
         config: Arc::new(config),
         metrics,
+        store: store.clone(),
     };
     monitor.set_ready();
     notify::ready();

@@ -39,3 +39,28 @@ impl IntoResponse for ApiError {
         (self.status, Json(serde_json::json!({ "detail": self.detail }))).into_response()
     }
 }
+
+impl From<memory_store::StoreError> for ApiError {
+    fn from(e: memory_store::StoreError) -> ApiError {
+        use memory_store::StoreError as E;
+        match e {
+            E::InvalidInput(m) => ApiError::client(StatusCode::BAD_REQUEST, m),
+            E::NotFound(m) => ApiError::client(StatusCode::NOT_FOUND, m),
+            E::Unavailable(m) => {
+                tracing::warn!(reason = %m, "store unavailable");
+                ApiError {
+                    status: StatusCode::SERVICE_UNAVAILABLE,
+                    detail: format!("temporarily unavailable: {m}; retry shortly"),
+                }
+            }
+            e if e.is_busy() => {
+                tracing::warn!(error = %e, "database busy");
+                ApiError {
+                    status: StatusCode::SERVICE_UNAVAILABLE,
+                    detail: "database busy; retry shortly".into(),
+                }
+            }
+            other => ApiError::internal(other),
+        }
+    }
+}

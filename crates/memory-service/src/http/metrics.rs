@@ -10,6 +10,75 @@ use super::AppState;
 pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
-        state.metrics.render(&state.monitor, ""),
+        state
+            .metrics
+            .render(&state.monitor, &store_metrics(&state.store.stats())),
     )
+}
+
+/// The store's counters, from memory (never the database).
+fn store_metrics(s: &memory_store::StoreStats) -> String {
+    let rows: [(&str, &str, &str, u64); 9] = [
+        (
+            "store_writer_queue_depth",
+            "gauge",
+            "Writes waiting for the writer thread.",
+            s.writer_queue_depth,
+        ),
+        (
+            "store_pending_chat_jobs",
+            "gauge",
+            "Chat index jobs queued or running.",
+            s.pending_chat_jobs,
+        ),
+        (
+            "store_oldest_pending_job_age_ms",
+            "gauge",
+            "Age of the oldest pending chat job.",
+            s.oldest_pending_job_age_ms,
+        ),
+        (
+            "store_commits_total",
+            "counter",
+            "Write transactions committed.",
+            s.commits,
+        ),
+        (
+            "store_writes_committed_total",
+            "counter",
+            "Writes committed (group commit batches several).",
+            s.writes_committed,
+        ),
+        (
+            "store_commit_latency_us_total",
+            "counter",
+            "Sum of commit latencies in microseconds.",
+            s.commit_latency_total_us,
+        ),
+        (
+            "store_commit_latency_max_us",
+            "gauge",
+            "Slowest commit so far, microseconds.",
+            s.commit_latency_max_us,
+        ),
+        (
+            "store_messages_indexed_total",
+            "counter",
+            "Chat messages indexed.",
+            s.messages_indexed,
+        ),
+        (
+            "store_index_errors_total",
+            "counter",
+            "Chat index jobs that failed.",
+            s.index_errors,
+        ),
+    ];
+    let mut out = String::new();
+    for (name, kind, help, value) in rows {
+        out.push_str(&format!(
+            "# HELP memory_service_{name} {help}\n# TYPE memory_service_{name} {kind}\nmemory_service_{name} {value}\n"
+        ));
+    }
+    out
 }

@@ -3,10 +3,15 @@
 //! an already-bound listener and a shutdown token, so tests bind port 0 and
 //! never wait for start-up, and `main` decides how and where to bind.
 
+mod chat;
 mod error;
+mod extract;
 mod health;
 mod metrics;
 mod router;
+mod search;
+#[cfg(test)]
+mod tests;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -29,6 +34,19 @@ pub struct AppState {
     pub config: Arc<Config>,
     /// Request and lock counters.
     pub metrics: Arc<Metrics>,
+    /// The database.
+    pub store: memory_store::Store,
+}
+
+/// Runs blocking store work off the async workers (SQLite never runs on
+/// them) and maps its errors to HTTP.
+pub(crate) async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, memory_store::StoreError> + Send + 'static,
+) -> Result<T, ApiError> {
+    match tokio::task::spawn_blocking(f).await {
+        Ok(r) => r.map_err(ApiError::from),
+        Err(join) => Err(ApiError::internal(format!("a store task failed: {join}"))),
+    }
 }
 
 /// Serves `state` on `listener` until `shutdown` is cancelled, then drains

@@ -7,19 +7,19 @@
 use std::time::Duration;
 
 use axum::Router;
+use axum::extract::DefaultBodyLimit;
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{delete, get, post};
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::cors::{AllowHeaders, AllowMethods, AllowOrigin, CorsLayer};
-use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::timeout::TimeoutLayer;
 
-use super::{ApiError, AppState, health, metrics};
+use super::{ApiError, AppState, chat, health, metrics, search};
 
-/// Largest request body accepted (413 above it).
+/// Largest request body accepted (413 above it, from `ApiJson`).
 pub const BODY_LIMIT: usize = 10 * 1024 * 1024;
 /// A request taking longer than this is answered 408.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
@@ -37,14 +37,28 @@ pub fn router(state: AppState) -> Router {
         .allow_methods(AllowMethods::list([Method::GET, Method::POST, Method::DELETE]))
         .allow_headers(AllowHeaders::mirror_request())
         .allow_credentials(true);
-    Router::new()
+    let routes = Router::new()
         .route("/health", get(health::health))
         .route("/metrics", get(metrics::metrics))
+        .route("/index-chat-message", post(chat::index_chat_message))
+        .route("/index-job-status/{job_id}", get(chat::job_status))
+        .route("/chats/{project_id}/{chat_id}", delete(chat::delete_chat))
+        .route("/search", post(search::search));
+    #[cfg(test)]
+    let routes = routes.route(
+        "/__test/panic",
+        get(|| async {
+            if true {
+                panic!("a handler bug");
+            }
+        }),
+    );
+    routes
         .fallback(|| async { ApiError::client(StatusCode::NOT_FOUND, "Not Found") })
         .layer(middleware::from_fn_with_state(state.clone(), check_host))
         .layer(middleware::from_fn_with_state(state.clone(), count))
         .layer(cors)
-        .layer(RequestBodyLimitLayer::new(BODY_LIMIT))
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
             REQUEST_TIMEOUT,

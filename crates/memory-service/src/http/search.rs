@@ -1,0 +1,104 @@
+//! `POST /search`: the contract's request and result shapes over the store's
+//! BM25 search. User text is never query syntax (the store quotes every
+//! term). `limit` defaults to 10 and is capped at the store's maximum.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use serde::{Deserialize, Serialize};
+
+use super::extract::ApiJson;
+use super::{ApiError, AppState, blocking};
+
+/// The search request (api.md A.2.9). `chat_id` is accepted and ignored, as
+/// in the original.
+#[derive(Debug, Deserialize)]
+pub struct SearchBody {
+    project_id: String,
+    query: String,
+    #[serde(default = "default_limit")]
+    limit: i64,
+    #[serde(default)]
+    source_ids: Option<Vec<String>>,
+    #[serde(default)]
+    #[allow(dead_code)]
+    chat_id: Option<String>,
+    #[serde(default)]
+    exclude_chat_ids: Option<Vec<String>>,
+}
+
+fn default_limit() -> i64 {
+    10
+}
+
+/// One result; every field is always present, nulls explicit.
+#[derive(Debug, Serialize)]
+pub struct SearchResult {
+    score: f64,
+    project_id: String,
+    source_id: String,
+    file_path: Option<String>,
+    filetype: Option<String>,
+    chunk_index: i64,
+    text: String,
+    start_char: i64,
+    end_char: i64,
+    source_type: &'static str,
+    chat_id: Option<String>,
+    message_id: Option<String>,
+    message_uuid: Option<String>,
+}
+
+/// The response.
+#[derive(Debug, Serialize)]
+pub struct SearchResults {
+    results: Vec<SearchResult>,
+}
+
+/// `POST /search`.
+pub async fn search(
+    State(state): State<AppState>,
+    ApiJson(q): ApiJson<SearchBody>,
+) -> Result<Json<SearchResults>, ApiError> {
+    if q.project_id.trim().is_empty() {
+        return Err(ApiError::client(
+            StatusCode::BAD_REQUEST,
+            "project_id is required and cannot be empty",
+        ));
+    }
+    if q.limit < 1 {
+        return Err(ApiError::client(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            format!("limit must be at least 1 (got {})", q.limit),
+        ));
+    }
+    let req = memory_store::SearchRequest {
+        project_id: q.project_id,
+        query: q.query,
+        limit: (q.limit as usize).min(memory_store::MAX_LIMIT),
+        source_ids: q.source_ids,
+        exclude_chat_ids: q.exclude_chat_ids.unwrap_or_default(),
+    };
+    let store = state.store.clone();
+    let hits = blocking(move || store.search(&req)).await?;
+    Ok(Json(SearchResults {
+        results: hits
+            .into_iter()
+            .map(|h| SearchResult {
+                score: h.score,
+                project_id: h.project_id,
+                source_id: h.source_id,
+                file_path: h.file_path,
+                filetype: h.filetype,
+                chunk_index: h.chunk_index,
+                text: h.text,
+                start_char: h.start_char,
+                end_char: h.end_char,
+                source_type: h.source_type.as_str(),
+                chat_id: h.chat_id,
+                message_id: h.message_id,
+                message_uuid: h.message_uuid,
+            })
+            .collect(),
+    }))
+}

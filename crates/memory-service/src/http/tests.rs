@@ -1,0 +1,436 @@
+//! In-process router tests: `router(state)` driven with `oneshot`, no server,
+//! no port. Every endpoint's success and error paths.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode, header};
+use http_body_util::BodyExt;
+use serde_json::{Value, json};
+use tower::ServiceExt;
+
+use super::{AppState, router};
+use crate::config::Config;
+use crate::metrics::Metrics;
+use crate::monitor::{Identity, Monitor};
+
+struct Fixture {
+    _dir: tempfile::TempDir,
+    state: AppState,
+}
+
+fn fixture() -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let store =
+        memory_store::Store::open(memory_store::StoreConfig::new(dir.path().join("m.sqlite"))).unwrap();
+    let config = Config {
+        home: dir.path().to_path_buf(),
+        host: "127.0.0.1".into(),
+        port: 5858,
+        lock_check_interval: Duration::from_secs(2),
+        drain_timeout: Duration::from_secs(1),
+        startup_grace: Duration::from_secs(15),
+        cors_origins: vec!["http://localhost:5173".into()],
+    };
+    let monitor = Monitor::new(Identity {
+        service: "memory-service",
+        pid: 1,
+        instance_id: "test".into(),
+        version: "0",
+        host: "127.0.0.1".into(),
+        port: 5858,
+        home: dir.path().to_path_buf(),
+        started_at: "t".into(),
+    });
+    monitor.set_ready();
+    Fixture {
+        state: AppState {
+            monitor,
+            config: Arc::new(config),
+            metrics: Arc::new(Metrics::default()),
+            store,
+        },
+        _dir: dir,
+    }
+}
+
+impl Fixture {
+    async fn send(&self, req: Request<Body>) -> (StatusCode, Value) {
+        let resp = router(self.state.clone()).oneshot(req).await.unwrap();
+        let status = resp.status();
+        let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+        (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+    }
+
+    async fn get(&self, path: &str) -> (StatusCode, Value) {
+        self.send(req("GET", path).body(Body::empty()).unwrap()).await
+    }
+
+    async fn post(&self, path: &str, body: Value) -> (StatusCode, Value) {
+        self.send(
+            req("POST", path)
+                .header(header::CONTENT_TYPE, "application/json")
+                .body(Body::from(body.to_string()))
+                .unwrap(),
+        )
+        .await
+    }
+
+    async fn index(&self, project: &str, chat: &str, id: &str, content: &str) -> Value {
+        let (s, v) = self
+            .post("/index-chat-message", message(project, chat, id, content))
+            .await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+        v
+    }
+
+    async fn search(&self, body: Value) -> Vec<Value> {
+        let (s, v) = self.post("/search", body).await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+        v["results"].as_array().unwrap().clone()
+    }
+
+    fn idle(&self) {
+        assert!(
+            self.state.store.wait_idle(Duration::from_secs(30)),
+            "indexing finished"
+        );
+    }
+}
+
+fn req(method: &str, path: &str) -> axum::http::request::Builder {
+    Request::builder()
+        .method(method)
+        .uri(path)
+        .header(header::HOST, "127.0.0.1:5858")
+}
+
+fn message(project: &str, chat: &str, id: &str, content: &str) -> Value {
+    json!({
+        "project_id": project, "chat_id": chat, "message_id": id, "role": "user",
+        "content": content, "timestamp": "2025-12-27T21:10:29.123456Z", "message_index": 0
+    })
+}
+
+#[tokio::test]
+async fn health_answers_with_identity() {
+    let f = fixture();
+    let (s, v) = f.get("/health").await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(
+        (v["status"].as_str(), v["service"].as_str(), v["state"].as_str()),
+        (Some("ok"), Some("memory-service"), Some("ready"))
+    );
+}
+
+#[tokio::test]
+async fn index_then_job_success_then_search_finds_it() {
+    let f = fixture();
+    let ack = f
+        .index("p1", "c1", "m1", "The quick brown fox talks about zebras")
+        .await;
+    assert_eq!(ack["status"], "queued");
+    assert_eq!(ack["message"], "Indexing job enqueued successfully");
+    let job = ack["job_id"].as_str().unwrap().to_string();
+    assert!(job.starts_with("c1:m1:"), "{job}");
+    f.idle();
+    let (s, st) = f.get(&format!("/index-job-status/{job}")).await;
+    assert_eq!(s, StatusCode::OK, "{st}");
+    assert_eq!(st["state"], "success");
+    assert_eq!(st["message_uuid"], ack["message_uuid"]);
+    for k in [
+        "enqueue_time",
+        "start_time",
+        "end_time",
+        "duration",
+        "estimated_chunks",
+        "computed_timeout",
+        "error_message",
+    ] {
+        assert!(st.get(k).is_some(), "missing {k}");
+    }
+    let hits = f.search(json!({"project_id": "p1", "query": "zebras"})).await;
+    assert_eq!(hits.len(), 1);
+    let h = &hits[0];
+    assert_eq!(
+        (
+            h["source_type"].as_str(),
+            h["chat_id"].as_str(),
+            h["message_id"].as_str()
+        ),
+        (Some("chat"), Some("c1"), Some("m1"))
+    );
+    assert_eq!(h["message_uuid"], ack["message_uuid"]);
+    assert!(h["file_path"].is_null() && h["filetype"].is_null());
+    let score = h["score"].as_f64().unwrap();
+    assert!((0.0..=1.0).contains(&score));
+}
+
+#[tokio::test]
+async fn update_in_place_keeps_uuid_and_client_uuid_is_honoured() {
+    let f = fixture();
+    let uuid = "6f1c2a9e-8d7b-4c3a-9e1f-2b3c4d5e6f70";
+    let mut m = message("p", "c", "m", "first words");
+    m["message_uuid"] = json!(uuid);
+    let (s, a) = f.post("/index-chat-message", m).await;
+    assert_eq!(s, StatusCode::OK, "{a}");
+    assert_eq!(a["message_uuid"], uuid);
+    let b = f.index("p", "c", "m", "second words").await;
+    assert_eq!(b["message_uuid"], uuid, "same (chat, message) keeps its UUID");
+    f.idle();
+    assert!(
+        f.search(json!({"project_id": "p", "query": "first"}))
+            .await
+            .is_empty()
+    );
+    assert_eq!(
+        f.search(json!({"project_id": "p", "query": "second"}))
+            .await
+            .len(),
+        1
+    );
+}
+
+#[tokio::test]
+async fn projects_are_isolated_and_excluded_chats_are_not_searched() {
+    let f = fixture();
+    f.index("a", "c1", "1", "apples everywhere").await;
+    f.index("a", "c2", "2", "apples again").await;
+    f.index("b", "c3", "3", "apples in b").await;
+    f.idle();
+    let hits = f.search(json!({"project_id": "a", "query": "apples"})).await;
+    assert_eq!(hits.len(), 2);
+    assert!(hits.iter().all(|h| h["project_id"] == "a"));
+    let hits = f
+        .search(json!({"project_id": "a", "query": "apples", "exclude_chat_ids": ["c1"]}))
+        .await;
+    assert_eq!(hits.len(), 1);
+    assert_eq!(hits[0]["chat_id"], "c2");
+    let limited = f
+        .search(json!({"project_id": "a", "query": "apples", "limit": 1}))
+        .await;
+    assert_eq!(limited.len(), 1);
+}
+
+#[tokio::test]
+async fn delete_chat_answers_the_count_and_the_chat_is_gone() {
+    let f = fixture();
+    f.index("p", "c", "1", "pears one").await;
+    f.index("p", "c", "2", "pears two").await;
+    f.idle();
+    let (s, v) = f
+        .send(req("DELETE", "/chats/p/c").body(Body::empty()).unwrap())
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(
+        v,
+        json!({"status": "ok", "message": "Deleted 2 chat messages for chat_id=c", "deleted_count": 2})
+    );
+    assert!(
+        f.search(json!({"project_id": "p", "query": "pears"}))
+            .await
+            .is_empty()
+    );
+}
+
+#[tokio::test]
+async fn hostile_queries_are_plain_text() {
+    let f = fixture();
+    f.index(
+        "p",
+        "c",
+        "1",
+        "NEAR the AND OR quotes \"x\" star* (paren) col:on -minus",
+    )
+    .await;
+    f.idle();
+    for q in [
+        "\"",
+        "*",
+        "NEAR(",
+        "AND",
+        "OR OR",
+        "-",
+        ":",
+        "(",
+        ")",
+        "a:b",
+        "\"unterminated",
+        "^x",
+        "NOT",
+        "",
+        "   ",
+        "🙂",
+        "x\u{0}y",
+    ] {
+        let (s, v) = f.post("/search", json!({"project_id": "p", "query": q})).await;
+        assert_eq!(s, StatusCode::OK, "query {q:?}: {v}");
+    }
+    assert_eq!(
+        f.search(json!({"project_id": "p", "query": "(paren)"}))
+            .await
+            .len(),
+        1
+    );
+}
+
+#[tokio::test]
+async fn bad_input_gets_the_right_4xx_with_detail() {
+    let f = fixture();
+    let cases: Vec<(Request<Body>, StatusCode)> = vec![
+        (
+            req("POST", "/index-chat-message").header(header::CONTENT_TYPE, "application/json").body(Body::from("{not json")).unwrap(),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            req("POST", "/index-chat-message")
+                .header(header::CONTENT_TYPE, "application/json")
+                .body(Body::from(json!({"project_id": "p"}).to_string()))
+                .unwrap(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (
+            req("POST", "/index-chat-message")
+                .header(header::CONTENT_TYPE, "application/json")
+                .body(Body::from(json!({"project_id": "p", "chat_id": 5, "message_id": "m", "role": "u", "content": "c", "timestamp": "t", "message_index": 0}).to_string()))
+                .unwrap(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (
+            // A "simple" cross-origin form post: never accepted.
+            req("POST", "/index-chat-message")
+                .header(header::CONTENT_TYPE, "text/plain")
+                .body(Body::from(message("p", "c", "m", "x").to_string()))
+                .unwrap(),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        ),
+        (
+            req("POST", "/search")
+                .header(header::CONTENT_TYPE, "application/json")
+                .body(Body::from(vec![b' '; 11 * 1024 * 1024]))
+                .unwrap(),
+            StatusCode::PAYLOAD_TOO_LARGE,
+        ),
+        (
+            req("POST", "/index-chat-message")
+                .header(header::CONTENT_TYPE, "application/json")
+                .body(Body::from(vec![0xff, 0xfe, b'{']))
+                .unwrap(),
+            StatusCode::BAD_REQUEST,
+        ),
+    ];
+    for (i, (r, want)) in cases.into_iter().enumerate() {
+        let (s, v) = f.send(r).await;
+        assert_eq!(s, want, "case {i}: {v}");
+        assert!(v["detail"].is_string(), "case {i} has a detail: {v}");
+    }
+    let mut bad_ts = message("p", "c", "m", "x");
+    bad_ts["timestamp"] = json!("yesterday");
+    let (s, v) = f.post("/index-chat-message", bad_ts).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
+    let mut bad_uuid = message("p", "c", "m", "x");
+    bad_uuid["message_uuid"] = json!("not-a-uuid");
+    assert_eq!(
+        f.post("/index-chat-message", bad_uuid).await.0,
+        StatusCode::BAD_REQUEST
+    );
+    let (s, v) = f.post("/search", json!({"project_id": "  ", "query": "x"})).await;
+    assert_eq!(
+        (s, v["detail"].as_str()),
+        (
+            StatusCode::BAD_REQUEST,
+            Some("project_id is required and cannot be empty")
+        )
+    );
+    assert_eq!(
+        f.post("/search", json!({"project_id": "p", "query": "x", "limit": 0}))
+            .await
+            .0,
+        StatusCode::UNPROCESSABLE_ENTITY
+    );
+    let (s, v) = f.get("/index-job-status/nope").await;
+    assert_eq!(
+        (s, v["detail"].as_str()),
+        (StatusCode::NOT_FOUND, Some("Job nope not found"))
+    );
+    let (s, v) = f.get("/no-such-route").await;
+    assert_eq!(
+        (s, v["detail"].as_str()),
+        (StatusCode::NOT_FOUND, Some("Not Found"))
+    );
+    let (s, _) = f.send(req("GET", "/search").body(Body::empty()).unwrap()).await;
+    assert_eq!(s, StatusCode::METHOD_NOT_ALLOWED);
+}
+
+#[tokio::test]
+async fn a_huge_message_is_refused_and_the_writer_goes_on() {
+    let f = fixture();
+    let (s, v) = f
+        .post(
+            "/index-chat-message",
+            message("p", "c", "big", &"x".repeat(2 * 1024 * 1024)),
+        )
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
+    f.index("p", "c", "small", "still works").await;
+}
+
+#[tokio::test]
+async fn foreign_hosts_are_refused_and_cors_allows_only_configured_origins() {
+    let f = fixture();
+    let r = Request::builder()
+        .uri("/health")
+        .header(header::HOST, "evil.example:5858")
+        .body(Body::empty())
+        .unwrap();
+    assert_eq!(f.send(r).await.0, StatusCode::FORBIDDEN);
+
+    let preflight = |origin: &str| {
+        req("OPTIONS", "/search")
+            .header(header::ORIGIN, origin)
+            .header(header::ACCESS_CONTROL_REQUEST_METHOD, "POST")
+            .header(header::ACCESS_CONTROL_REQUEST_HEADERS, "content-type")
+            .body(Body::empty())
+            .unwrap()
+    };
+    let ok = router(f.state.clone())
+        .oneshot(preflight("http://localhost:5173"))
+        .await
+        .unwrap();
+    assert_eq!(
+        ok.headers().get(header::ACCESS_CONTROL_ALLOW_ORIGIN).unwrap(),
+        "http://localhost:5173"
+    );
+    let bad = router(f.state.clone())
+        .oneshot(preflight("http://evil.example"))
+        .await
+        .unwrap();
+    assert!(bad.headers().get(header::ACCESS_CONTROL_ALLOW_ORIGIN).is_none());
+}
+
+#[tokio::test]
+async fn a_panicking_handler_is_a_500_and_the_service_goes_on() {
+    let f = fixture();
+    let (s, v) = f.get("/__test/panic").await;
+    assert_eq!(s, StatusCode::INTERNAL_SERVER_ERROR);
+    assert!(v["detail"].is_string());
+    assert_eq!(f.get("/health").await.0, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn metrics_include_store_counters() {
+    let f = fixture();
+    f.index("p", "c", "1", "x").await;
+    f.idle();
+    let resp = router(f.state.clone())
+        .oneshot(req("GET", "/metrics").body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    let text = String::from_utf8(resp.into_body().collect().await.unwrap().to_bytes().to_vec()).unwrap();
+    assert!(
+        text.contains("memory_service_store_messages_indexed_total 1"),
+        "{text}"
+    );
+    assert!(text.contains("memory_service_store_writer_queue_depth"), "{text}");
+}

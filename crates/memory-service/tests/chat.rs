@@ -1,0 +1,208 @@
+//! Chat memory end to end with the real binary: index, job status, search,
+//! update in place, isolation, deletion, hostile text, and `kill -9` during a
+//! stream of writes from several clients.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use nix::sys::signal::Signal;
+use serde_json::{Value, json};
+
+use crate::helper::*;
+
+fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .timeout_global(Some(Duration::from_secs(10)))
+        .http_status_as_error(false)
+        .proxy(None)
+        .build()
+        .new_agent()
+}
+
+fn post(port: u16, path: &str, body: &Value) -> Result<(u16, Value), String> {
+    let mut r = agent()
+        .post(&format!("http://127.0.0.1:{port}{path}"))
+        .send_json(body)
+        .map_err(|e| e.to_string())?;
+    let status = r.status().as_u16();
+    let v = r.body_mut().read_json::<Value>().unwrap_or(Value::Null);
+    Ok((status, v))
+}
+
+fn delete(port: u16, path: &str) -> (u16, Value) {
+    let mut r = agent()
+        .delete(&format!("http://127.0.0.1:{port}{path}"))
+        .call()
+        .unwrap();
+    (
+        r.status().as_u16(),
+        r.body_mut().read_json().unwrap_or(Value::Null),
+    )
+}
+
+fn index(port: u16, project: &str, chat: &str, id: &str, content: &str) -> Value {
+    let body = json!({"project_id": project, "chat_id": chat, "message_id": id, "role": "user",
+                      "content": content, "timestamp": "2026-01-02T03:04:05Z", "message_index": 1});
+    let (s, v) = post(port, "/index-chat-message", &body).unwrap();
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["status"], "queued");
+    v
+}
+
+fn wait_job(port: u16, job: &str) -> Value {
+    poll(&format!("job {job} to finish"), DEADLINE, || {
+        let (s, v) = get(port, &format!("/index-job-status/{job}"))?;
+        (s == 200 && (v["state"] == "success" || v["state"] == "error")).then_some(v)
+    })
+}
+
+fn search(port: u16, project: &str, query: &str, extra: Value) -> Vec<Value> {
+    let mut body = json!({"project_id": project, "query": query});
+    if let Value::Object(m) = extra {
+        for (k, v) in m {
+            body[k] = v;
+        }
+    }
+    let (s, v) = post(port, "/search", &body).unwrap();
+    assert_eq!(s, 200, "{v}");
+    v["results"].as_array().unwrap().clone()
+}
+
+#[test]
+fn index_search_update_isolate_exclude_delete() {
+    let sb = Sandbox::new();
+    let port = free_port();
+    let mut p = sb.serve(port);
+    wait_healthy(port, &mut p);
+
+    let a = index(
+        port,
+        "proj",
+        "chat1",
+        "m1",
+        "Remember the capybara named Bartholomew",
+    );
+    let b = index(port, "proj", "chat2", "m2", "Another capybara story");
+    let c = index(port, "other", "chat3", "m3", "A capybara in another project");
+    for ack in [&a, &b, &c] {
+        assert_eq!(
+            wait_job(port, ack["job_id"].as_str().unwrap())["state"],
+            "success"
+        );
+    }
+    let hits = search(port, "proj", "capybara", json!({}));
+    assert_eq!(hits.len(), 2, "project isolation: {hits:?}");
+    assert!(
+        hits.iter()
+            .all(|h| h["source_type"] == "chat" && h["project_id"] == "proj")
+    );
+    assert!(
+        hits[0]["score"].as_f64() >= hits[1]["score"].as_f64(),
+        "best first"
+    );
+    let hits = search(port, "proj", "capybara", json!({"exclude_chat_ids": ["chat1"]}));
+    assert_eq!(hits.len(), 1);
+    assert_eq!(hits[0]["chat_id"], "chat2");
+
+    // Update in place: same (chat, message), new content, same UUID.
+    let a2 = index(port, "proj", "chat1", "m1", "Now it is about a wombat");
+    assert_eq!(a2["message_uuid"], a["message_uuid"]);
+    wait_job(port, a2["job_id"].as_str().unwrap());
+    assert!(search(port, "proj", "Bartholomew", json!({})).is_empty());
+    assert_eq!(
+        search(port, "proj", "wombat", json!({}))[0]["message_uuid"],
+        a["message_uuid"]
+    );
+
+    for q in [
+        "\"",
+        "NEAR(a b)",
+        "a AND",
+        "OR",
+        "-x",
+        "col:x",
+        "(",
+        "*",
+        "\u{202e}",
+    ] {
+        let (s, v) = post(port, "/search", &json!({"project_id": "proj", "query": q})).unwrap();
+        assert_eq!(s, 200, "hostile query {q:?}: {v}");
+    }
+
+    let (s, v) = delete(port, "/chats/proj/chat2");
+    assert_eq!((s, v["deleted_count"].as_u64()), (200, Some(1)), "{v}");
+    assert!(search(port, "proj", "capybara", json!({})).is_empty());
+    assert_eq!(search(port, "other", "capybara", json!({})).len(), 1);
+    p.signal(Signal::SIGTERM);
+    assert_eq!(p.wait_code(), 0);
+}
+
+#[test]
+fn acknowledged_messages_survive_kill_9_mid_stream() {
+    let sb = Sandbox::new();
+    let port = free_port();
+    let mut p = sb.serve(port);
+    wait_healthy(port, &mut p);
+
+    let acked: Arc<Mutex<Vec<String>>> = Arc::default();
+    let stop = Arc::new(AtomicBool::new(false));
+    let clients: Vec<_> = (0..4)
+        .map(|c| {
+            let (acked, stop) = (acked.clone(), stop.clone());
+            std::thread::spawn(move || {
+                for i in 0.. {
+                    if stop.load(Ordering::Relaxed) {
+                        return;
+                    }
+                    let token = format!("tok{c}x{i}q");
+                    let body = json!({"project_id": "crash", "chat_id": format!("c{c}"), "message_id": format!("m{i}"),
+                                      "role": "user", "content": format!("message {token} body"),
+                                      "timestamp": "2026-01-02T03:04:05", "message_index": i});
+                    match post(port, "/index-chat-message", &body) {
+                        Ok((200, _)) => acked.lock().unwrap().push(token),
+                        _ => return, // the server died: stop this client
+                    }
+                }
+            })
+        })
+        .collect();
+    poll("200 acknowledged messages", DEADLINE, || {
+        (acked.lock().unwrap().len() >= 200).then_some(())
+    });
+    p.signal(Signal::SIGKILL);
+    p.wait_code_or_signal();
+    stop.store(true, Ordering::Relaxed);
+    for c in clients {
+        c.join().unwrap();
+    }
+    let acked = acked.lock().unwrap().clone();
+
+    // The database as the crash left it: recovery yields a sound database.
+    let db = sb.home.join("memory.sqlite");
+    {
+        let store = memory_store::Store::open(memory_store::StoreConfig::new(&db)).unwrap();
+        assert_eq!(store.integrity_check().unwrap(), "ok");
+        store.shutdown().unwrap();
+    }
+
+    // Restart: pending work resumes; every acknowledged message is searchable.
+    let mut p = sb.serve(port);
+    wait_healthy(port, &mut p);
+    for token in &acked {
+        poll(&format!("{token} to be searchable"), DEADLINE, || {
+            let hits = search(port, "crash", token, json!({"limit": 1}));
+            hits.first()
+                .filter(|h| h["text"].as_str().unwrap_or("").contains(token.as_str()))
+                .map(|_| ())
+        });
+    }
+    p.signal(Signal::SIGTERM);
+    assert_eq!(p.wait_code(), 0);
+    let store = memory_store::Store::open(memory_store::StoreConfig::new(&db)).unwrap();
+    assert_eq!(store.integrity_check().unwrap(), "ok");
+    eprintln!(
+        "acknowledged before kill -9: {}; all searchable after restart",
+        acked.len()
+    );
+}
