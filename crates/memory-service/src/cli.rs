@@ -2,6 +2,8 @@
 
 use clap::{Parser, Subcommand};
 
+use crate::client::search::SearchArgs;
+use crate::client::sources::SourcesCommand;
 use crate::config::ConfigArgs;
 use crate::lifecycle::logs::LogsArgs;
 use crate::lifecycle::service::{InstallArgs, KindArgs};
@@ -53,4 +55,17 @@ pub enum Command {
     InstallService(InstallArgs),
     /// Remove the service installed by install-service.
     UninstallService(KindArgs),
+    /// The indexed folders of the running instance.
+    #[command(subcommand)]
+    Sources(SourcesCommand),
+    /// Rebuild a source's index (the old one is searchable until the new one is ready).
+    Reindex {
+        /// The source id.
+        id: String,
+        /// Wait for the job, with progress.
+        #[arg(long)]
+        wait: bool,
+    },
+    /// Search a project's chats and files.
+    Search(SearchArgs),
 }

@@ -31,11 +31,14 @@ pub enum ExitCode {
     /// A process holds the home's lock but cannot be verified as our instance,
     /// so nothing was signalled.
     Unverified = 18,
+    /// A client command (`sources`, `search`, ...) found no instance of ours
+    /// for this home.
+    NotRunning = 19,
 }
 
 impl ExitCode {
     /// Every code, for documentation and tests.
-    pub const ALL: [ExitCode; 12] = [
+    pub const ALL: [ExitCode; 13] = [
         ExitCode::Ok,
         ExitCode::Error,
         ExitCode::Usage,
@@ -48,6 +51,7 @@ impl ExitCode {
         ExitCode::LockLost,
         ExitCode::StillRunning,
         ExitCode::Unverified,
+        ExitCode::NotRunning,
     ];
 
     /// The process exit status.

@@ -4,6 +4,7 @@
 //! # Layout
 //! - [`config`]: one `Config` from flags, environment and defaults.
 //! - [`cli`]: the command line (clap); doc comments are the help.
+//! - [`client`]: `sources`, `reindex`, `search`: commands for people, over HTTP.
 //! - [`exit_code`]: every exit code, in one enum.
 //! - [`daemon`]: `serve`: claim the home, bind, serve, shut down cleanly.
 //! - [`lifecycle`]: `start`, `stop`, `status`, `restart`, `logs`, `install-service`.
@@ -13,6 +14,7 @@
 //! - [`http`]: thin handlers over the core, one router listing every route.
 
 pub mod cli;
+pub mod client;
 pub mod config;
 pub mod daemon;
 pub mod exit_code;

@@ -67,6 +67,26 @@ fn run(cli: Cli) -> anyhow::Result<ProcessExit> {
         Command::Logs(args) => lifecycle::logs::run(&config, &args)?,
         Command::InstallService(args) => lifecycle::service::install(&config, &args)?,
         Command::UninstallService(args) => lifecycle::service::uninstall(&config, &args)?,
+        Command::Sources(cmd) => client_result(memory_service::client::sources::run(&config, &cmd))?,
+        Command::Reindex { id, wait } => {
+            client_result(memory_service::client::sources::reindex(&config, &id, wait))?
+        }
+        Command::Search(args) => client_result(memory_service::client::search::run(&config, &args))?,
     };
     Ok(code.into())
+}
+
+/// Client commands: "not running" gets its own exit code and a hint, not a
+/// generic error.
+fn client_result(r: anyhow::Result<ExitCode>) -> anyhow::Result<ExitCode> {
+    match r {
+        Err(e) => match e.downcast_ref::<memory_service::client::ClientError>() {
+            Some(ce @ memory_service::client::ClientError::NotRunning { .. }) => {
+                eprintln!("memory-service: {ce}");
+                Ok(ExitCode::NotRunning)
+            }
+            _ => Err(e),
+        },
+        ok => ok,
+    }
 }

@@ -2,6 +2,7 @@
 //! home and free ports per test.
 
 mod chat;
+mod client;
 mod helper;
 mod lifecycle;
 mod serve;

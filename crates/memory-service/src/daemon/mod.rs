@@ -111,6 +111,14 @@ fn bind(config: &Config) -> std::io::Result<TcpListener> {
 
 /// Runs `serve` to completion and returns the exit code.
 pub fn run(config: Config) -> anyhow::Result<ExitCode> {
+    // A parent that blocks SIGTERM/SIGINT passes its mask through exec; we
+    // would then never see the signals we drain on. Unblock them first.
+    let mut wanted = nix::sys::signal::SigSet::empty();
+    wanted.add(nix::sys::signal::Signal::SIGTERM);
+    wanted.add(nix::sys::signal::Signal::SIGINT);
+    if let Err(e) = wanted.thread_unblock() {
+        tracing::warn!(error = %e, "could not unblock SIGTERM/SIGINT");
+    }
     let files = home_files(&config);
     let policy = policy(&config);
     let claim = match single_instance::claim(

@@ -1,0 +1,79 @@
+//! Client commands for people (`search`, `sources`, `reindex`) against a real
+//! instance, with output captured (not a terminal: plain lines, no colour).
+
+use nix::sys::signal::Signal;
+
+use crate::helper::*;
+
+fn index(port: u16, chat: &str, id: &str, content: &str) {
+    let body = serde_json::json!({"project_id": "proj", "chat_id": chat, "message_id": id, "role": "user",
+                                  "content": content, "timestamp": "2026-01-02T03:04:05Z", "message_index": 0});
+    let mut r = ureq::post(&format!("http://127.0.0.1:{port}/index-chat-message"))
+        .send_json(&body)
+        .unwrap();
+    let v: serde_json::Value = r.body_mut().read_json().unwrap();
+    let job = v["job_id"].as_str().unwrap().to_string();
+    poll("the message to be indexed", DEADLINE, || {
+        let (_, s) = get(port, &format!("/index-job-status/{job}"))?;
+        (s["state"] == "success").then_some(())
+    });
+}
+
+#[test]
+fn client_commands_say_clearly_when_nothing_runs() {
+    let sb = Sandbox::new();
+    let port = free_port();
+    for args in [
+        &["search", "--project", "p", "x"][..],
+        &["sources", "list"],
+        &["reindex", "docs-dir"],
+    ] {
+        let (code, out, err) = sb.cli(port, args);
+        assert_eq!(code, 19, "{args:?}: {out}{err}");
+        assert!(
+            err.contains("Memory Service is not running on http://127.0.0.1:"),
+            "{err}"
+        );
+        assert!(
+            err.contains("memory-service start --home"),
+            "says how to start one: {err}"
+        );
+    }
+}
+
+#[test]
+fn search_prints_readable_results_with_the_match_marked() {
+    let sb = Sandbox::new();
+    let port = free_port();
+    let mut p = sb.serve(port);
+    wait_healthy(port, &mut p);
+    index(port, "c1", "m1", "We talked about the aardvark migration plan");
+    let (code, out, err) = sb.cli(port, &["search", "--project", "proj", "aardvark"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains(" 1. "), "{out}");
+    assert!(out.contains("chat c1 message m1"), "{out}");
+    assert!(out.contains("[aardvark]"), "match marked: {out}");
+    let (code, out, _) = sb.cli(port, &["search", "--project", "proj", "--json", "aardvark"]);
+    assert_eq!(code, 0);
+    let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(v["results"][0]["chat_id"], "c1");
+    let (code, out, _) = sb.cli(port, &["search", "--project", "proj", "nothinglikethis"]);
+    assert_eq!(code, 0);
+    assert!(out.contains("No results"), "{out}");
+    p.signal(Signal::SIGTERM);
+    assert_eq!(p.wait_code(), 0);
+}
+
+#[test]
+fn client_commands_refuse_an_instance_of_another_home() {
+    let (a, b) = (Sandbox::new(), Sandbox::new());
+    let port = free_port();
+    let mut p = a.serve(port);
+    wait_healthy(port, &mut p);
+    let (code, _, err) = b.cli(port, &["search", "--project", "p", "x"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("another home") && err.contains(&a.home.display().to_string()),
+        "{err}"
+    );
+}
