@@ -5,4 +5,6 @@ mod chat;
 mod client;
 mod helper;
 mod lifecycle;
+mod page;
 mod serve;
+mod sources;

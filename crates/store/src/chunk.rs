@@ -1,4 +1,4 @@
-//! Splitting message text into chunks with character offsets (sizes: see [`split`]).
+//! Splitting message and file text into chunks with character offsets (sizes: see [`split`]).
 //! Pure and total: it never fails or panics on any input (the indexer relies on that),
 //! and touches no database. Offsets count Unicode scalar values, like Python's `str`.
 
@@ -11,7 +11,7 @@ pub const MIN_TAIL_CHARS: usize = 200;
 
 /// One piece of a text: `[start_char, end_char)` in characters, and its text.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Chunk {
+pub struct Chunk {
     /// First character, inclusive.
     pub start_char: usize,
     /// Last character, exclusive.
@@ -33,7 +33,7 @@ pub(crate) fn estimate(chars: usize) -> usize {
 /// placed at the latest paragraph break, else line break, else sentence end, else
 /// whitespace found in the last 40 % of the window; only when there is none is the text
 /// cut mid-word. Chunks do not overlap and together cover the whole text.
-pub(crate) fn split(text: &str) -> Vec<Chunk> {
+pub fn split(text: &str) -> Vec<Chunk> {
     if text.trim().is_empty() {
         return Vec::new();
     }

@@ -11,7 +11,12 @@
 //! - `chat`: message validation, upsert + job enqueue, chat deletion.
 //! - `job`: index job states, ids and their SQL.
 //! - `indexer`: the background thread turning queued jobs into chunks.
-//! - `chunk`: splitting text into chunks with character offsets (sizes documented there).
+//! - [`chunk`]: splitting text into chunks with character offsets (sizes documented
+//!   there); public because the file indexer chunks on its own thread.
+//! - `sources`: file sources (slug ids, list with latest jobs, delete, totals).
+//! - `file_jobs`: durable file index jobs (ids, claim, finish and swap, recovery).
+//! - `chunk_stats`: chunk diagnostics of a source.
+//! - `files`: indexed files, their chunks in generations, garbage collection.
 //! - `search`: safe FTS5 queries, BM25 ranking, score mapping.
 //! - `stats`: in-memory counters and the pending-job tracker.
 //! - `clock`: timestamps. `error`: [`StoreError`].
@@ -23,14 +28,18 @@
 #![deny(missing_docs)]
 
 mod chat;
-mod chunk;
+pub mod chunk;
+mod chunk_stats;
 mod clock;
 mod error;
+mod file_jobs;
+mod files;
 mod indexer;
 mod job;
 mod readers;
 mod schema;
 mod search;
+mod sources;
 mod stats;
 mod writer;
 
@@ -44,10 +53,14 @@ use rusqlite::{Connection, OpenFlags};
 
 pub use chat::{ChatAck, ChatMessageIn, MAX_CONTENT_BYTES, MAX_ID_BYTES, MAX_ROLE_BYTES};
 pub use chunk::{MIN_BREAK_CHARS, MIN_TAIL_CHARS, TARGET_CHARS};
+pub use chunk_stats::ChunkStats;
 pub use error::StoreError;
+pub use file_jobs::{ClaimedFileJob, FileJob, FileJobKind, FileJobState, INTERRUPTED, JobEnd};
+pub use files::{FileBatch, FileOp, FileRecord, FileUpsert, JobProgress};
 pub use job::{JobState, JobStatus};
 pub use schema::SCHEMA_VERSION;
 pub use search::{MAX_LIMIT, MAX_TERMS, SearchHit, SearchRequest, SourceType};
+pub use sources::{NewSource, Source, SourceStatus};
 pub use stats::StoreStats;
 
 use error::{SqlContext, on_path};
@@ -147,6 +160,7 @@ impl Store {
     pub fn open(cfg: StoreConfig) -> Result<Store, StoreError> {
         let conn = open_write_connection(&cfg)?;
         job::requeue_running(&conn)?;
+        file_jobs::fail_interrupted(&conn)?;
         let pending = Arc::new(PendingJobs::default());
         let found = job::pending(&conn)?;
         let resume = !found.is_empty();
@@ -258,6 +272,117 @@ impl Store {
             },
         )?;
         Ok(deleted.messages)
+    }
+
+    /// Runs `work` on the writer; request handlers wait a bounded time, the file indexer
+    /// (`wait_forever`) as long as it takes.
+    fn write<T, F>(&self, wait_forever: bool, work: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        self.check_open()?;
+        let wait = if wait_forever {
+            Wait::Forever
+        } else {
+            Wait::Bounded(self.inner.reply_wait)
+        };
+        self.inner.writer.execute_then(wait, work, |_| {})
+    }
+
+    /// `POST /sources`: records the source (id `slug(display_name)-dir`, `-2`... on
+    /// collision) and its first job (`queued`, a sync) in one transaction. The caller
+    /// validated and resolved `root_path`; the file indexer runs the job.
+    pub fn add_source(&self, new: NewSource) -> Result<(Source, i64), StoreError> {
+        if new.root_path.is_empty() || new.display_name.trim().is_empty() {
+            return Err(StoreError::InvalidInput(
+                "root_path and display_name are required".into(),
+            ));
+        }
+        self.write(false, move |c| sources::insert(c, &new))
+    }
+
+    /// `GET /sources`: every source ordered by id, each with its latest job (one query).
+    pub fn list_sources(&self) -> Result<Vec<Source>, StoreError> {
+        self.check_open()?;
+        self.inner.readers.with(sources::list)
+    }
+
+    /// One source with its latest job; `None` for an unknown id.
+    pub fn get_source(&self, id: &str) -> Result<Option<Source>, StoreError> {
+        self.check_open()?;
+        self.inner.readers.with(|c| sources::get(c, id))
+    }
+
+    /// `DELETE /sources/{id}`: the source, its files, jobs and chunks (with their FTS
+    /// rows) in one transaction; false for an unknown id. A job still running for it
+    /// notices at its next write and stops.
+    pub fn delete_source(&self, id: &str) -> Result<bool, StoreError> {
+        let id = id.to_string();
+        self.write(false, move |c| sources::delete(c, &id))
+    }
+
+    /// `GET /sources/{id}/jobs`: the newest `limit` jobs, newest first.
+    pub fn source_jobs(&self, id: &str, limit: usize) -> Result<Vec<FileJob>, StoreError> {
+        self.check_open()?;
+        self.inner.readers.with(|c| file_jobs::jobs(c, id, limit))
+    }
+
+    /// One file job by id.
+    pub fn file_job(&self, job_id: i64) -> Result<Option<FileJob>, StoreError> {
+        self.check_open()?;
+        self.inner.readers.with(|c| file_jobs::job(c, job_id))
+    }
+
+    /// `GET /sources/{id}/chunk-stats` over the searchable generation; `None` if unknown.
+    pub fn chunk_stats(&self, id: &str) -> Result<Option<ChunkStats>, StoreError> {
+        self.check_open()?;
+        self.inner.readers.with(|c| chunk_stats::chunk_stats(c, id))
+    }
+
+    /// Queues a job for a source (`POST /reindex` queues a rebuild); its id.
+    /// [`StoreError::NotFound`] (`Source not found: <id>`) for an unknown source.
+    pub fn enqueue_file_job(&self, source_id: &str, kind: FileJobKind) -> Result<i64, StoreError> {
+        let id = source_id.to_string();
+        self.write(false, move |c| file_jobs::enqueue(c, &id, kind))
+    }
+
+    /// Indexer side: marks the oldest queued file job `running` and returns it.
+    pub fn claim_file_job(&self) -> Result<Option<ClaimedFileJob>, StoreError> {
+        self.write(true, file_jobs::claim_next)
+    }
+
+    /// Indexer side: the file rows of one generation of a source.
+    pub fn file_records(&self, source_id: &str, generation: i64) -> Result<Vec<FileRecord>, StoreError> {
+        self.check_open()?;
+        self.inner
+            .readers
+            .with(|c| files::records(c, source_id, generation))
+    }
+
+    /// Indexer side: commits a batch of file changes (each file's row and chunks
+    /// together) and the job's progress in one transaction. `NotFound` when the job is no
+    /// longer running or the source is gone: the indexer stops.
+    pub fn apply_file_batch(&self, batch: FileBatch) -> Result<(), StoreError> {
+        self.write(true, move |c| {
+            files::apply(c, &batch)?;
+            if batch.job_id.is_none() {
+                sources::refresh_totals(c, &batch.source_id)?;
+            }
+            Ok(())
+        })
+    }
+
+    /// Indexer side: ends a running job (a completed rebuild swaps its generation in, in
+    /// the same transaction). False when the job was no longer running.
+    pub fn finish_file_job(&self, job_id: i64, end: JobEnd) -> Result<bool, StoreError> {
+        self.write(true, move |c| file_jobs::finish(c, job_id, &end))
+    }
+
+    /// Indexer side: deletes at most `max_rows` rows of replaced generations; 0 when
+    /// nothing is left. Call in a loop: each call is its own short transaction.
+    pub fn collect_garbage(&self, max_rows: usize) -> Result<usize, StoreError> {
+        self.write(true, move |c| files::collect_garbage(c, max_rows))
     }
 
     /// In-memory counters; never touches the database, never blocks.

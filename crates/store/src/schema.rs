@@ -95,9 +95,86 @@ CREATE TRIGGER chunks_fts_update AFTER UPDATE OF text ON chunks BEGIN
 END;
 "#;
 
+/// Version 2: file sources, their index jobs, the files table, and chunk generations.
+///
+/// Generations: a source's searchable chunks are those whose `generation` equals
+/// `sources.generation`. A reindex builds the next generation (`max_generation + 1`,
+/// never reused, so leftovers of an interrupted rebuild can never mix in) beside the old
+/// one and swaps by updating `sources.generation` in one transaction; the old
+/// generation's rows are then invisible and are deleted in small batches afterwards.
+/// Chat chunks keep `generation` NULL.
+///
+/// `chunks.source_id` has no foreign key (chat chunks use `project-<id>`), so file chunks
+/// are deleted explicitly with their source; `files` and `index_jobs` cascade.
+const V2: &str = r#"
+CREATE TABLE sources (
+    id                      TEXT PRIMARY KEY NOT NULL,
+    display_name            TEXT NOT NULL,
+    root_path               TEXT NOT NULL,
+    project_id              TEXT NOT NULL DEFAULT 'general',
+    include_globs           TEXT NOT NULL DEFAULT '["**/*"]',
+    exclude_globs           TEXT NOT NULL DEFAULT '[]',
+    status                  TEXT NOT NULL DEFAULT 'idle'
+                            CHECK (status IN ('idle', 'indexing', 'error')),
+    files_indexed           INTEGER NOT NULL DEFAULT 0,
+    bytes_indexed           INTEGER NOT NULL DEFAULT 0,
+    last_index_started_at   TEXT,
+    last_index_completed_at TEXT,
+    last_error              TEXT,
+    created_at              TEXT NOT NULL,
+    generation              INTEGER NOT NULL DEFAULT 1,
+    max_generation          INTEGER NOT NULL DEFAULT 1
+);
+CREATE INDEX sources_project ON sources(project_id);
+
+-- AUTOINCREMENT: a job id is never reused, even after its source is deleted.
+CREATE TABLE index_jobs (
+    id              INTEGER PRIMARY KEY AUTOINCREMENT,
+    source_id       TEXT NOT NULL REFERENCES sources(id) ON DELETE CASCADE,
+    kind            TEXT NOT NULL CHECK (kind IN ('sync', 'rebuild')),
+    status          TEXT NOT NULL
+                    CHECK (status IN ('queued', 'running', 'completed', 'failed', 'cancelled')),
+    generation      INTEGER,
+    files_total     INTEGER,
+    files_processed INTEGER NOT NULL DEFAULT 0,
+    bytes_processed INTEGER NOT NULL DEFAULT 0,
+    files_skipped   INTEGER NOT NULL DEFAULT 0,
+    files_updated   INTEGER NOT NULL DEFAULT 0,
+    created_at      TEXT NOT NULL,
+    started_at      TEXT,
+    completed_at    TEXT,
+    error           TEXT
+);
+CREATE INDEX index_jobs_source ON index_jobs(source_id, id);
+CREATE INDEX index_jobs_status ON index_jobs(status);
+
+CREATE TABLE files (
+    source_id    TEXT NOT NULL REFERENCES sources(id) ON DELETE CASCADE,
+    generation   INTEGER NOT NULL,
+    rel_path     TEXT NOT NULL,
+    size         INTEGER NOT NULL,
+    mtime_ns     INTEGER NOT NULL,
+    content_hash TEXT NOT NULL,
+    chunk_count  INTEGER NOT NULL,
+    indexed_at   TEXT NOT NULL,
+    PRIMARY KEY (source_id, generation, rel_path)
+) WITHOUT ROWID;
+
+ALTER TABLE chunks ADD COLUMN generation INTEGER;
+CREATE INDEX chunks_file ON chunks(source_id, generation, file_path) WHERE kind = 'file';
+
+-- Generations no longer needed (replaced by a swap, or left by a failed rebuild), whose
+-- rows are deleted in small batches so no single transaction holds the writer long.
+CREATE TABLE garbage_generations (
+    source_id  TEXT NOT NULL,
+    generation INTEGER NOT NULL,
+    PRIMARY KEY (source_id, generation)
+) WITHOUT ROWID;
+"#;
+
 /// All migrations in order; index `i` brings the database to version `i + 1`.
 /// Append new ones at the end; never edit a released one.
-const MIGRATIONS: &[&str] = &[V1];
+const MIGRATIONS: &[&str] = &[V1, V2];
 
 /// The schema version this build creates and understands.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;

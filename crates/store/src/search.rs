@@ -26,7 +26,8 @@ pub struct SearchRequest {
     pub query: String,
     /// Results wanted; clamped to `1..=MAX_LIMIT`.
     pub limit: usize,
-    /// File sources whose chunks are searched too (`None`: no file sources for now).
+    /// File sources whose chunks are searched too. `None`, empty, or naming no existing
+    /// source: the sources attached to the project (`sources.project_id`).
     pub source_ids: Option<Vec<String>>,
     /// Chats of the project left out (trashed, archived).
     pub exclude_chat_ids: Vec<String>,
@@ -142,7 +143,27 @@ pub(crate) fn validate(q: &SearchRequest) -> Result<usize, StoreError> {
     Ok(q.limit.clamp(1, MAX_LIMIT))
 }
 
-/// Runs the search on a read connection.
+/// The ids among `ids` that name existing sources. ChatDO's client sends
+/// `source_ids=[project_id]` when it has none, so ids that are not sources are dropped,
+/// and when none is left the project's own sources are searched.
+fn existing_sources(conn: &Connection, ids: &[String]) -> Result<Vec<String>, StoreError> {
+    let context = "while resolving source_ids";
+    let mut stmt = conn
+        .prepare_cached("SELECT 1 FROM sources WHERE id = ?1")
+        .ctx(context)?;
+    let mut found = Vec::new();
+    for id in ids {
+        if !found.contains(id) && stmt.exists([id]).ctx(context)? {
+            found.push(id.clone());
+        }
+    }
+    Ok(found)
+}
+
+/// Runs the search on a read connection: the project's chat chunks (minus
+/// `exclude_chat_ids`) and the file chunks of the named existing sources, or, when no
+/// named id is an existing source (or none is named), of the sources attached to the
+/// project; one BM25 ranking.
 pub(crate) fn run(
     conn: &Connection,
     q: &SearchRequest,
@@ -150,6 +171,7 @@ pub(crate) fn run(
     limit: usize,
 ) -> Result<Vec<SearchHit>, StoreError> {
     let limit = limit as i64;
+    let named = existing_sources(conn, q.source_ids.as_deref().unwrap_or(&[]))?;
     let mut args: Vec<&dyn ToSql> = vec![&expr, &q.project_id, &limit];
     // "?4, ?5, ..." for `n` ids numbered after the `taken` parameters already bound.
     let placeholders = |taken: usize, n: usize| -> String {
@@ -163,6 +185,7 @@ pub(crate) fn run(
                 c.chunk_index, c.text, c.start_char, c.end_char, c.chat_id, c.message_id,
                 c.message_uuid
          FROM chunks_fts JOIN chunks c ON c.id = chunks_fts.rowid
+         LEFT JOIN sources s ON c.kind = 'file' AND s.id = c.source_id
          WHERE chunks_fts MATCH ?1
            AND ((c.kind = 'chat' AND c.project_id = ?2",
     );
@@ -172,10 +195,15 @@ pub(crate) fn run(
         args.extend(q.exclude_chat_ids.iter().map(|s| s as &dyn ToSql));
     }
     sql.push(')');
-    if let Some(sources) = q.source_ids.as_deref().filter(|s| !s.is_empty()) {
-        let p = placeholders(args.len(), sources.len());
-        sql.push_str(&format!(" OR (c.kind = 'file' AND c.source_id IN ({p}))"));
-        args.extend(sources.iter().map(|s| s as &dyn ToSql));
+    // File chunks: only of a source's searchable generation (a rebuild in progress and
+    // an old generation awaiting deletion stay invisible).
+    sql.push_str(" OR (c.kind = 'file' AND c.generation = s.generation AND ");
+    if named.is_empty() {
+        sql.push_str("s.project_id = ?2)");
+    } else {
+        let p = placeholders(args.len(), named.len());
+        sql.push_str(&format!("s.id IN ({p}))"));
+        args.extend(named.iter().map(|s| s as &dyn ToSql));
     }
     sql.push_str(") ORDER BY bm25(chunks_fts), c.id LIMIT ?3");
 

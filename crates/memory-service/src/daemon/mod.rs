@@ -226,12 +226,21 @@ async fn serve_async(
     })
     .await
     .context("opening the database")??;
-    storewatch::spawn(store.clone(), monitor.clone(), shutdown.clone());
+    let indexer_store = store.clone();
+    let indexer = tokio::task::spawn_blocking(move || {
+        memory_indexer::Indexer::start(indexer_store, memory_indexer::IndexerConfig::default())
+            .context("starting the file indexer")
+    })
+    .await
+    .context("starting the file indexer")??;
+    let indexer = Arc::new(indexer);
+    storewatch::spawn(store.clone(), indexer.clone(), monitor.clone(), shutdown.clone());
     let state = AppState {
         monitor: monitor.clone(),
         config: Arc::new(config),
         metrics,
         store: store.clone(),
+        indexer: indexer.clone(),
     };
     monitor.set_ready();
     notify::ready();

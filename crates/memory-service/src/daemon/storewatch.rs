@@ -1,6 +1,7 @@
 //! Watches the store's in-memory counters once a second and reports trouble
 //! to the monitor, so `/health` turns `degraded` with a reason when the writer
-//! falls behind, without `/health` itself ever touching the store.
+//! falls behind or a file job is stuck, without `/health` itself ever
+//! touching the store or the indexer.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -35,14 +36,25 @@ pub fn problem(s: &memory_store::StoreStats) -> Option<String> {
     None
 }
 
-/// Starts the watcher.
-pub fn spawn(store: memory_store::Store, monitor: Arc<Monitor>, shutdown: CancellationToken) {
+/// Starts the watcher. The indexer's `problems()` reads its own in-memory
+/// state (stuck jobs, failed watchers); it runs off the async workers anyway.
+pub fn spawn(
+    store: memory_store::Store,
+    indexer: Arc<memory_indexer::Indexer>,
+    monitor: Arc<Monitor>,
+    shutdown: CancellationToken,
+) {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         loop {
             tokio::select! {
                 () = shutdown.cancelled() => return,
-                _ = tick.tick() => monitor.report("store", problem(&store.stats())),
+                _ = tick.tick() => {}
+            }
+            monitor.report("store", problem(&store.stats()));
+            let ix = indexer.clone();
+            if let Ok(problems) = tokio::task::spawn_blocking(move || ix.problems()).await {
+                monitor.report("indexer", (!problems.is_empty()).then(|| problems.join("; ")));
             }
         }
     });

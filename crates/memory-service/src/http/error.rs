@@ -64,3 +64,32 @@ impl From<memory_store::StoreError> for ApiError {
         }
     }
 }
+
+impl From<memory_indexer::IndexerError> for ApiError {
+    fn from(e: memory_indexer::IndexerError) -> ApiError {
+        use memory_indexer::IndexerError as E;
+        match e {
+            E::InvalidInput(m) => ApiError::client(StatusCode::BAD_REQUEST, m),
+            E::NotFound(m) => ApiError::client(StatusCode::NOT_FOUND, m),
+            E::Store(s) => s.into(),
+            E::Unavailable(m) => ApiError {
+                status: StatusCode::SERVICE_UNAVAILABLE,
+                detail: format!("temporarily unavailable: {m}; retry shortly"),
+            },
+            other => ApiError::internal(other),
+        }
+    }
+}
+
+impl From<memory_indexer::filetree::TreeError> for ApiError {
+    fn from(e: memory_indexer::filetree::TreeError) -> ApiError {
+        use memory_indexer::filetree::TreeError as E;
+        let status = match &e {
+            E::Escape(_) | E::IsADirectory(_) => StatusCode::BAD_REQUEST,
+            E::RootMissing(_) | E::PathNotFound(_) | E::FileNotFound(_) => StatusCode::NOT_FOUND,
+            E::PermissionDenied(_) => StatusCode::FORBIDDEN,
+            _ => return ApiError::internal(e),
+        };
+        ApiError::client(status, e.to_string())
+    }
+}

@@ -4,7 +4,9 @@
 //! 400, a missing or mistyped field 422, a body over the limit 413.
 
 use axum::extract::rejection::JsonRejection;
-use axum::extract::{FromRequest, Request};
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::StatusCode;
+use axum::http::request::Parts;
 use serde::de::DeserializeOwned;
 
 use super::ApiError;
@@ -29,4 +31,23 @@ where
 
 fn rejection_to_error(r: JsonRejection) -> ApiError {
     ApiError::client(r.status(), r.body_text())
+}
+
+/// Query parameters, or a 422 `{detail}` (the contract's validation status)
+/// when one is missing or mistyped.
+pub struct ApiQuery<T>(pub T);
+
+impl<S, T> FromRequestParts<S> for ApiQuery<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::extract::Query::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Query(v)) => Ok(ApiQuery(v)),
+            Err(r) => Err(ApiError::client(StatusCode::UNPROCESSABLE_ENTITY, r.body_text())),
+        }
+    }
 }

@@ -6,10 +6,13 @@
 mod chat;
 mod error;
 mod extract;
+mod filetree;
 mod health;
 mod metrics;
+mod page;
 mod router;
 mod search;
+mod sources;
 #[cfg(test)]
 mod tests;
 
@@ -36,15 +39,17 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// The database.
     pub store: memory_store::Store,
+    /// File sources: jobs, watchers.
+    pub indexer: Arc<memory_indexer::Indexer>,
 }
 
-/// Runs blocking store work off the async workers (SQLite never runs on
-/// them) and maps its errors to HTTP.
-pub(crate) async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, memory_store::StoreError> + Send + 'static,
+/// Runs blocking work (SQLite, the file system) off the async workers and
+/// maps its errors to HTTP.
+pub(crate) async fn blocking<T: Send + 'static, E: Into<ApiError> + Send + 'static>(
+    f: impl FnOnce() -> Result<T, E> + Send + 'static,
 ) -> Result<T, ApiError> {
     match tokio::task::spawn_blocking(f).await {
-        Ok(r) => r.map_err(ApiError::from),
+        Ok(r) => r.map_err(Into::into),
         Err(join) => Err(ApiError::internal(format!("a store task failed: {join}"))),
     }
 }

@@ -17,7 +17,7 @@ use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::cors::{AllowHeaders, AllowMethods, AllowOrigin, CorsLayer};
 use tower_http::timeout::TimeoutLayer;
 
-use super::{ApiError, AppState, chat, health, metrics, search};
+use super::{ApiError, AppState, chat, filetree, health, metrics, page, search, sources};
 
 /// Largest request body accepted (413 above it, from `ApiJson`).
 pub const BODY_LIMIT: usize = 10 * 1024 * 1024;
@@ -38,12 +38,21 @@ pub fn router(state: AppState) -> Router {
         .allow_headers(AllowHeaders::mirror_request())
         .allow_credentials(true);
     let routes = Router::new()
+        .route("/", get(page::page))
         .route("/health", get(health::health))
         .route("/metrics", get(metrics::metrics))
         .route("/index-chat-message", post(chat::index_chat_message))
         .route("/index-job-status/{job_id}", get(chat::job_status))
         .route("/chats/{project_id}/{chat_id}", delete(chat::delete_chat))
-        .route("/search", post(search::search));
+        .route("/search", post(search::search))
+        .route("/sources", get(sources::list).post(sources::add))
+        .route("/sources/{id}", delete(sources::delete))
+        .route("/reindex", post(sources::reindex))
+        .route("/sources/{id}/status", get(sources::status))
+        .route("/sources/{id}/jobs", get(sources::jobs))
+        .route("/sources/{id}/chunk-stats", get(sources::chunk_stats))
+        .route("/filetree/{id}", get(filetree::tree))
+        .route("/filetree/{id}/file", get(filetree::file));
     #[cfg(test)]
     let routes = routes.route(
         "/__test/panic",

@@ -15,15 +15,17 @@ use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::monitor::{Identity, Monitor};
 
-struct Fixture {
+pub(super) struct Fixture {
     _dir: tempfile::TempDir,
-    state: AppState,
+    pub(super) state: AppState,
 }
 
-fn fixture() -> Fixture {
+pub(super) fn fixture() -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     let store =
         memory_store::Store::open(memory_store::StoreConfig::new(dir.path().join("m.sqlite"))).unwrap();
+    let indexer =
+        memory_indexer::Indexer::start(store.clone(), memory_indexer::IndexerConfig::default()).unwrap();
     let config = Config {
         home: dir.path().to_path_buf(),
         host: "127.0.0.1".into(),
@@ -50,24 +52,25 @@ fn fixture() -> Fixture {
             config: Arc::new(config),
             metrics: Arc::new(Metrics::default()),
             store,
+            indexer: Arc::new(indexer),
         },
         _dir: dir,
     }
 }
 
 impl Fixture {
-    async fn send(&self, req: Request<Body>) -> (StatusCode, Value) {
+    pub(super) async fn send(&self, req: Request<Body>) -> (StatusCode, Value) {
         let resp = router(self.state.clone()).oneshot(req).await.unwrap();
         let status = resp.status();
         let bytes = resp.into_body().collect().await.unwrap().to_bytes();
         (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
     }
 
-    async fn get(&self, path: &str) -> (StatusCode, Value) {
+    pub(super) async fn get(&self, path: &str) -> (StatusCode, Value) {
         self.send(req("GET", path).body(Body::empty()).unwrap()).await
     }
 
-    async fn post(&self, path: &str, body: Value) -> (StatusCode, Value) {
+    pub(super) async fn post(&self, path: &str, body: Value) -> (StatusCode, Value) {
         self.send(
             req("POST", path)
                 .header(header::CONTENT_TYPE, "application/json")
@@ -85,7 +88,7 @@ impl Fixture {
         v
     }
 
-    async fn search(&self, body: Value) -> Vec<Value> {
+    pub(super) async fn search(&self, body: Value) -> Vec<Value> {
         let (s, v) = self.post("/search", body).await;
         assert_eq!(s, StatusCode::OK, "{v}");
         v["results"].as_array().unwrap().clone()
@@ -99,7 +102,7 @@ impl Fixture {
     }
 }
 
-fn req(method: &str, path: &str) -> axum::http::request::Builder {
+pub(super) fn req(method: &str, path: &str) -> axum::http::request::Builder {
     Request::builder()
         .method(method)
         .uri(path)
@@ -434,3 +437,5 @@ async fn metrics_include_store_counters() {
     );
     assert!(text.contains("memory_service_store_writer_queue_depth"), "{text}");
 }
+
+mod sources;

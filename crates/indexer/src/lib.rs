@@ -1,0 +1,300 @@
+//! File sources for the memory service: registering directories, indexing them into the
+//! store in the background (incrementally, with durable jobs and progress), keeping them
+//! current with a file watcher, and read-only, confined browsing. No HTTP, no async: the
+//! HTTP layer calls the blocking [`Indexer`] from `spawn_blocking` and maps
+//! [`IndexerError`] / [`filetree::TreeError`] to status codes.
+//!
+//! # Layout
+//! - [`Indexer`] (this file): start, add/reindex/delete a source, wait, health, shutdown.
+//! - [`walk`]: which files are indexed (`.gitignore`, default excludes, no symlinks).
+//! - [`extract`]: bytes to text (text-like files only, HTML stripped, binaries refused).
+//! - `pass`: one incremental pass over a source, in small batches.
+//! - `runner`: the worker thread running jobs and watcher refreshes one at a time.
+//! - `watch`: one debounced watcher per source.
+//! - [`filetree`]: the two filetree endpoints' core, strictly confined to the root.
+//! - `error`: [`IndexerError`].
+//!
+//! # Jobs and restarts
+//! Jobs live in the store (`index_jobs`), so ids survive restarts. A job a crash left
+//! `running` is marked `failed` ("interrupted by a restart") when the store opens; at
+//! [`Indexer::start`] every source gets a fresh incremental sync job (catching changes
+//! made while the service was down and finishing interrupted work without re-reading
+//! unchanged files). A graceful [`Indexer::shutdown`] re-queues the running job instead.
+#![deny(missing_docs)]
+
+mod error;
+pub mod extract;
+pub mod filetree;
+mod pass;
+mod runner;
+pub mod walk;
+mod watch;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use memory_store::{FileJob, FileJobKind, FileJobState, NewSource, Source, Store};
+
+pub use error::IndexerError;
+
+use runner::Shared;
+use watch::Watchers;
+
+/// Tunables; [`IndexerConfig::default`] is what the service uses.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IndexerConfig {
+    /// Files larger than this are skipped and counted (default 2 MiB).
+    pub max_file_bytes: u64,
+    /// Quiet time before a burst of file events triggers a refresh (default 400 ms).
+    pub debounce: Duration,
+    /// A pass with no progress for this long is reported by [`Indexer::problems`]
+    /// (default 120 s).
+    pub stuck_after: Duration,
+    /// Start file watchers (default true).
+    pub watch: bool,
+    /// Files per write transaction at most (default 50).
+    pub batch_files: usize,
+    /// Chunk text per write transaction at most, in bytes (default 1 MiB).
+    pub batch_text_bytes: usize,
+    /// A batch is written at least this often while a pass runs (default 250 ms).
+    pub batch_interval: Duration,
+}
+
+impl Default for IndexerConfig {
+    fn default() -> Self {
+        IndexerConfig {
+            max_file_bytes: 2 * 1024 * 1024,
+            debounce: Duration::from_millis(400),
+            stuck_after: Duration::from_secs(120),
+            watch: true,
+            batch_files: 50,
+            batch_text_bytes: 1024 * 1024,
+            batch_interval: Duration::from_millis(250),
+        }
+    }
+}
+
+/// The file indexer: cheap to share behind an `Arc`, blocking methods.
+pub struct Indexer {
+    shared: Arc<Shared>,
+    watchers: Watchers,
+    worker: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl std::fmt::Debug for Indexer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Indexer")
+            .field("cfg", &self.shared.cfg)
+            .finish_non_exhaustive()
+    }
+}
+
+/// `~` and `~/...` expanded with `$HOME`.
+fn expand_tilde(path: &str) -> PathBuf {
+    let home = std::env::var_os("HOME").map(PathBuf::from);
+    match (path, home) {
+        ("~", Some(h)) => h,
+        (p, Some(h)) if p.starts_with("~/") => h.join(&p[2..]),
+        (p, _) => PathBuf::from(p),
+    }
+}
+
+impl Indexer {
+    /// Starts the worker, queues an incremental sync for every source that has no job
+    /// waiting, and starts a watcher per source (a watcher that fails is reported by
+    /// [`Indexer::problems`], not fatal).
+    pub fn start(store: Store, cfg: IndexerConfig) -> Result<Indexer, IndexerError> {
+        let sources = store.list_sources()?;
+        for s in &sources {
+            let waiting = s
+                .latest_job
+                .as_ref()
+                .is_some_and(|j| j.status == FileJobState::Queued);
+            if !waiting {
+                store.enqueue_file_job(&s.id, FileJobKind::Sync)?;
+            }
+        }
+        let shared = Arc::new(Shared::new(store, cfg));
+        let worker_shared = Arc::clone(&shared);
+        let worker = std::thread::Builder::new()
+            .name("file-indexer".into())
+            .spawn(move || runner::run(worker_shared))
+            .map_err(|e| IndexerError::Unavailable(format!("starting the file indexer thread: {e}")))?;
+        let indexer = Indexer {
+            shared,
+            watchers: Watchers::default(),
+            worker: Mutex::new(Some(worker)),
+        };
+        for s in &sources {
+            indexer.watch(s);
+        }
+        Ok(indexer)
+    }
+
+    fn watch(&self, source: &Source) {
+        if !self.shared.cfg.watch {
+            return;
+        }
+        if let Err(e) = self
+            .watchers
+            .start(source, Arc::downgrade(&self.shared), self.shared.cfg.debounce)
+        {
+            tracing::warn!("{e}");
+        }
+    }
+
+    fn check_running(&self) -> Result<(), IndexerError> {
+        if self
+            .worker
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .is_none()
+        {
+            return Err(IndexerError::Unavailable("the indexer is shut down".into()));
+        }
+        Ok(())
+    }
+
+    /// The store it writes to.
+    pub fn store(&self) -> &Store {
+        &self.shared.store
+    }
+
+    /// `POST /sources`: validates the path (`~` expanded, resolved), records the source
+    /// with the default excludes and queues its first index; returns it and the job id.
+    /// `InvalidInput` (`Path does not exist: <root_path as sent>`, `Path is not a
+    /// directory: <root_path as sent>`) maps to HTTP 400.
+    pub fn add_source(
+        &self,
+        root_path: &str,
+        display_name: Option<String>,
+        project_id: Option<String>,
+    ) -> Result<(Source, i64), IndexerError> {
+        self.check_running()?;
+        let expanded = expand_tilde(root_path);
+        if root_path.trim().is_empty() || !expanded.exists() {
+            return Err(IndexerError::InvalidInput(format!(
+                "Path does not exist: {root_path}"
+            )));
+        }
+        if !expanded.is_dir() {
+            return Err(IndexerError::InvalidInput(format!(
+                "Path is not a directory: {root_path}"
+            )));
+        }
+        let resolved = std::fs::canonicalize(&expanded).map_err(|source| IndexerError::Io {
+            action: "resolving",
+            path: expanded.clone(),
+            source,
+        })?;
+        let display_name = display_name
+            .filter(|d| !d.trim().is_empty())
+            .unwrap_or_else(|| basename(&resolved));
+        let (source, job) = self.shared.store.add_source(NewSource {
+            root_path: resolved.display().to_string(),
+            display_name,
+            project_id: project_id
+                .filter(|p| !p.trim().is_empty())
+                .unwrap_or_else(|| "general".into()),
+            include_globs: vec!["**/*".into()],
+            exclude_globs: walk::DEFAULT_EXCLUDES.iter().map(|s| s.to_string()).collect(),
+        })?;
+        self.watch(&source);
+        self.shared.notify_jobs();
+        Ok((source, job))
+    }
+
+    /// `POST /reindex`: queues a rebuild (a new generation built beside the searchable
+    /// one, swapped in when complete); its job id. `NotFound` (`Source not found: <id>`).
+    pub fn reindex(&self, source_id: &str) -> Result<i64, IndexerError> {
+        self.check_running()?;
+        let job = self
+            .shared
+            .store
+            .enqueue_file_job(source_id, FileJobKind::Rebuild)?;
+        self.shared.notify_jobs();
+        Ok(job)
+    }
+
+    /// `DELETE /sources/{id}`: stops its watcher and any pass running for it, then
+    /// deletes the source, its jobs, files and chunks in one transaction. False if unknown.
+    pub fn delete_source(&self, source_id: &str) -> Result<bool, IndexerError> {
+        self.watchers.stop(source_id);
+        self.shared.cancel_source(source_id);
+        Ok(self.shared.store.delete_source(source_id)?)
+    }
+
+    /// Waits until the job has finished (completed, failed or cancelled) and returns it;
+    /// `None` if it is unknown (e.g. deleted with its source) or still unfinished after
+    /// `timeout`. For tests and tools; the HTTP layer reads jobs from the store.
+    pub fn wait_job(&self, job_id: i64, timeout: Duration) -> Option<FileJob> {
+        let deadline = Instant::now() + timeout;
+        let mut guard = self
+            .shared
+            .job_done_lock
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        loop {
+            let job = self.shared.store.file_job(job_id).ok().flatten()?;
+            if job.status.is_finished() {
+                return Some(job);
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return None;
+            }
+            // Short waits too: a job can end between the read above and this wait.
+            let wait = (deadline - now).min(Duration::from_millis(100));
+            guard = self
+                .shared
+                .job_done
+                .wait_timeout(guard, wait)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+        }
+    }
+
+    /// Health hook for `/health`: a pass stuck without progress, watchers that could not
+    /// start, a stopped worker. Empty when all is well. Never touches the database.
+    pub fn problems(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if let Some(stuck) = self.shared.stuck() {
+            out.push(stuck);
+        }
+        out.extend(self.watchers.problems());
+        let worker = self.worker.lock().unwrap_or_else(PoisonError::into_inner);
+        if worker.as_ref().is_some_and(|w| w.is_finished()) {
+            out.push("the file indexer thread has stopped".into());
+        }
+        out
+    }
+
+    /// Stops the watchers, then the worker at a file boundary (its job is re-queued and
+    /// resumes at the next start). Idempotent; also run on drop. Call before
+    /// [`Store::shutdown`].
+    pub fn shutdown(&self) {
+        self.watchers.stop_all();
+        self.shared.stop();
+        let worker = self.worker.lock().unwrap_or_else(PoisonError::into_inner).take();
+        if let Some(w) = worker
+            && w.join().is_err()
+        {
+            tracing::error!("the file indexer thread panicked");
+        }
+    }
+}
+
+impl Drop for Indexer {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+fn basename(path: &Path) -> String {
+    path.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .filter(|n| !n.is_empty())
+        .unwrap_or_else(|| "root".into())
+}

@@ -1,0 +1,287 @@
+//! In-process tests of the file source and filetree endpoints.
+
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::StatusCode;
+use serde_json::json;
+
+use super::{Fixture, fixture, req};
+
+fn tree() -> tempfile::TempDir {
+    let d = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(d.path().join("notes/deep")).unwrap();
+    std::fs::write(
+        d.path().join("notes/plan.md"),
+        "# Plan\nThe heliotrope project starts in spring.\n",
+    )
+    .unwrap();
+    std::fs::write(
+        d.path().join("notes/deep/x.rs"),
+        "fn main() { println!(\"quasar\"); }\n",
+    )
+    .unwrap();
+    std::fs::write(d.path().join("README.txt"), "readme words\n").unwrap();
+    d
+}
+
+async fn add(f: &Fixture, root: &std::path::Path, name: &str) -> (String, i64) {
+    let (s, v) = f
+        .post(
+            "/sources",
+            json!({"root_path": root, "display_name": name, "project_id": "proj"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["status"], "ok");
+    let job = v["job_id"].as_i64().unwrap();
+    assert!(job > 0, "a real job id: {v}");
+    let done = f
+        .state
+        .indexer
+        .wait_job(job, Duration::from_secs(30))
+        .expect("the job ends");
+    assert_eq!(done.status.as_str(), "completed", "{done:?}");
+    (v["source_id"].as_str().unwrap().to_string(), job)
+}
+
+#[tokio::test]
+async fn add_list_status_jobs_stats_search_reindex_delete() {
+    let f = fixture();
+    let dir = tree();
+    let (id, job) = add(&f, dir.path(), "Docs").await;
+    assert_eq!(id, "docs-dir");
+
+    let (s, v) = f.get("/sources").await;
+    assert_eq!(s, StatusCode::OK);
+    let src = &v["sources"][0];
+    assert_eq!(
+        (src["id"].as_str(), src["status"].as_str()),
+        (Some("docs-dir"), Some("idle"))
+    );
+    assert_eq!(src["files_indexed"].as_i64(), Some(3));
+    assert_eq!(src["latest_job"]["id"].as_i64(), Some(job));
+    assert_eq!(src["latest_job"]["status"], "completed");
+    assert_eq!(src["connected_projects"], json!(["proj"]));
+    for k in [
+        "display_name",
+        "root_path",
+        "bytes_indexed",
+        "last_index_started_at",
+        "last_index_completed_at",
+        "last_error",
+        "project_id",
+    ] {
+        assert!(src.get(k).is_some(), "missing {k}");
+    }
+
+    let (s, v) = f.get("/sources/docs-dir/status").await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(v.get("connected_projects").is_none());
+    let (s, v) = f.get("/sources/nope/status").await;
+    assert_eq!(
+        (s, v["detail"].as_str()),
+        (StatusCode::NOT_FOUND, Some("Source not found: nope"))
+    );
+
+    let (s, v) = f.get("/sources/docs-dir/jobs?limit=5").await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(v["jobs"][0]["files_processed"].as_i64(), Some(3));
+    assert_eq!(
+        f.get("/sources/docs-dir/jobs?limit=zero").await.0,
+        StatusCode::UNPROCESSABLE_ENTITY
+    );
+    assert_eq!(f.get("/sources/unknown/jobs").await.1["jobs"], json!([]));
+    let (s, v) = f.get("/sources/docs-dir/chunk-stats").await;
+    assert_eq!((s, v["total_files"].as_i64()), (StatusCode::OK, Some(3)), "{v}");
+
+    let hits = f
+        .search(json!({"project_id": "proj", "query": "heliotrope"}))
+        .await;
+    assert_eq!(hits.len(), 1);
+    let h = &hits[0];
+    assert_eq!(
+        (
+            h["source_type"].as_str(),
+            h["source_id"].as_str(),
+            h["filetype"].as_str()
+        ),
+        (Some("file"), Some("docs-dir"), Some("md"))
+    );
+    assert!(h["file_path"].as_str().unwrap().ends_with("notes/plan.md"));
+    assert!(h["end_char"].as_i64() > h["start_char"].as_i64());
+    assert!(h["chat_id"].is_null());
+    assert!(
+        f.search(json!({"project_id": "other", "query": "heliotrope"}))
+            .await
+            .is_empty(),
+        "another project"
+    );
+
+    let (s, v) = f.post("/reindex", json!({"source_id": "docs-dir"})).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let job2 = v["job_id"].as_i64().unwrap();
+    assert_ne!(job2, job);
+    f.state.indexer.wait_job(job2, Duration::from_secs(30)).unwrap();
+    assert_eq!(
+        f.search(json!({"project_id": "proj", "query": "quasar"}))
+            .await
+            .len(),
+        1
+    );
+    let (s, v) = f.post("/reindex", json!({"source_id": "nope"})).await;
+    assert_eq!(
+        (s, v["detail"].as_str()),
+        (StatusCode::NOT_FOUND, Some("Source not found: nope"))
+    );
+
+    let del = |path: &str| req("DELETE", path).body(Body::empty()).unwrap();
+    let (s, v) = f.send(del("/sources/nope")).await;
+    assert_eq!(
+        (s, v["detail"].as_str()),
+        (StatusCode::NOT_FOUND, Some("Source 'nope' not found"))
+    );
+    let (s, v) = f.send(del("/sources/docs-dir")).await;
+    assert_eq!(
+        (s, v["message"].as_str()),
+        (StatusCode::OK, Some("Source 'docs-dir' deleted successfully"))
+    );
+    assert!(
+        f.search(json!({"project_id": "proj", "query": "heliotrope"}))
+            .await
+            .is_empty()
+    );
+    assert!(
+        dir.path().join("notes/plan.md").exists(),
+        "the user's files are untouched"
+    );
+}
+
+#[tokio::test]
+async fn adding_a_bad_path_is_a_400_naming_the_path_as_sent() {
+    let f = fixture();
+    let (s, v) = f.post("/sources", json!({"root_path": "/no/such/dir"})).await;
+    assert_eq!(
+        (s, v["detail"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("Path does not exist: /no/such/dir"))
+    );
+    let file = tempfile::NamedTempFile::new().unwrap();
+    let sent = file.path().display().to_string();
+    let (s, v) = f.post("/sources", json!({"root_path": sent})).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        v["detail"].as_str(),
+        Some(format!("Path is not a directory: {sent}").as_str())
+    );
+    assert_eq!(
+        f.post("/sources", json!({"display_name": "x"})).await.0,
+        StatusCode::UNPROCESSABLE_ENTITY
+    );
+}
+
+#[tokio::test]
+async fn filetree_lists_reads_and_confines() {
+    let f = fixture();
+    let dir = tree();
+    let outside = tempfile::tempdir().unwrap();
+    std::fs::write(outside.path().join("secret.txt"), "top secret").unwrap();
+    std::os::unix::fs::symlink(outside.path().join("secret.txt"), dir.path().join("leak.txt")).unwrap();
+    std::os::unix::fs::symlink(outside.path(), dir.path().join("leakdir")).unwrap();
+    let (id, _) = add(&f, dir.path(), "tree").await;
+
+    let (s, v) = f.get(&format!("/filetree/{id}")).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["source_id"], id.as_str());
+    assert_eq!(v["root"]["path"], "");
+    let names: Vec<&str> = v["root"]["children"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names.first(), Some(&"notes"), "directories first: {names:?}");
+    assert!(
+        !names.contains(&"leak.txt") && !names.contains(&"leakdir"),
+        "links leading outside are not listed: {names:?}"
+    );
+
+    let (s, v) = f.get(&format!("/filetree/{id}/file?path=notes/plan.md")).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(
+        (
+            v["encoding"].as_str(),
+            v["is_binary"].as_bool(),
+            v["truncated"].as_bool()
+        ),
+        (Some("utf-8"), Some(false), Some(false))
+    );
+    assert!(v["content"].as_str().unwrap().contains("heliotrope"));
+    let (_, v) = f
+        .get(&format!("/filetree/{id}/file?path=notes/plan.md&max_bytes=3"))
+        .await;
+    assert_eq!(
+        (v["content"].as_str(), v["truncated"].as_bool()),
+        (Some("# P"), Some(true))
+    );
+
+    let cases = [
+        (format!("/filetree/{id}/file?path=../x"), StatusCode::BAD_REQUEST),
+        (
+            format!("/filetree/{id}/file?path=notes/../../x"),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            format!("/filetree/{id}/file?path=/etc/passwd"),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            format!("/filetree/{id}/file?path=leak.txt"),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            format!("/filetree/{id}/file?path=leakdir/secret.txt"),
+            StatusCode::BAD_REQUEST,
+        ),
+        (format!("/filetree/{id}?path=leakdir"), StatusCode::BAD_REQUEST),
+        (format!("/filetree/{id}?path=../"), StatusCode::BAD_REQUEST),
+        (format!("/filetree/{id}/file?path=notes"), StatusCode::BAD_REQUEST),
+        (
+            format!("/filetree/{id}/file?path=nope.txt"),
+            StatusCode::NOT_FOUND,
+        ),
+        (format!("/filetree/{id}?path=nope"), StatusCode::NOT_FOUND),
+        ("/filetree/unknown".to_string(), StatusCode::NOT_FOUND),
+        (format!("/filetree/{id}/file"), StatusCode::UNPROCESSABLE_ENTITY),
+        (
+            format!("/filetree/{id}/file?path=README.txt&max_bytes=0"),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (
+            format!("/filetree/{id}/file?path=README.txt&max_bytes=5000001"),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (
+            format!("/filetree/{id}?max_depth=11"),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (
+            format!("/filetree/{id}?max_entries=0"),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (
+            format!("/filetree/{id}?max_entries=5001"),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+    ];
+    for (path, want) in cases {
+        let (s, v) = f.get(&path).await;
+        assert_eq!(s, want, "{path}: {v}");
+        assert!(v["detail"].is_string(), "{path}: {v}");
+        assert!(!v.to_string().contains("top secret"), "{path} leaked the secret");
+    }
+    let (s, v) = f.get(&format!("/filetree/{id}/file?path=../x")).await;
+    assert_eq!(
+        (s, v["detail"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("Path escapes source root: ../x"))
+    );
+}

@@ -1,0 +1,606 @@
+//! The status page (`GET /`): its headers over plain HTTP, and end to end in
+//! headless Chromium driven over the DevTools protocol (CDP): no console
+//! errors, the instance's PID shown, a typed search finding an indexed
+//! message (hostile text shown as text), a finished source listed once
+//! `/sources` exists, and screenshots saved under `target/artifacts/`.
+//! Chromium is Debian's `/usr/bin/chromium` (`scripts/install-chromium.sh`).
+
+use std::fs::File;
+use std::io::{ErrorKind, Read, Write};
+use std::net::TcpStream;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use nix::sys::signal::{Signal, killpg};
+use nix::unistd::Pid;
+use serde_json::{Value, json};
+use tungstenite::{Message, WebSocket};
+
+use crate::helper::*;
+
+const CHROMIUM: &str = "/usr/bin/chromium";
+
+fn artifacts_dir() -> PathBuf {
+    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../target/artifacts"))
+}
+
+fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .timeout_global(Some(Duration::from_secs(10)))
+        .http_status_as_error(false)
+        .proxy(None)
+        .build()
+        .new_agent()
+}
+
+fn post(port: u16, path: &str, body: &Value) -> (u16, Value) {
+    let mut r = agent()
+        .post(&format!("http://127.0.0.1:{port}{path}"))
+        .send_json(body)
+        .unwrap_or_else(|e| panic!("POST {path}: {e}"));
+    let status = r.status().as_u16();
+    (status, r.body_mut().read_json::<Value>().unwrap_or(Value::Null))
+}
+
+fn status_of(port: u16, path: &str) -> u16 {
+    agent()
+        .get(&format!("http://127.0.0.1:{port}{path}"))
+        .call()
+        .unwrap_or_else(|e| panic!("GET {path}: {e}"))
+        .status()
+        .as_u16()
+}
+
+/// A raw HTTP/1.1 GET with the given `Host`; returns the status code.
+fn raw_get_status(port: u16, path: &str, host: &str) -> u16 {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(DEADLINE)).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    out.split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or_else(|| panic!("no status line in {out:?}"))
+}
+
+#[test]
+fn root_serves_the_status_page_with_a_strict_csp() {
+    let sb = Sandbox::new();
+    let port = free_port();
+    let mut p = sb.serve(port);
+    wait_healthy(port, &mut p);
+
+    let mut r = agent().get(&format!("http://127.0.0.1:{port}/")).call().unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let header = |name: &str| {
+        r.headers()
+            .get(name)
+            .unwrap_or_else(|| panic!("no {name} header"))
+            .to_str()
+            .unwrap()
+            .to_string()
+    };
+    assert_eq!(header("content-type"), "text/html; charset=utf-8");
+    assert_eq!(header("x-content-type-options"), "nosniff");
+    assert_eq!(header("referrer-policy"), "no-referrer");
+    assert_eq!(header("cache-control"), "no-store");
+    let csp = header("content-security-policy");
+    for part in [
+        "default-src 'none'",
+        "script-src 'sha256-",
+        "style-src 'sha256-",
+        "connect-src 'self'",
+        "frame-ancestors 'none'",
+        "form-action 'none'",
+        "base-uri 'none'",
+    ] {
+        assert!(csp.contains(part), "CSP lacks {part:?}: {csp}");
+    }
+    assert!(!csp.contains("unsafe-"), "CSP allows something unsafe: {csp}");
+    let body = r.body_mut().read_to_string().unwrap();
+    assert!(body.starts_with("<!doctype html>"), "{body:.200}");
+    assert!(body.contains("<title>Memory Service"), "{body:.400}");
+
+    // The page sits behind the same DNS-rebinding check as the API.
+    assert_eq!(raw_get_status(port, "/", &format!("127.0.0.1:{port}")), 200);
+    assert_eq!(raw_get_status(port, "/", &format!("evil.example:{port}")), 403);
+}
+
+/// Headless Chromium in its own process group with a throwaway profile;
+/// the whole group is killed and the profile removed on drop, on every path.
+struct Chromium {
+    child: Child,
+    profile: Option<tempfile::TempDir>,
+    log: PathBuf,
+    devtools_port: u16,
+}
+
+impl Chromium {
+    fn launch() -> Chromium {
+        assert!(
+            Path::new(CHROMIUM).exists(),
+            "{CHROMIUM} is missing: run scripts/install-chromium.sh (it installs Debian's chromium; \
+             CI runs it) so this end-to-end test can drive the status page in headless Chromium"
+        );
+        let profile = tempfile::Builder::new()
+            .prefix("status-page-chromium-")
+            .tempdir()
+            .unwrap();
+        let log = profile.path().join("chromium.log");
+        let out = File::create(&log).unwrap();
+        let data_dir = profile.path().join("profile");
+        let mut cmd = Command::new(CHROMIUM);
+        cmd.args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--no-default-browser-check",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--disable-extensions",
+            "--disable-dev-shm-usage",
+            "--no-proxy-server",
+            "--password-store=basic",
+            "--hide-scrollbars",
+            "--mute-audio",
+            "--remote-debugging-address=127.0.0.1",
+            "--remote-debugging-port=0",
+        ])
+        .arg(format!("--user-data-dir={}", data_dir.display()))
+        .arg("about:blank")
+        .stdin(Stdio::null())
+        .stdout(out.try_clone().unwrap())
+        .stderr(out)
+        .process_group(0);
+        // Its own group, so drop can kill renderers too; and killed with us
+        // if this test process dies without unwinding (a runner's timeout).
+        // SAFETY: prctl is async-signal-safe and touches only the child.
+        unsafe {
+            cmd.pre_exec(|| nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(std::io::Error::from));
+        }
+        let child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {CHROMIUM}: {e}"));
+        let mut c = Chromium {
+            child,
+            profile: Some(profile),
+            log,
+            devtools_port: 0,
+        };
+        // With port 0, Chromium picks a free port and writes it here.
+        let port_file = data_dir.join("DevToolsActivePort");
+        c.devtools_port = poll("chromium to open its DevTools port", DEADLINE, || {
+            if let Ok(Some(st)) = c.child.try_wait() {
+                panic!(
+                    "chromium exited ({st}) before opening DevTools:\n{}",
+                    c.log_text()
+                );
+            }
+            std::fs::read_to_string(&port_file)
+                .ok()?
+                .lines()
+                .next()?
+                .trim()
+                .parse()
+                .ok()
+        });
+        c
+    }
+
+    fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// The DevTools websocket URL of the first page (the `about:blank` tab).
+    fn page_ws_url(&self) -> String {
+        poll("chromium's page target", DEADLINE, || {
+            let mut r = agent()
+                .get(&format!("http://127.0.0.1:{}/json/list", self.devtools_port))
+                .call()
+                .ok()?;
+            let targets: Value = r.body_mut().read_json().ok()?;
+            targets.as_array()?.iter().find(|t| t["type"] == "page")?["webSocketDebuggerUrl"]
+                .as_str()
+                .map(String::from)
+        })
+    }
+}
+
+impl Drop for Chromium {
+    fn drop(&mut self) {
+        let group = Pid::from_raw(self.child.id() as i32);
+        let _ = killpg(group, Signal::SIGKILL);
+        let _ = self.child.wait();
+        // Renderers and the zygote share the group; let them go before
+        // removing the profile they write to.
+        let end = Instant::now() + Duration::from_secs(5);
+        while killpg(group, None).is_ok() && Instant::now() < end {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        if std::thread::panicking() {
+            let log = self.log_text();
+            let tail: Vec<&str> = log.lines().rev().take(40).collect();
+            eprintln!("---- chromium log (last lines):");
+            for l in tail.iter().rev() {
+                eprintln!("{l}");
+            }
+        }
+        if let Some(p) = self.profile.take() {
+            let _ = p.close();
+        }
+    }
+}
+
+/// Something the browser reported as an error.
+#[derive(Debug, Clone)]
+struct Problem {
+    kind: String,
+    text: String,
+    /// Shown (via `Debug`) in failure messages.
+    #[allow(dead_code)]
+    url: String,
+}
+
+/// A minimal blocking CDP client on one page target.
+struct Cdp {
+    ws: WebSocket<TcpStream>,
+    next_id: u64,
+    problems: Vec<Problem>,
+    events: Vec<String>,
+}
+
+impl Cdp {
+    fn connect(ws_url: &str) -> Cdp {
+        let addr = ws_url
+            .strip_prefix("ws://")
+            .and_then(|r| r.split('/').next())
+            .unwrap_or_else(|| panic!("unexpected DevTools URL {ws_url}"));
+        let stream = TcpStream::connect(addr).unwrap();
+        let (ws, _) = tungstenite::client(ws_url, stream)
+            .unwrap_or_else(|e| panic!("DevTools websocket handshake with {ws_url}: {e}"));
+        // Short reads so waiting loops can check their deadline.
+        ws.get_ref()
+            .set_read_timeout(Some(Duration::from_millis(50)))
+            .unwrap();
+        Cdp {
+            ws,
+            next_id: 0,
+            problems: Vec::new(),
+            events: Vec::new(),
+        }
+    }
+
+    /// Reads one message if one arrives soon; records events.
+    fn read_one(&mut self) -> Option<Value> {
+        match self.ws.read() {
+            Ok(Message::Text(t)) => {
+                let v: Value = serde_json::from_str(t.as_str()).expect("CDP sends JSON");
+                self.record(&v);
+                Some(v)
+            }
+            Ok(_) => None,
+            Err(tungstenite::Error::Io(e))
+                if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) =>
+            {
+                None
+            }
+            Err(e) => panic!("the DevTools connection failed: {e}"),
+        }
+    }
+
+    fn record(&mut self, v: &Value) {
+        let Some(method) = v["method"].as_str() else {
+            return;
+        };
+        self.events.push(method.to_string());
+        let p = &v["params"];
+        let problem = match method {
+            "Runtime.consoleAPICalled" if p["type"] == "error" || p["type"] == "assert" => Some(Problem {
+                kind: format!("console.{}", p["type"].as_str().unwrap_or("")),
+                text: p["args"]
+                    .as_array()
+                    .map(|a| {
+                        a.iter()
+                            .map(|x| x["value"].as_str().map_or_else(|| x.to_string(), String::from))
+                            .collect::<Vec<_>>()
+                            .join(" ")
+                    })
+                    .unwrap_or_default(),
+                url: String::new(),
+            }),
+            "Runtime.exceptionThrown" => {
+                let d = &p["exceptionDetails"];
+                Some(Problem {
+                    kind: "exception".into(),
+                    text: d["exception"]["description"]
+                        .as_str()
+                        .or(d["text"].as_str())
+                        .unwrap_or("")
+                        .to_string(),
+                    url: d["url"].as_str().unwrap_or("").to_string(),
+                })
+            }
+            "Log.entryAdded" if p["entry"]["level"] == "error" => Some(Problem {
+                kind: format!("log.{}", p["entry"]["source"].as_str().unwrap_or("")),
+                text: p["entry"]["text"].as_str().unwrap_or("").to_string(),
+                url: p["entry"]["url"].as_str().unwrap_or("").to_string(),
+            }),
+            _ => None,
+        };
+        self.problems.extend(problem);
+    }
+
+    /// Sends a command and returns its result (events that arrive meanwhile
+    /// are recorded).
+    fn call(&mut self, method: &str, params: Value) -> Value {
+        self.next_id += 1;
+        let id = self.next_id;
+        let msg = json!({"id": id, "method": method, "params": params}).to_string();
+        self.ws
+            .send(Message::text(msg))
+            .unwrap_or_else(|e| panic!("sending {method}: {e}"));
+        let end = Instant::now() + DEADLINE;
+        loop {
+            if let Some(v) = self.read_one()
+                && v["id"].as_u64() == Some(id)
+            {
+                if let Some(err) = v.get("error") {
+                    panic!("{method} failed: {err}");
+                }
+                return v["result"].clone();
+            }
+            assert!(Instant::now() < end, "no answer to {method} within {DEADLINE:?}");
+        }
+    }
+
+    /// Evaluates `expr` in the page (promises awaited); its JSON value.
+    fn eval(&mut self, expr: &str) -> Value {
+        let r = self.call(
+            "Runtime.evaluate",
+            json!({"expression": expr, "returnByValue": true, "awaitPromise": true}),
+        );
+        if let Some(ex) = r.get("exceptionDetails") {
+            panic!("evaluating `{expr}` threw: {ex}");
+        }
+        r["result"]["value"].clone()
+    }
+
+    /// Reads events for `d`.
+    fn pump(&mut self, d: Duration) {
+        let end = Instant::now() + d;
+        while Instant::now() < end {
+            self.read_one();
+        }
+    }
+
+    /// Polls `expr` until it is neither null nor false; returns its value.
+    fn wait_for(&mut self, what: &str, expr: &str) -> Value {
+        let end = Instant::now() + DEADLINE;
+        loop {
+            let v = self.eval(expr);
+            if !(v.is_null() || v == Value::Bool(false)) {
+                return v;
+            }
+            if Instant::now() > end {
+                let text = self.eval("document.body ? document.body.innerText : '(no body)'");
+                panic!(
+                    "timed out after {DEADLINE:?} waiting for {what}; the page shows:\n{}\nbrowser errors: {:#?}",
+                    text.as_str().unwrap_or(""),
+                    self.problems
+                );
+            }
+            self.pump(Duration::from_millis(100));
+        }
+    }
+
+    fn wait_event(&mut self, method: &str) {
+        let end = Instant::now() + DEADLINE;
+        while !self.events.iter().any(|e| e == method) {
+            assert!(Instant::now() < end, "no {method} within {DEADLINE:?}");
+            self.read_one();
+        }
+    }
+
+    /// Saves a PNG of the whole page as `target/artifacts/<name>`.
+    fn screenshot(&mut self, name: &str) -> PathBuf {
+        let m = self.call("Page.getLayoutMetrics", json!({}));
+        let size = &m["cssContentSize"];
+        let (w, h) = (
+            size["width"].as_f64().unwrap_or(1200.0).ceil(),
+            size["height"].as_f64().unwrap_or(900.0).ceil(),
+        );
+        let shot = self.call(
+            "Page.captureScreenshot",
+            json!({"format": "png", "captureBeyondViewport": true,
+                   "clip": {"x": 0, "y": 0, "width": w, "height": h, "scale": 1}}),
+        );
+        let png = base64::engine::general_purpose::STANDARD
+            .decode(shot["data"].as_str().expect("screenshot data"))
+            .unwrap();
+        assert!(png.starts_with(b"\x89PNG"), "not a PNG");
+        let dir = artifacts_dir();
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.canonicalize().unwrap().join(name);
+        std::fs::write(&path, png).unwrap();
+        eprintln!("screenshot: {}", path.display());
+        path
+    }
+}
+
+/// A JS string literal for `s`.
+fn js(s: &str) -> String {
+    serde_json::to_string(s).unwrap()
+}
+
+#[test]
+fn status_page_end_to_end_in_headless_chromium() {
+    // Fail (not skip) without Chromium: CI installs it.
+    assert!(
+        Path::new(CHROMIUM).exists(),
+        "{CHROMIUM} is missing: run scripts/install-chromium.sh (it installs Debian's chromium; \
+         CI runs it) so this end-to-end test can drive the status page in headless Chromium"
+    );
+    let sb = Sandbox::new();
+    let port = free_port();
+    let mut service = sb.serve(port);
+    wait_healthy(port, &mut service);
+    let pid = service.pid();
+
+    // A message with a word found nowhere else, and markup that must stay text.
+    let word = format!("quokka{}z{port}", std::process::id());
+    let content = format!(
+        "Status page check: the {word} sleeps here, beside <b>not bold</b> and <img src=x onerror=alert(1)>."
+    );
+    let (s, v) = post(
+        port,
+        "/index-chat-message",
+        &json!({"project_id": "general", "chat_id": "page-chat", "message_id": "m1", "role": "user",
+                "content": content, "timestamp": "2026-01-01T00:00:00Z", "message_index": 0}),
+    );
+    assert_eq!(s, 200, "{v}");
+    let job = v["job_id"].as_str().expect("job_id").to_string();
+    poll(&format!("chat job {job} to be indexed"), DEADLINE, || {
+        let (s, v) = get(port, &format!("/index-job-status/{job}"))?;
+        match v["state"].as_str() {
+            Some("success") if s == 200 => Some(()),
+            Some("error" | "timeout") => panic!("indexing failed: {v}"),
+            _ => None,
+        }
+    });
+
+    assert_eq!(status_of(port, "/sources"), 200, "GET /sources");
+
+    let chromium = Chromium::launch();
+    let mut cdp = Cdp::connect(&chromium.page_ws_url());
+    for domain in ["Page", "Runtime", "Log"] {
+        cdp.call(&format!("{domain}.enable"), json!({}));
+    }
+    cdp.call(
+        "Emulation.setDeviceMetricsOverride",
+        json!({"width": 1200, "height": 900, "deviceScaleFactor": 1, "mobile": false}),
+    );
+    let url = format!("http://127.0.0.1:{port}/");
+    cdp.events.clear();
+    let nav = cdp.call("Page.navigate", json!({"url": url}));
+    assert!(nav.get("errorText").is_none(), "navigating to {url}: {nav}");
+    cdp.wait_event("Page.loadEventFired");
+
+    // The instance: PID from /health.
+    cdp.wait_for(
+        "the page to show the instance's PID",
+        &format!(
+            "document.getElementById('i-pid')?.textContent === {}",
+            js(&pid.to_string())
+        ),
+    );
+    let state = cdp.eval("document.getElementById('i-state').textContent");
+    assert!(
+        ["ready", "starting", "degraded"].contains(&state.as_str().unwrap_or("")),
+        "state shown: {state}"
+    );
+
+    // Sources: a folder whose job finishes is listed idle with a completed
+    // job, and its recent jobs show it.
+    let dir = sb.path().join("docs-folder");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("notes.txt"), format!("Notes about the {word}.\n")).unwrap();
+    let (s, v) = post(
+        port,
+        "/sources",
+        &json!({"root_path": dir.display().to_string(), "display_name": "docs", "project_id": "general"}),
+    );
+    assert_eq!(s, 200, "POST /sources: {v}");
+    let id = cdp.wait_for(
+        "the page to list source \"docs\" as idle with a completed job",
+        "(() => {
+            const row = [...document.querySelectorAll('#sources-body tr')]
+                .find(r => r.querySelector('.name strong')?.textContent === 'docs');
+            if (!row) return null;
+            const status = row.querySelector('.status .badge')?.textContent;
+            const job = row.querySelector('.job .badge')?.textContent;
+            return status === 'idle' && job === 'completed' ? row.dataset.sourceId : null;
+        })()",
+    );
+    let id = id.as_str().expect("source id").to_string();
+    cdp.wait_for(
+        "the recent jobs of \"docs\" to show a completed job",
+        &format!(
+            "[...document.querySelectorAll('.source-jobs')]
+                .filter(d => d.dataset.sourceId === {})
+                .some(d => [...d.querySelectorAll('tbody .badge')]
+                    .some(b => b.textContent === 'completed'))",
+            js(&id)
+        ),
+    );
+
+    // Search: the project defaults to "general"; type the word and submit.
+    assert_eq!(cdp.eval("document.getElementById('q-project').value"), "general");
+    cdp.eval("document.getElementById('q-query').focus()");
+    cdp.call("Input.insertText", json!({"text": word}));
+    cdp.eval("document.getElementById('q-submit').click()");
+    cdp.wait_for(
+        "a search result with the word highlighted",
+        &format!(
+            "[...document.querySelectorAll('#results li')].some(li =>
+                li.textContent.includes('chat page-chat') &&
+                [...li.querySelectorAll('mark')].some(m => m.textContent.toLowerCase() === {}))",
+            js(&word.to_lowercase())
+        ),
+    );
+    // The message's markup is shown as text, never parsed.
+    assert_eq!(
+        cdp.eval("document.querySelectorAll('#results img, #results b').length"),
+        0
+    );
+    assert_eq!(
+        cdp.eval("document.getElementById('results').textContent.includes('<img src=x onerror=alert(1)>')"),
+        true
+    );
+
+    // Screenshots, light then dark; the dark one must actually be dark.
+    let bg = "getComputedStyle(document.body).backgroundColor";
+    cdp.screenshot("status-page.png");
+    let light = cdp.eval(bg);
+    cdp.call(
+        "Emulation.setEmulatedMedia",
+        json!({"features": [{"name": "prefers-color-scheme", "value": "dark"}]}),
+    );
+    let dark = cdp.eval(bg);
+    assert_ne!(light, dark, "the page ignores prefers-color-scheme: dark");
+    cdp.screenshot("status-page-dark.png");
+
+    // No console errors, exceptions or CSP violations during all of that
+    // (one refresh cycle at least).
+    cdp.pump(Duration::from_millis(500));
+    assert!(cdp.problems.is_empty(), "browser errors: {:#?}", cdp.problems);
+    let seen = cdp.problems.len();
+    service.signal(Signal::SIGTERM);
+    assert_eq!(service.wait_code(), 0, "{}", service.stderr_text());
+    cdp.wait_for(
+        "the page to say the service is unreachable",
+        "document.getElementById('conn').textContent.includes('service unreachable')",
+    );
+    assert_eq!(
+        cdp.eval("document.getElementById('i-pid').textContent"),
+        pid.to_string(),
+        "the last known PID stays on the page"
+    );
+    let new: Vec<&Problem> = cdp.problems[seen..]
+        .iter()
+        .filter(|p| !(p.kind == "log.network" && p.text.contains("ERR_CONNECTION_REFUSED")))
+        .collect();
+    assert!(new.is_empty(), "errors after the service stopped: {new:#?}");
+    drop(cdp);
+    drop(chromium);
+}

@@ -1,0 +1,310 @@
+//! File sources end to end with the real binary: indexing, .gitignore, the
+//! watcher, reindex under searches, `kill -9` mid-index, path confinement,
+//! and the people's commands (`sources add --wait`, `list`, `reindex`, `rm`).
+
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+use nix::sys::signal::Signal;
+use serde_json::{Value, json};
+
+use crate::helper::*;
+
+fn post(port: u16, path: &str, body: &Value) -> (u16, Value) {
+    let agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .proxy(None)
+        .build()
+        .new_agent();
+    let mut r = agent
+        .post(&format!("http://127.0.0.1:{port}{path}"))
+        .send_json(body)
+        .unwrap();
+    (
+        r.status().as_u16(),
+        r.body_mut().read_json().unwrap_or(Value::Null),
+    )
+}
+
+fn search_files(port: u16, project: &str, q: &str) -> Vec<Value> {
+    let (s, v) = post(
+        port,
+        "/search",
+        &json!({"project_id": project, "query": q, "limit": 50}),
+    );
+    assert_eq!(s, 200, "{v}");
+    v["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|h| h["source_type"] == "file")
+        .cloned()
+        .collect()
+}
+
+fn wait_job_done(port: u16, source: &str, job: i64) -> Value {
+    poll(&format!("job {job} of {source} to end"), DEADLINE, || {
+        let (_, v) = get(port, &format!("/sources/{source}/jobs?limit=20"))?;
+        let j = v["jobs"]
+            .as_array()?
+            .iter()
+            .find(|j| j["id"].as_i64() == Some(job))?
+            .clone();
+        (j["status"] != "running" && j["status"] != "queued").then_some(j)
+    })
+}
+
+fn add_source(port: u16, dir: &Path, name: &str) -> (String, i64) {
+    let (s, v) = post(
+        port,
+        "/sources",
+        &json!({"root_path": dir, "display_name": name, "project_id": "proj"}),
+    );
+    assert_eq!(s, 200, "{v}");
+    (
+        v["source_id"].as_str().unwrap().to_string(),
+        v["job_id"].as_i64().unwrap(),
+    )
+}
+
+fn serve(sb: &Sandbox) -> (Proc, u16) {
+    let port = free_port();
+    let mut p = sb.serve(port);
+    wait_healthy(port, &mut p);
+    (p, port)
+}
+
+#[test]
+fn index_gitignore_watch_and_confinement() {
+    let sb = Sandbox::new();
+    let docs = sb.path().join("docs");
+    std::fs::create_dir_all(docs.join("sub")).unwrap();
+    std::fs::write(docs.join(".gitignore"), "ignored.md\n").unwrap();
+    std::fs::write(docs.join("sub/kept.md"), "the pangolin walks at dawn\n").unwrap();
+    std::fs::write(docs.join("ignored.md"), "the pangolin is hidden here\n").unwrap();
+    std::fs::create_dir_all(docs.join("node_modules/x")).unwrap();
+    std::fs::write(docs.join("node_modules/x/i.js"), "// pangolin in deps\n").unwrap();
+    let (mut p, port) = serve(&sb);
+
+    let (id, job) = add_source(port, &docs, "docs");
+    assert_eq!(wait_job_done(port, &id, job)["status"], "completed");
+    let hits = search_files(port, "proj", "pangolin");
+    let paths: Vec<&str> = hits.iter().map(|h| h["file_path"].as_str().unwrap()).collect();
+    assert_eq!(
+        paths.len(),
+        1,
+        ".gitignore and default excludes honoured: {paths:?}"
+    );
+    assert!(paths[0].ends_with("sub/kept.md"));
+
+    // The watcher: created, changed and deleted files show within the deadline.
+    std::fs::write(docs.join("new.txt"), "a freshly written narwhal\n").unwrap();
+    poll("a created file to be searchable", DEADLINE, || {
+        (!search_files(port, "proj", "narwhal").is_empty()).then_some(())
+    });
+    std::fs::write(docs.join("new.txt"), "now it is about an okapi\n").unwrap();
+    poll("a changed file to be re-indexed", DEADLINE, || {
+        (search_files(port, "proj", "narwhal").is_empty() && !search_files(port, "proj", "okapi").is_empty())
+            .then_some(())
+    });
+    std::fs::remove_file(docs.join("new.txt")).unwrap();
+    poll("a deleted file to leave the index", DEADLINE, || {
+        search_files(port, "proj", "okapi").is_empty().then_some(())
+    });
+
+    // Confinement over HTTP.
+    let outside = sb.path().join("outside.txt");
+    std::fs::write(&outside, "secret").unwrap();
+    std::os::unix::fs::symlink(&outside, docs.join("link.txt")).unwrap();
+    for q in [
+        "../outside.txt",
+        "/etc/passwd",
+        "link.txt",
+        "sub/../../outside.txt",
+    ] {
+        let (s, v) = get(port, &format!("/filetree/{id}/file?path={q}")).unwrap();
+        assert_eq!(s, 400, "{q}: {v}");
+        assert!(!v.to_string().contains("secret"));
+    }
+    let (s, v) = get(port, &format!("/filetree/{id}/file?path=sub/kept.md")).unwrap();
+    assert_eq!(s, 200);
+    assert!(v["content"].as_str().unwrap().contains("pangolin"));
+    p.signal(Signal::SIGTERM);
+    assert_eq!(p.wait_code(), 0);
+}
+
+#[test]
+fn reindex_never_shows_an_empty_source_to_searches() {
+    let sb = Sandbox::new();
+    let docs = sb.path().join("docs");
+    std::fs::create_dir_all(&docs).unwrap();
+    for i in 0..300 {
+        std::fs::write(
+            docs.join(format!("f{i}.txt")),
+            format!("file {i} mentions the axolotl {}\n", "word ".repeat(200)),
+        )
+        .unwrap();
+    }
+    let (mut p, port) = serve(&sb);
+    let (id, job) = add_source(port, &docs, "docs");
+    wait_job_done(port, &id, job);
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let (searches, empties) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let searcher = {
+        let (stop, searches, empties) = (stop.clone(), searches.clone(), empties.clone());
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                if search_files(port, "proj", "axolotl").is_empty() {
+                    empties.fetch_add(1, Ordering::Relaxed);
+                }
+                searches.fetch_add(1, Ordering::Relaxed);
+            }
+        })
+    };
+    for _ in 0..3 {
+        let (s, v) = post(port, "/reindex", &json!({"source_id": id}));
+        assert_eq!(s, 200, "{v}");
+        assert_eq!(
+            wait_job_done(port, &id, v["job_id"].as_i64().unwrap())["status"],
+            "completed"
+        );
+    }
+    stop.store(true, Ordering::Relaxed);
+    searcher.join().unwrap();
+    assert!(searches.load(Ordering::Relaxed) > 0);
+    assert_eq!(
+        empties.load(Ordering::Relaxed),
+        0,
+        "a search saw an empty source during a reindex"
+    );
+    p.signal(Signal::SIGTERM);
+    assert_eq!(p.wait_code(), 0);
+}
+
+#[test]
+fn kill_9_mid_index_leaves_no_running_job_and_a_sound_database() {
+    let sb = Sandbox::new();
+    let docs = sb.path().join("docs");
+    for d in 0..20 {
+        std::fs::create_dir_all(docs.join(format!("d{d}"))).unwrap();
+        for i in 0..150 {
+            std::fs::write(
+                docs.join(format!("d{d}/f{i}.md")),
+                format!("# {d}/{i}\n{}\n", "lorem ipsum dolor sit amet ".repeat(40)),
+            )
+            .unwrap();
+        }
+    }
+    let (mut p, port) = serve(&sb);
+    let (id, job) = add_source(port, &docs, "docs");
+    let progressed = poll("the job to make progress", DEADLINE, || {
+        let (_, v) = get(port, &format!("/sources/{id}/jobs?limit=5"))?;
+        let j = v["jobs"]
+            .as_array()?
+            .iter()
+            .find(|j| j["id"].as_i64() == Some(job))?
+            .clone();
+        (j["files_processed"].as_i64().unwrap_or(0) > 0).then_some(j)
+    });
+    p.signal(Signal::SIGKILL);
+    p.wait_code_or_signal();
+    let db = sb.home.join("memory.sqlite");
+    {
+        let store = memory_store::Store::open(memory_store::StoreConfig::new(&db)).unwrap();
+        assert_eq!(store.integrity_check().unwrap(), "ok");
+        store.shutdown().unwrap();
+    }
+    let (mut p, port) = serve(&sb);
+    let (_, v) = get(port, &format!("/sources/{id}/jobs?limit=10")).unwrap();
+    let jobs = v["jobs"].as_array().unwrap();
+    let cut = jobs.iter().find(|j| j["id"].as_i64() == Some(job)).unwrap();
+    if progressed["status"] == "running" {
+        assert_ne!(
+            cut["status"], "running",
+            "an interrupted job is never left running: {cut}"
+        );
+    }
+    // The restart's own sync finishes the work: every file becomes searchable.
+    poll("all 3000 files indexed after the restart", DEADLINE * 2, || {
+        let (_, v) = get(port, &format!("/sources/{id}/status"))?;
+        (v["files_indexed"].as_i64() == Some(3000) && v["status"] == "idle").then_some(())
+    });
+    p.signal(Signal::SIGTERM);
+    assert_eq!(p.wait_code(), 0);
+    let store = memory_store::Store::open(memory_store::StoreConfig::new(&db)).unwrap();
+    assert_eq!(store.integrity_check().unwrap(), "ok");
+}
+
+#[test]
+fn people_commands_add_wait_list_reindex_rm() {
+    let sb = Sandbox::new();
+    let docs = sb.path().join("my docs");
+    std::fs::create_dir_all(&docs).unwrap();
+    for i in 0..30 {
+        std::fs::write(
+            docs.join(format!("n{i}.md")),
+            format!("note {i} about the tapir\n"),
+        )
+        .unwrap();
+    }
+    let (mut p, port) = serve(&sb);
+    let dir = docs.display().to_string();
+    let (code, out, err) = sb.cli(
+        port,
+        &[
+            "sources",
+            "add",
+            &dir,
+            "--project",
+            "proj",
+            "--name",
+            "notes",
+            "--wait",
+        ],
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("Added source notes-dir"), "{out}");
+    assert!(
+        out.contains("progress: "),
+        "plain progress lines without a terminal: {out}"
+    );
+    assert!(
+        out.lines().last().unwrap().contains("completed: 30 files"),
+        "{out}"
+    );
+
+    let (code, out, _) = sb.cli(port, &["sources", "list"]);
+    assert_eq!(code, 0);
+    assert!(out.starts_with("ID"), "{out}");
+    let row = out
+        .lines()
+        .find(|l| l.starts_with("notes-dir"))
+        .expect("a row for the source");
+    assert!(
+        row.contains("proj") && row.contains(&dir) && row.contains("idle") && row.contains(" 30 "),
+        "{row}"
+    );
+
+    let (code, out, err) = sb.cli(port, &["reindex", "notes-dir", "--wait"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("completed: 30 files"), "{out}");
+    let (code, out, _) = sb.cli(port, &["search", "--project", "proj", "tapir", "-n", "3"]);
+    assert_eq!(code, 0);
+    assert!(out.contains("file ") && out.contains("[tapir]"), "{out}");
+
+    let (code, _, err) = sb.cli(port, &["reindex", "nope"]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("HTTP 404") && err.contains("Source not found: nope"),
+        "{err}"
+    );
+    let (code, out, _) = sb.cli(port, &["sources", "rm", "notes-dir"]);
+    assert_eq!(code, 0);
+    assert!(out.contains("deleted successfully"), "{out}");
+    let (_, out, _) = sb.cli(port, &["sources", "list"]);
+    assert!(out.contains("No sources yet"), "{out}");
+    p.signal(Signal::SIGTERM);
+    assert_eq!(p.wait_code(), 0);
+}
