@@ -325,13 +325,20 @@ fn a_frozen_holder_is_unresponsive_not_healthy() {
 }
 
 #[test]
-fn a_deleted_lock_file_comes_back_and_still_guards() {
+fn a_deleted_lock_file_never_lets_a_second_instance_in_and_comes_back() {
     let sb = Sandbox::new();
     let port = free_port();
-    let mut holder = sb.serve_with(port, &[("MEMORY_SERVICE_LOCK_CHECK_MS", "200")]);
+    // A long re-check period: the second start below happens while the lock
+    // file is still missing, the window the home directory's lock closes.
+    let mut holder = sb.serve_with(port, &[("MEMORY_SERVICE_LOCK_CHECK_MS", "1500")]);
     wait_healthy(port, &mut holder);
-    std::fs::remove_file(sb.lock_file()).unwrap();
     let pid = holder.pid();
+    std::fs::remove_file(sb.lock_file()).unwrap();
+    let mut early = sb.serve(free_port());
+    let code = early.wait_code();
+    let err = early.stderr_text();
+    assert!(code == ALREADY_RUNNING || code == STARTING, "exit {code}:\n{err}");
+    assert!(err.contains(&format!("PID {pid}")), "names the holder:\n{err}");
     poll("the lock file to be recreated", DEADLINE, || {
         let text = std::fs::read_to_string(sb.lock_file()).ok()?;
         (text.lines().next() == Some(pid.to_string().as_str())).then_some(())
@@ -339,6 +346,7 @@ fn a_deleted_lock_file_comes_back_and_still_guards() {
     let mut second = sb.serve(free_port());
     assert_eq!(second.wait_code(), ALREADY_RUNNING, "{}", second.stderr_text());
     assert!(holder.stderr_text().contains("recreated and relocked"));
+    assert_eq!(health_pid(port), Some(pid));
     stop_clean(&sb, &mut holder, Signal::SIGTERM);
 }
 

@@ -3,12 +3,11 @@
 //! record, the PID file and the probe; each piece stays testable on its own.
 //! It never signals any process.
 
-use std::path::Path;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::error::Result;
 use crate::home::{self, HomeFiles};
-use crate::lock::{self, Acquire, HeldLock, InstanceLock, LockCheck};
+use crate::lock::{self, Acquire, HeldLock, HomeAcquire, HomeLock, InstanceLock, LockCheck};
 use crate::pidfile;
 use nix::errno::Errno;
 use nix::sys::signal::{Signal, kill};
@@ -46,7 +45,10 @@ pub enum Claim {
 /// A running instance's hold on its home.
 #[derive(Debug)]
 pub struct Instance {
-    /// The flock, held until release or exit.
+    /// The home directory's flock: the exclusion that survives a deleted
+    /// lock file. Released last, by the kernel at exit.
+    home_lock: HomeLock,
+    /// The lock file's flock, which also carries the holder record.
     lock: InstanceLock,
     /// What we wrote into the lock file.
     record: HolderRecord,
@@ -103,49 +105,76 @@ pub fn claim(
 ) -> Result<Claim> {
     home::prepare(&files.home)?;
     let mut last = Verdict::Retry;
-    for _ in 0..MAX_RETRIES {
-        match lock::try_acquire(&files.lock)? {
-            Acquire::Acquired(mut lock) => {
-                let own_pid = std::process::id();
-                let verdict = verdict::decide(
-                    &Facts::Clear {
-                        pid_file: pidfile::read(&files.pid),
-                        own_pid,
-                    },
-                    policy,
-                );
-                let record = HolderRecord {
-                    pid: own_pid,
-                    process_start: process::own_start_time(),
-                    instance_id: record::new_instance_id(),
-                    host: host.to_string(),
-                    port,
-                    home: files.home.clone(),
-                    version: version.to_string(),
-                };
-                lock.write_record(&record)?;
-                pidfile::write(&files.pid, own_pid)?;
-                let stale = match verdict {
-                    Verdict::Start { stale } => stale,
-                    _ => None,
-                };
-                return Ok(Claim::Won(Instance {
-                    lock,
+    for attempt in 0..MAX_RETRIES {
+        if attempt > 0 {
+            // The lock was released while we looked: let the releaser finish.
+            std::thread::sleep(std::time::Duration::from_millis(5 << attempt.min(5)));
+        }
+        let held = match lock::try_lock_home(&files.home)? {
+            HomeAcquire::Held(dir_id) => {
+                let (record, record_pid) = lock::read_record(&files.lock);
+                HeldLock {
+                    path: files.lock.clone(),
+                    file_id: dir_id,
                     record,
-                    files: files.clone(),
-                    stale,
-                }));
-            }
-            Acquire::Held(held) => {
-                let facts = Facts::Held(holder_facts(&held, probe));
-                last = verdict::decide(&facts, policy);
-                if last != Verdict::Retry {
-                    return Ok(Claim::Refused(last));
+                    record_pid,
                 }
             }
+            HomeAcquire::Acquired(home_lock) => match lock::try_acquire(&files.lock)? {
+                Acquire::Acquired(lock) => return won(files, home_lock, lock, host, port, version, policy),
+                // Held without the directory lock: an instance of an older
+                // build. It is still a holder; decide as for any other.
+                Acquire::Held(held) => held,
+            },
+        };
+        last = verdict::decide(&Facts::Held(holder_facts(&held, probe)), policy);
+        if last != Verdict::Retry {
+            return Ok(Claim::Refused(last));
         }
     }
     Ok(Claim::Refused(last))
+}
+
+/// We hold both locks: write the record and the PID file.
+fn won(
+    files: &HomeFiles,
+    home_lock: HomeLock,
+    mut lock: InstanceLock,
+    host: &str,
+    port: u16,
+    version: &str,
+    policy: &Policy,
+) -> Result<Claim> {
+    let own_pid = std::process::id();
+    let verdict = verdict::decide(
+        &Facts::Clear {
+            pid_file: pidfile::read(&files.pid),
+            own_pid,
+        },
+        policy,
+    );
+    let record = HolderRecord {
+        pid: own_pid,
+        process_start: process::own_start_time(),
+        instance_id: record::new_instance_id(),
+        host: host.to_string(),
+        port,
+        home: files.home.clone(),
+        version: version.to_string(),
+    };
+    lock.write_record(&record)?;
+    pidfile::write(&files.pid, own_pid)?;
+    let stale = match verdict {
+        Verdict::Start { stale } => stale,
+        _ => None,
+    };
+    Ok(Claim::Won(Instance {
+        home_lock,
+        lock,
+        record,
+        files: files.clone(),
+        stale,
+    }))
 }
 
 /// Decides who holds a port we could not bind (we hold the lock). Never
@@ -188,6 +217,9 @@ impl Instance {
     /// Re-checks the lock path (see [`InstanceLock::check`]); if the file was
     /// recreated, the PID file is rewritten too.
     pub fn check(&mut self) -> Result<LockCheck> {
+        if !self.home_lock.still_home() {
+            return Ok(LockCheck::HomeGone);
+        }
         let outcome = self.lock.check(&self.record)?;
         if matches!(outcome, LockCheck::Recreated) {
             pidfile::write(&self.files.pid, self.record.pid)?;
@@ -199,16 +231,15 @@ impl Instance {
     /// lock file while still holding the lock, then unlock.
     pub fn release(self) -> Result<()> {
         pidfile::remove_if_ours(&self.files.pid, self.record.pid)?;
-        self.lock.release()
+        self.lock.release()?;
+        drop(self.home_lock);
+        Ok(())
     }
 }
 
 /// Who holds `files`' lock right now, without taking it (`None`: nobody).
 pub fn inspect(files: &HomeFiles) -> Result<Option<HeldLock>> {
-    if !Path::new(&files.lock).exists() {
-        return Ok(None);
-    }
-    lock::inspect(&files.lock)
+    lock::inspect_home(&files.home, &files.lock)
 }
 
 /// The lock holder of a home, as far as it can be verified.
@@ -238,9 +269,13 @@ pub fn holder(files: &HomeFiles) -> Result<Holder> {
         return Ok(Holder::Free);
     };
     let record_pid = held.record.as_ref().map(|r| r.pid).or(held.record_pid);
+    let lock_pids = process::lock_holders(held.file_id);
+    if lock_pids.as_ref().is_some_and(|p| p.is_empty()) {
+        return Ok(Holder::Free); // released since `inspect` looked
+    }
     let facts = VerifyFacts {
         record: held.record.clone(),
-        lock_pids: process::lock_holders(held.file_id),
+        lock_pids,
         process: record_pid.and_then(process::process_facts),
     };
     Ok(match (verdict::verify(&facts), facts.record, facts.process) {

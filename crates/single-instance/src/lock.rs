@@ -7,7 +7,9 @@
 //! - the lock is on an inode, not a path: after locking we check that the path
 //!   still names the locked file (a releasing holder unlinks it), else retry;
 //! - the file is opened with `O_NOFOLLOW` and close-on-exec (std's default),
-//!   so a symlink cannot redirect it and no child inherits the lock.
+//!   so a symlink cannot redirect it and no child inherits the lock;
+//! - the home directory is flocked too ([`HomeLock`]): a deleted lock file
+//!   must never let a second instance in before the holder recreates it.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
@@ -70,6 +72,8 @@ pub enum LockCheck {
     Recreated,
     /// The file had been replaced and another process now holds the new one.
     Lost(HeldLock),
+    /// The home directory itself was deleted or replaced (our database with it).
+    HomeGone,
 }
 
 /// An exclusive lock on a home's lock file, held until dropped or released.
@@ -229,46 +233,138 @@ impl InstanceLock {
     }
 }
 
-/// Reads the lock at `path` without taking it (on Linux: `/proc/locks`;
-/// elsewhere a momentary `try_lock`, released at once, unlinking nothing).
-/// `Ok(None)`: no lock file, or nobody holds it.
-pub fn inspect(path: &Path) -> Result<Option<HeldLock>> {
-    let file = match OpenOptions::new()
+/// Whether someone holds an flock on `file` (identity `id`), without taking
+/// it where the OS can tell (Linux: `/proc/locks`); elsewhere a momentary
+/// shared `try_lock`, released at once.
+fn is_held(file: &File, id: FileId, path: &Path) -> Result<bool> {
+    match crate::process::lock_holders(id) {
+        Some(pids) => Ok(!pids.is_empty()),
+        None => match file.try_lock_shared() {
+            Ok(()) => {
+                let _ = file.unlock();
+                Ok(false)
+            }
+            Err(std::fs::TryLockError::WouldBlock) => Ok(true),
+            Err(std::fs::TryLockError::Error(e)) => Err(Error::io("testing the lock of", path, e)),
+        },
+    }
+}
+
+/// Reads the holder record in the lock file at `path` without locking it;
+/// a missing or unreadable file has no record.
+pub fn read_record(path: &Path) -> (Option<HolderRecord>, Option<u32>) {
+    match OpenOptions::new()
         .read(true)
         .custom_flags(nix::libc::O_NOFOLLOW)
         .open(path)
     {
-        Ok(f) => f,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-        Err(e) if e.raw_os_error() == Some(nix::libc::ELOOP) => {
-            return Err(Error::LockIsSymlink {
-                path: path.to_path_buf(),
-            });
+        Ok(f) => {
+            let text = read_text(&f);
+            (HolderRecord::parse(&text), HolderRecord::parse_pid(&text))
         }
-        Err(e) => return Err(Error::io("opening lock file", path, e)),
-    };
-    let meta = file
-        .metadata()
-        .map_err(|e| Error::io("reading metadata of lock file", path, e))?;
-    let id = FileId::of(&meta);
-    let held = match crate::process::lock_holders(id) {
-        Some(pids) => !pids.is_empty(),
-        None => match file.try_lock_shared() {
-            Ok(()) => false, // dropped (and unlocked) when `file` goes
-            Err(std::fs::TryLockError::WouldBlock) => true,
+        Err(_) => (None, None),
+    }
+}
+
+/// The home directory's own flock, held for the life of the instance beside
+/// the lock file's. A directory holding files cannot be unlinked, so deleting
+/// the lock file (a user, a temp cleaner) never opens a window in which a
+/// second instance could start: the directory lock still excludes it.
+#[derive(Debug)]
+pub struct HomeLock {
+    /// The open, locked directory; closing it releases the lock.
+    #[expect(dead_code, reason = "held open only for its flock")]
+    dir: File,
+    /// The home path.
+    path: PathBuf,
+    /// The identity of the directory we locked.
+    id: FileId,
+}
+
+/// The outcome of trying to take the home directory's lock.
+#[derive(Debug)]
+pub enum HomeAcquire {
+    /// We hold it now.
+    Acquired(HomeLock),
+    /// Another process holds it; the directory's identity (to find the holder).
+    Held(FileId),
+}
+
+fn open_dir(home: &Path) -> io::Result<File> {
+    OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::libc::O_DIRECTORY)
+        .open(home)
+}
+
+/// The identity of what `path` names now (following a symlinked home).
+fn dir_id(path: &Path) -> Option<FileId> {
+    std::fs::metadata(path).ok().map(|m| FileId::of(&m))
+}
+
+/// Tries to take the home directory's lock, without waiting.
+pub fn try_lock_home(home: &Path) -> Result<HomeAcquire> {
+    for _ in 0..MAX_ATTEMPTS {
+        let dir = open_dir(home).map_err(|e| Error::io("opening home directory", home, e))?;
+        let id = FileId::of(
+            &dir.metadata()
+                .map_err(|e| Error::io("reading metadata of home directory", home, e))?,
+        );
+        match dir.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => return Ok(HomeAcquire::Held(id)),
             Err(std::fs::TryLockError::Error(e)) => {
-                return Err(Error::io("testing lock file", path, e));
+                return Err(Error::io("locking home directory", home, e));
             }
-        },
+        }
+        // The path may have been replaced between open and lock: retry then.
+        if dir_id(home) == Some(id) {
+            return Ok(HomeAcquire::Acquired(HomeLock {
+                dir,
+                path: home.to_path_buf(),
+                id,
+            }));
+        }
+    }
+    Err(Error::LockRace {
+        path: home.to_path_buf(),
+    })
+}
+
+impl HomeLock {
+    /// Whether the home path still names the directory we locked (it may have
+    /// been deleted or replaced, with our database in it).
+    pub fn still_home(&self) -> bool {
+        dir_id(&self.path) == Some(self.id)
+    }
+
+    /// The identity of the locked directory.
+    pub fn file_id(&self) -> FileId {
+        self.id
+    }
+}
+
+/// Who holds the home's locks right now, without taking them: the home
+/// directory's lock is the truth; the record comes from the lock file.
+/// `Ok(None)`: nobody holds it (or there is no home).
+pub fn inspect_home(home: &Path, lock_path: &Path) -> Result<Option<HeldLock>> {
+    let dir = match open_dir(home) {
+        Ok(d) => d,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(Error::io("opening home directory", home, e)),
     };
-    if !held {
+    let id = FileId::of(
+        &dir.metadata()
+            .map_err(|e| Error::io("reading metadata of home directory", home, e))?,
+    );
+    if !is_held(&dir, id, home)? {
         return Ok(None);
     }
-    let text = read_text(&file);
+    let (record, record_pid) = read_record(lock_path);
     Ok(Some(HeldLock {
-        path: path.to_path_buf(),
+        path: lock_path.to_path_buf(),
         file_id: id,
-        record: HolderRecord::parse(&text),
-        record_pid: HolderRecord::parse_pid(&text),
+        record,
+        record_pid,
     }))
 }

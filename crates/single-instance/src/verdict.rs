@@ -223,6 +223,12 @@ fn decide_held(h: &HolderFacts, policy: &Policy) -> Verdict {
         reason,
     };
     let Some(process) = h.process.as_ref().filter(|p| Some(p.pid) == pid) else {
+        if h.lock_pids.is_none() {
+            // Without a lock table we only know the record's PID; if it is
+            // dead, the lock is held by someone we cannot name, possibly a
+            // momentary inspector (`status`): look again.
+            return Verdict::Retry;
+        }
         return match pid {
             Some(p) => unresponsive(format!(
                 "the lock is held, but its holder (PID {p}) is not visible to us"

@@ -57,6 +57,15 @@ pub fn spawn(
                     shutdown.cancel();
                     return;
                 }
+                Ok(Some(Ok(LockCheck::HomeGone))) => {
+                    tracing::error!(
+                        "the home directory was deleted or replaced while we ran (our database with it); \
+                         shutting down so that a new instance can start cleanly"
+                    );
+                    *exit.lock().unwrap_or_else(|e| e.into_inner()) = ExitCode::LockLost;
+                    shutdown.cancel();
+                    return;
+                }
                 Ok(Some(Err(e))) => {
                     tracing::warn!(error = %e, "could not re-check the lock file");
                     metrics.lock_check_failures.fetch_add(1, Ordering::Relaxed);
