@@ -160,6 +160,11 @@ impl Sandbox {
         self.counter.fetch_add(1, Ordering::Relaxed) + 1
     }
 
+    /// The temp root: scratch files of a benchmark go under it.
+    pub fn root(&self) -> &Path {
+        self.root.path()
+    }
+
     /// A fresh home path (not created: the service creates its home).
     pub fn new_home(&self) -> PathBuf {
         self.root.path().join(format!("home-{}", self.next()))
@@ -368,4 +373,20 @@ pub fn wait_healthy(agent: &ureq::Agent, svc: &mut Service, port: u16) -> Result
         }
         std::thread::sleep(HEALTH_POLL);
     }
+}
+
+/// The resident set of `pid`, in MiB (sysinfo reports bytes).
+pub fn resident_mib(pid: u32) -> Result<f64> {
+    use sysinfo::{ProcessRefreshKind, ProcessesToUpdate, System};
+    let pid = sysinfo::Pid::from_u32(pid);
+    let mut sys = System::new().context("reading system information")?;
+    sys.refresh_processes_specifics(
+        ProcessesToUpdate::Some(&[pid]),
+        true,
+        ProcessRefreshKind::nothing().with_memory(),
+    );
+    let p = sys
+        .process(pid)
+        .with_context(|| format!("pid {pid} not found by sysinfo"))?;
+    Ok(p.memory() as f64 / (1024.0 * 1024.0))
 }

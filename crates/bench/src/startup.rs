@@ -382,14 +382,14 @@ fn idle(sandbox: &Sandbox) -> Result<Idle> {
     for _ in 0..100 {
         proc::health(&agent, port).context("/health did not answer 200 while idle")?;
     }
-    let rss_mib = resident_mib(svc.pid())?;
+    let rss_mib = proc::resident_mib(svc.pid())?;
     let mut latency_us = Vec::with_capacity(1000);
     for _ in 0..1000 {
         let t0 = Instant::now();
         proc::health(&agent, port).context("/health did not answer 200 while idle")?;
         latency_us.push(t0.elapsed().as_secs_f64() * 1e6);
     }
-    let rss_after_mib = resident_mib(svc.pid())?;
+    let rss_after_mib = proc::resident_mib(svc.pid())?;
     svc.signal(Signal::SIGTERM)?;
     let code = proc::exit_code(svc.wait()?)?;
     if code != 0 {
@@ -404,22 +404,6 @@ fn idle(sandbox: &Sandbox) -> Result<Idle> {
         rss_after_mib,
         latency_us,
     })
-}
-
-/// The resident set of `pid`, in MiB (sysinfo reports bytes).
-fn resident_mib(pid: u32) -> Result<f64> {
-    use sysinfo::{ProcessRefreshKind, ProcessesToUpdate, System};
-    let pid = sysinfo::Pid::from_u32(pid);
-    let mut sys = System::new().context("reading system information")?;
-    sys.refresh_processes_specifics(
-        ProcessesToUpdate::Some(&[pid]),
-        true,
-        ProcessRefreshKind::nothing().with_memory(),
-    );
-    let p = sys
-        .process(pid)
-        .with_context(|| format!("pid {pid} not found by sysinfo"))?;
-    Ok(p.memory() as f64 / (1024.0 * 1024.0))
 }
 
 fn print_table(r: &Report) {

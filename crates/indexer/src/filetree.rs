@@ -8,6 +8,8 @@ use std::fs::{self, Metadata};
 use std::io::{ErrorKind, Read};
 use std::path::{Component, Path, PathBuf};
 
+use std::os::unix::fs::OpenOptionsExt;
+
 use chrono::{DateTime, Local};
 
 /// Why a tree or file request failed; each variant's text is the contract's `detail`.
@@ -31,6 +33,14 @@ pub enum TreeError {
     /// The OS refused access (HTTP 403).
     #[error("Permission denied reading file: {0}")]
     PermissionDenied(String),
+    /// A path the file system cannot name: a NUL byte, too long, a symlink
+    /// loop (HTTP 400).
+    #[error("Invalid path: {0}")]
+    InvalidPath(String),
+    /// A FIFO, socket or device where a regular file was expected: reading it
+    /// could block forever (HTTP 400).
+    #[error("Path is not a regular file: {0}")]
+    NotARegularFile(String),
     /// Any other I/O failure (HTTP 500).
     #[error("while {action} {path}: {source}")]
     Io {
@@ -80,8 +90,11 @@ pub struct FileContent {
 
 fn io_err(action: &'static str, sent: &str, e: std::io::Error, not_found: TreeError) -> TreeError {
     match e.kind() {
-        ErrorKind::NotFound => not_found,
+        // `a.txt/x` names nothing: not found, like a missing path.
+        ErrorKind::NotFound | ErrorKind::NotADirectory => not_found,
         ErrorKind::PermissionDenied => TreeError::PermissionDenied(sent.to_string()),
+        ErrorKind::InvalidInput | ErrorKind::InvalidFilename => TreeError::InvalidPath(sent.to_string()),
+        _ if e.raw_os_error() == Some(nix::libc::ELOOP) => TreeError::InvalidPath(sent.to_string()),
         _ => TreeError::Io {
             action,
             path: sent.to_string(),
@@ -261,8 +274,19 @@ pub fn read_file(root: &Path, rel_path: &str, max_bytes: usize) -> Result<FileCo
     if meta.is_dir() {
         return Err(TreeError::IsADirectory(rel_path.to_string()));
     }
-    let file = fs::File::open(&path)
+    if !meta.is_file() {
+        return Err(TreeError::NotARegularFile(rel_path.to_string()));
+    }
+    // Non-blocking and no-follow: if the path is swapped for a FIFO or a link
+    // after the check above, opening it neither blocks nor leaves the root.
+    let file = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::libc::O_NONBLOCK | nix::libc::O_NOFOLLOW)
+        .open(&path)
         .map_err(|e| io_err("opening", rel_path, e, TreeError::FileNotFound(rel_path.into())))?;
+    if !file.metadata().is_ok_and(|m| m.is_file()) {
+        return Err(TreeError::NotARegularFile(rel_path.to_string()));
+    }
     let mut bytes = Vec::with_capacity(max_bytes.min(1 << 20));
     file.take(max_bytes as u64)
         .read_to_end(&mut bytes)

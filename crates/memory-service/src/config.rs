@@ -92,11 +92,15 @@ impl Config {
                 None => Ok(Duration::from_millis(default)),
             }
         };
+        let lock_check_interval = millis("MEMORY_SERVICE_LOCK_CHECK_MS", 2_000)?;
+        if lock_check_interval.is_zero() {
+            bail!("MEMORY_SERVICE_LOCK_CHECK_MS must be at least 1 (milliseconds)");
+        }
         Ok(Config {
             home,
             host,
             port,
-            lock_check_interval: millis("MEMORY_SERVICE_LOCK_CHECK_MS", 2_000)?,
+            lock_check_interval,
             drain_timeout: millis("MEMORY_SERVICE_DRAIN_MS", 10_000)?,
             startup_grace: millis("MEMORY_SERVICE_STARTUP_GRACE_MS", 15_000)?,
             cors_origins: vec!["http://localhost:5173".into(), "http://127.0.0.1:5173".into()],
@@ -171,6 +175,12 @@ mod tests {
             format!("{err:#}").contains("MEMORY_SERVICE_PORT=\"99999\""),
             "{err:#}"
         );
+        let err = Config::load(
+            &ConfigArgs::default(),
+            &env_of(&[("HOME", "/u"), ("MEMORY_SERVICE_LOCK_CHECK_MS", "0")]),
+        )
+        .unwrap_err();
+        assert!(format!("{err:#}").contains("at least 1"), "{err:#}");
         let err = Config::load(&ConfigArgs::default(), &env_of(&[])).unwrap_err();
         assert!(format!("{err:#}").contains("--home"), "{err:#}");
     }

@@ -2,6 +2,7 @@
 //! protocol and `/metrics`, with real processes and signals.
 
 use std::os::unix::net::UnixDatagram;
+use std::os::unix::process::CommandExt;
 use std::sync::{Arc, Barrier};
 use std::time::Duration;
 
@@ -344,4 +345,40 @@ fn metrics_count_requests_by_route() {
     );
     assert!(text.contains("memory_service_uptime_seconds"));
     let _ = Duration::ZERO;
+}
+
+#[test]
+fn a_lock_holder_that_is_not_ours_is_never_signalled() {
+    // `flock(1)` holds the home directory's lock without being an instance:
+    // no record, no /health. `start` waits, then gives up without touching
+    // it; `stop --force` refuses to signal it.
+    let sb = Sandbox::new();
+    std::fs::create_dir_all(&sb.home).unwrap();
+    let mut locker = std::process::Command::new("flock")
+        .arg("--nonblock")
+        .arg(&sb.home)
+        .args(["sleep", "300"])
+        .process_group(0)
+        .spawn()
+        .expect("flock(1) from util-linux");
+    poll("flock(1) to hold the home", DEADLINE, || {
+        sb.lock_held().then_some(())
+    });
+    let port = free_port();
+    let (code, out, err) = sb.cli(port, &["start", "--timeout", "1"]);
+    assert_eq!(code, 11, "still starting, not replaced:\n{out}{err}");
+    assert!(
+        err.contains("still starting") && err.contains("not touching it"),
+        "{err}"
+    );
+    let (code, out, err) = sb.cli(port, &["stop", "--force"]);
+    assert_eq!(code, 18, "unverified:\n{out}{err}");
+    assert!(err.contains("nothing was signalled"), "{err}");
+    assert!(
+        locker.try_wait().unwrap().is_none(),
+        "the foreign holder is alive"
+    );
+    // flock(1) and its `sleep` child: the whole group.
+    nix::sys::signal::killpg(nix::unistd::Pid::from_raw(locker.id() as i32), Signal::SIGKILL).unwrap();
+    locker.wait().unwrap();
 }

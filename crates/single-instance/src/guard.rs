@@ -37,7 +37,7 @@ impl<F: Fn(&str, u16) -> Health> HealthProbe for F {
 #[derive(Debug)]
 pub enum Claim {
     /// We hold the home. Serve, then [`Instance::release`].
-    Won(Instance),
+    Won(Box<Instance>),
     /// Someone else does; the verdict says who and why.
     Refused(Verdict),
 }
@@ -168,13 +168,13 @@ fn won(
         Verdict::Start { stale } => stale,
         _ => None,
     };
-    Ok(Claim::Won(Instance {
+    Ok(Claim::Won(Box::new(Instance {
         home_lock,
         lock,
         record,
         files: files.clone(),
         stale,
-    }))
+    })))
 }
 
 /// Decides who holds a port we could not bind (we hold the lock). Never

@@ -10,7 +10,7 @@ mod storewatch;
 
 use std::io::Write as _;
 use std::net::{TcpListener, ToSocketAddrs};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use anyhow::Context;
 use single_instance::{Claim, HomeFiles, Instance, Policy, Verdict};
@@ -18,7 +18,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
 use crate::exit_code::ExitCode;
-use crate::http::{self, AppState};
+use crate::http::{self, AppState, Services};
 use crate::metrics::Metrics;
 use crate::monitor::{Identity, Monitor};
 use crate::probe;
@@ -137,7 +137,7 @@ pub fn run(config: Config) -> anyhow::Result<ExitCode> {
         Err(e) => return Err(e).context("claiming the home directory"),
     };
     let mut instance = match claim {
-        Claim::Won(instance) => instance,
+        Claim::Won(instance) => *instance,
         Claim::Refused(verdict) => {
             tracing::info!(%verdict, "refusing to start");
             report_refusal(&verdict, &config);
@@ -172,12 +172,16 @@ pub fn run(config: Config) -> anyhow::Result<ExitCode> {
         .build()
         .context("starting the async runtime")?;
     let instance = Arc::new(Mutex::new(Some(instance)));
-    let code = runtime.block_on(serve_async(config, listener, port, instance.clone()))?;
-    drop(runtime);
+    let outcome = runtime.block_on(serve_async(config, listener, port, instance.clone()));
+    // Blocking tasks still running (a slow file read) must not hold the exit
+    // (and the lock) forever.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(5));
+    // Release on every path, errors included: no PID file left behind.
     let taken = instance.lock().unwrap_or_else(|e| e.into_inner()).take();
     if let Some(instance) = taken {
         instance.release().context("removing the PID and lock files")?;
     }
+    let code = outcome?;
     tracing::info!("stopped");
     Ok(code)
 }
@@ -218,49 +222,87 @@ async fn serve_async(
     );
     let listener = tokio::net::TcpListener::from_std(listener).context("registering the listener")?;
     let drain = config.drain_timeout;
-    // The database is opened only now: the lock is ours and the port bound.
-    let db_path = database_path(&config);
-    let store = tokio::task::spawn_blocking(move || {
-        memory_store::Store::open(memory_store::StoreConfig::new(&db_path))
-            .with_context(|| format!("opening database {}", db_path.display()))
-    })
-    .await
-    .context("opening the database")??;
-    let indexer_store = store.clone();
-    let indexer = tokio::task::spawn_blocking(move || {
-        memory_indexer::Indexer::start(indexer_store, memory_indexer::IndexerConfig::default())
-            .context("starting the file indexer")
-    })
-    .await
-    .context("starting the file indexer")??;
-    let indexer = Arc::new(indexer);
-    storewatch::spawn(store.clone(), indexer.clone(), monitor.clone(), shutdown.clone());
+    let services = Arc::new(OnceLock::new());
     let state = AppState {
         monitor: monitor.clone(),
         config: Arc::new(config),
         metrics,
-        store: store.clone(),
-        indexer: indexer.clone(),
+        services: services.clone(),
     };
-    monitor.set_ready();
-    notify::ready();
-    notify::spawn_watchdog(state.config.host.clone(), port, record.pid, shutdown.clone());
     let stopping = shutdown.clone();
     tokio::spawn(async move {
         stopping.cancelled().await;
         notify::stopping();
     });
+    // Serve at once (`/health` says `starting`); open the data behind it, so
+    // a slow open (WAL recovery after a crash, many watchers) is never taken
+    // for a stuck instance.
+    let server = tokio::spawn(http::serve(listener, state.clone(), shutdown.clone(), drain));
     tracing::info!(
         pid = record.pid,
         url = %probe::base_url(&state.config.host, port),
         home = %state.config.home.display(),
-        "Memory Service is serving"
+        "Memory Service is serving; opening the database"
     );
-    http::serve(listener, state, shutdown, drain)
+    let opened = open_services(&state.config).await;
+    match opened {
+        Ok(s) => {
+            storewatch::spawn(
+                s.store.clone(),
+                s.indexer.clone(),
+                monitor.clone(),
+                shutdown.clone(),
+            );
+            let _ = services.set(s);
+            monitor.set_ready();
+            notify::ready();
+            notify::spawn_watchdog(state.config.host.clone(), port, record.pid, shutdown.clone());
+            tracing::info!("ready");
+        }
+        Err(e) => {
+            tracing::error!(error = %format!("{e:#}"), "cannot open the data; shutting down");
+            *exit.lock().unwrap_or_else(|e| e.into_inner()) = ExitCode::Error;
+            shutdown.cancel();
+        }
+    }
+    let served = server.await.context("the HTTP server task failed")?;
+    // Requests are drained: stop the file indexer at a file boundary (its
+    // job goes back to queued), the chat indexer at a message boundary, flush
+    // the writer and checkpoint, before our caller releases the lock.
+    if let Some(s) = services.get() {
+        let (store, indexer) = (s.store.clone(), s.indexer.clone());
+        match tokio::task::spawn_blocking(move || {
+            indexer.shutdown();
+            store.shutdown()
+        })
         .await
-        .context("serving HTTP")?;
+        {
+            Ok(Ok(())) => tracing::info!("database closed cleanly"),
+            Ok(Err(e)) => tracing::error!(error = %e, "closing the database"),
+            Err(e) => tracing::error!(error = %e, "closing the database"),
+        }
+    }
+    served.context("serving HTTP")?;
     let code = *exit.lock().unwrap_or_else(|e| e.into_inner());
     Ok(code)
+}
+
+/// Opens the database (only now: the lock is ours and the port bound) and
+/// starts the file indexer, off the async workers.
+async fn open_services(config: &Config) -> anyhow::Result<Services> {
+    let db_path = database_path(config);
+    tokio::task::spawn_blocking(move || {
+        let store = memory_store::Store::open(memory_store::StoreConfig::new(&db_path))
+            .with_context(|| format!("opening database {}", db_path.display()))?;
+        let indexer = memory_indexer::Indexer::start(store.clone(), memory_indexer::IndexerConfig::default())
+            .context("starting the file indexer")?;
+        Ok(Services {
+            store,
+            indexer: Arc::new(indexer),
+        })
+    })
+    .await
+    .context("the start-up task failed")?
 }
 
 fn spawn_signal_handler(shutdown: CancellationToken) -> anyhow::Result<()> {

@@ -39,7 +39,7 @@ pub async fn index_chat_message(
     State(state): State<AppState>,
     ApiJson(m): ApiJson<IndexChatMessage>,
 ) -> Result<Json<Queued>, ApiError> {
-    let store = state.store.clone();
+    let store = state.store()?.clone();
     let ack = blocking(move || {
         store.index_chat_message(memory_store::ChatMessageIn {
             project_id: m.project_id,
@@ -81,7 +81,7 @@ pub async fn job_status(
     State(state): State<AppState>,
     Path(job_id): Path<String>,
 ) -> Result<Json<JobStatusBody>, ApiError> {
-    let store = state.store.clone();
+    let store = state.store()?.clone();
     let id = job_id.clone();
     let job = blocking(move || store.job_status(&id)).await?;
     let j = job.ok_or_else(|| ApiError::client(StatusCode::NOT_FOUND, format!("Job {job_id} not found")))?;
@@ -113,7 +113,7 @@ pub async fn delete_chat(
     State(state): State<AppState>,
     Path((project_id, chat_id)): Path<(String, String)>,
 ) -> Result<Json<Deleted>, ApiError> {
-    let store = state.store.clone();
+    let store = state.store()?.clone();
     let chat = chat_id.clone();
     let n = blocking(move || store.delete_chat(&project_id, &chat)).await?;
     Ok(Json(Deleted {

@@ -85,7 +85,9 @@ impl From<memory_indexer::filetree::TreeError> for ApiError {
     fn from(e: memory_indexer::filetree::TreeError) -> ApiError {
         use memory_indexer::filetree::TreeError as E;
         let status = match &e {
-            E::Escape(_) | E::IsADirectory(_) => StatusCode::BAD_REQUEST,
+            E::Escape(_) | E::IsADirectory(_) | E::InvalidPath(_) | E::NotARegularFile(_) => {
+                StatusCode::BAD_REQUEST
+            }
             E::RootMissing(_) | E::PathNotFound(_) | E::FileNotFound(_) => StatusCode::NOT_FOUND,
             E::PermissionDenied(_) => StatusCode::FORBIDDEN,
             _ => return ApiError::internal(e),

@@ -28,7 +28,7 @@ fn node_json(n: &Node) -> Value {
 }
 
 async fn root_of(state: &AppState, id: &str) -> Result<PathBuf, ApiError> {
-    let store = state.store.clone();
+    let store = state.store()?.clone();
     let sid = id.to_string();
     let source = blocking(move || store.get_source(&sid)).await?;
     source

@@ -10,9 +10,13 @@ use super::AppState;
 pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
-        state
-            .metrics
-            .render(&state.monitor, &store_metrics(&state.store.stats())),
+        state.metrics.render(
+            &state.monitor,
+            &state
+                .store()
+                .map(|s| store_metrics(&s.stats()))
+                .unwrap_or_default(),
+        ),
     )
 }
 

@@ -16,7 +16,7 @@ mod sources;
 #[cfg(test)]
 mod tests;
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
@@ -37,10 +37,37 @@ pub struct AppState {
     pub config: Arc<Config>,
     /// Request and lock counters.
     pub metrics: Arc<Metrics>,
+    /// The database and the file indexer, set once they are open. Until
+    /// then `/health` answers (state `starting`) and data routes answer 503,
+    /// so a slow start (WAL recovery, many watchers) never looks stuck.
+    pub services: Arc<OnceLock<Services>>,
+}
+
+/// What the data routes need, available once start-up work is done.
+pub struct Services {
     /// The database.
     pub store: memory_store::Store,
     /// File sources: jobs, watchers.
     pub indexer: Arc<memory_indexer::Indexer>,
+}
+
+impl AppState {
+    fn services(&self) -> Result<&Services, ApiError> {
+        self.services.get().ok_or_else(|| ApiError {
+            status: axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            detail: "Memory Service is starting (opening its database); retry shortly".into(),
+        })
+    }
+
+    /// The database, or 503 while starting.
+    pub fn store(&self) -> Result<&memory_store::Store, ApiError> {
+        self.services().map(|s| &s.store)
+    }
+
+    /// The file indexer, or 503 while starting.
+    pub fn indexer(&self) -> Result<&Arc<memory_indexer::Indexer>, ApiError> {
+        self.services().map(|s| &s.indexer)
+    }
 }
 
 /// Runs blocking work (SQLite, the file system) off the async workers and

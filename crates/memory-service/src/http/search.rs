@@ -79,7 +79,7 @@ pub async fn search(
         source_ids: q.source_ids,
         exclude_chat_ids: q.exclude_chat_ids.unwrap_or_default(),
     };
-    let store = state.store.clone();
+    let store = state.store()?.clone();
     let hits = blocking(move || store.search(&req)).await?;
     Ok(Json(SearchResults {
         results: hits

@@ -55,7 +55,7 @@ fn not_found(id: &str) -> ApiError {
 
 /// `GET /sources`.
 pub async fn list(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
-    let store = state.store.clone();
+    let store = state.store()?.clone();
     let sources = blocking(move || store.list_sources()).await?;
     Ok(Json(
         json!({"sources": sources.iter().map(|s| source_json(s, true)).collect::<Vec<_>>()}),
@@ -77,7 +77,7 @@ pub async fn add(
     State(state): State<AppState>,
     ApiJson(b): ApiJson<AddSource>,
 ) -> Result<Json<Value>, ApiError> {
-    let indexer = state.indexer.clone();
+    let indexer = state.indexer()?.clone();
     let (source, job_id) =
         blocking(move || indexer.add_source(&b.root_path, b.display_name, b.project_id)).await?;
     Ok(Json(json!({
@@ -95,7 +95,7 @@ pub async fn add(
 /// `DELETE /sources/{id}`: stops its watcher, removes its rows in one
 /// transaction. The user's files are never touched.
 pub async fn delete(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
-    let indexer = state.indexer.clone();
+    let indexer = state.indexer()?.clone();
     let sid = id.clone();
     if !blocking(move || indexer.delete_source(&sid)).await? {
         return Err(ApiError::client(
@@ -120,7 +120,7 @@ pub async fn reindex(
     State(state): State<AppState>,
     ApiJson(b): ApiJson<Reindex>,
 ) -> Result<Json<Value>, ApiError> {
-    let indexer = state.indexer.clone();
+    let indexer = state.indexer()?.clone();
     let id = b.source_id.clone();
     let job_id = blocking(move || indexer.reindex(&id)).await?;
     Ok(Json(json!({
@@ -134,7 +134,7 @@ pub async fn reindex(
 
 /// `GET /sources/{id}/status`: read-only; 404 for an unknown id.
 pub async fn status(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
-    let store = state.store.clone();
+    let store = state.store()?.clone();
     let sid = id.clone();
     let source = blocking(move || store.get_source(&sid)).await?;
     Ok(Json(source_json(&source.ok_or_else(|| not_found(&id))?, false)))
@@ -163,7 +163,7 @@ pub async fn jobs(
             "limit must be between 1 and 1000",
         ));
     }
-    let store = state.store.clone();
+    let store = state.store()?.clone();
     let jobs = blocking(move || store.source_jobs(&id, q.limit as usize)).await?;
     Ok(Json(
         json!({"jobs": jobs.iter().map(job_json).collect::<Vec<_>>()}),
@@ -182,7 +182,7 @@ pub async fn chunk_stats(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let store = state.store.clone();
+    let store = state.store()?.clone();
     let sid = id.clone();
     let s = blocking(move || store.chunk_stats(&sid))
         .await?

@@ -42,10 +42,15 @@ fn secs(s: f64) -> Duration {
 
 /// Runs `start`.
 pub fn run(config: &Config, args: &StartArgs) -> anyhow::Result<ExitCode> {
-    let deadline = Instant::now() + secs(args.timeout);
+    let mut deadline = Instant::now() + secs(args.timeout);
     let mut replaced_healthy = !args.force;
+    let mut first_silent: Option<Instant> = None;
     loop {
-        match observe(config)? {
+        let verdict = observe(config)?;
+        if !matches!(verdict, Verdict::Unresponsive { .. }) {
+            first_silent = None;
+        }
+        match verdict {
             Verdict::AlreadyRunning { pid, host, port, .. } if replaced_healthy => {
                 println!("✅ Memory Service is already running on port {port}");
                 println!("   PID:  {pid}");
@@ -56,23 +61,46 @@ pub fn run(config: &Config, args: &StartArgs) -> anyhow::Result<ExitCode> {
             Verdict::AlreadyRunning { pid, .. } => {
                 println!("Replacing the running instance (PID {pid}) as asked (--force)...");
                 replaced_healthy = true;
-                if let Some(code) = stop_or_report(config, args)? {
+                // A healthy instance gets its full drain time before SIGKILL.
+                let grace = secs(args.kill_timeout).max(config.drain_timeout + Duration::from_secs(2));
+                if let Some(code) = stop_or_report(config, grace)? {
                     return Ok(code);
                 }
+                deadline = Instant::now() + secs(args.timeout);
             }
             Verdict::Starting { pid, .. } if Instant::now() < deadline => {
                 tracing::debug!(?pid, "another instance is starting; waiting for it");
                 std::thread::sleep(Duration::from_millis(25));
             }
-            v @ (Verdict::Starting { .. } | Verdict::Unresponsive { .. }) => {
+            Verdict::Starting { pid, addr } => {
+                // Never stop an instance that is still starting: it may just be slow.
+                eprintln!(
+                    "memory-service: another instance (PID {}, {}) is still starting after {}s; not touching it.",
+                    pid.map_or_else(|| "unknown".into(), |p| p.to_string()),
+                    addr.map_or_else(|| "unknown address".into(), |(h, p)| probe::base_url(&h, p)),
+                    args.timeout
+                );
+                eprintln!("  next: `memory-service status` shows when it is ready");
+                return Ok(ExitCode::Starting);
+            }
+            v @ Verdict::Unresponsive { .. } => {
+                // One missed probe proves little: a stopped process is stuck at
+                // once; a silent one only after STUCK_CONFIRM of silence.
+                let since = *first_silent.get_or_insert_with(Instant::now);
+                if !holder_is_stopped(config) && since.elapsed() < STUCK_CONFIRM {
+                    std::thread::sleep(Duration::from_millis(250));
+                    continue;
+                }
                 println!("⚠️  {v}");
                 println!(
                     "   It is stuck: stopping it (SIGTERM, then SIGKILL after {}s)...",
                     args.kill_timeout
                 );
-                if let Some(code) = stop_or_report(config, args)? {
+                if let Some(code) = stop_or_report(config, secs(args.kill_timeout))? {
                     return Ok(code);
                 }
+                first_silent = None;
+                deadline = Instant::now() + secs(args.timeout);
             }
             Verdict::Start { .. } | Verdict::Retry => {
                 if let Some(code) = spawn_and_wait(config, deadline)? {
@@ -95,9 +123,22 @@ pub fn run(config: &Config, args: &StartArgs) -> anyhow::Result<ExitCode> {
     }
 }
 
-/// Stops the current holder; `Some(code)` ends `start` with that code.
-fn stop_or_report(config: &Config, args: &StartArgs) -> anyhow::Result<Option<ExitCode>> {
-    match stop_holder(config, secs(args.kill_timeout), true)? {
+/// How long an instance must stay silent before `start` calls it stuck
+/// (unless it is stopped, which is proof enough).
+pub const STUCK_CONFIRM: Duration = Duration::from_secs(3);
+
+fn holder_is_stopped(config: &Config) -> bool {
+    matches!(
+        single_instance::holder(&crate::daemon::home_files(config)),
+        Ok(single_instance::Holder::Verified { process, .. })
+            if process.run_state == single_instance::process::RunState::Stopped
+    )
+}
+
+/// Stops the current holder (SIGTERM, SIGKILL after `grace`); `Some(code)`
+/// ends `start` with that code.
+fn stop_or_report(config: &Config, grace: Duration) -> anyhow::Result<Option<ExitCode>> {
+    match stop_holder(config, grace, true)? {
         Stopped::NotRunning => Ok(None),
         Stopped::Graceful(pid) => {
             println!("   Stopped PID {pid}.");
@@ -167,18 +208,23 @@ fn spawn_and_wait(config: &Config, deadline: Instant) -> anyhow::Result<Option<E
             let known = ExitCode::ALL.into_iter().find(|c| c.code() as i32 == code);
             return Ok(Some(known.unwrap_or(ExitCode::Error)));
         }
-        if let single_instance::Health::Answered {
-            status: 200,
-            identity: Some(id),
-        } = probe::probe_health(&config.host, config.port, probe::PROBE_TIMEOUT)
-            && id.pid == pid
+        if let Ok((200, body)) = probe::get_json(&config.host, config.port, "/health", probe::PROBE_TIMEOUT)
+            && probe::identity_of(&body).is_some_and(|id| id.pid == pid)
         {
-            println!("✅ Memory Service started on port {}", config.port);
-            println!("   PID:  {pid}");
-            println!("   URL:  {}", config.base_url());
-            println!("   Home: {}", config.home.display());
-            println!("   Log:  {}", log.display());
-            return Ok(Some(ExitCode::Ok));
+            let ready = body["state"] != "starting";
+            if ready || Instant::now() > deadline {
+                println!("✅ Memory Service started on port {}", config.port);
+                println!("   PID:  {pid}");
+                println!("   URL:  {}", config.base_url());
+                println!("   Home: {}", config.home.display());
+                println!("   Log:  {}", log.display());
+                if !ready {
+                    println!(
+                        "   (still opening its database; `memory-service status` shows when it is ready)"
+                    );
+                }
+                return Ok(Some(ExitCode::Ok));
+            }
         }
         if Instant::now() > deadline {
             // Our own unreaped child: its PID cannot have been reused.

@@ -281,22 +281,20 @@ pub fn health_pid(port: u16) -> Option<u32> {
         .flatten()
 }
 
-/// Waits until `/health` on `port` answers with `pid`.
+/// Waits until `/health` on `port` answers with `pid` and state `ready`
+/// (the data routes answer 503 while it is `starting`).
 pub fn wait_healthy(port: u16, proc_: &mut Proc) {
     let pid = proc_.pid();
-    poll(
-        &format!("pid {pid} to answer /health on port {port}"),
-        DEADLINE,
-        || {
-            if let Some(st) = proc_.try_status() {
-                panic!(
-                    "pid {pid} exited ({st:?}) before serving:\n{}",
-                    proc_.stderr_text()
-                );
-            }
-            (health_pid(port) == Some(pid)).then_some(())
-        },
-    );
+    poll(&format!("pid {pid} to be ready on port {port}"), DEADLINE, || {
+        if let Some(st) = proc_.try_status() {
+            panic!(
+                "pid {pid} exited ({st:?}) before serving:\n{}",
+                proc_.stderr_text()
+            );
+        }
+        let (status, body) = get(port, "/health")?;
+        (status == 200 && body["pid"].as_u64() == Some(pid as u64) && body["state"] == "ready").then_some(())
+    });
 }
 
 /// Whether a process exists (not reaped).

@@ -51,8 +51,10 @@ pub(super) fn fixture() -> Fixture {
             monitor,
             config: Arc::new(config),
             metrics: Arc::new(Metrics::default()),
-            store,
-            indexer: Arc::new(indexer),
+            services: Arc::new(std::sync::OnceLock::from(super::Services {
+                store,
+                indexer: Arc::new(indexer),
+            })),
         },
         _dir: dir,
     }
@@ -96,7 +98,7 @@ impl Fixture {
 
     fn idle(&self) {
         assert!(
-            self.state.store.wait_idle(Duration::from_secs(30)),
+            self.state.store().unwrap().wait_idle(Duration::from_secs(30)),
             "indexing finished"
         );
     }

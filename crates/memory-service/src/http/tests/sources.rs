@@ -38,7 +38,8 @@ async fn add(f: &Fixture, root: &std::path::Path, name: &str) -> (String, i64) {
     assert!(job > 0, "a real job id: {v}");
     let done = f
         .state
-        .indexer
+        .indexer()
+        .unwrap()
         .wait_job(job, Duration::from_secs(30))
         .expect("the job ends");
     assert_eq!(done.status.as_str(), "completed", "{done:?}");
@@ -122,7 +123,11 @@ async fn add_list_status_jobs_stats_search_reindex_delete() {
     assert_eq!(s, StatusCode::OK, "{v}");
     let job2 = v["job_id"].as_i64().unwrap();
     assert_ne!(job2, job);
-    f.state.indexer.wait_job(job2, Duration::from_secs(30)).unwrap();
+    f.state
+        .indexer()
+        .unwrap()
+        .wait_job(job2, Duration::from_secs(30))
+        .unwrap();
     assert_eq!(
         f.search(json!({"project_id": "proj", "query": "quasar"}))
             .await
@@ -187,6 +192,7 @@ async fn filetree_lists_reads_and_confines() {
     std::fs::write(outside.path().join("secret.txt"), "top secret").unwrap();
     std::os::unix::fs::symlink(outside.path().join("secret.txt"), dir.path().join("leak.txt")).unwrap();
     std::os::unix::fs::symlink(outside.path(), dir.path().join("leakdir")).unwrap();
+    nix::unistd::mkfifo(&dir.path().join("pipe"), nix::sys::stat::Mode::S_IRWXU).unwrap();
     let (id, _) = add(&f, dir.path(), "tree").await;
 
     let (s, v) = f.get(&format!("/filetree/{id}")).await;
