@@ -4,47 +4,16 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use nix::sys::signal::Signal;
 use serde_json::{Value, json};
 
 use crate::helper::*;
 
-fn agent() -> ureq::Agent {
-    ureq::Agent::config_builder()
-        .timeout_global(Some(Duration::from_secs(10)))
-        .http_status_as_error(false)
-        .proxy(None)
-        .build()
-        .new_agent()
-}
-
-fn post(port: u16, path: &str, body: &Value) -> Result<(u16, Value), String> {
-    let mut r = agent()
-        .post(&format!("http://127.0.0.1:{port}{path}"))
-        .send_json(body)
-        .map_err(|e| e.to_string())?;
-    let status = r.status().as_u16();
-    let v = r.body_mut().read_json::<Value>().unwrap_or(Value::Null);
-    Ok((status, v))
-}
-
-fn delete(port: u16, path: &str) -> (u16, Value) {
-    let mut r = agent()
-        .delete(&format!("http://127.0.0.1:{port}{path}"))
-        .call()
-        .unwrap();
-    (
-        r.status().as_u16(),
-        r.body_mut().read_json().unwrap_or(Value::Null),
-    )
-}
-
 fn index(port: u16, project: &str, chat: &str, id: &str, content: &str) -> Value {
     let body = json!({"project_id": project, "chat_id": chat, "message_id": id, "role": "user",
                       "content": content, "timestamp": "2026-01-02T03:04:05Z", "message_index": 1});
-    let (s, v) = post(port, "/index-chat-message", &body).unwrap();
+    let (s, v) = try_post(port, "/index-chat-message", &body).unwrap();
     assert_eq!(s, 200, "{v}");
     assert_eq!(v["status"], "queued");
     v
@@ -64,7 +33,7 @@ fn search(port: u16, project: &str, query: &str, extra: Value) -> Vec<Value> {
             body[k] = v;
         }
     }
-    let (s, v) = post(port, "/search", &body).unwrap();
+    let (s, v) = try_post(port, "/search", &body).unwrap();
     assert_eq!(s, 200, "{v}");
     v["results"].as_array().unwrap().clone()
 }
@@ -126,7 +95,7 @@ fn index_search_update_isolate_exclude_delete() {
         "*",
         "\u{202e}",
     ] {
-        let (s, v) = post(port, "/search", &json!({"project_id": "proj", "query": q})).unwrap();
+        let (s, v) = try_post(port, "/search", &json!({"project_id": "proj", "query": q})).unwrap();
         assert_eq!(s, 200, "hostile query {q:?}: {v}");
     }
 
@@ -159,7 +128,7 @@ fn acknowledged_messages_survive_kill_9_mid_stream() {
                     let body = json!({"project_id": "crash", "chat_id": format!("c{c}"), "message_id": format!("m{i}"),
                                       "role": "user", "content": format!("message {token} body"),
                                       "timestamp": "2026-01-02T03:04:05", "message_index": i});
-                    match post(port, "/index-chat-message", &body) {
+                    match try_post(port, "/index-chat-message", &body) {
                         Ok((200, _)) => acked.lock().unwrap().push(token),
                         _ => return, // the server died: stop this client
                     }

@@ -27,24 +27,6 @@ fn artifacts_dir() -> PathBuf {
     PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../target/artifacts"))
 }
 
-fn agent() -> ureq::Agent {
-    ureq::Agent::config_builder()
-        .timeout_global(Some(Duration::from_secs(10)))
-        .http_status_as_error(false)
-        .proxy(None)
-        .build()
-        .new_agent()
-}
-
-fn post(port: u16, path: &str, body: &Value) -> (u16, Value) {
-    let mut r = agent()
-        .post(&format!("http://127.0.0.1:{port}{path}"))
-        .send_json(body)
-        .unwrap_or_else(|e| panic!("POST {path}: {e}"));
-    let status = r.status().as_u16();
-    (status, r.body_mut().read_json::<Value>().unwrap_or(Value::Null))
-}
-
 fn status_of(port: u16, path: &str) -> u16 {
     agent()
         .get(&format!("http://127.0.0.1:{port}{path}"))

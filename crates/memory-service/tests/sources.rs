@@ -11,22 +11,6 @@ use serde_json::{Value, json};
 
 use crate::helper::*;
 
-fn post(port: u16, path: &str, body: &Value) -> (u16, Value) {
-    let agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .proxy(None)
-        .build()
-        .new_agent();
-    let mut r = agent
-        .post(&format!("http://127.0.0.1:{port}{path}"))
-        .send_json(body)
-        .unwrap();
-    (
-        r.status().as_u16(),
-        r.body_mut().read_json().unwrap_or(Value::Null),
-    )
-}
-
 fn search_files(port: u16, project: &str, q: &str) -> Vec<Value> {
     let (s, v) = post(
         port,

@@ -268,6 +268,47 @@ impl Drop for Proc {
     }
 }
 
+/// A client that returns every status as is, never uses a proxy, and gives
+/// up after 10 s (a hang guard).
+pub fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .timeout_global(Some(Duration::from_secs(10)))
+        .http_status_as_error(false)
+        .proxy(None)
+        .build()
+        .new_agent()
+}
+
+/// POSTs JSON; `Err` when nothing answered (the server died).
+pub fn try_post(port: u16, path: &str, body: &serde_json::Value) -> Result<(u16, serde_json::Value), String> {
+    let mut r = agent()
+        .post(&format!("http://127.0.0.1:{port}{path}"))
+        .send_json(body)
+        .map_err(|e| e.to_string())?;
+    let status = r.status().as_u16();
+    Ok((
+        status,
+        r.body_mut().read_json().unwrap_or(serde_json::Value::Null),
+    ))
+}
+
+/// POSTs JSON to a server that must answer.
+pub fn post(port: u16, path: &str, body: &serde_json::Value) -> (u16, serde_json::Value) {
+    try_post(port, path, body).unwrap_or_else(|e| panic!("POST {path}: {e}"))
+}
+
+/// DELETEs `path` on a server that must answer.
+pub fn delete(port: u16, path: &str) -> (u16, serde_json::Value) {
+    let mut r = agent()
+        .delete(&format!("http://127.0.0.1:{port}{path}"))
+        .call()
+        .unwrap_or_else(|e| panic!("DELETE {path}: {e}"));
+    (
+        r.status().as_u16(),
+        r.body_mut().read_json().unwrap_or(serde_json::Value::Null),
+    )
+}
+
 /// GET `path` on loopback:`port`; `None` if nothing answered.
 pub fn get(port: u16, path: &str) -> Option<(u16, serde_json::Value)> {
     memory_service::probe::get_json("127.0.0.1", port, path, Duration::from_secs(2)).ok()
