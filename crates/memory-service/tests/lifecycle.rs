@@ -382,3 +382,24 @@ fn a_lock_holder_that_is_not_ours_is_never_signalled() {
     nix::sys::signal::killpg(nix::unistd::Pid::from_raw(locker.id() as i32), Signal::SIGKILL).unwrap();
     locker.wait().unwrap();
 }
+
+#[test]
+fn logs_follow_prints_new_lines() {
+    let sb = Sandbox::new();
+    let port = free_port();
+    let (code, out, err) = sb.cli(port, &["start"]);
+    assert_eq!(code, 0, "{out}{err}");
+    let home = sb.home.display().to_string();
+    let port_s = port.to_string();
+    let follower = sb.spawn(
+        &["--home", &home, "--port", &port_s, "logs", "-f", "-n", "1"],
+        &[],
+    );
+    // A new log line: the instance logs its shutdown.
+    let (code, _, _) = sb.cli(port, &["stop"]);
+    assert_eq!(code, 0);
+    poll("`logs -f` to print the shutdown line", DEADLINE, || {
+        follower.stdout_text().contains("shutting down").then_some(())
+    });
+    drop(follower); // killed on drop
+}
