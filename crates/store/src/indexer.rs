@@ -1,12 +1,14 @@
-//! The background chat indexer: one thread that takes queued jobs oldest first, splits
-//! the message into chunks and writes them (FTS rows follow by trigger), all through the
-//! writer. It sleeps on a condition variable until new work is committed, never polls.
+//! The background chat indexer: one thread that takes queued jobs oldest first, in
+//! batches, splits each message into chunks and writes them (FTS rows follow by
+//! trigger), all through the writer: one commit (and one FTS segment) per batch, not per
+//! message. It sleeps on a condition variable until new work is committed, never polls.
 //! It must never die on bad data: a failing job is marked `error` and the loop goes on.
 
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rusqlite::{Connection, OptionalExtension, params};
 
@@ -19,14 +21,19 @@ use crate::writer::{Wait, Writer};
 
 /// After a failed step (e.g. disk full), retry this much later even without new work.
 const RETRY_AFTER: Duration = Duration::from_secs(5);
+/// Most jobs held claimed (`running`) at once; each step tops the batch up to this.
+const MAX_CLAIMED: usize = 256;
+/// Indexing work per writer transaction: no further job is started in a step after
+/// this long, so request writes committed with or after it wait at most about this.
+const STEP_BUDGET: Duration = Duration::from_millis(20);
 
 #[derive(Debug, Default)]
 struct Flags {
     /// Work may be waiting (set after an enqueue commits).
     hint: bool,
-    /// Finish the current message, then exit.
+    /// Finish the claimed jobs, then exit.
     stop: bool,
-    /// Exit at once, leaving the claimed job `running` (crash simulation in tests).
+    /// Exit at once, leaving the claimed jobs `running` (crash simulation in tests).
     abandon: bool,
     /// Do not take new jobs (tests).
     paused: bool,
@@ -51,12 +58,12 @@ impl IndexerSignal {
         self.update(|f| f.hint = true);
     }
 
-    /// Stop at the next message boundary.
+    /// Stop once the jobs already claimed are finished (a few short steps at most).
     pub fn stop(&self) {
         self.update(|f| f.stop = true);
     }
 
-    /// Stop immediately, leaving any claimed job `running`.
+    /// Stop immediately, leaving any claimed jobs `running`.
     pub fn abandon(&self) {
         self.update(|f| {
             f.stop = true;
@@ -119,19 +126,24 @@ enum Outcome {
 
 /// What one pipelined step did.
 struct Step {
-    /// The job that ended in this transaction and how.
-    finished: Option<(Claimed, Outcome)>,
-    /// The job claimed for the next step.
-    next: Option<Claimed>,
+    /// The jobs that ended in this transaction and how.
+    finished: Vec<(Claimed, Outcome)>,
+    /// The jobs still claimed for the next step: those the time budget left over, then
+    /// the newly claimed ones, oldest first.
+    next: Vec<Claimed>,
 }
 
 /// Everything the thread needs; it holds no reference to the store handle itself (so
 /// dropping the last handle can stop it).
 ///
-/// Pipelining: each writer request finishes the previous job (replace chunks, mark
-/// `success`) and claims the next (mark `running`) in the same transaction, so indexing
-/// costs one commit per message. The latest content of the message is indexed, so an old
-/// queued job of an updated message simply re-indexes the newest text.
+/// Batches and pipelining: each writer request indexes the jobs claimed by the previous
+/// one (replace chunks, mark `success`, each in its own savepoint) for at most
+/// [`STEP_BUDGET`], then claims queued jobs up to [`MAX_CLAIMED`] (mark `running`), all
+/// in one transaction. So `queued -> running -> success` are separate commits, a crash
+/// leaves at most the claimed jobs `running` (re-queued at open), and request writes
+/// interleave with indexer steps on the writer's FIFO. The latest content of the message
+/// is indexed, so an old queued job of an updated message simply re-indexes the newest
+/// text.
 pub(crate) struct Indexer {
     pub writer: Writer,
     pub signal: Arc<IndexerSignal>,
@@ -153,8 +165,11 @@ impl Indexer {
 
     fn run(self) {
         let mut retry = None;
+        // Jobs claimed (committed `running`) and not finished yet; kept across a failed
+        // step so they are retried rather than left `running`.
+        let mut claimed = Vec::new();
         while self.signal.wait_for_work(retry) {
-            retry = match self.drain() {
+            retry = match self.drain(&mut claimed) {
                 Ok(()) => None,
                 Err(StoreError::Unavailable(_)) => return,
                 Err(_) => Some(RETRY_AFTER),
@@ -162,28 +177,28 @@ impl Indexer {
         }
     }
 
-    /// Processes jobs until none is queued, or until asked to stop.
-    fn drain(&self) -> Result<(), StoreError> {
-        let mut current: Option<Claimed> = None;
+    /// Processes jobs until none is queued, or until asked to stop (the jobs already
+    /// claimed are finished first). On a failed step `current` keeps its jobs: the
+    /// rolled-back transaction left them `running`, and the next drain retries them.
+    fn drain(&self, current: &mut Vec<Claimed>) -> Result<(), StoreError> {
         loop {
             let (take_more, abandon) = self.signal.state();
             if abandon {
                 return Ok(());
             }
-            if current.is_none() && !take_more {
+            if current.is_empty() && !take_more {
                 return Ok(());
             }
-            let prev = current.take();
-            let prev_for_recovery = prev.clone();
+            let jobs = current.clone();
             let pending = Arc::clone(&self.pending);
             let counters = Arc::clone(&self.counters);
             let result = self.writer.execute_then(
                 Wait::Forever,
-                move |conn| step(conn, prev, take_more),
+                move |conn| step(conn, jobs, take_more),
                 move |s: &Step| {
-                    if let Some((job, outcome)) = &s.finished {
-                        // Counters first: `wait_idle` returns as soon as the job leaves
-                        // `pending`, and callers then read the counters.
+                    // Counters first: `wait_idle` returns as soon as the jobs leave
+                    // `pending`, and callers then read the counters.
+                    for (_, outcome) in &s.finished {
                         match outcome {
                             Outcome::Indexed => {
                                 counters.messages_indexed.fetch_add(1, Ordering::Relaxed);
@@ -193,78 +208,69 @@ impl Indexer {
                             }
                             Outcome::Skipped => {}
                         }
-                        pending.remove(job.enqueue_ms, &job.job_id);
                     }
+                    pending.remove_all(
+                        s.finished
+                            .iter()
+                            .map(|(job, _)| (job.enqueue_ms, job.job_id.as_str())),
+                    );
                 },
             );
-            match result {
-                Ok(s) => current = s.next,
-                Err(e) => {
-                    let writer_gone = matches!(e, StoreError::Unavailable(_));
-                    if let Some(job) = prev_for_recovery.filter(|_| !writer_gone) {
-                        self.record_failure(job, &e);
-                    }
-                    return Err(e);
-                }
-            }
-            if current.is_none() {
+            *current = result?.next;
+            if current.is_empty() {
                 return Ok(()); // nothing queued, or asked to stop
             }
         }
     }
-
-    /// Marks `job` failed in a transaction of its own after its step could not commit.
-    fn record_failure(&self, job: Claimed, e: &StoreError) {
-        let message = e.to_string();
-        let pending = Arc::clone(&self.pending);
-        let counters = Arc::clone(&self.counters);
-        let done = job.clone();
-        let _ = self.writer.execute_then(
-            Wait::Forever,
-            move |conn| {
-                if job::is_running(conn, &job.job_id)? {
-                    job::finish(conn, &job, JobState::Error, Some(&message))?;
-                }
-                Ok(())
-            },
-            move |_| {
-                counters.index_errors.fetch_add(1, Ordering::Relaxed);
-                pending.remove(done.enqueue_ms, &done.job_id);
-            },
-        );
-    }
 }
 
-/// Finishes `prev` (if any) and claims the next job (if `claim`), in the writer's
-/// transaction. A failure to index `prev` marks it `error` instead of failing the step.
-fn step(conn: &Connection, prev: Option<Claimed>, claim: bool) -> Result<Step, StoreError> {
-    let mut finished = None;
-    if let Some(job) = prev {
-        conn.execute_batch("SAVEPOINT idx")
-            .ctx("while opening the indexer savepoint")?;
-        match index_message(conn, &job) {
-            Ok(indexed) => {
-                conn.execute_batch("RELEASE idx")
-                    .ctx("while closing the indexer savepoint")?;
-                let outcome = if indexed {
-                    Outcome::Indexed
-                } else {
-                    Outcome::Skipped
-                };
-                finished = Some((job, outcome));
+/// Indexes `jobs` in order until [`STEP_BUDGET`] is spent (at least one), then claims
+/// queued jobs up to [`MAX_CLAIMED`] held (if `claim`), in the writer's transaction. A
+/// failure (or panic) indexing one job marks it `error` without failing the step.
+fn step(conn: &Connection, jobs: Vec<Claimed>, claim: bool) -> Result<Step, StoreError> {
+    let started = Instant::now();
+    let mut finished = Vec::with_capacity(jobs.len());
+    let mut next = Vec::new();
+    for job in jobs {
+        if !finished.is_empty() && started.elapsed() >= STEP_BUDGET {
+            next.push(job);
+            continue;
+        }
+        let outcome = finish_one(conn, &job)?;
+        finished.push((job, outcome));
+    }
+    if claim {
+        next.extend(job::claim_batch(conn, MAX_CLAIMED.saturating_sub(next.len()))?);
+    }
+    Ok(Step { finished, next })
+}
+
+/// Indexes one claimed job inside its own savepoint; a failure rolls back its partial
+/// work and marks it `error`. `Err` only when the savepoint itself fails.
+fn finish_one(conn: &Connection, job: &Claimed) -> Result<Outcome, StoreError> {
+    conn.execute_batch("SAVEPOINT idx")
+        .ctx("while opening the indexer savepoint")?;
+    let result = catch_unwind(AssertUnwindSafe(|| index_message(conn, job)))
+        .unwrap_or_else(|_| Err(StoreError::Internal("indexing the message panicked".into())));
+    match result {
+        Ok(indexed) => {
+            conn.execute_batch("RELEASE idx")
+                .ctx("while closing the indexer savepoint")?;
+            Ok(if indexed {
+                Outcome::Indexed
+            } else {
+                Outcome::Skipped
+            })
+        }
+        Err(e) => {
+            conn.execute_batch("ROLLBACK TO idx; RELEASE idx")
+                .ctx("while rolling back a failed index")?;
+            if job::is_running(conn, &job.job_id)? {
+                job::finish(conn, job, JobState::Error, Some(&e.to_string()))?;
             }
-            Err(e) => {
-                conn.execute_batch("ROLLBACK TO idx; RELEASE idx")
-                    .ctx("while rolling back a failed index")?;
-                if job::is_running(conn, &job.job_id)? {
-                    job::finish(conn, &job, JobState::Error, Some(&e.to_string()))?;
-                }
-                finished = Some((job, Outcome::Failed));
-            }
+            Ok(Outcome::Failed)
         }
     }
-    let next = if claim { job::claim_next(conn)? } else { None };
-    Ok(Step { finished, next })
 }
 
 /// Replaces the chunks of the job's message with chunks of its current content and

@@ -180,35 +180,49 @@ pub(crate) struct Claimed {
     pub start_us: i64,
 }
 
-/// Marks the oldest queued job `running` and returns it.
-pub(crate) fn claim_next(conn: &Connection) -> Result<Option<Claimed>, StoreError> {
-    let context = "while claiming the next chat index job";
-    let next = conn
+/// Marks the oldest `max` queued jobs `running` and returns them, oldest first.
+pub(crate) fn claim_batch(conn: &Connection, max: usize) -> Result<Vec<Claimed>, StoreError> {
+    let context = "while claiming chat index jobs";
+    if max == 0 {
+        return Ok(Vec::new());
+    }
+    let mut select = conn
         .prepare_cached(
             "SELECT job_id, enqueue_ms, message_uuid FROM chat_index_jobs
-             WHERE state = 'queued' ORDER BY rowid LIMIT 1",
+             WHERE state = 'queued' ORDER BY rowid LIMIT ?1",
         )
-        .ctx(context)?
-        .query_row([], |r| Ok((r.get::<_, String>(0)?, r.get(1)?, r.get(2)?)))
-        .optional()
         .ctx(context)?;
-    let Some((job_id, enqueue_ms, message_uuid)) = next else {
-        return Ok(None);
-    };
+    let found = select
+        .query_map([max as i64], |r| {
+            Ok((r.get::<_, String>(0)?, r.get(1)?, r.get(2)?))
+        })
+        .ctx(context)?
+        .collect::<Result<Vec<(String, i64, String)>, _>>()
+        .ctx(context)?;
+    if found.is_empty() {
+        return Ok(Vec::new());
+    }
     let start_us = clock::now_epoch_us();
-    conn.prepare_cached(
-        "UPDATE chat_index_jobs SET state = 'running', start_time = ?2, start_us = ?3
-         WHERE job_id = ?1",
-    )
-    .ctx(context)?
-    .execute(params![job_id, clock::now_iso(), start_us])
-    .ctx(context)?;
-    Ok(Some(Claimed {
-        job_id,
-        enqueue_ms,
-        message_uuid,
-        start_us,
-    }))
+    let start_time = clock::now_iso();
+    let mut update = conn
+        .prepare_cached(
+            "UPDATE chat_index_jobs SET state = 'running', start_time = ?2, start_us = ?3
+             WHERE job_id = ?1",
+        )
+        .ctx(context)?;
+    let mut claimed = Vec::with_capacity(found.len());
+    for (job_id, enqueue_ms, message_uuid) in found {
+        update
+            .execute(params![job_id, start_time, start_us])
+            .ctx(context)?;
+        claimed.push(Claimed {
+            job_id,
+            enqueue_ms,
+            message_uuid,
+            start_us,
+        });
+    }
+    Ok(claimed)
 }
 
 /// True when the job still exists and is `running` (it may have been deleted with its chat).

@@ -4,13 +4,13 @@
 //!
 //! # Layout
 //! - [`Store`] (this file): opening, the public methods, shutdown.
-//! - `schema`: migrations (`PRAGMA user_version`), the table definitions and why FTS5
-//!   uses external content.
-//! - `writer`: the single writer thread with group commit.
+//! - `schema`: migrations (`PRAGMA user_version`), the table definitions, why FTS5
+//!   uses external content, and the FTS scope column (v3) that keeps searches in scope.
+//! - `writer`: the single writer thread with group commit, and the WAL size guard.
 //! - `readers`: the pool of read-only connections.
 //! - `chat`: message validation, upsert + job enqueue, chat deletion.
 //! - `job`: index job states, ids and their SQL.
-//! - `indexer`: the background thread turning queued jobs into chunks.
+//! - `indexer`: the background thread turning queued jobs into chunks, in batches.
 //! - [`chunk`]: splitting text into chunks with character offsets (sizes documented
 //!   there); public because the file indexer chunks on its own thread.
 //! - `sources`: file sources (slug ids, list with latest jobs, delete, totals).
@@ -67,7 +67,10 @@ use error::{SqlContext, on_path};
 use indexer::{Indexer, IndexerSignal};
 use readers::Readers;
 use stats::{Counters, PendingJobs};
-use writer::{Wait, Writer};
+use writer::{Wait, WalGuard, Writer};
+
+/// Default [`StoreConfig::wal_limit_bytes`]: 64 MiB.
+pub const DEFAULT_WAL_LIMIT_BYTES: u64 = 64 * 1024 * 1024;
 
 /// Where and how to open the database.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -79,6 +82,11 @@ pub struct StoreConfig {
     /// How long SQLite waits on a lock before answering "busy" (default 2 s). Request
     /// handlers wait at most 5 times this (10 s by default) for the writer's answer.
     pub busy_timeout: Duration,
+    /// WAL size in bytes above which the writer forces a checkpoint that resets the WAL
+    /// (default 64 MiB; also the `journal_size_limit`). Steady readers keep SQLite's own
+    /// passive checkpoints from ever resetting it, so without this it grows without
+    /// bound. 0 turns the forced checkpoint off.
+    pub wal_limit_bytes: u64,
 }
 
 impl StoreConfig {
@@ -88,6 +96,7 @@ impl StoreConfig {
             path: path.into(),
             readers: 4,
             busy_timeout: Duration::from_secs(2),
+            wal_limit_bytes: DEFAULT_WAL_LIMIT_BYTES,
         }
     }
 }
@@ -149,6 +158,11 @@ fn open_write_connection(cfg: &StoreConfig) -> Result<Connection, StoreError> {
     }
     conn.pragma_update(None, "synchronous", "FULL").ctx(&context)?;
     conn.pragma_update(None, "foreign_keys", true).ctx(&context)?;
+    if cfg.wal_limit_bytes > 0 {
+        let limit = i64::try_from(cfg.wal_limit_bytes).unwrap_or(i64::MAX);
+        conn.query_row(&format!("PRAGMA journal_size_limit = {limit}"), [], |_| Ok(()))
+            .ctx(&context)?;
+    }
     schema::migrate(&mut conn, &cfg.path.display().to_string())?;
     Ok(conn)
 }
@@ -169,7 +183,8 @@ impl Store {
         }
         let readers = Readers::open(cfg.path.clone(), cfg.readers, cfg.busy_timeout)?;
         let counters = Arc::new(Counters::default());
-        let (writer, writer_thread) = Writer::spawn(conn, Arc::clone(&counters))?;
+        let wal = WalGuard::new(&cfg.path, cfg.wal_limit_bytes, cfg.busy_timeout);
+        let (writer, writer_thread) = Writer::spawn(conn, Arc::clone(&counters), wal)?;
         let signal = Arc::new(IndexerSignal::default());
         let indexer = Indexer {
             writer: writer.clone(),
@@ -400,11 +415,15 @@ impl Store {
             commit_failures: load(&c.commit_failures),
             messages_indexed: load(&c.messages_indexed),
             index_errors: load(&c.index_errors),
+            wal_checkpoints: load(&c.wal_checkpoints),
+            wal_checkpoints_busy: load(&c.wal_checkpoints_busy),
+            wal_checkpoint_stall_max_us: load(&c.wal_stall_us_max),
+            wal_checkpoint_stall_total_us: load(&c.wal_stall_us_total),
             shut_down: c.shut_down.load(Ordering::Relaxed),
         }
     }
 
-    /// Graceful stop: the indexer stops at a message boundary, the writer commits what is
+    /// Graceful stop: the indexer finishes the jobs it claimed, the writer commits what is
     /// queued and exits, the WAL is checkpointed (TRUNCATE). Idempotent; also run when the
     /// last clone is dropped.
     pub fn shutdown(&self) -> Result<(), StoreError> {
@@ -464,7 +483,7 @@ impl Store {
     }
 
     /// Tests only: stop as abruptly as possible in-process, as if killed: the indexer
-    /// leaves its claimed job `running`, queued writes are not run, the WAL is not
+    /// leaves its claimed jobs `running`, queued writes are not run, the WAL is not
     /// checkpointed and the write connection is leaked rather than closed.
     #[doc(hidden)]
     pub fn simulate_crash_for_tests(&self) {
@@ -525,5 +544,132 @@ mod tests {
         fn check_error<T: std::error::Error + Send + Sync + 'static>() {}
         check::<Store>();
         check_error::<StoreError>();
+    }
+
+    /// A version-2 database (FTS without the scope column) with chat chunks of two
+    /// projects and file chunks of two generations opens as version 3 and searches the
+    /// same: the FTS table is rebuilt from `chunks` and scoped.
+    #[test]
+    fn migrates_a_v2_database_to_scoped_fts() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("old.sqlite");
+        {
+            let mut conn = Connection::open(&path).expect("open");
+            conn.execute_batch("PRAGMA journal_mode=WAL").expect("wal");
+            schema::migrate_to(&mut conn, "old", 2).expect("v2");
+            conn.execute_batch(
+                r#"
+                INSERT INTO chat_messages VALUES
+                    ('u1', 'proj a', 'chat1', 'm1', 'user', 'the osprey dives', '2025-01-01',
+                     0, '2025-01-01', '2025-01-01'),
+                    ('u2', 'proj', 'chat1', 'm1', 'user', 'an osprey again', '2025-01-01',
+                     0, '2025-01-01', '2025-01-01');
+                INSERT INTO chat_index_jobs (job_id, message_uuid, state, enqueue_ms, enqueue_time,
+                        estimated_chunks, computed_timeout)
+                    VALUES ('chat1:m1:1', 'u1', 'success', 1, '2025-01-01', 1, 10),
+                           ('chat1:m1:2', 'u2', 'success', 2, '2025-01-01', 1, 10);
+                INSERT INTO chunks (kind, project_id, source_id, chat_id, message_id,
+                        message_uuid, chunk_index, start_char, end_char, text, created_at)
+                    VALUES ('chat', 'proj a', 'project-proj a', 'chat1', 'm1', 'u1', 0, 0, 16,
+                            'the osprey dives', '2025-01-01'),
+                           ('chat', 'proj', 'project-proj', 'chat1', 'm1', 'u2', 0, 0, 15,
+                            'an osprey again', '2025-01-01');
+                INSERT INTO sources (id, display_name, root_path, project_id, created_at,
+                        generation, max_generation)
+                    VALUES ('docs-dir', 'docs', '/docs', 'proj a', '2025-01-01', 2, 2);
+                INSERT INTO chunks (kind, source_id, file_path, filetype, chunk_index,
+                        start_char, end_char, text, created_at, generation)
+                    VALUES ('file', 'docs-dir', '/docs/old.md', 'md', 0, 0, 10,
+                            'osprey old', '2025-01-01', 1),
+                           ('file', 'docs-dir', '/docs/new.md', 'md', 0, 0, 10,
+                            'osprey new', '2025-01-01', 2);
+                "#,
+            )
+            .expect("v2 rows");
+            let n: i64 = conn
+                .query_row(
+                    "SELECT count(*) FROM chunks_fts WHERE chunks_fts MATCH 'osprey'",
+                    [],
+                    |r| r.get(0),
+                )
+                .expect("v2 fts");
+            assert_eq!(n, 4);
+        }
+        let store = Store::open(StoreConfig::new(&path)).expect("open v2");
+        let version: i64 = store
+            .inner
+            .readers
+            .with(|c| c.query_row("PRAGMA user_version", [], |r| r.get(0)).ctx("v"))
+            .expect("version");
+        assert_eq!(version, SCHEMA_VERSION);
+        assert_eq!(SCHEMA_VERSION, 3);
+        let search = |project: &str| {
+            let q = SearchRequest {
+                project_id: project.into(),
+                query: "OSPREY".into(),
+                limit: 10,
+                ..Default::default()
+            };
+            let mut hits: Vec<String> = store
+                .search(&q)
+                .expect("search")
+                .into_iter()
+                .map(|h| h.file_path.or(h.message_uuid).unwrap_or_default())
+                .collect();
+            hits.sort();
+            hits
+        };
+        assert_eq!(search("proj a"), vec!["/docs/new.md", "u1"]);
+        assert_eq!(search("proj"), vec!["u2"]);
+        assert!(search("a").is_empty());
+        assert_eq!(store.integrity_check().expect("check"), "ok");
+        // New writes after the migration are scoped too.
+        store
+            .index_chat_message(ChatMessageIn {
+                project_id: "proj".into(),
+                chat_id: "chat2".into(),
+                message_id: "m".into(),
+                role: "user".into(),
+                content: "osprey three".into(),
+                timestamp: "2025-01-01T00:00:00Z".into(),
+                message_index: 0,
+                message_uuid: None,
+            })
+            .expect("index");
+        assert!(store.wait_idle(Duration::from_secs(60)));
+        assert_eq!(search("proj").len(), 2);
+        assert_eq!(search("proj a").len(), 2);
+        assert_eq!(store.delete_chat("proj a", "chat1").expect("delete"), 1);
+        assert_eq!(search("proj a"), vec!["/docs/new.md"]);
+        assert_eq!(store.integrity_check().expect("check"), "ok");
+        store.shutdown().expect("shutdown");
+    }
+
+    #[test]
+    fn scope_tokens_match_the_generated_column() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(StoreConfig::new(dir.path().join("s.sqlite"))).expect("open");
+        let ids = ["p", "a b", "Ünï \"cödé\" *:^()", &"é".repeat(256)];
+        let computed = store
+            .inner
+            .readers
+            .with(|c| {
+                let mut out = Vec::new();
+                for id in ids {
+                    let (chat, file): (String, String) = c
+                        .query_row("SELECT 'c' || hex(?1), 's' || hex(?1) || 'g' || 7", [id], |r| {
+                            Ok((r.get(0)?, r.get(1)?))
+                        })
+                        .ctx("hex")?;
+                    out.push((chat, file));
+                }
+                Ok(out)
+            })
+            .expect("sql");
+        for (id, (chat, file)) in ids.iter().zip(computed) {
+            assert_eq!(search::chat_scope(id), chat);
+            assert_eq!(search::file_scope(id, 7), file);
+        }
+        store.shutdown().expect("shutdown");
     }
 }

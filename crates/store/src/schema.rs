@@ -2,7 +2,7 @@
 //! transaction. It owns table definitions only; it must not hold the features' queries
 //! (those live next to their feature), so a later migration (file sources) can be
 //! appended here without touching anything else. See [`V1`] for why FTS5 uses external
-//! content.
+//! content, [`V3`] for the scope column that keeps searches to their project/sources.
 
 use rusqlite::Connection;
 
@@ -172,15 +172,73 @@ CREATE TABLE garbage_generations (
 ) WITHOUT ROWID;
 "#;
 
+/// Version 3: a `scope` column in `chunks_fts`, so search restricts candidates inside
+/// FTS instead of matching every project's chunks and filtering afterwards.
+///
+/// Each chunk's scope is one token: `c<hex(project_id)>` for chat chunks,
+/// `s<hex(source_id)>g<generation>` for file chunks (hex: arbitrary ids become single
+/// safe tokens; file scopes name the generation, so a rebuild in progress or an old
+/// generation is outside the searched scopes). `chunks.scope` is a VIRTUAL generated
+/// column (no storage, nothing for writers to fill in); FTS5's external content reads it
+/// by name. Search queries `scope : (...) AND text : (...)` and weights the scope column
+/// 0 in `bm25()`. The FTS table is recreated and rebuilt from `chunks` (on a large
+/// database this takes a while, once, at open).
+const V3: &str = r#"
+ALTER TABLE chunks ADD COLUMN scope TEXT GENERATED ALWAYS AS (
+    CASE kind
+        WHEN 'chat' THEN 'c' || hex(project_id)
+        ELSE 's' || hex(source_id) || 'g' || generation
+    END
+) VIRTUAL;
+
+DROP TRIGGER chunks_fts_insert;
+DROP TRIGGER chunks_fts_delete;
+DROP TRIGGER chunks_fts_update;
+DROP TABLE chunks_fts;
+
+CREATE VIRTUAL TABLE chunks_fts USING fts5(
+    text,
+    scope,
+    content = 'chunks',
+    content_rowid = 'id',
+    tokenize = 'porter unicode61 remove_diacritics 2'
+);
+
+CREATE TRIGGER chunks_fts_insert AFTER INSERT ON chunks BEGIN
+    INSERT INTO chunks_fts(rowid, text, scope) VALUES (new.id, new.text, new.scope);
+END;
+CREATE TRIGGER chunks_fts_delete AFTER DELETE ON chunks BEGIN
+    INSERT INTO chunks_fts(chunks_fts, rowid, text, scope)
+        VALUES ('delete', old.id, old.text, old.scope);
+END;
+CREATE TRIGGER chunks_fts_update
+AFTER UPDATE OF text, kind, project_id, source_id, generation ON chunks BEGIN
+    INSERT INTO chunks_fts(chunks_fts, rowid, text, scope)
+        VALUES ('delete', old.id, old.text, old.scope);
+    INSERT INTO chunks_fts(rowid, text, scope) VALUES (new.id, new.text, new.scope);
+END;
+
+INSERT INTO chunks_fts(chunks_fts) VALUES ('rebuild');
+"#;
+
 /// All migrations in order; index `i` brings the database to version `i + 1`.
 /// Append new ones at the end; never edit a released one.
-const MIGRATIONS: &[&str] = &[V1, V2];
+const MIGRATIONS: &[&str] = &[V1, V2, V3];
 
 /// The schema version this build creates and understands.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 
 /// Brings the database up to [`SCHEMA_VERSION`]; each step commits on its own.
 pub(crate) fn migrate(conn: &mut Connection, path_for_errors: &str) -> Result<(), StoreError> {
+    migrate_to(conn, path_for_errors, SCHEMA_VERSION)
+}
+
+/// Brings the database up to `target` (tests build older schemas with it).
+pub(crate) fn migrate_to(
+    conn: &mut Connection,
+    path_for_errors: &str,
+    target: i64,
+) -> Result<(), StoreError> {
     let current: i64 = conn
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .ctx("while reading the schema version")?;
@@ -191,7 +249,8 @@ pub(crate) fn migrate(conn: &mut Connection, path_for_errors: &str) -> Result<()
             supported: SCHEMA_VERSION,
         });
     }
-    for (i, sql) in MIGRATIONS.iter().enumerate().skip(current.max(0) as usize) {
+    let wanted = MIGRATIONS.iter().take(target.clamp(0, SCHEMA_VERSION) as usize);
+    for (i, sql) in wanted.enumerate().skip(current.max(0) as usize) {
         let version = i as i64 + 1;
         let context = format!("while applying schema migration {version}");
         let tx = conn

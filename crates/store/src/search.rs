@@ -1,10 +1,12 @@
 //! Search: turning user text into a safe FTS5 query, running it over chat and file
 //! chunks with one BM25 ranking, and mapping BM25 to a score in [0, 1]. User text is
 //! never passed to FTS5 as syntax: it is split into words here and every word is quoted,
-//! so operators, quotes and stray punctuation are plain words or ignored. Read-only.
+//! so operators, quotes and stray punctuation are plain words or ignored. Candidates are
+//! restricted inside FTS to the searched project's and sources' scope tokens (schema
+//! V3), so cost follows the searched scopes, not the whole store. Read-only.
 
-use rusqlite::Connection;
 use rusqlite::types::ToSql;
+use rusqlite::{Connection, OptionalExtension};
 
 use crate::error::{SqlContext, StoreError};
 
@@ -143,36 +145,86 @@ pub(crate) fn validate(q: &SearchRequest) -> Result<usize, StoreError> {
     Ok(q.limit.clamp(1, MAX_LIMIT))
 }
 
-/// The ids among `ids` that name existing sources. ChatDO's client sends
-/// `source_ids=[project_id]` when it has none, so ids that are not sources are dropped,
-/// and when none is left the project's own sources are searched.
-fn existing_sources(conn: &Connection, ids: &[String]) -> Result<Vec<String>, StoreError> {
+/// The FTS scope token of a project's chat chunks: `c` + hex of the id, as the
+/// generated column `chunks.scope` computes it (schema V3).
+pub(crate) fn chat_scope(project_id: &str) -> String {
+    format!("c{}", hex(project_id))
+}
+
+/// The FTS scope token of one generation of a source's file chunks.
+pub(crate) fn file_scope(source_id: &str, generation: i64) -> String {
+    format!("s{}g{generation}", hex(source_id))
+}
+
+/// Upper-case hex of the UTF-8 bytes, like SQLite's `hex()` of a TEXT value.
+fn hex(s: &str) -> String {
+    use std::fmt::Write;
+    let mut out = String::with_capacity(s.len() * 2);
+    for b in s.bytes() {
+        let _ = write!(out, "{b:02X}");
+    }
+    out
+}
+
+/// The full MATCH expression: candidates restricted to `scopes` inside FTS, ranked by
+/// the terms of `expr` (from [`match_expression`]). Scope tokens are hex and digits
+/// behind a letter, so quoting them is enough.
+fn scoped_expression(scopes: &[String], expr: &str) -> String {
+    let scopes: Vec<String> = scopes.iter().map(|t| format!("\"{t}\"")).collect();
+    format!("scope : ({}) AND text : ({expr})", scopes.join(" OR "))
+}
+
+/// The sources whose file chunks are searched, with their searchable generation: the
+/// ids among `source_ids` that name existing sources, or, when none does (ChatDO's
+/// client sends `source_ids=[project_id]` when it has none), the project's sources.
+fn searched_sources(conn: &Connection, q: &SearchRequest) -> Result<Vec<(String, i64)>, StoreError> {
     let context = "while resolving source_ids";
+    let mut found: Vec<(String, i64)> = Vec::new();
     let mut stmt = conn
-        .prepare_cached("SELECT 1 FROM sources WHERE id = ?1")
+        .prepare_cached("SELECT generation FROM sources WHERE id = ?1")
         .ctx(context)?;
-    let mut found = Vec::new();
-    for id in ids {
-        if !found.contains(id) && stmt.exists([id]).ctx(context)? {
-            found.push(id.clone());
+    for id in q.source_ids.as_deref().unwrap_or(&[]) {
+        if found.iter().any(|(f, _)| f == id) {
+            continue;
         }
+        let generation: Option<i64> = stmt.query_row([id], |r| r.get(0)).optional().ctx(context)?;
+        if let Some(g) = generation {
+            found.push((id.clone(), g));
+        }
+    }
+    if found.is_empty() {
+        let mut stmt = conn
+            .prepare_cached("SELECT id, generation FROM sources WHERE project_id = ?1 ORDER BY id")
+            .ctx(context)?;
+        let rows = stmt
+            .query_map([&q.project_id], |r| Ok((r.get(0)?, r.get(1)?)))
+            .ctx(context)?;
+        found = rows.collect::<Result<_, _>>().ctx(context)?;
     }
     Ok(found)
 }
 
-/// Runs the search on a read connection: the project's chat chunks (minus
-/// `exclude_chat_ids`) and the file chunks of the named existing sources, or, when no
-/// named id is an existing source (or none is named), of the sources attached to the
-/// project; one BM25 ranking.
+/// Runs the search on a read connection, in one read transaction (one snapshot): the
+/// project's chat chunks (minus `exclude_chat_ids`) and the searchable generation of
+/// the file chunks of [`searched_sources`]; one BM25 ranking.
+///
+/// FTS only yields chunks carrying one of the searched scope tokens; the SQL filters
+/// behind it still check every candidate exactly (kind, project, generation, excluded
+/// chats), so the scope only narrows the work, it never decides correctness.
 pub(crate) fn run(
     conn: &Connection,
     q: &SearchRequest,
     expr: &str,
     limit: usize,
 ) -> Result<Vec<SearchHit>, StoreError> {
+    let context = "while searching";
+    let tx = conn.unchecked_transaction().ctx(context)?;
+    let sources = searched_sources(conn, q)?;
+    let mut scopes = vec![chat_scope(&q.project_id)];
+    scopes.extend(sources.iter().map(|(id, g)| file_scope(id, *g)));
+    let full = scoped_expression(&scopes, expr);
     let limit = limit as i64;
-    let named = existing_sources(conn, q.source_ids.as_deref().unwrap_or(&[]))?;
-    let mut args: Vec<&dyn ToSql> = vec![&expr, &q.project_id, &limit];
+    let mut args: Vec<&dyn ToSql> = vec![&full, &q.project_id, &limit];
     // "?4, ?5, ..." for `n` ids numbered after the `taken` parameters already bound.
     let placeholders = |taken: usize, n: usize| -> String {
         (taken + 1..=taken + n)
@@ -181,9 +233,9 @@ pub(crate) fn run(
             .join(", ")
     };
     let mut sql = String::from(
-        "SELECT bm25(chunks_fts), c.kind, c.project_id, c.source_id, c.file_path, c.filetype,
-                c.chunk_index, c.text, c.start_char, c.end_char, c.chat_id, c.message_id,
-                c.message_uuid
+        "SELECT bm25(chunks_fts, 1.0, 0.0) AS r, c.kind, c.project_id, c.source_id,
+                c.file_path, c.filetype, c.chunk_index, c.text, c.start_char, c.end_char,
+                c.chat_id, c.message_id, c.message_uuid
          FROM chunks_fts JOIN chunks c ON c.id = chunks_fts.rowid
          LEFT JOIN sources s ON c.kind = 'file' AND s.id = c.source_id
          WHERE chunks_fts MATCH ?1
@@ -197,17 +249,15 @@ pub(crate) fn run(
     sql.push(')');
     // File chunks: only of a source's searchable generation (a rebuild in progress and
     // an old generation awaiting deletion stay invisible).
-    sql.push_str(" OR (c.kind = 'file' AND c.generation = s.generation AND ");
-    if named.is_empty() {
-        sql.push_str("s.project_id = ?2)");
-    } else {
-        let p = placeholders(args.len(), named.len());
-        sql.push_str(&format!("s.id IN ({p}))"));
-        args.extend(named.iter().map(|s| s as &dyn ToSql));
+    if !sources.is_empty() {
+        let p = placeholders(args.len(), sources.len());
+        sql.push_str(&format!(
+            " OR (c.kind = 'file' AND c.generation = s.generation AND s.id IN ({p}))"
+        ));
+        args.extend(sources.iter().map(|(id, _)| id as &dyn ToSql));
     }
-    sql.push_str(") ORDER BY bm25(chunks_fts), c.id LIMIT ?3");
+    sql.push_str(") ORDER BY r, c.id LIMIT ?3");
 
-    let context = "while searching";
     let mut stmt = conn.prepare_cached(&sql).ctx(context)?;
     let rows = stmt
         .query_map(args.as_slice(), |r| {
@@ -234,7 +284,10 @@ pub(crate) fn run(
             })
         })
         .ctx(context)?;
-    rows.collect::<Result<Vec<_>, _>>().ctx(context)
+    let hits = rows.collect::<Result<Vec<_>, _>>().ctx(context)?;
+    drop(stmt);
+    tx.commit().ctx(context)?;
+    Ok(hits)
 }
 
 #[cfg(test)]

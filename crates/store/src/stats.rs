@@ -33,6 +33,14 @@ pub struct StoreStats {
     pub messages_indexed: u64,
     /// Chat index jobs that ended in `error`.
     pub index_errors: u64,
+    /// Forced WAL checkpoints that reset the WAL (it had grown past the limit).
+    pub wal_checkpoints: u64,
+    /// Forced checkpoints that gave up (readers still on the WAL); retried later.
+    pub wal_checkpoints_busy: u64,
+    /// Longest writer stall caused by a forced checkpoint, in microseconds.
+    pub wal_checkpoint_stall_max_us: u64,
+    /// Sum of writer stalls caused by forced checkpoints, in microseconds.
+    pub wal_checkpoint_stall_total_us: u64,
     /// True once `shutdown` has started.
     pub shut_down: bool,
 }
@@ -48,6 +56,10 @@ pub(crate) struct Counters {
     pub commit_failures: AtomicU64,
     pub messages_indexed: AtomicU64,
     pub index_errors: AtomicU64,
+    pub wal_checkpoints: AtomicU64,
+    pub wal_checkpoints_busy: AtomicU64,
+    pub wal_stall_us_max: AtomicU64,
+    pub wal_stall_us_total: AtomicU64,
     pub shut_down: AtomicBool,
 }
 
@@ -59,6 +71,19 @@ impl Counters {
         self.writes_committed.fetch_add(writes as u64, Ordering::Relaxed);
         self.commit_us_total.fetch_add(us, Ordering::Relaxed);
         self.commit_us_max.fetch_max(us, Ordering::Relaxed);
+    }
+
+    /// Records one forced WAL checkpoint attempt that held the writer for `stall`.
+    pub fn record_checkpoint(&self, stall: Duration, reset: bool) {
+        let us = u64::try_from(stall.as_micros()).unwrap_or(u64::MAX);
+        let n = if reset {
+            &self.wal_checkpoints
+        } else {
+            &self.wal_checkpoints_busy
+        };
+        n.fetch_add(1, Ordering::Relaxed);
+        self.wal_stall_us_total.fetch_add(us, Ordering::Relaxed);
+        self.wal_stall_us_max.fetch_max(us, Ordering::Relaxed);
     }
 }
 
@@ -80,6 +105,18 @@ impl PendingJobs {
         let mut set = self.set.lock().unwrap_or_else(PoisonError::into_inner);
         set.insert((enqueue_ms, job_id));
         self.publish(&set);
+    }
+
+    /// Several jobs are no longer pending; one wake-up for all.
+    pub fn remove_all<'a>(&self, jobs: impl IntoIterator<Item = (i64, &'a str)>) {
+        let mut set = self.set.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut changed = false;
+        for (ms, id) in jobs {
+            changed |= set.remove(&(ms, id.to_string()));
+        }
+        if changed {
+            self.publish(&set);
+        }
     }
 
     /// A job is no longer pending (finished or deleted). Unknown jobs are ignored.

@@ -2,9 +2,13 @@
 //! a channel; it runs every request already waiting in ONE transaction (group commit),
 //! each inside its own savepoint so one failing request does not sink the others, and
 //! answers each caller only after the COMMIT. It must not run slow non-database work,
-//! since every write in the process queues behind it.
+//! since every write in the process queues behind it. After commits it keeps the WAL
+//! bounded ([`WalGuard`]): steady readers stop SQLite's passive checkpoints from ever
+//! resetting the WAL, so past a size limit it forces one, with a short bounded wait.
 
+use std::ffi::OsString;
 use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender, SyncSender};
@@ -20,6 +24,90 @@ use crate::stats::Counters;
 const MAX_BATCH: usize = 256;
 /// Requests allowed to wait in the channel before new ones are refused (503).
 const MAX_QUEUE: u64 = 10_000;
+
+/// Shortest wait for readers in a forced checkpoint (the writer, so every write, stalls
+/// meanwhile). The wait adapts: doubled after an attempt that gave up (the searches in
+/// flight took longer), halved after one that succeeded, within this and
+/// [`CHECKPOINT_WAIT_MAX`].
+const CHECKPOINT_WAIT: Duration = Duration::from_millis(25);
+/// Longest wait for readers in one forced checkpoint (acks are given 2 s).
+const CHECKPOINT_WAIT_MAX: Duration = Duration::from_millis(400);
+/// After an attempt gave up, the next one comes once the WAL grew by another quarter of
+/// the limit, or this long after, whichever is first: the stall is paid at most once per
+/// limit/4 bytes written (or per second), whatever the readers do.
+const CHECKPOINT_RETRY: Duration = Duration::from_secs(1);
+
+/// Keeps the WAL file under a size limit. SQLite's automatic checkpoints are passive:
+/// they copy pages back but can only *reset* the WAL (write from its start again) when
+/// no reader is using it, which never happens under steady searches, so the file grows
+/// without bound. After a commit, when the file is over the limit (one `stat`), the
+/// writer runs `wal_checkpoint(TRUNCATE)` with a short busy timeout: new readers read
+/// the database file meanwhile and are never blocked; the writer waits only for reads
+/// already in flight, and gives up (retrying later) rather than stall for long.
+pub(crate) struct WalGuard {
+    wal_path: PathBuf,
+    /// 0: disabled.
+    limit: u64,
+    /// The connection's usual busy timeout, restored after a checkpoint.
+    busy_timeout: Duration,
+    /// Current wait for readers.
+    wait: Duration,
+    /// After an attempt that gave up: (when, WAL size then).
+    gave_up: Option<(Instant, u64)>,
+}
+
+impl WalGuard {
+    /// A guard for the WAL of database `db` (`<db>-wal`); `limit` 0 disables it.
+    pub fn new(db: &Path, limit: u64, busy_timeout: Duration) -> Self {
+        let mut wal = OsString::from(db.as_os_str());
+        wal.push("-wal");
+        WalGuard {
+            wal_path: PathBuf::from(wal),
+            limit,
+            busy_timeout,
+            wait: CHECKPOINT_WAIT,
+            gave_up: None,
+        }
+    }
+
+    /// A guard that never checkpoints.
+    #[cfg(test)]
+    pub fn disabled() -> Self {
+        WalGuard::new(Path::new(""), 0, Duration::from_secs(2))
+    }
+
+    /// Called after each batch: forces a checkpoint when the WAL is over the limit.
+    fn after_commit(&mut self, conn: &Connection, counters: &Counters) {
+        if self.limit == 0 {
+            return;
+        }
+        let size = std::fs::metadata(&self.wal_path).map_or(0, |m| m.len());
+        if size <= self.limit {
+            return;
+        }
+        if let Some((at, then)) = self.gave_up
+            && size < then.saturating_add(self.limit / 4)
+            && at.elapsed() < CHECKPOINT_RETRY
+        {
+            return;
+        }
+        let started = Instant::now();
+        let _ = conn.busy_timeout(self.wait);
+        // (busy, WAL frames, frames checkpointed); busy = 1 when readers kept it from
+        // finishing.
+        let outcome = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get::<_, i64>(0));
+        let _ = conn.busy_timeout(self.busy_timeout);
+        let reset = matches!(outcome, Ok(0));
+        counters.record_checkpoint(started.elapsed(), reset);
+        if reset {
+            self.wait = (self.wait / 2).max(CHECKPOINT_WAIT);
+            self.gave_up = None;
+        } else {
+            self.wait = (self.wait * 2).min(CHECKPOINT_WAIT_MAX);
+            self.gave_up = Some((Instant::now(), size));
+        }
+    }
+}
 
 /// Runs after the batch's COMMIT (`Ok`) or its failure (`Err`), on the writer thread.
 type Completion = Box<dyn FnOnce(Result<(), &StoreError>) + Send>;
@@ -99,12 +187,16 @@ pub(crate) struct Writer {
 
 impl Writer {
     /// Moves `conn` (already migrated) onto a new writer thread.
-    pub fn spawn(conn: Connection, counters: Arc<Counters>) -> Result<(Writer, JoinHandle<()>), StoreError> {
+    pub fn spawn(
+        conn: Connection,
+        counters: Arc<Counters>,
+        wal: WalGuard,
+    ) -> Result<(Writer, JoinHandle<()>), StoreError> {
         let (tx, rx) = mpsc::channel();
         let thread_counters = Arc::clone(&counters);
         let handle = std::thread::Builder::new()
             .name("store-writer".into())
-            .spawn(move || run(conn, rx, thread_counters))
+            .spawn(move || run(conn, rx, thread_counters, wal))
             .map_err(|source| StoreError::Io {
                 context: "while starting the writer thread".into(),
                 source,
@@ -186,7 +278,7 @@ impl Writer {
 }
 
 /// The thread body.
-fn run(conn: Connection, rx: Receiver<Msg>, counters: Arc<Counters>) {
+fn run(conn: Connection, rx: Receiver<Msg>, counters: Arc<Counters>, mut wal: WalGuard) {
     let mut stop: Option<SyncSender<Result<(), StoreError>>> = None;
     while stop.is_none() {
         let Ok(first) = rx.recv() else {
@@ -199,6 +291,7 @@ fn run(conn: Connection, rx: Receiver<Msg>, counters: Arc<Counters>) {
         }
         let batch = collect(first, &rx, &counters, &mut stop);
         commit_batch(&conn, batch, &counters);
+        wal.after_commit(&conn, &counters);
     }
     // Graceful stop: commit what was already queued, then refuse the rest.
     loop {
@@ -349,7 +442,7 @@ mod tests {
         let conn = Connection::open(dir.path().join("w.sqlite")).expect("open");
         conn.execute_batch("PRAGMA journal_mode=WAL; CREATE TABLE t (x INTEGER UNIQUE)")
             .expect("setup");
-        let (w, h) = Writer::spawn(conn, Arc::new(Counters::default())).expect("spawn");
+        let (w, h) = Writer::spawn(conn, Arc::new(Counters::default()), WalGuard::disabled()).expect("spawn");
         (w, h, dir)
     }
 

@@ -190,3 +190,59 @@ fn a_bad_job_is_marked_error_and_the_indexer_goes_on() {
     assert!(store.wait_idle(IDLE));
     assert_eq!(search(&store, "p", "kestrel").len(), 1, "indexer still alive");
 }
+
+#[test]
+fn a_bad_job_inside_a_large_batch_fails_alone() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = open(dir.path());
+    store.pause_indexer_for_tests(true);
+    let first: Vec<_> = (0..300)
+        .map(|i| {
+            store
+                .index_chat_message(msg("p", "c", &format!("a{i}"), &format!("grebe first{i}")))
+                .expect("index")
+        })
+        .collect();
+    store.shutdown().expect("shutdown");
+    drop(store);
+    let conn = raw(dir.path());
+    conn.pragma_update(None, "foreign_keys", false).expect("fk off");
+    conn.execute(
+        "INSERT INTO chat_index_jobs (job_id, message_uuid, state, enqueue_ms,
+                 enqueue_time, estimated_chunks, computed_timeout)
+             VALUES ('c:ghost:1', 'no-such-message', 'queued', 1, '2025-01-01T00:00:00', 1, 10)",
+        [],
+    )
+    .expect("insert bad job");
+    drop(conn);
+    let store = open(dir.path());
+    store.pause_indexer_for_tests(true);
+    let second: Vec<_> = (0..300)
+        .map(|i| {
+            store
+                .index_chat_message(msg("p", "c", &format!("b{i}"), &format!("grebe second{i}")))
+                .expect("index")
+        })
+        .collect();
+    let commits_before = store.stats().commits;
+    store.pause_indexer_for_tests(false);
+    assert!(store.wait_idle(IDLE));
+    for a in first.iter().chain(&second) {
+        let s = store.job_status(&a.job_id).expect("status").expect("known");
+        assert_eq!(s.state, JobState::Success);
+        assert!(s.start_time.is_some() && s.end_time.is_some());
+    }
+    let bad = store.job_status("c:ghost:1").expect("status").expect("known");
+    assert_eq!(bad.state, JobState::Error);
+    let stats = store.stats();
+    assert_eq!((stats.messages_indexed, stats.index_errors), (600, 1));
+    // 601 jobs, at most 256 claimed per step (budget permitting): a handful of commits.
+    assert!(
+        stats.commits - commits_before < 100,
+        "jobs are finished in batches: {stats:?}"
+    );
+    let mut q = common::query("p", "grebe");
+    q.limit = 200;
+    assert_eq!(store.search(&q).expect("search").len(), 200);
+    assert_eq!(store.integrity_check().expect("check"), "ok");
+}

@@ -219,3 +219,32 @@ fn empty_project_id_is_invalid() {
         Err(StoreError::InvalidInput(_))
     ));
 }
+
+#[test]
+fn arbitrary_project_ids_stay_isolated() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = open(dir.path());
+    let long = "é".repeat(256); // 512 bytes, the longest id accepted
+    let projects = [
+        "x",
+        "x y",
+        "x-y",
+        "xy",
+        "X",
+        "Ünïcödé",
+        "\"*:^() OR",
+        long.as_str(),
+    ];
+    for p in projects {
+        store
+            .index_chat_message(msg(p, "c", "m", &format!("heron in {p}")))
+            .expect("index");
+    }
+    assert!(store.wait_idle(IDLE));
+    for p in projects {
+        let hits = search(&store, p, "heron");
+        assert_eq!(hits.len(), 1, "{p}");
+        assert_eq!(hits[0].project_id, p);
+    }
+    assert!(search(&store, "x y z", "heron").is_empty());
+}

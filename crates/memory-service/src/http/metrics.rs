@@ -22,7 +22,7 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
 
 /// The store's counters, from memory (never the database).
 fn store_metrics(s: &memory_store::StoreStats) -> String {
-    let rows: [(&str, &str, &str, u64); 9] = [
+    let rows: [(&str, &str, &str, u64); 12] = [
         (
             "store_writer_queue_depth",
             "gauge",
