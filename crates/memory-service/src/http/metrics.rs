@@ -77,6 +77,24 @@ fn store_metrics(s: &memory_store::StoreStats) -> String {
             "Chat index jobs that failed.",
             s.index_errors,
         ),
+        (
+            "store_wal_checkpoints_total",
+            "counter",
+            "WAL checkpoints forced by its size limit.",
+            s.wal_checkpoints,
+        ),
+        (
+            "store_wal_checkpoints_busy_total",
+            "counter",
+            "Forced WAL checkpoints that gave way to readers.",
+            s.wal_checkpoints_busy,
+        ),
+        (
+            "store_wal_checkpoint_stall_max_us",
+            "gauge",
+            "Longest writer stall in a forced checkpoint, microseconds.",
+            s.wal_checkpoint_stall_max_us,
+        ),
     ];
     let mut out = String::new();
     for (name, kind, help, value) in rows {
