@@ -420,7 +420,16 @@ impl Store {
             wal_checkpoint_stall_max_us: load(&c.wal_stall_us_max),
             wal_checkpoint_stall_total_us: load(&c.wal_stall_us_total),
             shut_down: c.shut_down.load(Ordering::Relaxed),
+            writer_exited: self.thread_exited(|t| &t.writer),
+            indexer_exited: self.thread_exited(|t| &t.indexer),
         }
+    }
+
+    /// Whether a background thread has ended while the store is open (a bug
+    /// or a panic): requests would then fail or messages stay unindexed.
+    fn thread_exited(&self, which: fn(&Threads) -> &JoinHandle<()>) -> bool {
+        let threads = self.inner.threads.lock().unwrap_or_else(PoisonError::into_inner);
+        threads.as_ref().is_some_and(|t| which(t).is_finished())
     }
 
     /// Graceful stop: the indexer finishes the jobs it claimed, the writer commits what is

@@ -13,6 +13,11 @@ use crate::clock;
 /// A snapshot of the store's counters.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct StoreStats {
+    /// The writer thread ended while the store was open (every write fails).
+    pub writer_exited: bool,
+    /// The chat indexer thread ended while the store was open (messages are
+    /// acknowledged but no longer indexed).
+    pub indexer_exited: bool,
     /// Write requests sent to the writer thread and not yet picked up.
     pub writer_queue_depth: u64,
     /// Chat index jobs queued or running.

@@ -20,6 +20,15 @@ pub fn problem(s: &memory_store::StoreStats) -> Option<String> {
     if s.shut_down {
         return Some("the database is closed".into());
     }
+    if s.writer_exited {
+        return Some("the database writer thread has stopped: writes fail; restart the service".into());
+    }
+    if s.indexer_exited {
+        return Some(
+            "the chat indexer thread has stopped: messages are stored but not indexed; restart the service"
+                .into(),
+        );
+    }
     if s.writer_queue_depth > MAX_QUEUE_DEPTH {
         return Some(format!(
             "the database writer is behind: {} writes waiting (threshold {MAX_QUEUE_DEPTH})",
