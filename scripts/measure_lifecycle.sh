@@ -21,7 +21,8 @@ trap cleanup EXIT
 start_t=(); already_t=(); replace_t=()
 for _ in $(seq "$runs"); do
   t=$(date +%s%N); ms_cli start >/dev/null; start_t+=("$(ms_frac "$t")")
-  t=$(date +%s%N); ms_cli start | grep -q "already running"; already_t+=("$(ms_frac "$t")")
+  t=$(date +%s%N); out=$(ms_cli start); already_t+=("$(ms_frac "$t")")
+  case "$out" in *"already running"*) ;; *) echo "expected 'already running', got: $out" >&2; exit 1 ;; esac
   pid=$(cat "$home/memory_service.pid")
   t=$(date +%s%N); kill -STOP "$pid"; ms_cli start --kill-timeout 5 >/dev/null; replace_t+=("$(ms_frac "$t")")
   ms_cli stop >/dev/null

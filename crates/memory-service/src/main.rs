@@ -25,6 +25,19 @@ fn main() -> ProcessExit {
             .into();
         }
     };
+    if !matches!(cli.command, Command::Serve) {
+        // A command whose output is piped into `head` or `grep -q` should end
+        // quietly when the reader goes, like any Unix tool, not panic on
+        // EPIPE. (`serve` keeps Rust's default: a closed log pipe must never
+        // kill the daemon.)
+        // SAFETY: called before any thread exists; SIG_DFL is always valid.
+        unsafe {
+            let _ = nix::sys::signal::signal(
+                nix::sys::signal::Signal::SIGPIPE,
+                nix::sys::signal::SigHandler::SigDfl,
+            );
+        }
+    }
     // `serve` logs at info; the client commands only show warnings.
     let default = if matches!(cli.command, Command::Serve) {
         "info"

@@ -403,3 +403,17 @@ fn logs_follow_prints_new_lines() {
     });
     drop(follower); // killed on drop
 }
+
+#[test]
+fn a_closed_stdout_ends_a_command_quietly() {
+    // `memory-service status | head -0`: the reader is gone before we write.
+    let sb = Sandbox::new();
+    let cmd = format!("'{}' --home '{}' status | head -c 0", bin(), sb.home.display());
+    let out = std::process::Command::new("sh")
+        .args(["-c", &cmd])
+        .env("HOME", sb.path())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("panicked") && !err.contains("Broken pipe"), "{err}");
+}
