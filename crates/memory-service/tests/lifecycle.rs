@@ -406,14 +406,25 @@ fn logs_follow_prints_new_lines() {
 
 #[test]
 fn a_closed_stdout_ends_a_command_quietly() {
-    // `memory-service status | head -0`: the reader is gone before we write.
+    // Like `memory-service status | head -0`, deterministically: stdout is a
+    // pipe whose reading end is already closed, so the first write is EPIPE.
     let sb = Sandbox::new();
-    let cmd = format!("'{}' --home '{}' status | head -c 0", bin(), sb.home.display());
-    let out = std::process::Command::new("sh")
-        .args(["-c", &cmd])
-        .env("HOME", sb.path())
+    let (read_end, write_end) = nix::unistd::pipe().unwrap();
+    drop(read_end);
+    let home = sb.home.display().to_string();
+    let out = sb
+        .command(&["--home", &home, "status"])
+        .stdout(std::process::Stdio::from(write_end))
+        .stderr(std::process::Stdio::piped())
         .output()
         .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!err.contains("panicked") && !err.contains("Broken pipe"), "{err}");
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(
+        out.status.signal(),
+        Some(13),
+        "ended by SIGPIPE like any Unix tool: {:?}",
+        out.status
+    );
 }
