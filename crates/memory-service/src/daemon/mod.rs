@@ -1,7 +1,7 @@
 //! `memory-service serve`: the foreground instance. The order is the whole
 //! safety story: claim the home (flock) before binding the port or opening
-//! any data; bind without `SO_REUSEPORT`; only then build the async runtime
-//! and serve. On SIGTERM/SIGINT: stop accepting, drain, remove the PID file,
+//! any data; bind with no port sharing (never the REUSEPORT option); only
+//! then build the async runtime and serve. On SIGTERM/SIGINT: stop accepting, drain, remove the PID file,
 //! remove the lock file while still holding the lock, exit 0.
 
 mod lockwatch;
@@ -101,7 +101,7 @@ pub fn report_refusal(verdict: &Verdict, config: &Config) {
 }
 
 fn bind(config: &Config) -> std::io::Result<TcpListener> {
-    // std's bind sets SO_REUSEADDR (TIME_WAIT reuse) but never SO_REUSEPORT:
+    // std's bind sets SO_REUSEADDR (TIME_WAIT reuse) but never the REUSEPORT option:
     // a second listener on the same port fails with AddrInUse, as it must.
     let addrs: Vec<_> = (config.host.as_str(), config.port).to_socket_addrs()?.collect();
     let listener = TcpListener::bind(&addrs[..])?;
