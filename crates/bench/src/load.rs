@@ -380,12 +380,7 @@ pub fn run(args: &LoadArgs) -> Result<()> {
     };
     let report = Report {
         bin,
-        host: format!(
-            "{} {}, {} CPUs",
-            std::env::consts::OS,
-            std::env::consts::ARCH,
-            std::thread::available_parallelism().map_or(0, |n| n.get())
-        ),
+        host: crate::proc::host_description(),
         size,
         fill,
         baseline,

@@ -390,3 +390,13 @@ pub fn resident_mib(pid: u32) -> Result<f64> {
         .with_context(|| format!("pid {pid} not found by sysinfo"))?;
     Ok(p.memory() as f64 / (1024.0 * 1024.0))
 }
+
+/// "linux x86_64, 2 CPUs": what the numbers were measured on.
+pub fn host_description() -> String {
+    format!(
+        "{} {}, {} CPUs",
+        std::env::consts::OS,
+        std::env::consts::ARCH,
+        std::thread::available_parallelism().map_or(0, |n| n.get())
+    )
+}

@@ -111,12 +111,7 @@ pub fn run(args: &StartupArgs) -> Result<()> {
 
     let report = Report {
         bin,
-        host: format!(
-            "{} {}, {} CPUs",
-            std::env::consts::OS,
-            std::env::consts::ARCH,
-            std::thread::available_parallelism().map_or(0, |n| n.get())
-        ),
+        host: crate::proc::host_description(),
         exec_to_healthy_ms: summary(&answered)?,
         exec_to_ready_ms: summary(&ready)?,
         sigterm_to_exit_ms: summary(&term)?,

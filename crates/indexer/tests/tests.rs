@@ -6,7 +6,7 @@ mod tree;
 
 use std::time::Duration;
 
-use helper::{DEADLINE, Env, completed, eventually, files_found, latest_job, no_watch, search, write};
+use helper::{DEADLINE, Env, add, completed, eventually, files_found, latest_job, no_watch, search, write};
 use memory_indexer::{IndexerConfig, IndexerError};
 use memory_store::{FileJobKind, FileJobState, NewSource, SourceStatus, SourceType, StoreError};
 
@@ -24,9 +24,7 @@ fn add_source_indexes_and_search_finds_file_text() {
     write(&root, "long.txt", &long);
     let store = env.store();
     let ix = env.indexer(&store, no_watch());
-    let (source, job) = ix
-        .add_source(root.to_str().expect("utf8"), None, None)
-        .expect("add");
+    let (source, job) = add(&ix, &root);
     assert_eq!(source.id, "tree-dir");
     assert_eq!(source.display_name, "tree");
     assert_eq!(source.project_id, "general");
@@ -152,9 +150,7 @@ fn gitignore_and_default_excludes_are_honoured() {
     }
     let store = env.store();
     let ix = env.indexer(&store, no_watch());
-    let (_, job) = ix
-        .add_source(root.to_str().expect("utf8"), None, None)
-        .expect("add");
+    let (_, job) = add(&ix, &root);
     completed(&ix, job);
     let canon = std::fs::canonicalize(&root).expect("canon");
     let found = files_found(&store, "narwhal");
@@ -185,9 +181,7 @@ fn binary_and_oversized_files_are_skipped_and_counted() {
         ..no_watch()
     };
     let ix = env.indexer(&store, cfg);
-    let (_, job) = ix
-        .add_source(root.to_str().expect("utf8"), None, None)
-        .expect("add");
+    let (_, job) = add(&ix, &root);
     let j = completed(&ix, job);
     assert_eq!(j.files_total, Some(6));
     assert_eq!(j.files_skipped, 4, "{j:?}");
@@ -213,9 +207,7 @@ fn second_index_touches_nothing_unchanged() {
     }
     let store = env.store();
     let ix = env.indexer(&store, no_watch());
-    let (src, job) = ix
-        .add_source(root.to_str().expect("utf8"), None, None)
-        .expect("add");
+    let (src, job) = add(&ix, &root);
     assert_eq!(completed(&ix, job).files_updated, 30);
     ix.shutdown();
 
@@ -264,9 +256,7 @@ fn watcher_follows_create_change_delete() {
         ..IndexerConfig::default()
     };
     let ix = env.indexer(&store, cfg);
-    let (src, job) = ix
-        .add_source(root.to_str().expect("utf8"), None, None)
-        .expect("add");
+    let (src, job) = add(&ix, &root);
     completed(&ix, job);
     assert_eq!(files_found(&store, "gazelle").len(), 1);
 
@@ -317,9 +307,7 @@ fn reindex_never_shows_an_empty_source() {
             ..no_watch()
         },
     );
-    let (src, job) = ix
-        .add_source(root.to_str().expect("utf8"), None, None)
-        .expect("add");
+    let (src, job) = add(&ix, &root);
     completed(&ix, job);
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let searcher = {
@@ -374,9 +362,7 @@ fn delete_source_makes_its_chunks_unsearchable() {
     write(&other, "b.txt", "lemur other");
     let store = env.store();
     let ix = env.indexer(&store, IndexerConfig::default());
-    let (a, j1) = ix
-        .add_source(root.to_str().expect("utf8"), None, None)
-        .expect("add a");
+    let (a, j1) = add(&ix, &root);
     let (b, j2) = ix
         .add_source(other.to_str().expect("utf8"), None, None)
         .expect("add b");
@@ -447,9 +433,7 @@ fn an_interrupted_rebuild_leaves_the_old_generation_searchable() {
     write(&root, "a.txt", "okapi one");
     let store = env.store();
     let ix = env.indexer(&store, no_watch());
-    let (src, job) = ix
-        .add_source(root.to_str().expect("utf8"), None, None)
-        .expect("add");
+    let (src, job) = add(&ix, &root);
     completed(&ix, job);
     ix.shutdown();
     // A rebuild claimed and half-written (one file of a new generation), then a crash.
@@ -524,9 +508,7 @@ fn shutdown_requeues_the_running_job() {
             ..no_watch()
         },
     );
-    let (src, job) = ix
-        .add_source(root.to_str().expect("utf8"), None, None)
-        .expect("add");
+    let (src, job) = add(&ix, &root);
     ix.shutdown(); // wherever it is, it stops at a file boundary
     let j = store.file_job(job).expect("job").expect("known");
     assert!(

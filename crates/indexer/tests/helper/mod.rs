@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use memory_indexer::{Indexer, IndexerConfig};
-use memory_store::{FileJob, FileJobState, SearchHit, SearchRequest, Store, StoreConfig};
+use memory_store::{FileJob, FileJobState, SearchHit, SearchRequest, Source, Store, StoreConfig};
 
 /// Generous guard for background work.
 pub const DEADLINE: Duration = Duration::from_secs(60);
@@ -74,6 +74,13 @@ pub fn files_found(store: &Store, q: &str) -> Vec<String> {
     v.sort();
     v.dedup();
     v
+}
+
+/// Adds `root` as a source with the defaults (name from the folder, project
+/// "general"); returns it and its first job's id.
+pub fn add(ix: &Indexer, root: &Path) -> (Source, i64) {
+    ix.add_source(root.to_str().expect("utf8"), None, None)
+        .expect("add source")
 }
 
 pub fn completed(ix: &Indexer, job: i64) -> FileJob {
