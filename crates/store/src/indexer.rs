@@ -17,6 +17,7 @@ use crate::clock;
 use crate::error::{SqlContext, StoreError};
 use crate::job::{self, Claimed, JobState};
 use crate::stats::{Counters, PendingJobs};
+use crate::vectors::ChunkChanges;
 use crate::writer::{Wait, Writer};
 
 /// After a failed step (e.g. disk full), retry this much later even without new work.
@@ -149,6 +150,8 @@ pub(crate) struct Indexer {
     pub signal: Arc<IndexerSignal>,
     pub pending: Arc<PendingJobs>,
     pub counters: Arc<Counters>,
+    /// Bumped after a step that indexed messages (wakes the embedding stage).
+    pub changes: Arc<ChunkChanges>,
 }
 
 impl Indexer {
@@ -192,6 +195,7 @@ impl Indexer {
             let jobs = current.clone();
             let pending = Arc::clone(&self.pending);
             let counters = Arc::clone(&self.counters);
+            let changes = Arc::clone(&self.changes);
             let result = self.writer.execute_then(
                 Wait::Forever,
                 move |conn| step(conn, jobs, take_more),
@@ -214,6 +218,9 @@ impl Indexer {
                             .iter()
                             .map(|(job, _)| (job.enqueue_ms, job.job_id.as_str())),
                     );
+                    if s.finished.iter().any(|(_, o)| *o == Outcome::Indexed) {
+                        changes.bump();
+                    }
                 },
             );
             *current = result?.next;

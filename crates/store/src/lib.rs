@@ -17,7 +17,9 @@
 //! - `file_jobs`: durable file index jobs (ids, claim, finish and swap, recovery).
 //! - `chunk_stats`: chunk diagnostics of a source.
 //! - `files`: indexed files, their chunks in generations, garbage collection.
-//! - `search`: safe FTS5 queries, BM25 ranking, score mapping.
+//! - [`terms`]: words in every script (CJK bigrams, identifier parts) for FTS5.
+//! - `search`: safe FTS5 queries, hybrid ranking (BM25, word coverage, embeddings).
+//! - `vectors`: chunk embeddings in `chunk_vectors` and their in-memory copy.
 //! - `stats`: in-memory counters and the pending-job tracker.
 //! - `clock`: timestamps. `error`: [`StoreError`].
 //!
@@ -41,6 +43,8 @@ mod schema;
 mod search;
 mod sources;
 mod stats;
+pub mod terms;
+mod vectors;
 mod writer;
 
 use std::path::PathBuf;
@@ -62,6 +66,7 @@ pub use schema::SCHEMA_VERSION;
 pub use search::{MAX_LIMIT, MAX_TERMS, SearchHit, SearchRequest, SourceType};
 pub use sources::{NewSource, Source, SourceStatus};
 pub use stats::StoreStats;
+pub use vectors::{ChunkChanges, PendingChunk, VectorIndex, dot};
 
 use error::{SqlContext, on_path};
 use indexer::{Indexer, IndexerSignal};
@@ -119,6 +124,9 @@ struct Inner {
     counters: Arc<Counters>,
     pending: Arc<PendingJobs>,
     signal: Arc<IndexerSignal>,
+    /// The current embedding model's vectors (empty, model "", until one is set).
+    vectors: VectorIndex,
+    changes: Arc<ChunkChanges>,
     threads: Mutex<Option<Threads>>,
     closed: AtomicBool,
     reply_wait: Duration,
@@ -186,11 +194,13 @@ impl Store {
         let wal = WalGuard::new(&cfg.path, cfg.wal_limit_bytes, cfg.busy_timeout);
         let (writer, writer_thread) = Writer::spawn(conn, Arc::clone(&counters), wal)?;
         let signal = Arc::new(IndexerSignal::default());
+        let changes = Arc::new(ChunkChanges::default());
         let indexer = Indexer {
             writer: writer.clone(),
             signal: Arc::clone(&signal),
             pending: Arc::clone(&pending),
             counters: Arc::clone(&counters),
+            changes: Arc::clone(&changes),
         };
         let indexer_thread = match indexer.spawn() {
             Ok(t) => t,
@@ -211,6 +221,8 @@ impl Store {
                 counters,
                 pending,
                 signal,
+                vectors: VectorIndex::default(),
+                changes,
                 threads: Mutex::new(Some(Threads {
                     writer: writer_thread,
                     indexer: indexer_thread,
@@ -258,16 +270,105 @@ impl Store {
         self.inner.readers.with(|c| job::status(c, job_id))
     }
 
-    /// `POST /search`: BM25 over the project's chat chunks (minus `exclude_chat_ids`) and
-    /// the file chunks of `source_ids`, best first, at most `limit` (clamped to 1..=200).
-    /// An empty or punctuation-only query gives no results.
+    /// `POST /search` without a query vector: the text channel only (see
+    /// [`Store::search_with`]).
     pub fn search(&self, q: &SearchRequest) -> Result<Vec<SearchHit>, StoreError> {
+        self.search_with(q, None)
+    }
+
+    /// `POST /search`: the project's chat chunks (minus `exclude_chat_ids`) and the file
+    /// chunks of `source_ids`, best first, at most `limit` (clamped to 1..=200), each
+    /// scored in [0, 1] from BM25, the query words it holds and, when `query_vector` (the
+    /// query's embedding by the model of [`Store::set_embedding_model`], L2-normalised)
+    /// is given, its meaning. A query without a word gives no results.
+    pub fn search_with(
+        &self,
+        q: &SearchRequest,
+        query_vector: Option<&[f32]>,
+    ) -> Result<Vec<SearchHit>, StoreError> {
         self.check_open()?;
         let limit = search::validate(q)?;
-        let Some(expr) = search::match_expression(&q.query) else {
+        let terms = terms::query_terms(&q.query, MAX_TERMS);
+        if terms.is_empty() {
             return Ok(Vec::new());
-        };
-        self.inner.readers.with(|c| search::run(c, q, &expr, limit))
+        }
+        let vectors = &self.inner.vectors;
+        let semantic = query_vector
+            .filter(|v| !v.is_empty() && !vectors.is_empty())
+            .map(|v| (v, vectors));
+        self.inner
+            .readers
+            .with(|c| search::run(c, q, &terms, semantic, limit))
+    }
+
+    /// Chooses the embedding model whose vectors search uses (`model`: its id; `dim`:
+    /// its vector length) and loads them from the database into memory (about
+    /// `4 * dim` bytes per chunk). Chunks without a vector of this model are then
+    /// [`Store::chunks_to_embed`].
+    pub fn set_embedding_model(&self, model: &str, dim: usize) -> Result<(), StoreError> {
+        self.check_open()?;
+        if model.is_empty() || dim == 0 {
+            return Err(StoreError::InvalidInput(
+                "an embedding model needs a name and a dimension".into(),
+            ));
+        }
+        let vectors = &self.inner.vectors;
+        self.inner.readers.with(|c| vectors.load(c, model, dim))
+    }
+
+    /// Embedding stage: up to `limit` chunks without a vector of the current model,
+    /// chat chunks first, ids above `after` ascending. Empty before a model is set.
+    pub fn chunks_to_embed(&self, after: i64, limit: usize) -> Result<Vec<PendingChunk>, StoreError> {
+        self.check_open()?;
+        let model = self.inner.vectors.model();
+        if model.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.inner
+            .readers
+            .with(|c| vectors::pending(c, &model, after, limit))
+    }
+
+    /// Embedding stage: stores vectors of `model` (`(chunk id, vector)`, each of the
+    /// model's dimension) in one transaction, then makes them searchable. Chunks deleted
+    /// meanwhile are skipped; returns how many were stored.
+    pub fn store_vectors(&self, model: &str, rows: Vec<(i64, Vec<f32>)>) -> Result<usize, StoreError> {
+        let model = model.to_string();
+        let m = model.clone();
+        let stored = self.write(true, move |c| vectors::write(c, &m, rows))?;
+        self.inner.vectors.insert_all(&model, &stored);
+        Ok(stored.len())
+    }
+
+    /// Embedding stage: drops vectors of deleted chunks from memory; how many.
+    pub fn prune_vectors(&self) -> Result<usize, StoreError> {
+        self.check_open()?;
+        let model = self.inner.vectors.model();
+        if model.is_empty() {
+            return Ok(0);
+        }
+        let alive = self.inner.readers.with(|c| vectors::alive(c, &model))?;
+        Ok(self.inner.vectors.retain(&alive))
+    }
+
+    /// Chunks in the database (chat and file, every generation).
+    pub fn chunk_count(&self) -> Result<u64, StoreError> {
+        self.check_open()?;
+        self.inner.readers.with(|c| {
+            c.query_row("SELECT count(*) FROM chunks", [], |r| r.get::<_, i64>(0))
+                .ctx("while counting chunks")
+                .map(|n| n.max(0) as u64)
+        })
+    }
+
+    /// Vectors of the current model held for search (never touches the database).
+    pub fn embedded_chunks(&self) -> usize {
+        self.inner.vectors.len()
+    }
+
+    /// Wakes when chunks are added or removed (see [`ChunkChanges`]).
+    pub fn chunk_changes(&self) -> Arc<ChunkChanges> {
+        Arc::clone(&self.inner.changes)
     }
 
     /// `DELETE /chats/{project_id}/{chat_id}`: deletes the chat's messages, chunks (and
@@ -277,6 +378,7 @@ impl Store {
         chat::validate_chat_ids(project_id, chat_id)?;
         let (project_id, chat_id) = (project_id.to_string(), chat_id.to_string());
         let pending = Arc::clone(&self.inner.pending);
+        let changes = Arc::clone(&self.inner.changes);
         let deleted = self.inner.writer.execute_then(
             Wait::Bounded(self.inner.reply_wait),
             move |conn| chat::delete(conn, &project_id, &chat_id),
@@ -284,6 +386,7 @@ impl Store {
                 for (ms, id) in &d.pending_jobs {
                     pending.remove(*ms, id);
                 }
+                changes.bump();
             },
         )?;
         Ok(deleted.messages)
@@ -334,7 +437,9 @@ impl Store {
     /// notices at its next write and stops.
     pub fn delete_source(&self, id: &str) -> Result<bool, StoreError> {
         let id = id.to_string();
-        self.write(false, move |c| sources::delete(c, &id))
+        let deleted = self.write(false, move |c| sources::delete(c, &id))?;
+        self.inner.changes.bump();
+        Ok(deleted)
     }
 
     /// `GET /sources/{id}/jobs`: the newest `limit` jobs, newest first.
@@ -385,19 +490,27 @@ impl Store {
                 sources::refresh_totals(c, &batch.source_id)?;
             }
             Ok(())
-        })
+        })?;
+        self.inner.changes.bump();
+        Ok(())
     }
 
     /// Indexer side: ends a running job (a completed rebuild swaps its generation in, in
     /// the same transaction). False when the job was no longer running.
     pub fn finish_file_job(&self, job_id: i64, end: JobEnd) -> Result<bool, StoreError> {
-        self.write(true, move |c| file_jobs::finish(c, job_id, &end))
+        let finished = self.write(true, move |c| file_jobs::finish(c, job_id, &end))?;
+        self.inner.changes.bump();
+        Ok(finished)
     }
 
     /// Indexer side: deletes at most `max_rows` rows of replaced generations; 0 when
     /// nothing is left. Call in a loop: each call is its own short transaction.
     pub fn collect_garbage(&self, max_rows: usize) -> Result<usize, StoreError> {
-        self.write(true, move |c| files::collect_garbage(c, max_rows))
+        let deleted = self.write(true, move |c| files::collect_garbage(c, max_rows))?;
+        if deleted > 0 {
+            self.inner.changes.bump();
+        }
+        Ok(deleted)
     }
 
     /// In-memory counters; never touches the database, never blocks.
@@ -464,9 +577,27 @@ impl Store {
         match fts {
             Ok(_) => {}
             Err(rusqlite::Error::SqliteFailure(e, _)) if e.code == rusqlite::ErrorCode::DatabaseCorrupt => {
-                problems.push("chunks_fts: the FTS index does not match the chunks table".into())
+                problems.push("chunks_fts: the FTS index is damaged".into())
             }
             Err(e) => return Err(StoreError::sqlite("while checking the FTS index", e)),
+        }
+        // The FTS table is contentless (schema TERMS_AND_VECTORS), so FTS5's own check
+        // cannot compare it with `chunks`: compare the rows.
+        let (chunks, indexed, missing): (i64, i64, i64) = self.inner.readers.with(|c| {
+            c.query_row(
+                "SELECT (SELECT count(*) FROM chunks), (SELECT count(*) FROM chunks_fts),
+                        (SELECT count(*) FROM chunks c
+                         WHERE NOT EXISTS (SELECT 1 FROM chunks_fts f WHERE f.rowid = c.id))",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .ctx("while comparing chunks_fts with chunks")
+        })?;
+        if chunks != indexed || missing != 0 {
+            problems.push(format!(
+                "chunks_fts: the FTS index does not match the chunks table \
+                 ({chunks} chunks, {indexed} indexed, {missing} missing)"
+            ));
         }
         Ok(if problems.is_empty() {
             "ok".into()
@@ -611,7 +742,7 @@ mod tests {
             .with(|c| c.query_row("PRAGMA user_version", [], |r| r.get(0)).ctx("v"))
             .expect("version");
         assert_eq!(version, SCHEMA_VERSION);
-        assert_eq!(SCHEMA_VERSION, 3);
+        assert_eq!(SCHEMA_VERSION, 4);
         let search = |project: &str| {
             let q = SearchRequest {
                 project_id: project.into(),

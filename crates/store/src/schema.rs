@@ -221,9 +221,79 @@ END;
 INSERT INTO chunks_fts(chunks_fts) VALUES ('rebuild');
 "#;
 
+/// Words in every script, and vectors: FTS5 indexes [`crate::terms::index_terms`] of
+/// each chunk (CJK bigrams, identifier parts) instead of its raw text, and
+/// `chunk_vectors` holds each chunk's embedding, tagged with the model that made it.
+///
+/// Why a *contentless* FTS table (`content=''`, `contentless_delete=1`, SQLite 3.43+):
+/// the indexed terms are derived from `chunks.text` by a function of ours
+/// (`memory_terms`, registered on the write connection by [`register_functions`]), so
+/// there is no column for external content to read; storing them would double the text
+/// on disk. Search reads text and metadata from `chunks` anyway. A connection without the
+/// function (e.g. the `sqlite3` shell) cannot insert chunks: the trigger fails, nothing
+/// is half-written. Deletes need no old values with `contentless_delete`.
+///
+/// `chunk_vectors`: one row per embedded chunk, removed with its chunk (cascade). A
+/// chunk without a row for the current model is the embedding stage's durable work
+/// queue: nothing to lose in a crash, a model change simply finds every chunk "missing".
+/// `vector` is `dim` little-endian `f32`s, L2-normalised.
+const TERMS_AND_VECTORS: &str = r#"
+DROP TRIGGER chunks_fts_insert;
+DROP TRIGGER chunks_fts_delete;
+DROP TRIGGER chunks_fts_update;
+DROP TABLE chunks_fts;
+
+CREATE VIRTUAL TABLE chunks_fts USING fts5(
+    terms,
+    scope,
+    content = '',
+    contentless_delete = 1,
+    tokenize = 'porter unicode61 remove_diacritics 2'
+);
+
+CREATE TRIGGER chunks_fts_insert AFTER INSERT ON chunks BEGIN
+    INSERT INTO chunks_fts(rowid, terms, scope)
+        VALUES (new.id, memory_terms(new.text), new.scope);
+END;
+CREATE TRIGGER chunks_fts_delete AFTER DELETE ON chunks BEGIN
+    DELETE FROM chunks_fts WHERE rowid = old.id;
+END;
+CREATE TRIGGER chunks_fts_update
+AFTER UPDATE OF text, kind, project_id, source_id, generation ON chunks BEGIN
+    DELETE FROM chunks_fts WHERE rowid = old.id;
+    INSERT INTO chunks_fts(rowid, terms, scope)
+        VALUES (new.id, memory_terms(new.text), new.scope);
+END;
+
+INSERT INTO chunks_fts(rowid, terms, scope) SELECT id, memory_terms(text), scope FROM chunks;
+
+CREATE TABLE chunk_vectors (
+    chunk_id INTEGER PRIMARY KEY NOT NULL REFERENCES chunks(id) ON DELETE CASCADE,
+    model    TEXT NOT NULL,
+    vector   BLOB NOT NULL
+);
+CREATE INDEX chunk_vectors_model ON chunk_vectors(model);
+"#;
+
 /// All migrations in order; index `i` brings the database to version `i + 1`.
 /// Append new ones at the end; never edit a released one.
-const MIGRATIONS: &[&str] = &[V1, V2, V3];
+const MIGRATIONS: &[&str] = &[V1, V2, V3, TERMS_AND_VECTORS];
+
+/// Registers the SQL functions the schema's triggers call (`memory_terms(text)`, see
+/// [`TERMS_AND_VECTORS`]) on a connection that writes chunks. Idempotent.
+pub(crate) fn register_functions(conn: &Connection) -> Result<(), StoreError> {
+    use rusqlite::functions::FunctionFlags;
+    conn.create_scalar_function(
+        "memory_terms",
+        1,
+        FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC,
+        |ctx| {
+            let text: String = ctx.get(0)?;
+            Ok(crate::terms::index_terms(&text))
+        },
+    )
+    .ctx("while registering the memory_terms SQL function")
+}
 
 /// The schema version this build creates and understands.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
@@ -239,6 +309,7 @@ pub(crate) fn migrate_to(
     path_for_errors: &str,
     target: i64,
 ) -> Result<(), StoreError> {
+    register_functions(conn)?;
     let current: i64 = conn
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .ctx("while reading the schema version")?;

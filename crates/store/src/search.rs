@@ -1,21 +1,29 @@
-//! Search: turning user text into a safe FTS5 query, running it over chat and file
-//! chunks with one BM25 ranking, and mapping BM25 to a score in [0, 1]. User text is
-//! never passed to FTS5 as syntax: it is split into words here and every word is quoted,
-//! so operators, quotes and stray punctuation are plain words or ignored. Candidates are
-//! restricted inside FTS to the searched project's and sources' scope tokens (schema
-//! V3), so cost follows the searched scopes, not the whole store. Read-only.
+//! Search: hybrid ranking of chat and file chunks. Two channels propose candidates over
+//! the same scopes: BM25 (FTS5) over the chunks' index terms, and, when a query vector
+//! is given, the nearest chunk embeddings; each candidate then gets one score in [0, 1]
+//! from what it holds of the query's words, its BM25 and its meaning (see [`rank`]).
+//! A linear fusion of absolute parts rather than reciprocal rank fusion, so the score
+//! means the same in a store of any size: a chunk holding every query word scores near
+//! 1 even where FTS5's IDF is at its floor (a store of one chunk).
+//!
+//! User text is never FTS5 syntax: it is split into terms ([`crate::terms`]) and every
+//! token is quoted. Candidates are restricted inside FTS to the searched project's and
+//! sources' scope tokens (schema V3), so cost follows the searched scopes. Read-only.
 
-use rusqlite::types::ToSql;
+use std::collections::HashMap;
+
 use rusqlite::{Connection, OptionalExtension};
 
 use crate::error::{SqlContext, StoreError};
+use crate::terms::QueryTerm;
+#[cfg(test)]
+use crate::terms::query_terms;
+use crate::vectors::{Filter, VectorIndex};
 
 /// Largest number of results returned; larger limits are clamped.
 pub const MAX_LIMIT: usize = 200;
 /// Words of a query beyond this many are ignored.
 pub const MAX_TERMS: usize = 32;
-/// Characters of a single word beyond this many are ignored.
-pub const MAX_TERM_CHARS: usize = 64;
 /// Most `exclude_chat_ids` plus `source_ids` accepted in one search.
 pub const MAX_FILTER_IDS: usize = 10_000;
 
@@ -85,48 +93,22 @@ pub struct SearchHit {
     pub message_uuid: Option<String>,
 }
 
-/// The FTS5 MATCH expression for `query`: its words, each quoted, OR-ed; `None` when the
-/// query holds no word (empty results, not an error).
-///
-/// A word is a run of alphanumeric characters. Terms are OR-ed: a chunk matching any
-/// word is a candidate and BM25 ranks chunks matching more (and rarer) words higher,
-/// which suits recall-oriented memory lookup (the original was semantic search).
-pub(crate) fn match_expression(query: &str) -> Option<String> {
-    let mut seen: Vec<String> = Vec::new();
-    for word in query.split(|c: char| !c.is_alphanumeric()) {
-        if word.is_empty() {
-            continue;
-        }
-        let word: String = word.chars().take(MAX_TERM_CHARS).collect();
-        if seen.iter().any(|s| s.to_lowercase() == word.to_lowercase()) {
-            continue;
-        }
-        seen.push(word);
-        if seen.len() == MAX_TERMS {
-            break;
-        }
-    }
-    if seen.is_empty() {
+/// The FTS5 MATCH expression for the query terms: their phrases OR-ed, leaving out
+/// English function words when the query has other terms (they match most chunks, cost
+/// the most to rank and say the least); `None` when the query holds no word (empty
+/// results, not an error). Terms come from [`crate::terms::query_terms`]: every token
+/// quoted, so user text is never query syntax.
+pub(crate) fn match_expression(terms: &[QueryTerm]) -> Option<String> {
+    let content: Vec<&QueryTerm> = terms.iter().filter(|t| !t.stop_word).collect();
+    let used: Vec<&QueryTerm> = if content.is_empty() {
+        terms.iter().collect()
+    } else {
+        content
+    };
+    if used.is_empty() {
         return None;
     }
-    let quoted: Vec<String> = seen
-        .iter()
-        .map(|w| format!("\"{}\"", w.replace('"', "\"\"")))
-        .collect();
-    Some(quoted.join(" OR "))
-}
-
-/// Maps FTS5 `bm25()` (negative, lower is better) to [0, 1], monotone: x / (1 + x) with
-/// x = -bm25.
-pub(crate) fn score(bm25: f64) -> f64 {
-    let x = -bm25;
-    if x.is_nan() || x <= 0.0 {
-        0.0
-    } else if x.is_infinite() {
-        1.0
-    } else {
-        x / (1.0 + x)
-    }
+    Some(used.iter().map(|t| t.phrase()).collect::<Vec<_>>().join(" OR "))
 }
 
 /// Checks a request; returns the clamped limit.
@@ -171,7 +153,7 @@ fn hex(s: &str) -> String {
 /// behind a letter, so quoting them is enough.
 fn scoped_expression(scopes: &[String], expr: &str) -> String {
     let scopes: Vec<String> = scopes.iter().map(|t| format!("\"{t}\"")).collect();
-    format!("scope : ({}) AND text : ({expr})", scopes.join(" OR "))
+    format!("scope : ({}) AND terms : ({expr})", scopes.join(" OR "))
 }
 
 /// The sources whose file chunks are searched, with their searchable generation: the
@@ -204,28 +186,185 @@ fn searched_sources(conn: &Connection, q: &SearchRequest) -> Result<Vec<(String,
     Ok(found)
 }
 
-/// Runs the search on a read connection, in one read transaction (one snapshot): the
-/// project's chat chunks (minus `exclude_chat_ids`) and the searchable generation of
-/// the file chunks of [`searched_sources`]; one BM25 ranking.
-///
-/// FTS only yields chunks carrying one of the searched scope tokens; the SQL filters
-/// behind it still check every candidate exactly (kind, project, generation, excluded
-/// chats), so the scope only narrows the work, it never decides correctness.
+/// How the parts of a hit's score are weighed (see [`rank`]). Chosen on the LoCoMo
+/// development half with `memory-service-bench recall` (README, "Ranking").
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Weights {
+    /// Share of the query's words the chunk holds (function words count little).
+    pub coverage: f64,
+    /// BM25 relative to the best text candidate of this search.
+    pub bm25: f64,
+    /// Semantic similarity (cosine mapped to [0, 1]); 0 without a model.
+    pub semantic: f64,
+    /// Share of the chunk's cosine in its semantic similarity; the rest is the mean
+    /// cosine of its neighbouring messages in the chat (a turn is often understood only
+    /// with the turns around it).
+    pub own_cosine: f64,
+}
+
+/// Weights with a query vector.
+pub const HYBRID: Weights = Weights {
+    coverage: 0.30,
+    bm25: 0.15,
+    semantic: 0.55,
+    own_cosine: 0.75,
+};
+
+/// Weights without one (no model installed, or the model still loading).
+pub const TEXT_ONLY: Weights = Weights {
+    coverage: 0.5,
+    bm25: 0.5,
+    semantic: 0.0,
+    own_cosine: 1.0,
+};
+
+/// Candidates taken from each channel (BM25 and nearest neighbours) before fusion.
+pub const CANDIDATES_PER_CHANNEL: usize = 100;
+
+/// Cosine similarities of all-MiniLM-L6-v2 below this are unrelated text; at
+/// `COSINE_HIGH` and above, paraphrases. Mapped linearly to [0, 1] in between.
+const COSINE_LOW: f64 = 0.15;
+const COSINE_HIGH: f64 = 0.70;
+
+/// Weight of an English function word in [`coverage`], relative to 1 for other terms.
+const STOP_WORD_WEIGHT: f64 = 0.15;
+
+/// The share of the query's terms (weighted) that `text` holds, in [0, 1].
+pub(crate) fn coverage(terms: &[QueryTerm], text: &str) -> f64 {
+    if terms.is_empty() {
+        return 0.0;
+    }
+    let wanted = terms
+        .iter()
+        .flat_map(|t| t.normalized.iter().map(String::as_str))
+        .collect();
+    let words = crate::terms::tokens_present(text, &wanted);
+    let (mut held, mut total) = (0.0, 0.0);
+    for t in terms {
+        let w = if t.stop_word { STOP_WORD_WEIGHT } else { 1.0 };
+        total += w;
+        if t.normalized.iter().all(|n| words.contains(n)) {
+            held += w;
+        }
+    }
+    held / total
+}
+
+/// A hit's score in [0, 1] from its parts: `coverage` in [0, 1], `bm25_rel` in [0, 1]
+/// (its BM25 over the best BM25 among the candidates), and the cosine of the chunk and
+/// of its neighbours when a query vector was given.
+pub(crate) fn rank(w: &Weights, coverage: f64, bm25_rel: f64, cosine: Option<(f32, Option<f32>)>) -> f64 {
+    let semantic = match cosine {
+        None => 0.0,
+        Some((own, near)) => {
+            let c = match near {
+                Some(n) => w.own_cosine * own as f64 + (1.0 - w.own_cosine) * n as f64,
+                None => own as f64,
+            };
+            ((c - COSINE_LOW) / (COSINE_HIGH - COSINE_LOW)).clamp(0.0, 1.0)
+        }
+    };
+    let total = w.coverage + w.bm25 + w.semantic;
+    let s = (w.coverage * coverage + w.bm25 * bm25_rel + w.semantic * semantic) / total;
+    if s.is_nan() { 0.0 } else { s.clamp(0.0, 1.0) }
+}
+
+/// Runs the search on a read connection, in one read transaction (one snapshot):
+/// candidates from BM25 over the FTS index and, with `query_vector`, from the nearest
+/// vectors in `index`, both over the same scopes: the project's chat chunks (minus
+/// `exclude_chat_ids`) and the searchable generation of [`searched_sources`]'s file
+/// chunks. Each candidate is re-read from `chunks` with the exact filters (so the FTS
+/// scope and the vector copy only narrow the work, never decide correctness), scored
+/// by [`rank`], best first.
 pub(crate) fn run(
     conn: &Connection,
     q: &SearchRequest,
-    expr: &str,
+    terms: &[QueryTerm],
+    semantic: Option<(&[f32], &VectorIndex)>,
     limit: usize,
 ) -> Result<Vec<SearchHit>, StoreError> {
     let context = "while searching";
     let tx = conn.unchecked_transaction().ctx(context)?;
     let sources = searched_sources(conn, q)?;
-    let mut scopes = vec![chat_scope(&q.project_id)];
+    let chat_scope_token = chat_scope(&q.project_id);
+    let mut scopes = vec![chat_scope_token.clone()];
     scopes.extend(sources.iter().map(|(id, g)| file_scope(id, *g)));
-    let full = scoped_expression(&scopes, expr);
-    let limit = limit as i64;
-    let mut args: Vec<&dyn ToSql> = vec![&full, &q.project_id, &limit];
-    // "?4, ?5, ..." for `n` ids numbered after the `taken` parameters already bound.
+    let want = CANDIDATES_PER_CHANNEL.max(limit * 2);
+
+    let mut bm25: HashMap<i64, f64> = HashMap::new();
+    if let Some(expr) = match_expression(terms) {
+        let full = scoped_expression(&scopes, &expr);
+        let mut stmt = conn
+            .prepare_cached(
+                "SELECT rowid, bm25(chunks_fts, 1.0, 0.0) AS r FROM chunks_fts
+                 WHERE chunks_fts MATCH ?1 ORDER BY r LIMIT ?2",
+            )
+            .ctx(context)?;
+        let rows = stmt
+            .query_map(rusqlite::params![full, want as i64], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .ctx(context)?;
+        for row in rows {
+            let (id, r): (i64, f64) = row.ctx(context)?;
+            bm25.insert(id, if r.is_finite() { (-r).max(0.0) } else { 0.0 });
+        }
+    }
+    let mut candidates: Vec<i64> = bm25.keys().copied().collect();
+    if let Some((vector, index)) = semantic {
+        let filter = Filter {
+            scopes: &scopes,
+            excluded_chats: q
+                .exclude_chat_ids
+                .iter()
+                .map(|c| format!("{chat_scope_token}/{c}"))
+                .collect(),
+        };
+        for hit in index.nearest(vector, &filter, want) {
+            if !bm25.contains_key(&hit.chunk_id) {
+                candidates.push(hit.chunk_id);
+            }
+        }
+    }
+    let rows = read_candidates(conn, q, &sources, &candidates)?;
+    tx.commit().ctx(context)?;
+
+    let best_bm25 = bm25.values().copied().fold(0.0, f64::max);
+    let weights = if semantic.is_some() { HYBRID } else { TEXT_ONLY };
+    let mut hits: Vec<(i64, SearchHit)> = rows
+        .into_iter()
+        .map(|(id, mut hit)| {
+            let rel = match bm25.get(&id) {
+                Some(&x) if best_bm25 > 0.0 => x / best_bm25,
+                // Every candidate at FTS5's IDF floor (a tiny store): all equally good.
+                Some(_) => 1.0,
+                None => 0.0,
+            };
+            let cosine = semantic.and_then(|(v, index)| index.cosines(v, id));
+            hit.score = rank(&weights, coverage(terms, &hit.text), rel, cosine);
+            (id, hit)
+        })
+        .collect();
+    hits.sort_by(|(ia, a), (ib, b)| b.score.total_cmp(&a.score).then(ia.cmp(ib)));
+    hits.truncate(limit);
+    Ok(hits.into_iter().map(|(_, h)| h).collect())
+}
+
+/// Reads the candidate chunks that pass the exact filters (kind, project, excluded chats,
+/// searched sources' current generation), with their ids; `score` is left 0.
+fn read_candidates(
+    conn: &Connection,
+    q: &SearchRequest,
+    sources: &[(String, i64)],
+    ids: &[i64],
+) -> Result<Vec<(i64, SearchHit)>, StoreError> {
+    use rusqlite::types::Value;
+    let context = "while reading search candidates";
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut args: Vec<Value> = vec![Value::Text(q.project_id.clone())];
+    // "?2, ?3, ..." for `n` values numbered after those already bound.
     let placeholders = |taken: usize, n: usize| -> String {
         (taken + 1..=taken + n)
             .map(|i| format!("?{i}"))
@@ -233,18 +372,16 @@ pub(crate) fn run(
             .join(", ")
     };
     let mut sql = String::from(
-        "SELECT bm25(chunks_fts, 1.0, 0.0) AS r, c.kind, c.project_id, c.source_id,
-                c.file_path, c.filetype, c.chunk_index, c.text, c.start_char, c.end_char,
-                c.chat_id, c.message_id, c.message_uuid
-         FROM chunks_fts JOIN chunks c ON c.id = chunks_fts.rowid
-         LEFT JOIN sources s ON c.kind = 'file' AND s.id = c.source_id
-         WHERE chunks_fts MATCH ?1
-           AND ((c.kind = 'chat' AND c.project_id = ?2",
+        "SELECT c.id, c.kind, c.project_id, c.source_id, c.file_path, c.filetype,
+                c.chunk_index, c.text, c.start_char, c.end_char, c.chat_id, c.message_id,
+                c.message_uuid
+         FROM chunks c LEFT JOIN sources s ON c.kind = 'file' AND s.id = c.source_id
+         WHERE ((c.kind = 'chat' AND c.project_id = ?1",
     );
     if !q.exclude_chat_ids.is_empty() {
         let p = placeholders(args.len(), q.exclude_chat_ids.len());
         sql.push_str(&format!(" AND c.chat_id NOT IN ({p})"));
-        args.extend(q.exclude_chat_ids.iter().map(|s| s as &dyn ToSql));
+        args.extend(q.exclude_chat_ids.iter().map(|s| Value::Text(s.clone())));
     }
     sql.push(')');
     // File chunks: only of a source's searchable generation (a rebuild in progress and
@@ -254,40 +391,42 @@ pub(crate) fn run(
         sql.push_str(&format!(
             " OR (c.kind = 'file' AND c.generation = s.generation AND s.id IN ({p}))"
         ));
-        args.extend(sources.iter().map(|(id, _)| id as &dyn ToSql));
+        args.extend(sources.iter().map(|(id, _)| Value::Text(id.clone())));
     }
-    sql.push_str(") ORDER BY r, c.id LIMIT ?3");
+    let p = placeholders(args.len(), ids.len());
+    sql.push_str(&format!(") AND c.id IN ({p})"));
+    args.extend(ids.iter().map(|&id| Value::Integer(id)));
 
-    let mut stmt = conn.prepare_cached(&sql).ctx(context)?;
+    let mut stmt = conn.prepare(&sql).ctx(context)?;
     let rows = stmt
-        .query_map(args.as_slice(), |r| {
+        .query_map(rusqlite::params_from_iter(args.iter()), |r| {
             let kind: String = r.get(1)?;
             let project: Option<String> = r.get(2)?;
-            Ok(SearchHit {
-                score: score(r.get(0)?),
-                project_id: project.unwrap_or_else(|| q.project_id.clone()),
-                source_id: r.get(3)?,
-                file_path: r.get(4)?,
-                filetype: r.get(5)?,
-                chunk_index: r.get(6)?,
-                text: r.get(7)?,
-                start_char: r.get(8)?,
-                end_char: r.get(9)?,
-                source_type: if kind == "chat" {
-                    SourceType::Chat
-                } else {
-                    SourceType::File
+            Ok((
+                r.get(0)?,
+                SearchHit {
+                    score: 0.0,
+                    project_id: project.unwrap_or_else(|| q.project_id.clone()),
+                    source_id: r.get(3)?,
+                    file_path: r.get(4)?,
+                    filetype: r.get(5)?,
+                    chunk_index: r.get(6)?,
+                    text: r.get(7)?,
+                    start_char: r.get(8)?,
+                    end_char: r.get(9)?,
+                    source_type: if kind == "chat" {
+                        SourceType::Chat
+                    } else {
+                        SourceType::File
+                    },
+                    chat_id: r.get(10)?,
+                    message_id: r.get(11)?,
+                    message_uuid: r.get(12)?,
                 },
-                chat_id: r.get(10)?,
-                message_id: r.get(11)?,
-                message_uuid: r.get(12)?,
-            })
+            ))
         })
         .ctx(context)?;
-    let hits = rows.collect::<Result<Vec<_>, _>>().ctx(context)?;
-    drop(stmt);
-    tx.commit().ctx(context)?;
-    Ok(hits)
+    rows.collect::<Result<Vec<_>, _>>().ctx(context)
 }
 
 #[cfg(test)]
@@ -295,32 +434,50 @@ mod tests {
     use super::*;
 
     #[test]
-    fn expression_quotes_every_word() {
-        assert_eq!(match_expression(""), None);
-        assert_eq!(match_expression("  \t\n "), None);
-        assert_eq!(match_expression("\"*-:^()"), None);
+    fn expression_quotes_every_term_and_drops_function_words() {
+        let expr = |q: &str| match_expression(&query_terms(q, MAX_TERMS));
+        assert_eq!(expr(""), None);
+        assert_eq!(expr("  \t\n "), None);
+        assert_eq!(expr("\"*-:^()"), None);
         assert_eq!(
-            match_expression("foo AND \"bar\" NEAR(baz) foo"),
-            Some("\"foo\" OR \"AND\" OR \"bar\" OR \"NEAR\" OR \"baz\"".into())
+            expr("foo AND \"bar\" NEAR(baz) foo"),
+            Some("\"foo\" OR \"bar\" OR \"NEAR\" OR \"baz\"".into())
         );
+        assert_eq!(expr("what is the colour"), Some("\"colour\"".into()));
+        assert_eq!(expr("what is it"), Some("\"what\" OR \"is\" OR \"it\"".into()));
+        assert_eq!(expr("数据库"), Some("\"数据 据库\"".into()));
         let many = (0..100).map(|i| format!("w{i}")).collect::<Vec<_>>().join(" ");
-        let expr = match_expression(&many).expect("expr");
-        assert_eq!(expr.matches(" OR ").count(), MAX_TERMS - 1);
+        assert_eq!(expr(&many).expect("expr").matches(" OR ").count(), MAX_TERMS - 1);
     }
 
     #[test]
-    fn score_is_monotone_in_unit_interval() {
-        let xs = [0.0, -1e-9, -0.5, -1.0, -3.0, -10.0, -1e9];
-        let scores: Vec<f64> = xs.iter().map(|&b| score(b)).collect();
-        for w in scores.windows(2) {
-            assert!(w[0] < w[1] || (w[0] == 0.0 && w[1] >= 0.0), "{scores:?}");
+    fn rank_is_in_unit_interval_and_rewards_each_part() {
+        for w in [HYBRID, TEXT_ONLY] {
+            let full = rank(&w, 1.0, 1.0, Some((1.0, Some(1.0))));
+            assert!((full - 1.0).abs() < 1e-9, "{full}");
+            assert_eq!(rank(&w, 0.0, 0.0, Some((-1.0, None))), 0.0);
+            assert!(rank(&w, 1.0, 0.0, None) > rank(&w, 0.5, 0.0, None));
+            assert!(rank(&w, 0.5, 1.0, None) > rank(&w, 0.5, 0.5, None));
+            assert!((0.0..=1.0).contains(&rank(&w, f64::NAN, 0.0, None)));
         }
-        for s in scores
-            .iter()
-            .chain([score(f64::NAN), score(1.0), score(f64::NEG_INFINITY)].iter())
-        {
-            assert!((0.0..=1.0).contains(s));
-        }
+        assert!(rank(&HYBRID, 0.0, 0.0, Some((0.8, None))) > rank(&HYBRID, 0.0, 0.0, Some((0.2, None))));
+        // A perfect text match scores well above unrelated text, whatever the store size.
+        assert!(rank(&TEXT_ONLY, 1.0, 1.0, None) >= 0.99);
+    }
+
+    #[test]
+    fn coverage_counts_words_and_phrases() {
+        let terms = query_terms("what is my favourite colour", MAX_TERMS);
+        // Every word but the function word "what".
+        let all = coverage(&terms, "My favourite colour is blue");
+        assert!(all > 0.9 && all < 1.0, "{all}");
+        assert_eq!(coverage(&terms, "what is my favourite colour?"), 1.0);
+        let some = coverage(&terms, "the colours of autumn");
+        assert!(some > 0.3 && some < 0.6, "{some}");
+        assert_eq!(coverage(&terms, "a dog ran"), 0.0);
+        let cjk = query_terms("数据库", MAX_TERMS);
+        assert_eq!(coverage(&cjk, "数据库选用飞书"), 1.0);
+        assert_eq!(coverage(&cjk, "数据 库"), 0.0);
     }
 
     #[test]

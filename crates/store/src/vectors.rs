@@ -1,0 +1,571 @@
+//! Chunk embeddings: their rows in `chunk_vectors` (the durable truth, schema
+//! `TERMS_AND_VECTORS`) and an in-memory copy for exact nearest-neighbour search.
+//!
+//! Why exact search in memory: 100,000 chunks × 384 dimensions is 38.4 M multiply-adds
+//! per query, a few milliseconds on one core, with no approximation to tune and nothing
+//! to rebuild; reading the vectors from SQLite per query would cost far more. The copy
+//! holds, per chunk, its FTS scope token (so a search filters exactly as the text
+//! channel does) and, for chat chunks, its chat and message order (so a turn's
+//! neighbours in its conversation can be looked up).
+//!
+//! The copy may hold chunks deleted since (a deleted chat, a replaced generation):
+//! search re-reads every candidate from `chunks` and drops the missing ones, and
+//! [`VectorIndex::retain`] prunes them when the embedding stage reconciles.
+
+use std::collections::{BinaryHeap, HashMap, HashSet};
+use std::sync::{PoisonError, RwLock};
+
+use rusqlite::{Connection, params};
+
+use crate::error::{SqlContext, StoreError};
+
+/// Encodes a vector as its `chunk_vectors.vector` blob: little-endian `f32`s.
+pub(crate) fn to_blob(v: &[f32]) -> Vec<u8> {
+    v.iter().flat_map(|x| x.to_le_bytes()).collect()
+}
+
+/// Decodes a `chunk_vectors.vector` blob; `None` when its length is not `4 * dim`.
+pub(crate) fn from_blob(b: &[u8], dim: usize) -> Option<Vec<f32>> {
+    if b.len() != dim * 4 {
+        return None;
+    }
+    Some(
+        b.chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect(),
+    )
+}
+
+/// Dot product; for L2-normalised vectors, the cosine similarity in [-1, 1].
+pub fn dot(a: &[f32], b: &[f32]) -> f32 {
+    // Eight independent accumulators let the compiler vectorise without fast-math.
+    let mut acc = [0.0f32; 8];
+    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
+    let (ra, rb) = (ca.remainder(), cb.remainder());
+    for (x, y) in ca.zip(cb) {
+        for i in 0..8 {
+            acc[i] += x[i] * y[i];
+        }
+    }
+    let mut sum: f32 = acc.iter().sum();
+    for (x, y) in ra.iter().zip(rb) {
+        sum += x * y;
+    }
+    sum
+}
+
+/// Where a chunk sits, as the index needs it for filtering and neighbours.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Entry {
+    chunk_id: i64,
+    /// Interned FTS scope token (`c<hex project>` or `s<hex source>g<generation>`).
+    scope: u32,
+    /// Interned `<scope>/<chat_id>` for chat chunks, `u32::MAX` for file chunks.
+    chat: u32,
+    /// The message's `message_index` within its chat (chat chunks), else 0.
+    seq: i64,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    model: String,
+    dim: usize,
+    entries: Vec<Entry>,
+    /// `entries.len() * dim` floats, entry `i` at `[i * dim, (i + 1) * dim)`.
+    data: Vec<f32>,
+    position: HashMap<i64, usize>,
+    /// (chat, seq) → positions of that message's chunks.
+    by_message: HashMap<(u32, i64), Vec<usize>>,
+    names: HashMap<String, u32>,
+}
+
+impl Inner {
+    fn intern(&mut self, name: &str) -> u32 {
+        if let Some(&id) = self.names.get(name) {
+            return id;
+        }
+        let id = self.names.len() as u32;
+        self.names.insert(name.to_string(), id);
+        id
+    }
+
+    fn insert(&mut self, chunk_id: i64, scope: &str, chat_id: Option<&str>, seq: i64, v: &[f32]) {
+        if v.len() != self.dim {
+            return;
+        }
+        let scope_id = self.intern(scope);
+        let chat = match chat_id {
+            Some(c) => self.intern(&format!("{scope}/{c}")),
+            None => u32::MAX,
+        };
+        let entry = Entry {
+            chunk_id,
+            scope: scope_id,
+            chat,
+            seq,
+        };
+        if let Some(&pos) = self.position.get(&chunk_id) {
+            self.unlink_message(pos);
+            self.entries[pos] = entry;
+            self.data[pos * self.dim..(pos + 1) * self.dim].copy_from_slice(v);
+            self.link_message(pos);
+            return;
+        }
+        let pos = self.entries.len();
+        self.entries.push(entry);
+        self.data.extend_from_slice(v);
+        self.position.insert(chunk_id, pos);
+        self.link_message(pos);
+    }
+
+    fn link_message(&mut self, pos: usize) {
+        let e = self.entries[pos];
+        if e.chat != u32::MAX {
+            self.by_message.entry((e.chat, e.seq)).or_default().push(pos);
+        }
+    }
+
+    fn unlink_message(&mut self, pos: usize) {
+        let e = self.entries[pos];
+        if let Some(list) = self.by_message.get_mut(&(e.chat, e.seq)) {
+            list.retain(|&p| p != pos);
+            if list.is_empty() {
+                self.by_message.remove(&(e.chat, e.seq));
+            }
+        }
+    }
+
+    fn vector(&self, pos: usize) -> &[f32] {
+        &self.data[pos * self.dim..(pos + 1) * self.dim]
+    }
+
+    /// Rebuilds positions after entries were removed.
+    fn reindex(&mut self) {
+        self.position = self
+            .entries
+            .iter()
+            .enumerate()
+            .map(|(i, e)| (e.chunk_id, i))
+            .collect();
+        self.by_message.clear();
+        for pos in 0..self.entries.len() {
+            self.link_message(pos);
+        }
+    }
+}
+
+/// A nearest-neighbour candidate.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct VectorHit {
+    /// `chunks.id`.
+    pub chunk_id: i64,
+    /// Cosine similarity to the query, in [-1, 1].
+    pub cosine: f32,
+}
+
+/// What a search may see: FTS scope tokens, chats left out.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Filter<'a> {
+    pub scopes: &'a [String],
+    /// `(chat scope token, chat_id)` pairs excluded.
+    pub excluded_chats: Vec<String>,
+}
+
+/// A vector just stored, with what the in-memory copy needs to place it.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct StoredVector {
+    pub chunk_id: i64,
+    /// The chunk's FTS scope token.
+    pub scope: String,
+    /// The chunk's chat (chat chunks).
+    pub chat_id: Option<String>,
+    /// Its message's `message_index` (chat chunks), else 0.
+    pub seq: i64,
+    pub vector: Vec<f32>,
+}
+
+/// The in-memory copy of one model's vectors. `Send + Sync`; searches take a read lock.
+#[derive(Debug, Default)]
+pub struct VectorIndex {
+    inner: RwLock<Inner>,
+}
+
+impl VectorIndex {
+    /// The model whose vectors are held ("" before [`VectorIndex::load`]).
+    pub fn model(&self) -> String {
+        self.inner
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .model
+            .clone()
+    }
+
+    /// Vectors held.
+    pub fn len(&self) -> usize {
+        self.inner
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .entries
+            .len()
+    }
+
+    /// Whether no vector is held.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Replaces the content with `model`'s vectors of dimension `dim` from the database.
+    pub(crate) fn load(&self, conn: &Connection, model: &str, dim: usize) -> Result<(), StoreError> {
+        let context = "while loading chunk vectors";
+        let mut fresh = Inner {
+            model: model.to_string(),
+            dim,
+            ..Inner::default()
+        };
+        let mut stmt = conn
+            .prepare(
+                "SELECT v.chunk_id, v.vector, c.scope, c.chat_id, m.message_index
+                 FROM chunk_vectors v JOIN chunks c ON c.id = v.chunk_id
+                 LEFT JOIN chat_messages m ON m.message_uuid = c.message_uuid
+                 WHERE v.model = ?1",
+            )
+            .ctx(context)?;
+        let mut rows = stmt.query([model]).ctx(context)?;
+        while let Some(r) = rows.next().ctx(context)? {
+            let id: i64 = r.get(0).ctx(context)?;
+            let blob: Vec<u8> = r.get(1).ctx(context)?;
+            let scope: String = r.get(2).ctx(context)?;
+            let chat: Option<String> = r.get(3).ctx(context)?;
+            let seq: Option<i64> = r.get(4).ctx(context)?;
+            if let Some(v) = from_blob(&blob, dim) {
+                fresh.insert(id, &scope, chat.as_deref(), seq.unwrap_or(0), &v);
+            }
+        }
+        *self.inner.write().unwrap_or_else(PoisonError::into_inner) = fresh;
+        Ok(())
+    }
+
+    /// Adds or replaces vectors (after their rows committed).
+    pub(crate) fn insert_all(&self, model: &str, rows: &[StoredVector]) {
+        let mut inner = self.inner.write().unwrap_or_else(PoisonError::into_inner);
+        if inner.model != model {
+            return;
+        }
+        for r in rows {
+            inner.insert(r.chunk_id, &r.scope, r.chat_id.as_deref(), r.seq, &r.vector);
+        }
+    }
+
+    /// Keeps only the chunks in `alive`; returns how many were dropped.
+    pub(crate) fn retain(&self, alive: &HashSet<i64>) -> usize {
+        let mut inner = self.inner.write().unwrap_or_else(PoisonError::into_inner);
+        let before = inner.entries.len();
+        if alive.len() >= before && inner.entries.iter().all(|e| alive.contains(&e.chunk_id)) {
+            return 0;
+        }
+        let dim = inner.dim;
+        let mut entries = Vec::with_capacity(alive.len());
+        let mut data = Vec::with_capacity(alive.len() * dim);
+        for (i, e) in inner.entries.iter().enumerate() {
+            if alive.contains(&e.chunk_id) {
+                entries.push(*e);
+                data.extend_from_slice(&inner.data[i * dim..(i + 1) * dim]);
+            }
+        }
+        inner.entries = entries;
+        inner.data = data;
+        inner.reindex();
+        before - inner.entries.len()
+    }
+
+    /// The `k` nearest chunks to `query` (L2-normalised, the index's dimension) among
+    /// those the filter allows, best first. Empty when the dimension differs.
+    pub(crate) fn nearest(&self, query: &[f32], filter: &Filter<'_>, k: usize) -> Vec<VectorHit> {
+        let inner = self.inner.read().unwrap_or_else(PoisonError::into_inner);
+        if query.len() != inner.dim || k == 0 {
+            return Vec::new();
+        }
+        let scopes: HashSet<u32> = filter
+            .scopes
+            .iter()
+            .filter_map(|s| inner.names.get(s).copied())
+            .collect();
+        let excluded: HashSet<u32> = filter
+            .excluded_chats
+            .iter()
+            .filter_map(|s| inner.names.get(s).copied())
+            .collect();
+        // Min-heap of the best k: (negated cosine as ordered bits, position).
+        let mut heap: BinaryHeap<(std::cmp::Reverse<OrdF32>, usize)> = BinaryHeap::with_capacity(k + 1);
+        for (pos, e) in inner.entries.iter().enumerate() {
+            if !scopes.contains(&e.scope) || (e.chat != u32::MAX && excluded.contains(&e.chat)) {
+                continue;
+            }
+            let c = dot(query, inner.vector(pos));
+            if heap.len() < k {
+                heap.push((std::cmp::Reverse(OrdF32(c)), pos));
+            } else if heap.peek().is_some_and(|(std::cmp::Reverse(min), _)| c > min.0) {
+                heap.pop();
+                heap.push((std::cmp::Reverse(OrdF32(c)), pos));
+            }
+        }
+        let mut hits: Vec<VectorHit> = heap
+            .into_iter()
+            .map(|(std::cmp::Reverse(c), pos)| VectorHit {
+                chunk_id: inner.entries[pos].chunk_id,
+                cosine: c.0,
+            })
+            .collect();
+        hits.sort_by(|a, b| b.cosine.total_cmp(&a.cosine).then(a.chunk_id.cmp(&b.chunk_id)));
+        hits
+    }
+
+    /// Cosine of `query` with a chunk's vector, and the mean cosine of the chunks of the
+    /// messages right before and after it in its chat (`None` where there are none).
+    pub(crate) fn cosines(&self, query: &[f32], chunk_id: i64) -> Option<(f32, Option<f32>)> {
+        let inner = self.inner.read().unwrap_or_else(PoisonError::into_inner);
+        if query.len() != inner.dim {
+            return None;
+        }
+        let &pos = inner.position.get(&chunk_id)?;
+        let own = dot(query, inner.vector(pos));
+        let e = inner.entries[pos];
+        if e.chat == u32::MAX {
+            return Some((own, None));
+        }
+        let mut sum = 0.0;
+        let mut n = 0;
+        for seq in [e.seq - 1, e.seq + 1] {
+            for &p in inner
+                .by_message
+                .get(&(e.chat, seq))
+                .map_or(&[][..], Vec::as_slice)
+            {
+                sum += dot(query, inner.vector(p));
+                n += 1;
+            }
+        }
+        Some((own, (n > 0).then(|| sum / n as f32)))
+    }
+}
+
+/// `f32` ordered by `total_cmp`, for the heap.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct OrdF32(f32);
+impl Eq for OrdF32 {}
+impl PartialOrd for OrdF32 {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for OrdF32 {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.0.total_cmp(&other.0)
+    }
+}
+
+/// A counter of chunk changes (inserts, deletes, generation swaps) that the embedding
+/// stage sleeps on, so it wakes when there is work and never polls.
+#[derive(Debug, Default)]
+pub struct ChunkChanges {
+    count: std::sync::Mutex<u64>,
+    changed: std::sync::Condvar,
+}
+
+impl ChunkChanges {
+    /// Records a change and wakes the waiters.
+    pub(crate) fn bump(&self) {
+        *self.count.lock().unwrap_or_else(PoisonError::into_inner) += 1;
+        self.changed.notify_all();
+    }
+
+    /// Waits until the count differs from `seen` or `timeout` passes; the count then.
+    pub fn wait_past(&self, seen: u64, timeout: std::time::Duration) -> u64 {
+        let count = self.count.lock().unwrap_or_else(PoisonError::into_inner);
+        let (count, _) = self
+            .changed
+            .wait_timeout_while(count, timeout, |c| *c == seen)
+            .unwrap_or_else(PoisonError::into_inner);
+        *count
+    }
+
+    /// The current count.
+    pub fn current(&self) -> u64 {
+        *self.count.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// One chunk waiting for its embedding.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingChunk {
+    /// `chunks.id`.
+    pub chunk_id: i64,
+    /// The chunk's text, to embed.
+    pub text: String,
+}
+
+/// Up to `limit` chunks without a vector of `model`, chat chunks first, ids above
+/// `after` ascending (the embedding stage's cursor).
+pub(crate) fn pending(
+    conn: &Connection,
+    model: &str,
+    after: i64,
+    limit: usize,
+) -> Result<Vec<PendingChunk>, StoreError> {
+    let context = "while listing chunks to embed";
+    let missing = "NOT EXISTS (SELECT 1 FROM chunk_vectors v WHERE v.chunk_id = c.id AND v.model = ?1)";
+    let mut out = Vec::new();
+    for kind_clause in ["AND c.kind = 'chat'", ""] {
+        let sql = format!(
+            "SELECT c.id, c.text FROM chunks c WHERE c.id > ?2 {kind_clause} AND {missing}
+             ORDER BY c.id LIMIT ?3"
+        );
+        let mut stmt = conn.prepare_cached(&sql).ctx(context)?;
+        let rows = stmt
+            .query_map(params![model, after, limit as i64], |r| {
+                Ok(PendingChunk {
+                    chunk_id: r.get(0)?,
+                    text: r.get(1)?,
+                })
+            })
+            .ctx(context)?;
+        out = rows.collect::<Result<Vec<_>, _>>().ctx(context)?;
+        if !out.is_empty() {
+            break;
+        }
+    }
+    Ok(out)
+}
+
+/// Writes vectors of `model` (replacing any other model's) for chunks that still exist;
+/// returns what the in-memory copy needs.
+pub(crate) fn write(
+    conn: &Connection,
+    model: &str,
+    vectors: Vec<(i64, Vec<f32>)>,
+) -> Result<Vec<StoredVector>, StoreError> {
+    let context = "while storing chunk vectors";
+    let mut meta = conn
+        .prepare_cached(
+            "SELECT c.scope, c.chat_id, m.message_index FROM chunks c
+             LEFT JOIN chat_messages m ON m.message_uuid = c.message_uuid WHERE c.id = ?1",
+        )
+        .ctx(context)?;
+    let mut insert = conn
+        .prepare_cached("INSERT OR REPLACE INTO chunk_vectors (chunk_id, model, vector) VALUES (?1, ?2, ?3)")
+        .ctx(context)?;
+    let mut out = Vec::with_capacity(vectors.len());
+    for (id, v) in vectors {
+        let row: Option<(String, Option<String>, Option<i64>)> = {
+            use rusqlite::OptionalExtension;
+            meta.query_row([id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+                .optional()
+                .ctx(context)?
+        };
+        // The chunk was deleted while it was being embedded: nothing to store.
+        let Some((scope, chat, seq)) = row else { continue };
+        insert.execute(params![id, model, to_blob(&v)]).ctx(context)?;
+        out.push(StoredVector {
+            chunk_id: id,
+            scope,
+            chat_id: chat,
+            seq: seq.unwrap_or(0),
+            vector: v,
+        });
+    }
+    Ok(out)
+}
+
+/// Every chunk id holding a vector of `model` (for [`VectorIndex::retain`]).
+pub(crate) fn alive(conn: &Connection, model: &str) -> Result<HashSet<i64>, StoreError> {
+    let context = "while listing chunk vectors";
+    let mut stmt = conn
+        .prepare_cached("SELECT chunk_id FROM chunk_vectors WHERE model = ?1")
+        .ctx(context)?;
+    let rows = stmt.query_map([model], |r| r.get(0)).ctx(context)?;
+    rows.collect::<Result<_, _>>().ctx(context)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn unit(v: &[f32]) -> Vec<f32> {
+        let n = dot(v, v).sqrt();
+        v.iter().map(|x| x / n).collect()
+    }
+
+    #[test]
+    fn blob_round_trip_and_length_check() {
+        let v = vec![0.5f32, -1.25, 3.0];
+        assert_eq!(from_blob(&to_blob(&v), 3), Some(v));
+        assert_eq!(from_blob(&[0u8; 7], 2), None);
+    }
+
+    #[test]
+    fn dot_matches_naive_sum() {
+        let a: Vec<f32> = (0..21).map(|i| i as f32 * 0.1).collect();
+        let b: Vec<f32> = (0..21).map(|i| 1.0 - i as f32 * 0.05).collect();
+        let naive: f32 = a.iter().zip(&b).map(|(x, y)| x * y).sum();
+        assert!((dot(&a, &b) - naive).abs() < 1e-4);
+    }
+
+    #[test]
+    fn nearest_respects_scope_exclusions_and_order() {
+        let index = VectorIndex::default();
+        {
+            let mut inner = index.inner.write().unwrap();
+            inner.model = "m".into();
+            inner.dim = 2;
+        }
+        let row = |chunk_id, scope: &str, chat: Option<&str>, seq, v: &[f32]| StoredVector {
+            chunk_id,
+            scope: scope.into(),
+            chat_id: chat.map(Into::into),
+            seq,
+            vector: unit(v),
+        };
+        let rows = vec![
+            row(1, "cA", Some("chat1"), 0, &[1.0, 0.0]),
+            row(2, "cA", Some("chat1"), 1, &[1.0, 1.0]),
+            row(3, "cA", Some("chat2"), 0, &[1.0, 0.1]),
+            row(4, "cB", Some("chat1"), 0, &[1.0, 0.0]),
+            row(5, "sXg1", None, 0, &[0.0, 1.0]),
+        ];
+        index.insert_all("m", &rows);
+        index.insert_all("other model", &rows);
+        assert_eq!(index.len(), 5);
+        let scopes = vec!["cA".to_string(), "sXg1".to_string()];
+        let filter = Filter {
+            scopes: &scopes,
+            excluded_chats: vec![],
+        };
+        let q = unit(&[1.0, 0.0]);
+        let ids: Vec<i64> = index
+            .nearest(&q, &filter, 10)
+            .iter()
+            .map(|h| h.chunk_id)
+            .collect();
+        assert_eq!(ids, vec![1, 3, 2, 5]);
+        assert_eq!(index.nearest(&q, &filter, 2).len(), 2);
+        let filter = Filter {
+            scopes: &scopes,
+            excluded_chats: vec!["cA/chat1".into()],
+        };
+        let ids: Vec<i64> = index
+            .nearest(&q, &filter, 10)
+            .iter()
+            .map(|h| h.chunk_id)
+            .collect();
+        assert_eq!(ids, vec![3, 5]);
+        assert!(index.nearest(&[1.0, 0.0, 0.0], &filter, 10).is_empty());
+        // Neighbours: chunk 1's next message is chunk 2.
+        let (own, near) = index.cosines(&q, 1).expect("held");
+        assert!((own - 1.0).abs() < 1e-6);
+        assert!((near.expect("neighbour") - std::f32::consts::FRAC_1_SQRT_2).abs() < 1e-5);
+        assert_eq!(index.cosines(&q, 5).expect("held").1, None);
+        assert_eq!(index.retain(&[1, 5].into_iter().collect()), 3);
+        assert_eq!(index.cosines(&q, 1).expect("held").1, None);
+        assert!(index.cosines(&q, 2).is_none());
+    }
+}
