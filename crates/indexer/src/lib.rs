@@ -12,6 +12,7 @@
 //! - `runner`: the worker thread running jobs and watcher refreshes one at a time.
 //! - `watch`: one debounced watcher per source.
 //! - [`filetree`]: the two filetree endpoints' core, strictly confined to the root.
+//! - [`embedding_stage`]: the thread giving every chunk its embedding.
 //! - `error`: [`IndexerError`].
 //!
 //! # Jobs and restarts
@@ -22,6 +23,7 @@
 //! unchanged files). A graceful [`Indexer::shutdown`] re-queues the running job instead.
 #![deny(missing_docs)]
 
+pub mod embedding_stage;
 mod error;
 pub mod extract;
 pub mod filetree;

@@ -10,6 +10,7 @@ use crate::lifecycle::service::{InstallArgs, KindArgs};
 use crate::lifecycle::start::StartArgs;
 use crate::lifecycle::status::StatusArgs;
 use crate::lifecycle::stop::StopArgs;
+use crate::models::ModelCommand;
 
 /// ChatDO's Memory Service: a local-only daemon that indexes files and chat
 /// messages and answers searches. Never more than one per home directory.
@@ -68,4 +69,7 @@ pub enum Command {
     },
     /// Search a project's chats and files.
     Search(SearchArgs),
+    /// The embedding model behind semantic search: install it, or see what is there.
+    #[command(subcommand)]
+    Model(ModelCommand),
 }

@@ -17,6 +17,19 @@ pub const DEFAULT_HOST: &str = "127.0.0.1";
 /// The default port, ChatDO's.
 pub const DEFAULT_PORT: u16 = 5858;
 
+/// Where installed embedding models live, under the home.
+pub const MODELS_DIR: &str = "models";
+
+/// `path` made absolute against the current directory.
+fn absolute(path: PathBuf) -> anyhow::Result<PathBuf> {
+    if path.is_absolute() {
+        return Ok(path);
+    }
+    Ok(std::env::current_dir()
+        .context("resolving a relative path against the current directory")?
+        .join(path))
+}
+
 /// Settings given on the command line (all optional).
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct ConfigArgs {
@@ -30,6 +43,10 @@ pub struct ConfigArgs {
     /// Port to bind [env: MEMORY_SERVICE_PORT] [default: 5858]
     #[arg(long, global = true, value_name = "PORT")]
     pub port: Option<u16>,
+    /// Embedding model directory (config.json, tokenizer.json, model.safetensors)
+    /// [env: MEMORY_SERVICE_EMBEDDING_MODEL] [default: HOME/models/all-MiniLM-L6-v2]
+    #[arg(long, global = true, value_name = "DIR")]
+    pub embedding_model: Option<PathBuf>,
 }
 
 /// The resolved configuration.
@@ -49,6 +66,8 @@ pub struct Config {
     pub startup_grace: Duration,
     /// Browser origins allowed by CORS.
     pub cors_origins: Vec<String>,
+    /// The embedding model's directory; semantic search is off while it holds no model.
+    pub embedding_model: PathBuf,
 }
 
 impl Config {
@@ -62,13 +81,7 @@ impl Config {
                 None => bail!("cannot find your home directory ($HOME is unset); pass --home DIR"),
             },
         };
-        let home = if home.is_absolute() {
-            home
-        } else {
-            std::env::current_dir()
-                .context("resolving a relative --home against the current directory")?
-                .join(home)
-        };
+        let home = absolute(home)?;
         let host = match (&args.host, env("MEMORY_SERVICE_HOST").filter(|s| !s.is_empty())) {
             (Some(h), _) => h.clone(),
             (None, Some(h)) => h,
@@ -96,7 +109,16 @@ impl Config {
         if lock_check_interval.is_zero() {
             bail!("MEMORY_SERVICE_LOCK_CHECK_MS must be at least 1 (milliseconds)");
         }
+        let embedding_model = match (
+            &args.embedding_model,
+            env("MEMORY_SERVICE_EMBEDDING_MODEL").filter(|s| !s.is_empty()),
+        ) {
+            (Some(d), _) => absolute(d.clone())?,
+            (None, Some(d)) => absolute(PathBuf::from(d))?,
+            (None, None) => home.join(MODELS_DIR).join(memory_embedding::default_model_name()),
+        };
         Ok(Config {
+            embedding_model,
             home,
             host,
             port,
@@ -110,6 +132,11 @@ impl Config {
     /// Loads from the real process environment.
     pub fn from_env(args: &ConfigArgs) -> anyhow::Result<Config> {
         Config::load(args, &|k| std::env::var(k).ok())
+    }
+
+    /// Where `model install` puts models: `HOME/models`.
+    pub fn models_dir(&self) -> PathBuf {
+        self.home.join(MODELS_DIR)
     }
 
     /// The base URL clients use.
@@ -129,6 +156,30 @@ mod tests {
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
         move |k| m.get(k).cloned()
+    }
+
+    #[test]
+    fn embedding_model_flag_then_env_then_home() {
+        let none = ConfigArgs::default();
+        let c = Config::load(&none, &env_of(&[("HOME", "/u")])).unwrap();
+        assert_eq!(
+            c.embedding_model,
+            PathBuf::from("/u/.chatdo/models/all-MiniLM-L6-v2")
+        );
+        assert_eq!(c.models_dir(), PathBuf::from("/u/.chatdo/models"));
+        let env = env_of(&[("HOME", "/u"), ("MEMORY_SERVICE_EMBEDDING_MODEL", "/m/bge")]);
+        assert_eq!(
+            Config::load(&none, &env).unwrap().embedding_model,
+            PathBuf::from("/m/bge")
+        );
+        let flag = ConfigArgs {
+            embedding_model: Some("/m/e5".into()),
+            ..ConfigArgs::default()
+        };
+        assert_eq!(
+            Config::load(&flag, &env).unwrap().embedding_model,
+            PathBuf::from("/m/e5")
+        );
     }
 
     #[test]
@@ -156,6 +207,7 @@ mod tests {
             home: Some("/f".into()),
             host: Some("127.0.0.2".into()),
             port: Some(9),
+            ..ConfigArgs::default()
         };
         let c = Config::load(&flags, &env).unwrap();
         assert_eq!(

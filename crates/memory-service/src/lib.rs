@@ -9,9 +9,11 @@
 //! - [`daemon`]: `serve`: claim the home, bind, serve, shut down cleanly.
 //! - [`lifecycle`]: `start`, `stop`, `status`, `restart`, `logs`, `install-service`.
 //! - [`metrics`]: counters for `/metrics`.
+//! - [`models`]: `model install|status`, the embedding model on disk.
 //! - [`monitor`]: identity and health state, read by `/health` from memory.
 //! - [`probe`]: the client side of `/health` (who answers on an address).
 //! - [`http`]: thin handlers over the core, one router listing every route.
+//! - [`semantic`]: the embedding model behind `/health`, query embeddings, the stage.
 
 pub mod cli;
 pub mod client;
@@ -21,5 +23,7 @@ pub mod exit_code;
 pub mod http;
 pub mod lifecycle;
 pub mod metrics;
+pub mod models;
 pub mod monitor;
 pub mod probe;
+pub mod semantic;

@@ -47,6 +47,36 @@ pub enum State {
     Degraded,
 }
 
+/// Whether search ranks by meaning too (the `semantic` object of `/health`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SemanticState {
+    /// No embedding model installed (or none wanted): search is BM25 and word coverage.
+    #[default]
+    Off,
+    /// The model is loading (seconds); search is text-only meanwhile.
+    Loading,
+    /// The model is loaded; new and old chunks are embedded in the background.
+    Ready,
+    /// The model could not be loaded; `reason` says why.
+    Error,
+}
+
+/// The `semantic` object of `/health` and `status`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct SemanticReport {
+    /// Off, loading, ready or error.
+    pub state: SemanticState,
+    /// The model's id (`<name>@<hash>`) once loaded.
+    pub model: Option<String>,
+    /// Why semantic search is off or failed, with what to do (e.g. the install command).
+    pub reason: Option<String>,
+    /// Chunks still waiting for their embedding (0 when off).
+    pub pending_chunks: u64,
+    /// Chunks embedded with the current model.
+    pub embedded_chunks: u64,
+}
+
 /// The `/health` body.
 #[derive(Debug, Clone, Serialize)]
 pub struct HealthReport {
@@ -61,6 +91,8 @@ pub struct HealthReport {
     pub state: State,
     /// Why degraded (empty otherwise).
     pub reasons: Vec<String>,
+    /// Semantic search: whether it is on, why not, and the embedding backlog.
+    pub semantic: SemanticReport,
 }
 
 /// The published part of the state: swapped whole, read without locking.
@@ -79,6 +111,9 @@ pub struct Monitor {
     started: Instant,
     /// What `/health` reads.
     snapshot: ArcSwap<Snapshot>,
+    /// The semantic part of `/health`, swapped whole by the model loader and the
+    /// embedding stage.
+    semantic: ArcSwap<SemanticReport>,
     /// Writers' side: whether start-up finished and the open problems. Only
     /// reporters lock it, never `/health`.
     inner: Mutex<(bool, BTreeMap<String, String>)>,
@@ -94,8 +129,19 @@ impl Monitor {
                 state: State::Starting,
                 reasons: Vec::new(),
             }),
+            semantic: ArcSwap::from_pointee(SemanticReport::default()),
             inner: Mutex::new((false, BTreeMap::new())),
         })
+    }
+
+    /// Replaces the semantic report.
+    pub fn set_semantic(&self, report: SemanticReport) {
+        self.semantic.store(Arc::new(report));
+    }
+
+    /// The semantic report.
+    pub fn semantic(&self) -> SemanticReport {
+        (**self.semantic.load()).clone()
     }
 
     /// Our identity.
@@ -151,6 +197,7 @@ impl Monitor {
             uptime_s: self.uptime_s(),
             state: snap.state,
             reasons: snap.reasons.clone(),
+            semantic: self.semantic(),
         }
     }
 }
@@ -204,6 +251,7 @@ pub(crate) mod tests {
             "uptime_s",
             "state",
             "reasons",
+            "semantic",
         ] {
             assert!(v.get(k).is_some(), "missing {k} in {v}");
         }

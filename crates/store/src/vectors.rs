@@ -373,6 +373,11 @@ pub struct ChunkChanges {
 }
 
 impl ChunkChanges {
+    /// Wakes the waiters (e.g. to make them see a stop flag).
+    pub fn wake(&self) {
+        self.bump();
+    }
+
     /// Records a change and wakes the waiters.
     pub(crate) fn bump(&self) {
         *self.count.lock().unwrap_or_else(PoisonError::into_inner) += 1;
@@ -402,6 +407,8 @@ pub struct PendingChunk {
     pub chunk_id: i64,
     /// The chunk's text, to embed.
     pub text: String,
+    /// A chat chunk (else a file chunk).
+    pub is_chat: bool,
 }
 
 /// Up to `limit` chunks without a vector of `model`, chat chunks first, ids above
@@ -417,7 +424,8 @@ pub(crate) fn pending(
     let mut out = Vec::new();
     for kind_clause in ["AND c.kind = 'chat'", ""] {
         let sql = format!(
-            "SELECT c.id, c.text FROM chunks c WHERE c.id > ?2 {kind_clause} AND {missing}
+            "SELECT c.id, c.text, c.kind = 'chat' FROM chunks c
+             WHERE c.id > ?2 {kind_clause} AND {missing}
              ORDER BY c.id LIMIT ?3"
         );
         let mut stmt = conn.prepare_cached(&sql).ctx(context)?;
@@ -426,6 +434,7 @@ pub(crate) fn pending(
                 Ok(PendingChunk {
                     chunk_id: r.get(0)?,
                     text: r.get(1)?,
+                    is_chat: r.get(2)?,
                 })
             })
             .ctx(context)?;

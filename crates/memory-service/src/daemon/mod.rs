@@ -22,6 +22,7 @@ use crate::http::{self, AppState, Services};
 use crate::metrics::Metrics;
 use crate::monitor::{Identity, Monitor};
 use crate::probe;
+use crate::semantic::Semantic;
 
 /// The service name in `/health` and in the guard's policy.
 pub const SERVICE: &str = "memory-service";
@@ -223,11 +224,13 @@ async fn serve_async(
     let listener = tokio::net::TcpListener::from_std(listener).context("registering the listener")?;
     let drain = config.drain_timeout;
     let services = Arc::new(OnceLock::new());
+    let semantic: Arc<Semantic> = Arc::default();
     let state = AppState {
         monitor: monitor.clone(),
         config: Arc::new(config),
         metrics,
         services: services.clone(),
+        semantic: semantic.clone(),
     };
     let stopping = shutdown.clone();
     tokio::spawn(async move {
@@ -250,8 +253,16 @@ async fn serve_async(
             storewatch::spawn(
                 s.store.clone(),
                 s.indexer.clone(),
+                semantic.clone(),
                 monitor.clone(),
                 shutdown.clone(),
+            );
+            // The model loads behind `/health` and the data routes (seconds).
+            semantic.start(
+                state.config.embedding_model.clone(),
+                state.config.home.clone(),
+                s.store.clone(),
+                monitor.clone(),
             );
             let _ = services.set(s);
             monitor.set_ready();
@@ -271,8 +282,10 @@ async fn serve_async(
     // the writer and checkpoint, before our caller releases the lock.
     if let Some(s) = services.get() {
         let (store, indexer) = (s.store.clone(), s.indexer.clone());
+        let semantic = semantic.clone();
         match tokio::task::spawn_blocking(move || {
             indexer.shutdown();
+            semantic.shutdown();
             store.shutdown()
         })
         .await

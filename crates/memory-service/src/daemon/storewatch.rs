@@ -50,6 +50,7 @@ pub fn problem(s: &memory_store::StoreStats) -> Option<String> {
 pub fn spawn(
     store: memory_store::Store,
     indexer: Arc<memory_indexer::Indexer>,
+    semantic: Arc<crate::semantic::Semantic>,
     monitor: Arc<Monitor>,
     shutdown: CancellationToken,
 ) {
@@ -61,6 +62,13 @@ pub fn spawn(
                 _ = tick.tick() => {}
             }
             monitor.report("store", problem(&store.stats()));
+            monitor.report(
+                "embedding",
+                semantic.stage_died().then(|| {
+                    "the embedding stage thread has stopped: new chunks are not embedded; restart the service"
+                        .to_string()
+                }),
+            );
             let ix = indexer.clone();
             if let Ok(problems) = tokio::task::spawn_blocking(move || ix.problems()).await {
                 monitor.report("indexer", (!problems.is_empty()).then(|| problems.join("; ")));

@@ -12,12 +12,50 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
         state.metrics.render(
             &state.monitor,
-            &state
+            &(state
                 .store()
                 .map(|s| store_metrics(&s.stats()))
-                .unwrap_or_default(),
+                .unwrap_or_default()
+                + &semantic_metrics(&state.monitor.semantic())),
         ),
     )
+}
+
+/// Semantic search: whether it is on and the embedding backlog, from memory.
+fn semantic_metrics(s: &crate::monitor::SemanticReport) -> String {
+    use crate::monitor::SemanticState;
+    let mut out = String::from(
+        "# HELP memory_service_semantic_state 1 for the current state of semantic search, 0 for the others.\n\
+         # TYPE memory_service_semantic_state gauge\n",
+    );
+    for (state, name) in [
+        (SemanticState::Off, "off"),
+        (SemanticState::Loading, "loading"),
+        (SemanticState::Ready, "ready"),
+        (SemanticState::Error, "error"),
+    ] {
+        out.push_str(&format!(
+            "memory_service_semantic_state{{state=\"{name}\"}} {}\n",
+            u8::from(s.state == state)
+        ));
+    }
+    for (name, help, value) in [
+        (
+            "embedding_pending_chunks",
+            "Chunks waiting for their embedding.",
+            s.pending_chunks,
+        ),
+        (
+            "embedded_chunks",
+            "Chunks embedded with the current model.",
+            s.embedded_chunks,
+        ),
+    ] {
+        out.push_str(&format!(
+            "# HELP memory_service_{name} {help}\n# TYPE memory_service_{name} gauge\nmemory_service_{name} {value}\n"
+        ));
+    }
+    out
 }
 
 /// The store's counters, from memory (never the database).

@@ -41,6 +41,8 @@ pub struct AppState {
     /// then `/health` answers (state `starting`) and data routes answer 503,
     /// so a slow start (WAL recovery, many watchers) never looks stuck.
     pub services: Arc<OnceLock<Services>>,
+    /// The embedding model and stage, once loaded (search is text-only until then).
+    pub semantic: Arc<crate::semantic::Semantic>,
 }
 
 /// What the data routes need, available once start-up work is done.

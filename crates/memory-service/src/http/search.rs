@@ -1,6 +1,8 @@
 //! `POST /search`: the contract's request and result shapes over the store's
-//! BM25 search. User text is never query syntax (the store quotes every
-//! term). `limit` defaults to 10 and is capped at the store's maximum.
+//! hybrid search (BM25 and word coverage, plus meaning once an embedding model is
+//! loaded: the query is embedded on the model's own threads, never here). User text
+//! is never query syntax (the store quotes every term). `limit` defaults to 10 and
+//! is capped at the store's maximum.
 
 use axum::Json;
 use axum::extract::State;
@@ -80,7 +82,8 @@ pub async fn search(
         exclude_chat_ids: q.exclude_chat_ids.unwrap_or_default(),
     };
     let store = state.store()?.clone();
-    let hits = blocking(move || store.search(&req)).await?;
+    let vector = state.semantic.query_vector(&req.query).await;
+    let hits = blocking(move || store.search_with(&req, vector.as_deref())).await?;
     Ok(Json(SearchResults {
         results: hits
             .into_iter()
