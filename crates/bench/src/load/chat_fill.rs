@@ -12,7 +12,7 @@ use serde_json::json;
 use super::{Ctx, summary};
 use crate::baseline;
 use crate::corpus;
-use crate::jobs::{Counts, check_ack, counts, search, wait_drained};
+use crate::jobs::{Counts, Drained, check_ack, counts, search, wait_drained};
 use crate::stats::Summary;
 
 /// Phase 1: the fill.
@@ -62,43 +62,71 @@ pub struct Baseline {
 /// One fill writer's ack latencies, sampled (message, job id) pairs, last ack.
 type WriterOut = (Vec<f64>, Vec<(usize, String)>, Instant);
 
+/// What the writers and the watcher of the fill saw.
+struct Posted {
+    /// Every ack latency, ms.
+    lat: Vec<f64>,
+    /// About 100 (message, job id) pairs spread over the run, to check.
+    jobs: Vec<(usize, String)>,
+    /// The last ack.
+    last_ack: Instant,
+    /// When the last job ended.
+    drained: Drained,
+}
+
+/// Phase 1: posts `messages` from the writers, waits until all are indexed,
+/// checks sampled jobs and markers.
 pub(super) fn fill(ctx: &Ctx, messages: &[String]) -> Result<Fill> {
+    let n = messages.len();
+    let before = counts(&ctx.client())?;
+    let t0 = Instant::now();
+    let mut p = post_and_wait(ctx, messages, before, t0)?;
+    let errors = p.drained.counts.errors - before.errors;
+    if errors > 0 {
+        bail!(
+            "{errors} acknowledged chat message(s) ended with their index job in `error` (see /metrics memory_service_store_index_errors_total)"
+        );
+    }
+    p.jobs.sort();
+    check_jobs(ctx, &p.jobs)?;
+    let markers_found = check_markers(ctx, n)?;
+
+    let (drained, last_ack) = (&p.drained, p.last_ack);
+    let indexed_secs = (drained.at - t0).as_secs_f64();
+    Ok(Fill {
+        messages: n,
+        bytes: messages.iter().map(|m| m.len() as u64).sum(),
+        ack_ms: summary(&p.lat)?,
+        acks_per_sec: n as f64 / (last_ack - t0).as_secs_f64(),
+        indexed_secs,
+        indexed_per_sec: n as f64 / indexed_secs,
+        index_lag_after_last_ack_secs: drained.at.saturating_duration_since(last_ack).as_secs_f64(),
+        peak_pending_jobs: drained.peak_pending,
+        catch_up_per_sec: drained.writing_done.and_then(|(t, k)| {
+            let secs = drained.at.saturating_duration_since(t).as_secs_f64();
+            (k.pending >= 100 && secs > 0.0).then(|| k.pending as f64 / secs)
+        }),
+        jobs_checked: p.jobs.len(),
+        markers_found,
+        chat_chunks: ctx.chunk_counts().map(|c| c.0),
+    })
+}
+
+/// Runs the writers while this thread watches `/metrics` until every message
+/// is indexed (`before`: the counts before the first post at `t0`).
+fn post_and_wait(ctx: &Ctx, messages: &[String], before: Counts, t0: Instant) -> Result<Posted> {
     let n = messages.len();
     let clients = ctx.size.clients;
     let watch = ctx.client();
-    let before = counts(&watch)?;
-    // About 100 jobs to check afterwards, spread over the run.
-    let stride = (n / 100).max(1);
     let next = AtomicUsize::new(0);
     let acked = AtomicUsize::new(0);
     let writers_done = AtomicUsize::new(0);
     let failed = AtomicBool::new(false);
-    let t0 = Instant::now();
     let (writer_results, drained) = std::thread::scope(|s| {
         let handles: Vec<_> = (0..clients)
             .map(|_| {
                 s.spawn(|| {
-                    let r = (|| -> Result<WriterOut> {
-                        let c = ctx.client();
-                        let (mut lat, mut jobs) = (Vec::with_capacity(n / clients + 1), Vec::new());
-                        let mut last = Instant::now();
-                        loop {
-                            let i = next.fetch_add(1, Ordering::Relaxed);
-                            if i >= n || failed.load(Ordering::Relaxed) {
-                                return Ok((lat, jobs, last));
-                            }
-                            let body = corpus::message_body(i, &messages[i]);
-                            let t = Instant::now();
-                            let a = c.post("/index-chat-message", &body)?;
-                            last = Instant::now();
-                            lat.push((last - t).as_secs_f64() * 1e3);
-                            let job = check_ack(a, i)?;
-                            acked.fetch_add(1, Ordering::Relaxed);
-                            if i.is_multiple_of(stride) {
-                                jobs.push((i, job));
-                            }
-                        }
-                    })();
+                    let r = write_messages(ctx, messages, &next, &acked, &failed);
                     if r.is_err() {
                         failed.store(true, Ordering::Relaxed);
                     }
@@ -139,18 +167,50 @@ pub(super) fn fill(ctx: &Ctx, messages: &[String]) -> Result<Fill> {
         jobs.extend(j);
         last_ack = last_ack.max(last);
     }
-    let drained = drained?;
-    let errors = drained.counts.errors - before.errors;
-    if errors > 0 {
-        bail!(
-            "{errors} acknowledged chat message(s) ended with their index job in `error` (see /metrics memory_service_store_index_errors_total)"
-        );
-    }
+    Ok(Posted {
+        lat,
+        jobs,
+        last_ack,
+        drained: drained?,
+    })
+}
 
-    // Every sampled job must say success; every sampled message must be found.
+/// One writer: posts messages by shared index until none is left (or another
+/// thread failed), keeping the job id of about 100 of them.
+fn write_messages(
+    ctx: &Ctx,
+    messages: &[String],
+    next: &AtomicUsize,
+    acked: &AtomicUsize,
+    failed: &AtomicBool,
+) -> Result<WriterOut> {
+    let n = messages.len();
+    let stride = (n / 100).max(1);
     let c = ctx.client();
-    jobs.sort();
-    for (i, job) in &jobs {
+    let (mut lat, mut jobs) = (Vec::with_capacity(n / ctx.size.clients + 1), Vec::new());
+    let mut last = Instant::now();
+    loop {
+        let i = next.fetch_add(1, Ordering::Relaxed);
+        if i >= n || failed.load(Ordering::Relaxed) {
+            return Ok((lat, jobs, last));
+        }
+        let body = corpus::message_body(i, &messages[i]);
+        let t = Instant::now();
+        let a = c.post("/index-chat-message", &body)?;
+        last = Instant::now();
+        lat.push((last - t).as_secs_f64() * 1e3);
+        let job = check_ack(a, i)?;
+        acked.fetch_add(1, Ordering::Relaxed);
+        if i.is_multiple_of(stride) {
+            jobs.push((i, job));
+        }
+    }
+}
+
+/// Every sampled job must say `success` once all jobs are done.
+fn check_jobs(ctx: &Ctx, jobs: &[(usize, String)]) -> Result<()> {
+    let c = ctx.client();
+    for (i, job) in jobs {
         let v = c
             .get(&format!("/index-job-status/{job}"))?
             .json_200(&format!("GET /index-job-status/{job} (message m-{i})"))?;
@@ -163,6 +223,13 @@ pub(super) fn fill(ctx: &Ctx, messages: &[String]) -> Result<Fill> {
             other => bail!("message m-{i}: job {job} is {other:?} after every job was done, not \"success\""),
         }
     }
+    Ok(())
+}
+
+/// 20 messages spread over `0..n` must each be found by their marker;
+/// returns how many were checked.
+fn check_markers(ctx: &Ctx, n: usize) -> Result<usize> {
+    let c = ctx.client();
     let mut markers_found = 0;
     for i in (0..n).step_by((n / 20).max(1)) {
         let body = json!({"project_id": corpus::PROJECT, "query": corpus::message_marker(i), "limit": 5});
@@ -177,27 +244,11 @@ pub(super) fn fill(ctx: &Ctx, messages: &[String]) -> Result<Fill> {
         }
         markers_found += 1;
     }
-
-    let indexed_secs = (drained.at - t0).as_secs_f64();
-    Ok(Fill {
-        messages: n,
-        bytes: messages.iter().map(|m| m.len() as u64).sum(),
-        ack_ms: summary(&lat)?,
-        acks_per_sec: n as f64 / (last_ack - t0).as_secs_f64(),
-        indexed_secs,
-        indexed_per_sec: n as f64 / indexed_secs,
-        index_lag_after_last_ack_secs: drained.at.saturating_duration_since(last_ack).as_secs_f64(),
-        peak_pending_jobs: drained.peak_pending,
-        catch_up_per_sec: drained.writing_done.and_then(|(t, k)| {
-            let secs = drained.at.saturating_duration_since(t).as_secs_f64();
-            (k.pending >= 100 && secs > 0.0).then(|| k.pending as f64 / secs)
-        }),
-        jobs_checked: jobs.len(),
-        markers_found,
-        chat_chunks: ctx.chunk_counts().map(|c| c.0),
-    })
+    Ok(markers_found)
 }
 
+/// Phase 2: the same rows into a bare FTS5 table, 1000 per transaction and
+/// one per transaction (2 s).
 pub(super) fn chat_baseline(ctx: &Ctx, messages: &[String], service_per_sec: f64) -> Result<Baseline> {
     let dir = ctx.root.join("baseline");
     std::fs::create_dir_all(&dir).context("creating the baseline directory")?;

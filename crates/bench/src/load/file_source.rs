@@ -3,6 +3,7 @@
 //! then searches over chats and files with no writers. Skipped (not failed)
 //! when the service has no file sources.
 
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
@@ -10,7 +11,7 @@ use anyhow::{Context, Result, bail};
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use super::mixed::{chat_query, drain, under_load};
+use super::mixed::{Samples, chat_query, drain, for_duration, under_load};
 use super::{Ctx, LoadSummary};
 use crate::baseline;
 use crate::client::Client;
@@ -98,7 +99,59 @@ pub(super) fn files(ctx: &Ctx, next: &AtomicUsize) -> Result<std::result::Result
         ctx.size.clients,
         ctx.size.clients
     ));
-    let before = counts(&c)?;
+    let ix = index_under_load(ctx, &c, &root, next)?;
+    ctx.say("4. files: bare FTS5 of the same files");
+    let bare = bare_files(ctx, &root, &included)?;
+    let (markers_found, ignored_found) = check_file_markers(ctx, &c, &ix.source_id, &tree)?;
+    ctx.say(&format!(
+        "4. files: {} s of searches over chats and files",
+        ctx.size.duration_secs
+    ));
+    let after = search_after(ctx, next, &ix.source_id, tree.files.len())?;
+
+    let chunks = ctx.chunk_counts();
+    let bytes_processed = ix.job["bytes_processed"].as_u64().unwrap_or(0);
+    let mb_per_sec = bytes_processed as f64 / 1e6 / ix.job_secs;
+    Ok(Ok(Files {
+        files: included.len(),
+        bytes: tree.included_bytes,
+        ignored_files: tree.files.iter().filter(|f| f.ignored).count(),
+        dirs: tree.dirs,
+        generate_secs,
+        source_id: ix.source_id,
+        job: ix.job,
+        job_secs: ix.job_secs,
+        job_seen_secs: ix.job_seen_secs,
+        mb_per_sec,
+        during: ix.during.summary(),
+        ratio: mb_per_sec / bare.mb_per_sec(),
+        bare,
+        markers_found,
+        ignored_found,
+        after: after.summary(),
+        file_chunks: chunks.map(|c| c.1),
+        chat_chunks: chunks.map(|c| c.0),
+    }))
+}
+
+/// The file job, indexed under load.
+struct Indexed {
+    source_id: String,
+    /// The job's last state from `/sources/{id}/jobs`.
+    job: Value,
+    /// The service's started_at..completed_at, or the client's view.
+    job_secs: f64,
+    /// POST /sources to "completed" seen by polling.
+    job_seen_secs: f64,
+    /// The load while the job ran.
+    during: Samples,
+}
+
+/// Adds `root` as a source and waits for its job to complete while writers,
+/// searchers (over the chats and the new source) and the prober run; then
+/// waits for the chat messages posted meanwhile to be indexed.
+fn index_under_load(ctx: &Ctx, c: &Client, root: &Path, next: &AtomicUsize) -> Result<Indexed> {
+    let before = counts(c)?;
     let t_post = Instant::now();
     let v = c
         .post(
@@ -120,34 +173,48 @@ pub(super) fn files(ctx: &Ctx, next: &AtomicUsize) -> Result<std::result::Result
     };
     let (during, (job, t_done)) =
         under_load(ctx, ctx.size.clients, ctx.size.clients, next, &query, |failed| {
-            wait_job(&c, &source_id, &job_id, failed, ctx)
+            wait_job(c, &source_id, &job_id, failed, ctx)
         })?;
     let job_seen_secs = (t_done - t_post).as_secs_f64();
-    let bytes_processed = job["bytes_processed"].as_u64().unwrap_or(0);
+    if job["bytes_processed"].as_u64().unwrap_or(0) == 0 {
+        ctx.warn(format!("the file job reports bytes_processed 0: {job}"));
+    }
+    let posted = during.ack_ms.len() as u64;
+    drain(ctx, c, before, posted)?;
+    Ok(Indexed {
+        source_id,
+        job_secs: job_secs(ctx, &job, job_seen_secs),
+        job,
+        job_seen_secs,
+        during,
+    })
+}
+
+/// The job's duration by the service's clock (completed_at - started_at), or
+/// `seen_secs` with a warning when those are missing or unparseable.
+fn job_secs(ctx: &Ctx, job: &Value, seen_secs: f64) -> f64 {
     let server_secs = match (job["started_at"].as_str(), job["completed_at"].as_str()) {
         (Some(a), Some(b)) => iso_secs(b).zip(iso_secs(a)).map(|(b, a)| b - a),
         _ => None,
     };
-    let job_secs = match server_secs {
+    match server_secs {
         Some(s) if s > 0.0 => s,
         _ => {
             ctx.warn(
                 "the file job's started_at/completed_at were not usable; its duration is the client's view"
                     .into(),
             );
-            job_seen_secs
+            seen_secs
         }
-    };
-    if bytes_processed == 0 {
-        ctx.warn(format!("the file job reports bytes_processed 0: {job}"));
     }
-    let posted = during.ack_ms.len() as u64;
-    drain(ctx, &c, before, posted)?;
+}
 
-    ctx.say("4. files: bare FTS5 of the same files");
+/// The included files read and inserted, chunked at ~1000 bytes, into a bare
+/// FTS5 table (reading counts: the service reads the files too).
+fn bare_files(ctx: &Ctx, root: &Path, included: &[&corpus::TreeFile]) -> Result<baseline::Run> {
     let mut texts = Vec::with_capacity(included.len());
     let t = Instant::now();
-    for f in &included {
+    for f in included {
         texts.push(
             std::fs::read_to_string(root.join(&f.rel))
                 .with_context(|| format!("reading {}", f.rel.display()))?,
@@ -162,22 +229,27 @@ pub(super) fn files(ctx: &Ctx, next: &AtomicUsize) -> Result<std::result::Result
         texts.iter().flat_map(|t| corpus::chunks(t)),
         None,
     )?;
-    bare.secs += read_secs; // the service reads the files too
+    bare.secs += read_secs;
     drop(texts);
     let _ = std::fs::remove_dir_all(&dir);
+    Ok(bare)
+}
 
-    // Markers: prose files must be found; ignored files must not.
+/// Markers: about 10 prose files must be found (fails otherwise); about 10
+/// files excluded by `.gitignore` must not (a warning). Returns (found,
+/// ignored found).
+fn check_file_markers(ctx: &Ctx, c: &Client, source_id: &str, tree: &corpus::Tree) -> Result<(usize, usize)> {
     let marker_search = |f: &corpus::TreeFile| -> Result<bool> {
         let body =
             json!({"project_id": corpus::PROJECT, "query": f.marker, "limit": 5, "source_ids": [source_id]});
         let want = f.rel.to_string_lossy();
-        Ok(search(&c, &body)?.iter().any(|r| {
+        Ok(search(c, &body)?.iter().any(|r| {
             r["file_path"]
                 .as_str()
                 .is_some_and(|p| p.ends_with(want.as_ref()))
         }))
     };
-    let prose: Vec<&&corpus::TreeFile> = included.iter().filter(|f| f.prose).collect();
+    let prose: Vec<&corpus::TreeFile> = tree.included().filter(|f| f.prose).collect();
     let mut markers_found = 0;
     for f in prose.iter().step_by((prose.len() / 10).max(1)) {
         if !marker_search(f)? {
@@ -203,47 +275,27 @@ pub(super) fn files(ctx: &Ctx, next: &AtomicUsize) -> Result<std::result::Result
             "{ignored_found} of {ignored_checked} sampled files excluded by .gitignore were indexed (e.g. {example})"
         ));
     }
+    Ok((markers_found, ignored_found))
+}
 
-    ctx.say(&format!(
-        "4. files: {} s of searches over chats and files",
-        ctx.size.duration_secs
-    ));
-    let duration = Duration::from_secs(ctx.size.duration_secs);
-    let sid = source_id.clone();
-    let n_files = tree.files.len();
+/// Searches only (no writers) over chats and the source for the run's
+/// duration; queries use the markers of the tree's `n_files` files.
+fn search_after(ctx: &Ctx, next: &AtomicUsize, source_id: &str, n_files: usize) -> Result<Samples> {
+    let sid = source_id.to_string();
     let file_query = move |rng: &mut Rng| {
         let q = corpus::query(rng, &|r: &mut Rng| corpus::file_marker(r.below(n_files)));
         json!({"project_id": corpus::PROJECT, "query": q, "limit": 10, "source_ids": [sid]})
     };
-    let (after, ()) = under_load(ctx, 0, ctx.size.clients, next, &file_query, |failed| {
-        let end = Instant::now() + duration;
-        while Instant::now() < end && !failed.load(Ordering::Relaxed) {
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Ok(())
-    })?;
-    let chunks = ctx.chunk_counts();
-    let mb_per_sec = bytes_processed as f64 / 1e6 / job_secs;
-    Ok(Ok(Files {
-        files: included.len(),
-        bytes: tree.included_bytes,
-        ignored_files: ignored.len(),
-        dirs: tree.dirs,
-        generate_secs,
-        source_id,
-        job,
-        job_secs,
-        job_seen_secs,
-        mb_per_sec,
-        during: during.summary(),
-        ratio: mb_per_sec / bare.mb_per_sec(),
-        bare,
-        markers_found,
-        ignored_found,
-        after: after.summary(),
-        file_chunks: chunks.map(|c| c.1),
-        chat_chunks: chunks.map(|c| c.0),
-    }))
+    let duration = Duration::from_secs(ctx.size.duration_secs);
+    let (after, ()) = under_load(
+        ctx,
+        0,
+        ctx.size.clients,
+        next,
+        &file_query,
+        for_duration(duration),
+    )?;
+    Ok(after)
 }
 
 /// Polls `/sources/{id}/jobs` every 100 ms until job `job_id` (or, if the id

@@ -67,11 +67,25 @@ impl Sampler {
         }
     }
 
-    pub(super) fn peak_mib(&self, phases: &[usize]) -> f64 {
+    /// The phase 5 report: peaks per phase, the last sample, and the
+    /// caller's idle RSS and database size (MiB).
+    pub(super) fn memory(&self, idle_mib: f64, db_mib: f64) -> Memory {
+        Memory {
+            idle_mib,
+            fill_peak_mib: self.peak_mib(&[PH_FILL]),
+            loaded_peak_mib: self.peak_mib(&[PH_MIXED, PH_FILES]),
+            end_mib: self.last.load(Ordering::Relaxed) as f64 / (1024.0 * 1024.0),
+            wal_peak_fill_mib: self.wal_peak_mib(&[PH_FILL]),
+            wal_peak_loaded_mib: self.wal_peak_mib(&[PH_MIXED, PH_FILES]),
+            db_mib,
+        }
+    }
+
+    fn peak_mib(&self, phases: &[usize]) -> f64 {
         Self::peak_of(&self.peaks, phases)
     }
 
-    pub(super) fn wal_peak_mib(&self, phases: &[usize]) -> f64 {
+    fn wal_peak_mib(&self, phases: &[usize]) -> f64 {
         Self::peak_of(&self.wal_peaks, phases)
     }
 

@@ -110,75 +110,25 @@ pub(super) fn under_load<T>(
     };
     let results = AtomicUsize::new(0);
     std::thread::scope(|s| {
-        let prober = s.spawn(|| {
-            guard((|| {
-                let c = ctx.client();
-                let mut lat = Vec::new();
-                let mut tick = Instant::now();
-                while running() {
-                    let t = Instant::now();
-                    c.get("/health")?.json_200("GET /health under load")?;
-                    lat.push(t.elapsed().as_secs_f64() * 1e3);
-                    tick += Duration::from_millis(10);
-                    let now = Instant::now();
-                    if tick > now {
-                        std::thread::sleep(tick - now);
-                    } else {
-                        tick = now;
-                    }
-                }
-                Ok(lat)
-            })())
-        });
+        let prober = s.spawn(|| guard(probe_health(ctx, &running)));
         let writer_handles: Vec<_> = (0..writers)
-            .map(|_| {
-                s.spawn(|| {
-                    guard((|| {
-                        let c = ctx.client();
-                        let mut lat = Vec::new();
-                        while running() {
-                            let i = next.fetch_add(1, Ordering::Relaxed);
-                            let body = corpus::message_body(i, &corpus::message(i));
-                            let t = Instant::now();
-                            let a = c.post("/index-chat-message", &body)?;
-                            lat.push(t.elapsed().as_secs_f64() * 1e3);
-                            check_ack(a, i)?;
-                        }
-                        Ok(lat)
-                    })())
-                })
-            })
+            .map(|_| s.spawn(|| guard(write_new(ctx, next, &running))))
             .collect();
         let search_handles: Vec<_> = (0..searchers)
             .map(|k| {
-                let results = &results;
-                s.spawn(move || {
-                    guard((|| {
-                        let c = ctx.client();
-                        let mut rng = Rng::new(0xC0FFEE + k as u64);
-                        let mut lat = Vec::new();
-                        while running() {
-                            let q = query(&mut rng);
-                            let t = Instant::now();
-                            let r = search(&c, &q)?;
-                            lat.push(t.elapsed().as_secs_f64() * 1e3);
-                            results.fetch_add(r.len(), Ordering::Relaxed);
-                        }
-                        Ok(lat)
-                    })())
-                })
+                let (results, running, guard) = (&results, &running, &guard);
+                s.spawn(move || guard(search_repeatedly(ctx, k, query, results, running)))
             })
             .collect();
 
         let out = body(&failed);
         stop.store(true, Ordering::Relaxed);
-        let secs = t0.elapsed().as_secs_f64();
+        let mut samples = Samples {
+            secs: t0.elapsed().as_secs_f64(),
+            ..Samples::default()
+        };
         let join = |h: std::thread::ScopedJoinHandle<'_, Result<Vec<f64>>>| {
             h.join().unwrap_or_else(|_| bail!("a load thread panicked"))
-        };
-        let mut samples = Samples {
-            secs,
-            ..Samples::default()
         };
         let mut first_err = None;
         let mut take = |r: Result<Vec<f64>>, into: &mut Vec<f64>| match r {
@@ -202,6 +152,78 @@ pub(super) fn under_load<T>(
     })
 }
 
+/// The prober of [`under_load`]: `/health` every 10 ms (on a fixed tick, not
+/// 10 ms after each answer) while `running`; returns the latencies, ms.
+fn probe_health(ctx: &Ctx, running: &dyn Fn() -> bool) -> Result<Vec<f64>> {
+    let c = ctx.client();
+    let mut lat = Vec::new();
+    let mut tick = Instant::now();
+    while running() {
+        let t = Instant::now();
+        c.get("/health")?.json_200("GET /health under load")?;
+        lat.push(t.elapsed().as_secs_f64() * 1e3);
+        tick += Duration::from_millis(10);
+        let now = Instant::now();
+        if tick > now {
+            std::thread::sleep(tick - now);
+        } else {
+            tick = now;
+        }
+    }
+    Ok(lat)
+}
+
+/// A writer of [`under_load`]: new messages numbered from `next` while
+/// `running`; returns the ack latencies, ms.
+fn write_new(ctx: &Ctx, next: &AtomicUsize, running: &dyn Fn() -> bool) -> Result<Vec<f64>> {
+    let c = ctx.client();
+    let mut lat = Vec::new();
+    while running() {
+        let i = next.fetch_add(1, Ordering::Relaxed);
+        let body = corpus::message_body(i, &corpus::message(i));
+        let t = Instant::now();
+        let a = c.post("/index-chat-message", &body)?;
+        lat.push(t.elapsed().as_secs_f64() * 1e3);
+        check_ack(a, i)?;
+    }
+    Ok(lat)
+}
+
+/// Searcher `k` of [`under_load`]: bodies from `query` (its own seeded
+/// generator) while `running`; adds result counts to `results`, returns the
+/// latencies, ms.
+fn search_repeatedly(
+    ctx: &Ctx,
+    k: usize,
+    query: &(dyn Fn(&mut Rng) -> Value + Sync),
+    results: &AtomicUsize,
+    running: &dyn Fn() -> bool,
+) -> Result<Vec<f64>> {
+    let c = ctx.client();
+    let mut rng = Rng::new(0xC0FFEE + k as u64);
+    let mut lat = Vec::new();
+    while running() {
+        let q = query(&mut rng);
+        let t = Instant::now();
+        let r = search(&c, &q)?;
+        lat.push(t.elapsed().as_secs_f64() * 1e3);
+        results.fetch_add(r.len(), Ordering::Relaxed);
+    }
+    Ok(lat)
+}
+
+/// The `body` of [`under_load`] that lets the load run for `d` (checking
+/// every 20 ms whether a thread failed).
+pub(super) fn for_duration(d: Duration) -> impl FnOnce(&AtomicBool) -> Result<()> {
+    move |failed| {
+        let end = Instant::now() + d;
+        while Instant::now() < end && !failed.load(Ordering::Relaxed) {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Ok(())
+    }
+}
+
 /// A query body over the chat project; markers of messages `0..n`.
 pub(super) fn chat_query(n: usize) -> impl Fn(&mut Rng) -> Value + Sync {
     move |rng: &mut Rng| {
@@ -216,13 +238,14 @@ pub(super) fn mixed(ctx: &Ctx, next: &AtomicUsize) -> Result<Mixed> {
     let first = next.load(Ordering::Relaxed);
     let query = chat_query(first);
     let duration = Duration::from_secs(ctx.size.duration_secs);
-    let (samples, ()) = under_load(ctx, ctx.size.clients, ctx.size.clients, next, &query, |failed| {
-        let end = Instant::now() + duration;
-        while Instant::now() < end && !failed.load(Ordering::Relaxed) {
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Ok(())
-    })?;
+    let (samples, ()) = under_load(
+        ctx,
+        ctx.size.clients,
+        ctx.size.clients,
+        next,
+        &query,
+        for_duration(duration),
+    )?;
     let t = Instant::now();
     let posted = samples.ack_ms.len() as u64;
     let drained = drain(ctx, &c, before, posted)?;

@@ -125,25 +125,10 @@ pub fn run(args: &LoadArgs) -> Result<()> {
     let started = Instant::now();
     let bin = proc::resolve_bin(args.bin.as_deref())?;
     let sandbox = Sandbox::new(&bin)?;
-    let say = |what: &str| {
-        if !args.json {
-            eprintln!("running: {what}");
-        }
-    };
-
     let home = sandbox.new_home();
-    let port = proc::free_port()?;
-    let (cmd, stderr) = sandbox.serve_command(&home, port)?;
-    let mut svc = Service::spawn(cmd, stderr)?;
-    proc::wait_healthy(&proc::agent(), &mut svc, port)?;
-    let health = Client::new(port, REQUEST_GUARD);
-    for _ in 0..100 {
-        health.get("/health")?.json_200("GET /health")?;
-    }
-    let idle_mib = proc::resident_mib(svc.pid())?;
+    let (mut svc, port, idle_mib) = start_idle(&sandbox, &home)?;
 
     let sampler = Sampler::default();
-    let pid = svc.pid();
     let ctx = Ctx {
         port,
         home: home.clone(),
@@ -154,16 +139,7 @@ pub fn run(args: &LoadArgs) -> Result<()> {
         warnings: Mutex::new(Vec::new()),
         count_failed: AtomicBool::new(false),
     };
-    let phases = std::thread::scope(|s| {
-        let (sampler, wal) = (&sampler, home.join("memory.sqlite-wal"));
-        s.spawn(move || sampler.run(pid, &wal));
-        let r = phases(&ctx);
-        sampler.phase.store(PH_END, Ordering::Relaxed);
-        std::thread::sleep(Duration::from_millis(150));
-        sampler.stop.store(true, Ordering::Relaxed);
-        r
-    });
-    let (fill, baseline, mixed, files) = match phases {
+    let (fill, baseline, mixed, files) = match sampled_phases(&ctx, svc.pid()) {
         Ok(p) => p,
         Err(e) => {
             let state = match svc.try_status() {
@@ -176,20 +152,8 @@ pub fn run(args: &LoadArgs) -> Result<()> {
 
     let db_mib =
         std::fs::metadata(home.join("memory.sqlite")).map_or(0.0, |m| m.len() as f64 / (1024.0 * 1024.0));
-    say("SIGTERM with the full store");
-    let t = Instant::now();
-    svc.signal(Signal::SIGTERM)?;
-    let code = proc::exit_code(svc.wait()?)?;
-    let sigterm_to_exit_ms = t.elapsed().as_secs_f64() * 1e3;
-    if code != 0 {
-        bail!(
-            "after SIGTERM, pid {} exited {code}, not 0\n{}",
-            svc.pid(),
-            svc.stderr_tail()
-        );
-    }
-
-    let mib = |b: u64| b as f64 / (1024.0 * 1024.0);
+    ctx.say("SIGTERM with the full store");
+    let sigterm_to_exit_ms = sigterm_to_exit(&mut svc)?;
     let (files, files_skipped) = match files {
         Ok(f) => (Some(f), None),
         Err(why) => (None, Some(why)),
@@ -203,15 +167,7 @@ pub fn run(args: &LoadArgs) -> Result<()> {
         mixed,
         files,
         files_skipped,
-        memory: Memory {
-            idle_mib,
-            fill_peak_mib: sampler.peak_mib(&[PH_FILL]),
-            loaded_peak_mib: sampler.peak_mib(&[PH_MIXED, PH_FILES]),
-            end_mib: mib(sampler.last.load(Ordering::Relaxed)),
-            wal_peak_fill_mib: sampler.wal_peak_mib(&[PH_FILL]),
-            wal_peak_loaded_mib: sampler.wal_peak_mib(&[PH_MIXED, PH_FILES]),
-            db_mib,
-        },
+        memory: sampler.memory(idle_mib, db_mib),
         sigterm_to_exit_ms,
         warnings: ctx.warnings.into_inner().unwrap_or_else(|e| e.into_inner()),
         total_secs: started.elapsed().as_secs_f64(),
@@ -222,6 +178,50 @@ pub fn run(args: &LoadArgs) -> Result<()> {
         print::print_table(&report);
     }
     Ok(())
+}
+
+/// Starts the service on `home`, waits until ready, answers 100 `/health`;
+/// returns it, its port and its idle RSS (MiB).
+fn start_idle(sandbox: &Sandbox, home: &std::path::Path) -> Result<(Service, u16, f64)> {
+    let port = proc::free_port()?;
+    let (cmd, stderr) = sandbox.serve_command(home, port)?;
+    let mut svc = Service::spawn(cmd, stderr)?;
+    proc::wait_healthy(&proc::agent(), &mut svc, port)?;
+    let health = Client::new(port, REQUEST_GUARD);
+    for _ in 0..100 {
+        health.get("/health")?.json_200("GET /health")?;
+    }
+    let idle_mib = proc::resident_mib(svc.pid())?;
+    Ok((svc, port, idle_mib))
+}
+
+/// Runs the phases while the sampler thread watches `pid`.
+fn sampled_phases(ctx: &Ctx, pid: u32) -> Result<Phases> {
+    std::thread::scope(|s| {
+        let (sampler, wal) = (ctx.sampler, ctx.home.join("memory.sqlite-wal"));
+        s.spawn(move || sampler.run(pid, &wal));
+        let r = phases(ctx);
+        sampler.phase.store(PH_END, Ordering::Relaxed);
+        std::thread::sleep(Duration::from_millis(150));
+        sampler.stop.store(true, Ordering::Relaxed);
+        r
+    })
+}
+
+/// SIGTERM to exit, ms; fails unless the exit code is 0.
+fn sigterm_to_exit(svc: &mut Service) -> Result<f64> {
+    let t = Instant::now();
+    svc.signal(Signal::SIGTERM)?;
+    let code = proc::exit_code(svc.wait()?)?;
+    let ms = t.elapsed().as_secs_f64() * 1e3;
+    if code != 0 {
+        bail!(
+            "after SIGTERM, pid {} exited {code}, not 0\n{}",
+            svc.pid(),
+            svc.stderr_tail()
+        );
+    }
+    Ok(ms)
 }
 
 /// What every phase needs.

@@ -35,6 +35,23 @@ fn print_load(l: &LoadSummary, with_acks: bool) {
 }
 
 pub(super) fn print_table(r: &Report) {
+    print_header(r);
+    println!();
+    print_fill(r);
+    println!();
+    print_baseline(r);
+    println!();
+    print_mixed(r);
+    println!();
+    print_files(r);
+    println!();
+    print_memory(r);
+    println!();
+    print_end(r);
+}
+
+/// The binary, host and sizes.
+fn print_header(r: &Report) {
     let s = &r.size;
     println!("memory-service load benchmark");
     println!("  binary  {}", r.bin.display());
@@ -43,13 +60,16 @@ pub(super) fn print_table(r: &Report) {
         "  size    {} messages, {} clients, {} s mixed, {} MB source",
         s.messages, s.clients, s.duration_secs, s.source_mb
     );
-    println!();
+}
+
+/// Phase 1.
+fn print_fill(r: &Report) {
     let f = &r.fill;
     println!(
         "1. fill: {} messages ({:.1} MB of text) by {} clients",
         f.messages,
         f.bytes as f64 / 1e6,
-        s.clients
+        r.size.clients
     );
     println!(
         "  acks             {}  {:.0}/s",
@@ -69,7 +89,10 @@ pub(super) fn print_table(r: &Report) {
         f.markers_found,
         opt(f.chat_chunks)
     );
-    println!();
+}
+
+/// Phase 2.
+fn print_baseline(r: &Report) {
     let b = &r.baseline;
     println!("2. baseline: bare FTS5 table, same rows, same tokenizer, WAL, synchronous=FULL");
     println!(
@@ -90,7 +113,10 @@ pub(super) fn print_table(r: &Report) {
         1.0 / b.ratio,
         b.ratio_per_row
     );
-    println!();
+}
+
+/// Phase 3.
+fn print_mixed(r: &Report) {
     let m = &r.mixed;
     println!(
         "3. mixed: {:.1} s, {} writers + {} searchers + /health every 10 ms",
@@ -102,7 +128,10 @@ pub(super) fn print_table(r: &Report) {
         m.drain_secs,
         opt(m.chat_chunks)
     );
-    println!();
+}
+
+/// Phase 4, or why it was skipped.
+fn print_files(r: &Report) {
     match (&r.files, &r.files_skipped) {
         (Some(f), _) => {
             println!(
@@ -146,7 +175,10 @@ pub(super) fn print_table(r: &Report) {
         }
         (None, why) => println!("4. files: skipped: {}", why.as_deref().unwrap_or("?")),
     }
-    println!();
+}
+
+/// Phase 5.
+fn print_memory(r: &Report) {
     let mem = &r.memory;
     println!("5. memory (RSS, MiB)");
     println!("  idle after start {:.1}", mem.idle_mib);
@@ -157,7 +189,10 @@ pub(super) fn print_table(r: &Report) {
         "  disk: memory.sqlite {:.1} MiB; WAL peak {:.1} MiB in fill, {:.1} MiB in 3-4",
         mem.db_mib, mem.wal_peak_fill_mib, mem.wal_peak_loaded_mib
     );
-    println!();
+}
+
+/// SIGTERM, the whole run, warnings.
+fn print_end(r: &Report) {
     println!(
         "SIGTERM -> exit 0 with the full store: {:.0} ms; whole run {:.1} s",
         r.sigterm_to_exit_ms, r.total_secs
