@@ -94,6 +94,21 @@ impl Instance {
         Ok(h.semantic)
     }
 
+    /// Fails when an instance started without a model has semantic search
+    /// on anyway (its numbers would not be BM25-only): `semantic.state` must
+    /// be absent, "off", or "error".
+    pub fn check_bm25_only(&self) -> Result<()> {
+        match self.semantic()? {
+            Some(s) if matches!(s.state(), "ready" | "loading") => bail!(
+                "the BM25-only instance (no --embedding-model, a fresh home) has semantic search {:?} (model {:?}); \
+                 it must be off for a BM25-only measurement",
+                s.state(),
+                s.model
+            ),
+            _ => Ok(()),
+        }
+    }
+
     /// Polls `/health` every 100 ms until `semantic.state` is "ready". Fails
     /// when the binary has no `semantic` object, when the state is "off" or
     /// "error" (with the service's reason), or after [`MODEL_GUARD`].
@@ -180,6 +195,19 @@ impl Instance {
                     })
                 })
                 .collect();
+            let t0 = Instant::now();
+            let mut last_report = t0;
+            while !handles.iter().all(|h| h.is_finished()) {
+                std::thread::sleep(Duration::from_millis(50));
+                if last_report.elapsed() > Duration::from_secs(5) {
+                    let sent = next.load(Ordering::Relaxed).min(n);
+                    self.note(&format!(
+                        "{:.0} s: {sent} of {n} posted",
+                        t0.elapsed().as_secs_f64()
+                    ));
+                    last_report = Instant::now();
+                }
+            }
             handles
                 .into_iter()
                 .map(|h| h.join().unwrap_or_else(|_| bail!("a writer thread panicked")))

@@ -444,3 +444,33 @@ pub fn host_description() -> String {
         std::thread::available_parallelism().map_or(0, |n| n.get())
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn health_with_and_without_semantic() {
+        let old: Health =
+            serde_json::from_str(r#"{"status":"ok","service":"memory-service","pid":7,"state":"ready"}"#)
+                .unwrap();
+        assert!(old.semantic.is_none());
+        let new: Health = serde_json::from_str(
+            r#"{"status":"ok","service":"memory-service","pid":7,"state":"ready",
+                "semantic":{"state":"ready","model":"all-MiniLM-L6-v2","reason":null,
+                            "pending_chunks":0,"embedded_chunks":2760}}"#,
+        )
+        .unwrap();
+        let s = new.semantic.unwrap();
+        assert_eq!(
+            (s.state(), s.model.as_deref(), s.pending_chunks, s.embedded_chunks),
+            ("ready", Some("all-MiniLM-L6-v2"), Some(0), Some(2760))
+        );
+        let partial: Health = serde_json::from_str(
+            r#"{"service":"memory-service","pid":7,"state":"ready","semantic":{"state":"off","reason":"no model"}}"#,
+        )
+        .unwrap();
+        let s = partial.semantic.unwrap();
+        assert_eq!((s.state(), s.pending_chunks), ("off", None));
+    }
+}

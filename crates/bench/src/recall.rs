@@ -211,6 +211,8 @@ impl Plan<'_> {
     fn measure_on(&self, inst: &Instance) -> Result<Measured> {
         if inst.model.is_some() {
             inst.wait_model_ready()?;
+        } else {
+            inst.check_bm25_only()?;
         }
         let bodies: Vec<Value> = self
             .convs

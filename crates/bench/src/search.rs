@@ -314,6 +314,8 @@ impl Plan<'_> {
         }
         if inst.model.is_some() {
             inst.wait_model_ready()?;
+        } else {
+            inst.check_bm25_only()?;
         }
         let (rss_idle_mib, _) = inst.rss_mib()?;
         let before = inst.counts()?;
