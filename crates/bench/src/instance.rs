@@ -135,9 +135,11 @@ impl Instance {
     }
 
     /// Polls `/health` every 100 ms until semantic search is ready with no
-    /// chunk pending. Fails on state "error", or when the embedded count does
-    /// not move for [`MODEL_GUARD`] while chunks wait.
-    pub fn wait_embedded(&self) -> Result<(Instant, Semantic)> {
+    /// chunk pending and at least `min_embedded` chunks embedded (so a
+    /// backlog not yet counted cannot pass for an empty one; skipped when the
+    /// service does not report the count). Fails on state "error", or when
+    /// the embedded count does not move for [`MODEL_GUARD`].
+    pub fn wait_embedded(&self, min_embedded: u64) -> Result<(Instant, Semantic)> {
         let mut last = (Instant::now(), None);
         let mut last_report = Instant::now();
         loop {
@@ -151,7 +153,7 @@ impl Instance {
                     s.reason.as_deref().unwrap_or("no reason given")
                 );
             }
-            if s.state() == "ready" && s.pending_chunks == Some(0) {
+            if backlog_done(&s, min_embedded) {
                 return Ok((now, s));
             }
             if s.embedded_chunks != last.1 {
@@ -318,6 +320,13 @@ pub fn rss_mib(pid: u32) -> Result<(f64, f64)> {
     Ok((field("VmRSS")?, field("VmHWM")?))
 }
 
+/// Semantic search ready, no chunk pending, and at least `min_embedded`
+/// embedded when the count is reported.
+fn backlog_done(s: &Semantic, min_embedded: u64) -> bool {
+    let enough = s.embedded_chunks.is_none_or(|e| e >= min_embedded);
+    s.state() == "ready" && s.pending_chunks == Some(0) && enough
+}
+
 fn opt(n: Option<u64>) -> String {
     n.map_or_else(|| "?".into(), |n| n.to_string())
 }
@@ -358,6 +367,28 @@ pub fn model_dir(explicit: Option<&Path>) -> std::result::Result<PathBuf, String
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn backlog_is_done_only_when_ready_empty_and_counted() {
+        let s = |state: &str, pending, embedded| Semantic {
+            state: Some(state.into()),
+            pending_chunks: pending,
+            embedded_chunks: embedded,
+            ..Semantic::default()
+        };
+        assert!(backlog_done(&s("ready", Some(0), Some(10)), 10));
+        assert!(backlog_done(&s("ready", Some(0), None), 10), "count not reported");
+        assert!(
+            !backlog_done(&s("ready", Some(0), Some(9)), 10),
+            "not yet enqueued"
+        );
+        assert!(!backlog_done(&s("ready", Some(1), Some(10)), 10));
+        assert!(
+            !backlog_done(&s("ready", None, Some(10)), 10),
+            "pending not reported"
+        );
+        assert!(!backlog_done(&s("loading", Some(0), Some(10)), 10));
+    }
 
     #[test]
     fn reads_our_own_rss() {

@@ -225,7 +225,7 @@ impl Plan<'_> {
         let index_secs = (drained.at - posted.first_post).as_secs_f64();
         let (mut embedded_secs, mut embed_drain) = (None, None);
         if inst.model.is_some() {
-            let (at, _) = inst.wait_embedded()?;
+            let (at, _) = inst.wait_embedded(bodies.len() as u64)?;
             embedded_secs = Some((at - posted.first_post).as_secs_f64());
             embed_drain = Some(at.saturating_duration_since(drained.at).as_secs_f64());
         }

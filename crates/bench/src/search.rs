@@ -324,7 +324,7 @@ impl Plan<'_> {
         let drained = inst.wait_indexed(before, self.chunks as u64, &posted.last_job)?;
         let index_secs = (drained.at - posted.first_post).as_secs_f64();
         let embedded_secs = match inst.model {
-            Some(_) => Some((inst.wait_embedded()?.0 - posted.first_post).as_secs_f64()),
+            Some(_) => Some((inst.wait_embedded(self.chunks as u64)?.0 - posted.first_post).as_secs_f64()),
             None => None,
         };
         let semantic = inst.semantic()?;
