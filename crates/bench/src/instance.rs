@@ -116,7 +116,11 @@ impl Instance {
         let end = Instant::now() + MODEL_GUARD;
         loop {
             let Some(s) = self.semantic()? else {
-                bail!("/health has no `semantic` object: this binary has no semantic search (issue 9)");
+                bail!(
+                    "/health of pid {} has no `semantic` object: this binary has no semantic search (issue 9); \
+                     measure a binary that has it (--bin PATH), or leave out --embedding-model",
+                    self.svc.pid()
+                );
             };
             match s.state() {
                 "ready" => return Ok(s),
