@@ -1,15 +1,22 @@
 //! `memory-service-bench`: benchmarks of the real `memory-service` binary that
 //! print numbers; timing goals live here, never in tests. One subcommand per
-//! benchmark (`startup`, `load`), each in its own module, sharing `proc`
-//! (children, ports, /health), `stats` (summaries) and, for `load`, `client`,
-//! `corpus` and `baseline`.
+//! benchmark (`startup`, `load`, `recall`, `search`), each in its own module,
+//! sharing `proc` (children, ports, /health), `stats` (summaries), `client`,
+//! `jobs` (acks, waiting for the index), `corpus` and `baseline`; `recall` and
+//! `search` start their instances through `instance`, and `recall` reads its
+//! data through `locomo`.
 //! `main` parses, runs, and prints an error once as `memory-service-bench: <chain>`.
 
 mod baseline;
 mod client;
 mod corpus;
+mod instance;
+mod jobs;
 mod load;
+mod locomo;
 mod proc;
+mod recall;
+mod search;
 mod startup;
 mod stats;
 
@@ -37,6 +44,12 @@ enum Command {
     /// Chat fill vs a bare FTS5 table, mixed writes and searches with /health
     /// latency, file-source indexing under load, and memory.
     Load(load::LoadArgs),
+    /// LoCoMo retrieval recall@k per question category, BM25-only vs hybrid
+    /// (with an embedding model), plus indexing and embedding times.
+    Recall(recall::RecallArgs),
+    /// /search latency per query kind (two rare words, one common word, a
+    /// natural question) in one large project, vs bare FTS5, with RSS.
+    Search(search::SearchArgs),
 }
 
 fn main() -> ExitCode {
@@ -44,6 +57,8 @@ fn main() -> ExitCode {
     let result = proc::clean_up_on_signals().and_then(|()| match &cli.command {
         Command::Startup(args) => startup::run(args),
         Command::Load(args) => load::run(args),
+        Command::Recall(args) => recall::run(args),
+        Command::Search(args) => search::run(args),
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,

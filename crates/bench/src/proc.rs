@@ -176,6 +176,17 @@ impl Sandbox {
     /// `HOME` inside the sandbox so the real `~/.chatdo` is never touched.
     /// Output goes to files, so spawn cost does not depend on a terminal.
     pub fn serve_command(&self, home: &Path, port: u16) -> Result<(Command, PathBuf)> {
+        self.serve_command_with(home, port, &[])
+    }
+
+    /// [`Sandbox::serve_command`] with `serve_args` after `serve` (e.g.
+    /// `--embedding-model DIR`).
+    pub fn serve_command_with(
+        &self,
+        home: &Path,
+        port: u16,
+        serve_args: &[&std::ffi::OsStr],
+    ) -> Result<(Command, PathBuf)> {
         let n = self.next();
         let stdout = self.root.path().join(format!("proc-{n}.stdout"));
         let stderr = self.root.path().join(format!("proc-{n}.stderr"));
@@ -193,6 +204,7 @@ impl Sandbox {
             .arg("--port")
             .arg(port.to_string())
             .arg("serve")
+            .args(serve_args)
             .stdin(Stdio::null())
             .stdout(File::create(&stdout).context("creating a stdout file")?)
             .stderr(File::create(&stderr).context("creating a stderr file")?);
@@ -306,6 +318,38 @@ pub struct Health {
     pub pid: u32,
     /// "starting", "ready" or "degraded".
     pub state: String,
+    /// Semantic search (issue 9); `None` from a binary that predates it.
+    #[serde(default)]
+    pub semantic: Option<Semantic>,
+}
+
+/// `/health`'s `semantic` object: whether the embedding model is loaded and
+/// how far the embedding backlog is. Every field is optional so a binary that
+/// sends fewer fields still parses (a missing count reads as unknown).
+#[derive(Debug, Clone, Default, Deserialize, serde::Serialize)]
+pub struct Semantic {
+    /// "off", "loading", "ready" or "error".
+    #[serde(default)]
+    pub state: Option<String>,
+    /// The model's name when one is configured.
+    #[serde(default)]
+    pub model: Option<String>,
+    /// Why semantic search is off or failed.
+    #[serde(default)]
+    pub reason: Option<String>,
+    /// Chunks waiting for a vector.
+    #[serde(default)]
+    pub pending_chunks: Option<u64>,
+    /// Chunks holding a vector.
+    #[serde(default)]
+    pub embedded_chunks: Option<u64>,
+}
+
+impl Semantic {
+    /// The state, or "?" when absent.
+    pub fn state(&self) -> &str {
+        self.state.as_deref().unwrap_or("?")
+    }
 }
 
 /// An HTTP agent for `/health`: keeps connections alive, treats every status
@@ -399,4 +443,34 @@ pub fn host_description() -> String {
         std::env::consts::ARCH,
         std::thread::available_parallelism().map_or(0, |n| n.get())
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn health_with_and_without_semantic() {
+        let old: Health =
+            serde_json::from_str(r#"{"status":"ok","service":"memory-service","pid":7,"state":"ready"}"#)
+                .unwrap();
+        assert!(old.semantic.is_none());
+        let new: Health = serde_json::from_str(
+            r#"{"status":"ok","service":"memory-service","pid":7,"state":"ready",
+                "semantic":{"state":"ready","model":"all-MiniLM-L6-v2","reason":null,
+                            "pending_chunks":0,"embedded_chunks":2760}}"#,
+        )
+        .unwrap();
+        let s = new.semantic.unwrap();
+        assert_eq!(
+            (s.state(), s.model.as_deref(), s.pending_chunks, s.embedded_chunks),
+            ("ready", Some("all-MiniLM-L6-v2"), Some(0), Some(2760))
+        );
+        let partial: Health = serde_json::from_str(
+            r#"{"service":"memory-service","pid":7,"state":"ready","semantic":{"state":"off","reason":"no model"}}"#,
+        )
+        .unwrap();
+        let s = partial.semantic.unwrap();
+        assert_eq!((s.state(), s.pending_chunks), ("off", None));
+    }
 }

@@ -1,0 +1,326 @@
+//! The `load` benchmark: one real service, filled with chat messages as fast as
+//! it acknowledges them, compared with a bare FTS5 table fed the same rows, then
+//! hammered by writers and searchers while a prober times `/health` (ChatDO gives
+//! it 1 s), then (if the service has file sources) made to index a generated
+//! tree under the same load; RSS is sampled throughout. Numbers never fail the
+//! run; a wrong answer (non-200, a job in `error`, a lost message) does.
+//!
+//! One module per phase: `chat_fill` (1, 2), `mixed` (3, and the load
+//! harness the file phase reuses), `file_source` (4), `memory` (5, the RSS
+//! sampler); `print` renders the table. This module runs them in order.
+
+mod chat_fill;
+mod file_source;
+mod memory;
+mod mixed;
+mod print;
+
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, anyhow, bail};
+use nix::sys::signal::Signal;
+use serde::Serialize;
+
+use crate::client::{Client, REQUEST_GUARD};
+use crate::corpus;
+use crate::proc::{self, Sandbox, Service};
+use crate::stats::Summary;
+
+pub use chat_fill::{Baseline, Fill};
+pub use file_source::Files;
+pub use memory::Memory;
+use memory::{PH_END, PH_FILES, PH_FILL, PH_MIXED, Sampler};
+pub use mixed::{LoadSummary, Mixed};
+
+/// `memory-service-bench load`: write, index, search and `/health` under load.
+#[derive(Debug, clap::Args)]
+pub struct LoadArgs {
+    /// The memory-service binary [default: `memory-service` next to this one]
+    #[arg(long, value_name = "PATH")]
+    pub bin: Option<PathBuf>,
+    /// Chat messages posted in the fill phase [default: 100000; --quick: 5000]
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+    pub messages: Option<u32>,
+    /// Writer threads, and as many search threads in the mixed phase [default: 4; --quick: 2]
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=256))]
+    pub clients: Option<u32>,
+    /// Length of the mixed phase, and of the search run after file indexing [default: 10; --quick: 3]
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    pub duration_secs: Option<u64>,
+    /// Size of the generated file source, MB of indexable files [default: 50; --quick: 5]
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+    pub source_mb: Option<u32>,
+    /// A reduced size for CI (explicit options still win)
+    #[arg(long)]
+    pub quick: bool,
+    /// Print one JSON object instead of the table
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// The sizes of one run.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct Size {
+    /// Messages in the fill phase.
+    pub messages: usize,
+    /// Writer (and searcher) threads.
+    pub clients: usize,
+    /// Seconds of mixed load.
+    pub duration_secs: u64,
+    /// MB of indexable files in the source tree.
+    pub source_mb: u32,
+}
+
+impl Size {
+    fn of(a: &LoadArgs) -> Size {
+        let (m, c, d, s) = if a.quick {
+            (5_000, 2, 3, 5)
+        } else {
+            (100_000, 4, 10, 50)
+        };
+        Size {
+            messages: a.messages.map_or(m, |v| v as usize),
+            clients: a.clients.map_or(c, |v| v as usize),
+            duration_secs: a.duration_secs.unwrap_or(d),
+            source_mb: a.source_mb.unwrap_or(s),
+        }
+    }
+}
+
+/// Everything `load` measured. Times in ms unless the name says otherwise.
+#[derive(Debug, Serialize)]
+pub struct Report {
+    /// The binary measured.
+    pub bin: PathBuf,
+    /// What ran it (the clients share these CPUs with the service).
+    pub host: String,
+    /// The sizes.
+    pub size: Size,
+    /// Phase 1.
+    pub fill: Fill,
+    /// Phase 2.
+    pub baseline: Baseline,
+    /// Phase 3.
+    pub mixed: Mixed,
+    /// Phase 4, `None` when skipped (see `files_skipped`).
+    pub files: Option<Files>,
+    /// Why phase 4 was skipped.
+    pub files_skipped: Option<String>,
+    /// Phase 5.
+    pub memory: Memory,
+    /// SIGTERM to exit 0 with the full store.
+    pub sigterm_to_exit_ms: f64,
+    /// Oddities that do not fail the run.
+    pub warnings: Vec<String>,
+    /// Wall time of the whole run, in seconds.
+    pub total_secs: f64,
+}
+
+/// Runs every phase and prints the report.
+pub fn run(args: &LoadArgs) -> Result<()> {
+    let size = Size::of(args);
+    let started = Instant::now();
+    let bin = proc::resolve_bin(args.bin.as_deref())?;
+    let sandbox = Sandbox::new(&bin)?;
+    let home = sandbox.new_home();
+    let (mut svc, port, idle_mib) = start_idle(&sandbox, &home)?;
+
+    let sampler = Sampler::default();
+    let ctx = Ctx {
+        port,
+        home: home.clone(),
+        root: sandbox.root().to_path_buf(),
+        size,
+        quiet: args.json,
+        sampler: &sampler,
+        warnings: Mutex::new(Vec::new()),
+        count_failed: AtomicBool::new(false),
+    };
+    let (fill, baseline, mixed, files) = match sampled_phases(&ctx, svc.pid()) {
+        Ok(p) => p,
+        Err(e) => {
+            let state = match svc.try_status() {
+                Ok(Some(status)) => format!("the service has exited ({status})"),
+                _ => "the service is still running".to_string(),
+            };
+            return Err(anyhow!("{e:#}\n{state}; {}", svc.stderr_tail()));
+        }
+    };
+
+    let db_mib =
+        std::fs::metadata(home.join("memory.sqlite")).map_or(0.0, |m| m.len() as f64 / (1024.0 * 1024.0));
+    ctx.say("SIGTERM with the full store");
+    let sigterm_to_exit_ms = sigterm_to_exit(&mut svc)?;
+    let (files, files_skipped) = match files {
+        Ok(f) => (Some(f), None),
+        Err(why) => (None, Some(why)),
+    };
+    let report = Report {
+        bin,
+        host: crate::proc::host_description(),
+        size,
+        fill,
+        baseline,
+        mixed,
+        files,
+        files_skipped,
+        memory: sampler.memory(idle_mib, db_mib),
+        sigterm_to_exit_ms,
+        warnings: ctx.warnings.into_inner().unwrap_or_else(|e| e.into_inner()),
+        total_secs: started.elapsed().as_secs_f64(),
+    };
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print::print_table(&report);
+    }
+    Ok(())
+}
+
+/// Starts the service on `home`, waits until ready, answers 100 `/health`;
+/// returns it, its port and its idle RSS (MiB).
+fn start_idle(sandbox: &Sandbox, home: &std::path::Path) -> Result<(Service, u16, f64)> {
+    let port = proc::free_port()?;
+    let (cmd, stderr) = sandbox.serve_command(home, port)?;
+    let mut svc = Service::spawn(cmd, stderr)?;
+    proc::wait_healthy(&proc::agent(), &mut svc, port)?;
+    let health = Client::new(port, REQUEST_GUARD);
+    for _ in 0..100 {
+        health.get("/health")?.json_200("GET /health")?;
+    }
+    let idle_mib = proc::resident_mib(svc.pid())?;
+    Ok((svc, port, idle_mib))
+}
+
+/// Runs the phases while the sampler thread watches `pid`.
+fn sampled_phases(ctx: &Ctx, pid: u32) -> Result<Phases> {
+    std::thread::scope(|s| {
+        let (sampler, wal) = (ctx.sampler, ctx.home.join("memory.sqlite-wal"));
+        s.spawn(move || sampler.run(pid, &wal));
+        let r = phases(ctx);
+        sampler.phase.store(PH_END, Ordering::Relaxed);
+        std::thread::sleep(Duration::from_millis(150));
+        sampler.stop.store(true, Ordering::Relaxed);
+        r
+    })
+}
+
+/// SIGTERM to exit, ms; fails unless the exit code is 0.
+fn sigterm_to_exit(svc: &mut Service) -> Result<f64> {
+    let t = Instant::now();
+    svc.signal(Signal::SIGTERM)?;
+    let code = proc::exit_code(svc.wait()?)?;
+    let ms = t.elapsed().as_secs_f64() * 1e3;
+    if code != 0 {
+        bail!(
+            "after SIGTERM, pid {} exited {code}, not 0\n{}",
+            svc.pid(),
+            svc.stderr_tail()
+        );
+    }
+    Ok(ms)
+}
+
+/// What every phase needs.
+struct Ctx<'a> {
+    port: u16,
+    home: PathBuf,
+    root: PathBuf,
+    size: Size,
+    /// No progress lines on stderr (--json).
+    quiet: bool,
+    sampler: &'a Sampler,
+    warnings: Mutex<Vec<String>>,
+    /// The chunk count failed once (warn once).
+    count_failed: AtomicBool,
+}
+
+impl Ctx<'_> {
+    /// A phase starts (stderr, unless --json).
+    fn say(&self, what: &str) {
+        if !self.quiet {
+            eprintln!("running: {what}");
+        }
+    }
+
+    /// Progress within a phase (stderr, unless --json).
+    fn note(&self, what: &str) {
+        if !self.quiet {
+            eprintln!("  {what}");
+        }
+    }
+
+    fn client(&self) -> Client {
+        Client::new(self.port, REQUEST_GUARD)
+    }
+
+    fn warn(&self, w: String) {
+        self.warnings.lock().unwrap_or_else(|e| e.into_inner()).push(w);
+    }
+
+    fn phase(&self, p: usize) {
+        self.sampler.phase.store(p, Ordering::Relaxed);
+    }
+
+    /// Chunks in the database by kind (chat, file), read directly (read-only).
+    fn chunk_counts(&self) -> Option<(i64, i64)> {
+        let r = (|| -> rusqlite::Result<(i64, i64)> {
+            let conn = rusqlite::Connection::open_with_flags(
+                self.home.join("memory.sqlite"),
+                rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+            )?;
+            conn.busy_timeout(Duration::from_secs(5))?;
+            conn.query_row(
+                "SELECT coalesce(sum(kind = 'chat'), 0), coalesce(sum(kind = 'file'), 0) FROM chunks",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+        })();
+        match r {
+            Ok(c) => Some(c),
+            Err(e) => {
+                if !self.count_failed.swap(true, Ordering::Relaxed) {
+                    self.warn(format!("could not count chunks in memory.sqlite: {e}"));
+                }
+                None
+            }
+        }
+    }
+}
+
+type Phases = (Fill, Baseline, Mixed, std::result::Result<Files, String>);
+
+fn phases(ctx: &Ctx) -> Result<Phases> {
+    let n = ctx.size.messages;
+    ctx.say(&format!("generating {n} messages"));
+    let messages: Vec<String> = (0..n).map(corpus::message).collect();
+
+    ctx.say(&format!("1. fill: {n} messages, {} clients", ctx.size.clients));
+    ctx.phase(PH_FILL);
+    let fill = chat_fill::fill(ctx, &messages).context("phase 1 (fill)")?;
+
+    ctx.say("2. baseline: bare FTS5");
+    ctx.phase(2);
+    let baseline =
+        chat_fill::chat_baseline(ctx, &messages, fill.indexed_per_sec).context("phase 2 (baseline)")?;
+    drop(messages);
+
+    ctx.say(&format!(
+        "3. mixed: {} s, {} writers, {} searchers, /health every 10 ms",
+        ctx.size.duration_secs, ctx.size.clients, ctx.size.clients
+    ));
+    ctx.phase(PH_MIXED);
+    let next = AtomicUsize::new(n);
+    let mixed = mixed::mixed(ctx, &next).context("phase 3 (mixed load)")?;
+
+    ctx.phase(PH_FILES);
+    let files = file_source::files(ctx, &next).context("phase 4 (files)")?;
+    Ok((fill, baseline, mixed, files))
+}
+
+fn summary(samples: &[f64]) -> Result<Summary> {
+    Summary::of(samples).context("no samples to summarize")
+}
