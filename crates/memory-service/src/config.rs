@@ -30,6 +30,11 @@ pub struct ConfigArgs {
     /// Port to bind [env: MEMORY_SERVICE_PORT] [default: 5858]
     #[arg(long, global = true, value_name = "PORT")]
     pub port: Option<u16>,
+    /// ChatDO's `server/data/projects.json`: `GET /sources` lists the projects
+    /// connected to each source from it, `DELETE /sources/{id}` removes the id
+    /// from it [env: MEMORY_SERVICE_CHATDO_PROJECTS] [default: none]
+    #[arg(long, global = true, value_name = "FILE")]
+    pub chatdo_projects: Option<PathBuf>,
 }
 
 /// The resolved configuration.
@@ -49,6 +54,9 @@ pub struct Config {
     pub startup_grace: Duration,
     /// Browser origins allowed by CORS.
     pub cors_origins: Vec<String>,
+    /// ChatDO's `projects.json` (absolute), if configured: the source of
+    /// `connected_projects`, edited when a source is deleted.
+    pub chatdo_projects: Option<PathBuf>,
 }
 
 impl Config {
@@ -62,12 +70,23 @@ impl Config {
                 None => bail!("cannot find your home directory ($HOME is unset); pass --home DIR"),
             },
         };
-        let home = if home.is_absolute() {
-            home
-        } else {
-            std::env::current_dir()
-                .context("resolving a relative --home against the current directory")?
-                .join(home)
+        let absolute = |p: PathBuf, what: &str| -> anyhow::Result<PathBuf> {
+            if p.is_absolute() {
+                Ok(p)
+            } else {
+                Ok(std::env::current_dir()
+                    .with_context(|| format!("resolving a relative {what} against the current directory"))?
+                    .join(p))
+            }
+        };
+        let home = absolute(home, "--home")?;
+        let chatdo_projects = match (
+            &args.chatdo_projects,
+            env("MEMORY_SERVICE_CHATDO_PROJECTS").filter(|s| !s.is_empty()),
+        ) {
+            (Some(p), _) => Some(absolute(p.clone(), "--chatdo-projects")?),
+            (None, Some(p)) => Some(absolute(PathBuf::from(p), "MEMORY_SERVICE_CHATDO_PROJECTS")?),
+            (None, None) => None,
         };
         let host = match (&args.host, env("MEMORY_SERVICE_HOST").filter(|s| !s.is_empty())) {
             (Some(h), _) => h.clone(),
@@ -104,6 +123,7 @@ impl Config {
             drain_timeout: millis("MEMORY_SERVICE_DRAIN_MS", 10_000)?,
             startup_grace: millis("MEMORY_SERVICE_STARTUP_GRACE_MS", 15_000)?,
             cors_origins: vec!["http://localhost:5173".into(), "http://127.0.0.1:5173".into()],
+            chatdo_projects,
         })
     }
 
@@ -156,6 +176,7 @@ mod tests {
             home: Some("/f".into()),
             host: Some("127.0.0.2".into()),
             port: Some(9),
+            ..Default::default()
         };
         let c = Config::load(&flags, &env).unwrap();
         assert_eq!(
@@ -183,6 +204,33 @@ mod tests {
         assert!(format!("{err:#}").contains("at least 1"), "{err:#}");
         let err = Config::load(&ConfigArgs::default(), &env_of(&[])).unwrap_err();
         assert!(format!("{err:#}").contains("--home"), "{err:#}");
+    }
+
+    #[test]
+    fn chatdo_projects_from_env_or_flag() {
+        let none = ConfigArgs::default();
+        assert_eq!(
+            Config::load(&none, &env_of(&[("HOME", "/u")]))
+                .unwrap()
+                .chatdo_projects,
+            None
+        );
+        let env = env_of(&[
+            ("HOME", "/u"),
+            ("MEMORY_SERVICE_CHATDO_PROJECTS", "/c/projects.json"),
+        ]);
+        assert_eq!(
+            Config::load(&none, &env).unwrap().chatdo_projects,
+            Some(PathBuf::from("/c/projects.json"))
+        );
+        let flag = ConfigArgs {
+            chatdo_projects: Some("/f/p.json".into()),
+            ..Default::default()
+        };
+        assert_eq!(
+            Config::load(&flag, &env).unwrap().chatdo_projects,
+            Some(PathBuf::from("/f/p.json"))
+        );
     }
 
     #[test]

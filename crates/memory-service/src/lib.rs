@@ -12,7 +12,9 @@
 //! - [`monitor`]: identity and health state, read by `/health` from memory.
 //! - [`probe`]: the client side of `/health` (who answers on an address).
 //! - [`http`]: thin handlers over the core, one router listing every route.
+//! - [`chatdo_projects`]: ChatDO's `projects.json` (connected projects, source removal).
 
+pub mod chatdo_projects;
 pub mod cli;
 pub mod client;
 pub mod config;

@@ -60,7 +60,9 @@ pub use files::{FileBatch, FileOp, FileRecord, FileUpsert, JobProgress};
 pub use job::{JobState, JobStatus};
 pub use schema::SCHEMA_VERSION;
 pub use search::{MAX_LIMIT, MAX_TERMS, SearchHit, SearchRequest, SourceType};
-pub use sources::{NewSource, Source, SourceStatus};
+pub use sources::{
+    MAX_SOURCE_ID_BYTES, NewSource, Source, SourceStatus, slug, source_id_base, validate_source_id,
+};
 pub use stats::StoreStats;
 
 use error::{SqlContext, on_path};
@@ -309,12 +311,27 @@ impl Store {
     /// collision) and its first job (`queued`, a sync) in one transaction. The caller
     /// validated and resolved `root_path`; the file indexer runs the job.
     pub fn add_source(&self, new: NewSource) -> Result<(Source, i64), StoreError> {
+        self.add_source_with_id(new, None)
+    }
+
+    /// [`Store::add_source`] with a client-chosen id (`POST /sources` with `source_id`,
+    /// the importer keeping the original's ids): checked by [`validate_source_id`];
+    /// [`StoreError::Conflict`] when a source already has it. `None` picks the id as
+    /// `add_source` does.
+    pub fn add_source_with_id(
+        &self,
+        new: NewSource,
+        id: Option<String>,
+    ) -> Result<(Source, i64), StoreError> {
+        if let Some(id) = &id {
+            validate_source_id(id)?;
+        }
         if new.root_path.is_empty() || new.display_name.trim().is_empty() {
             return Err(StoreError::InvalidInput(
                 "root_path and display_name are required".into(),
             ));
         }
-        self.write(false, move |c| sources::insert(c, &new))
+        self.write(false, move |c| sources::insert(c, &new, id.as_deref()))
     }
 
     /// `GET /sources`: every source ordered by id, each with its latest job (one query).

@@ -34,6 +34,7 @@ pub(super) fn fixture() -> Fixture {
         drain_timeout: Duration::from_secs(1),
         startup_grace: Duration::from_secs(15),
         cors_origins: vec!["http://localhost:5173".into()],
+        chatdo_projects: None,
     };
     let monitor = Monitor::new(Identity {
         service: "memory-service",
