@@ -38,6 +38,29 @@ fn search(port: u16, project: &str, query: &str, extra: Value) -> Vec<Value> {
     v["results"].as_array().unwrap().clone()
 }
 
+/// ChatDO's order (issue 10): `/health`, then at once a message. The message
+/// must be accepted even when `/health` still says `starting`.
+#[test]
+fn a_message_posted_the_moment_health_first_answers_is_accepted() {
+    let sb = Sandbox::new();
+    let port = free_port();
+    let mut p = sb.serve(port);
+    let state = poll("the first /health answer", DEADLINE, || {
+        if let Some(st) = p.try_status() {
+            panic!("exited ({st:?}) before serving:\n{}", p.stderr_text());
+        }
+        let (status, body) = get(port, "/health")?;
+        (status == 200).then(|| body["state"].as_str().unwrap_or_default().to_string())
+    });
+    let body = json!({"project_id": "proj", "chat_id": "c", "message_id": "m", "role": "user",
+                      "content": "first words", "timestamp": "2026-01-02T03:04:05Z", "message_index": 0});
+    let (s, v) = post(port, "/index-chat-message", &body);
+    assert_eq!(s, 200, "health said {state:?} and then: {v}");
+    assert_eq!(v["status"], "queued");
+    p.signal(Signal::SIGTERM);
+    assert_eq!(p.wait_code(), 0);
+}
+
 #[test]
 fn index_search_update_isolate_exclude_delete() {
     let sb = Sandbox::new();
