@@ -6,6 +6,7 @@
 mod chat;
 mod error;
 mod extract;
+mod facts;
 mod filetree;
 mod health;
 mod metrics;

@@ -17,7 +17,7 @@ use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::cors::{AllowHeaders, AllowMethods, AllowOrigin, CorsLayer};
 use tower_http::timeout::TimeoutLayer;
 
-use super::{ApiError, AppState, chat, filetree, health, metrics, page, search, sources};
+use super::{ApiError, AppState, chat, facts, filetree, health, metrics, page, search, sources};
 
 /// Largest request body accepted (413 above it, from `ApiJson`).
 pub const BODY_LIMIT: usize = 10 * 1024 * 1024;
@@ -52,7 +52,10 @@ pub fn router(state: AppState) -> Router {
         .route("/sources/{id}/jobs", get(sources::jobs))
         .route("/sources/{id}/chunk-stats", get(sources::chunk_stats))
         .route("/filetree/{id}", get(filetree::tree))
-        .route("/filetree/{id}/file", get(filetree::file));
+        .route("/filetree/{id}/file", get(filetree::file))
+        .route("/facts", get(facts::list).post(facts::add))
+        .route("/facts/{id}", delete(facts::delete))
+        .route("/search-facts", post(facts::search));
     #[cfg(test)]
     let routes = routes.route(
         "/__test/panic",

@@ -231,7 +231,8 @@ async fn delete_chat_answers_the_count_and_the_chat_is_gone() {
     assert_eq!(s, StatusCode::OK, "{v}");
     assert_eq!(
         v,
-        json!({"status": "ok", "message": "Deleted 2 chat messages for chat_id=c", "deleted_count": 2})
+        json!({"status": "ok", "message": "Deleted 2 chat messages for chat_id=c", "deleted_count": 2,
+               "deleted_facts_count": 0})
     );
     assert!(
         f.search(json!({"project_id": "p", "query": "pears"}))
@@ -539,4 +540,5 @@ async fn a_failed_open_answers_the_waiting_requests() {
     assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
 }
 
+mod facts;
 mod sources;
