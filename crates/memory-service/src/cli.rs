@@ -68,4 +68,8 @@ pub enum Command {
     },
     /// Search a project's chats and files.
     Search(SearchArgs),
+    /// Bring an existing ChatDO install's memory across (chat messages, facts,
+    /// sources), through the running instance; ChatDO's own service must be
+    /// stopped. Idempotent.
+    ImportChatdo(crate::import::ImportArgs),
 }

@@ -12,6 +12,7 @@
 //! - [`monitor`]: identity and health state, read by `/health` from memory.
 //! - [`probe`]: the client side of `/health` (who answers on an address).
 //! - [`http`]: thin handlers over the core, one router listing every route.
+//! - [`import`]: `import-chatdo DIR`, an existing ChatDO install's memory, through the API.
 //! - [`chatdo_projects`]: ChatDO's `projects.json` (connected projects, source removal).
 
 pub mod chatdo_projects;
@@ -21,6 +22,7 @@ pub mod config;
 pub mod daemon;
 pub mod exit_code;
 pub mod http;
+pub mod import;
 pub mod lifecycle;
 pub mod metrics;
 pub mod monitor;

@@ -85,6 +85,7 @@ fn run(cli: Cli) -> anyhow::Result<ProcessExit> {
             client_result(memory_service::client::sources::reindex(&config, &id, wait))?
         }
         Command::Search(args) => client_result(memory_service::client::search::run(&config, &args))?,
+        Command::ImportChatdo(args) => client_result(memory_service::import::run(&config, &args))?,
     };
     Ok(code.into())
 }
