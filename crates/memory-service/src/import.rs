@@ -3,6 +3,9 @@
 //! messages (with their `message_uuid`, which ChatDO stores), every project fact with
 //! its history, and the file sources with their ids unchanged (then indexed by us).
 //!
+//! When no instance runs, the importer starts one (`start`) and leaves it running:
+//! the imported sources are indexed by it.
+//!
 //! Why through the running service's API rather than into the database file: the
 //! service is the database's only writer (one writer thread, facts only through the
 //! API), and an import then behaves exactly as ChatDO's own calls would. The
@@ -294,7 +297,7 @@ fn fact_signature(f: &Value) -> String {
 pub fn run(config: &Config, args: &ImportArgs) -> anyhow::Result<ExitCode> {
     let client = match Client::connect(config) {
         Ok(c) => Some(c),
-        Err(ClientError::NotRunning { .. }) if args.dry_run => None,
+        Err(ClientError::NotRunning { .. }) => None,
         Err(e) => return Err(e.into()),
     };
     let ours = client
@@ -304,9 +307,27 @@ pub fn run(config: &Config, args: &ImportArgs) -> anyhow::Result<ExitCode> {
         })
         .and_then(|(_, b)| b["pid"].as_u64())
         .map(|p| p as u32);
-    if client.is_some() {
-        refuse_if_chatdo_runs(config, ours)?;
-    }
+    refuse_if_chatdo_runs(config, ours)?;
+    // Not running: start it (it must run anyway to index the imported sources).
+    let client = match client {
+        Some(c) => Some(c),
+        None if args.dry_run => None,
+        None => {
+            let start = crate::lifecycle::start::StartArgs {
+                timeout: 15.0,
+                kill_timeout: 5.0,
+                force: false,
+            };
+            let code = crate::lifecycle::start::run(config, &start)?;
+            if code != ExitCode::Ok {
+                return Ok(code);
+            }
+            println!(
+                "started the Memory Service for the import; it keeps running (it indexes the imported sources)"
+            );
+            Some(Client::connect(config)?)
+        }
+    };
     let found = read_chatdo(&args.dir)?;
     let mut skipped = found.skipped.clone();
     let verb = if args.dry_run { "would import" } else { "imported" };

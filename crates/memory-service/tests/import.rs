@@ -113,6 +113,31 @@ fn search(port: u16, project: &str, q: &str) -> Vec<Value> {
     v["results"].as_array().unwrap().clone()
 }
 
+/// With no instance running, the import starts one and goes through it.
+#[test]
+fn import_starts_the_service_when_none_runs() {
+    let sb = Sandbox::new();
+    let dir = chatdo(&sb);
+    let port = free_port();
+    let (code, out, err) = sb.cli(port, &["import-chatdo", &dir.display().to_string(), "--dry-run"]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(
+        out.contains("would import: 2 messages, 2 facts, 2 sources"),
+        "{out}"
+    );
+    assert!(get(port, "/health").is_none(), "a dry run starts nothing");
+    let (code, out, err) = sb.cli(port, &["import-chatdo", &dir.display().to_string()]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(out.contains("imported: 2 messages, 2 facts, 2 sources"), "{out}");
+    assert!(health_pid(port).is_some(), "the started instance answers");
+    poll("the imported message to be indexed", DEADLINE, || {
+        (search(port, P1, "axolotl").len() == 1).then_some(())
+    });
+    let (code, _, err) = sb.cli(port, &["stop"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(health_pid(port).is_none(), "stopped");
+}
+
 #[test]
 fn import_dry_run_then_import_then_nothing_more() {
     let sb = Sandbox::new();
