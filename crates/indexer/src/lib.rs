@@ -174,6 +174,19 @@ impl Indexer {
         display_name: Option<String>,
         project_id: Option<String>,
     ) -> Result<(Source, i64), IndexerError> {
+        self.add_source_with_id(root_path, display_name, project_id, None)
+    }
+
+    /// [`Indexer::add_source`] with a client-chosen id (see
+    /// `Store::add_source_with_id`: checked, `Conflict` when taken); `None` slugs the
+    /// display name as `add_source` does.
+    pub fn add_source_with_id(
+        &self,
+        root_path: &str,
+        display_name: Option<String>,
+        project_id: Option<String>,
+        source_id: Option<String>,
+    ) -> Result<(Source, i64), IndexerError> {
         self.check_running()?;
         let expanded = expand_tilde(root_path);
         if root_path.trim().is_empty() || !expanded.exists() {
@@ -194,15 +207,18 @@ impl Indexer {
         let display_name = display_name
             .filter(|d| !d.trim().is_empty())
             .unwrap_or_else(|| basename(&resolved));
-        let (source, job) = self.shared.store.add_source(NewSource {
-            root_path: resolved.display().to_string(),
-            display_name,
-            project_id: project_id
-                .filter(|p| !p.trim().is_empty())
-                .unwrap_or_else(|| "general".into()),
-            include_globs: vec!["**/*".into()],
-            exclude_globs: walk::DEFAULT_EXCLUDES.iter().map(|s| s.to_string()).collect(),
-        })?;
+        let (source, job) = self.shared.store.add_source_with_id(
+            NewSource {
+                root_path: resolved.display().to_string(),
+                display_name,
+                project_id: project_id
+                    .filter(|p| !p.trim().is_empty())
+                    .unwrap_or_else(|| "general".into()),
+                include_globs: vec!["**/*".into()],
+                exclude_globs: walk::DEFAULT_EXCLUDES.iter().map(|s| s.to_string()).collect(),
+            },
+            source_id,
+        )?;
         self.watch(&source);
         self.shared.notify_jobs();
         Ok((source, job))

@@ -72,4 +72,8 @@ pub enum Command {
     /// The embedding model behind semantic search: install it, or see what is there.
     #[command(subcommand)]
     Model(ModelCommand),
+    /// Bring an existing ChatDO install's memory across (chat messages, facts,
+    /// sources), through the running instance; ChatDO's own service must be
+    /// stopped. Idempotent.
+    ImportChatdo(crate::import::ImportArgs),
 }

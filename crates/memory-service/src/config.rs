@@ -20,16 +20,6 @@ pub const DEFAULT_PORT: u16 = 5858;
 /// Where installed embedding models live, under the home.
 pub const MODELS_DIR: &str = "models";
 
-/// `path` made absolute against the current directory.
-fn absolute(path: PathBuf) -> anyhow::Result<PathBuf> {
-    if path.is_absolute() {
-        return Ok(path);
-    }
-    Ok(std::env::current_dir()
-        .context("resolving a relative path against the current directory")?
-        .join(path))
-}
-
 /// Settings given on the command line (all optional).
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct ConfigArgs {
@@ -47,6 +37,11 @@ pub struct ConfigArgs {
     /// [env: MEMORY_SERVICE_EMBEDDING_MODEL] [default: HOME/models/all-MiniLM-L6-v2]
     #[arg(long, global = true, value_name = "DIR")]
     pub embedding_model: Option<PathBuf>,
+    /// ChatDO's `server/data/projects.json`: `GET /sources` lists the projects
+    /// connected to each source from it, `DELETE /sources/{id}` removes the id
+    /// from it [env: MEMORY_SERVICE_CHATDO_PROJECTS] [default: none]
+    #[arg(long, global = true, value_name = "FILE")]
+    pub chatdo_projects: Option<PathBuf>,
 }
 
 /// The resolved configuration.
@@ -68,6 +63,9 @@ pub struct Config {
     pub cors_origins: Vec<String>,
     /// The embedding model's directory; semantic search is off while it holds no model.
     pub embedding_model: PathBuf,
+    /// ChatDO's `projects.json` (absolute), if configured: the source of
+    /// `connected_projects`, edited when a source is deleted.
+    pub chatdo_projects: Option<PathBuf>,
 }
 
 impl Config {
@@ -81,7 +79,24 @@ impl Config {
                 None => bail!("cannot find your home directory ($HOME is unset); pass --home DIR"),
             },
         };
-        let home = absolute(home)?;
+        let absolute = |p: PathBuf, what: &str| -> anyhow::Result<PathBuf> {
+            if p.is_absolute() {
+                Ok(p)
+            } else {
+                Ok(std::env::current_dir()
+                    .with_context(|| format!("resolving a relative {what} against the current directory"))?
+                    .join(p))
+            }
+        };
+        let home = absolute(home, "--home")?;
+        let chatdo_projects = match (
+            &args.chatdo_projects,
+            env("MEMORY_SERVICE_CHATDO_PROJECTS").filter(|s| !s.is_empty()),
+        ) {
+            (Some(p), _) => Some(absolute(p.clone(), "--chatdo-projects")?),
+            (None, Some(p)) => Some(absolute(PathBuf::from(p), "MEMORY_SERVICE_CHATDO_PROJECTS")?),
+            (None, None) => None,
+        };
         let host = match (&args.host, env("MEMORY_SERVICE_HOST").filter(|s| !s.is_empty())) {
             (Some(h), _) => h.clone(),
             (None, Some(h)) => h,
@@ -113,8 +128,8 @@ impl Config {
             &args.embedding_model,
             env("MEMORY_SERVICE_EMBEDDING_MODEL").filter(|s| !s.is_empty()),
         ) {
-            (Some(d), _) => absolute(d.clone())?,
-            (None, Some(d)) => absolute(PathBuf::from(d))?,
+            (Some(d), _) => absolute(d.clone(), "--embedding-model")?,
+            (None, Some(d)) => absolute(PathBuf::from(d), "MEMORY_SERVICE_EMBEDDING_MODEL")?,
             (None, None) => home.join(MODELS_DIR).join(memory_embedding::default_model_name()),
         };
         Ok(Config {
@@ -126,6 +141,7 @@ impl Config {
             drain_timeout: millis("MEMORY_SERVICE_DRAIN_MS", 10_000)?,
             startup_grace: millis("MEMORY_SERVICE_STARTUP_GRACE_MS", 15_000)?,
             cors_origins: vec!["http://localhost:5173".into(), "http://127.0.0.1:5173".into()],
+            chatdo_projects,
         })
     }
 
@@ -235,6 +251,33 @@ mod tests {
         assert!(format!("{err:#}").contains("at least 1"), "{err:#}");
         let err = Config::load(&ConfigArgs::default(), &env_of(&[])).unwrap_err();
         assert!(format!("{err:#}").contains("--home"), "{err:#}");
+    }
+
+    #[test]
+    fn chatdo_projects_from_env_or_flag() {
+        let none = ConfigArgs::default();
+        assert_eq!(
+            Config::load(&none, &env_of(&[("HOME", "/u")]))
+                .unwrap()
+                .chatdo_projects,
+            None
+        );
+        let env = env_of(&[
+            ("HOME", "/u"),
+            ("MEMORY_SERVICE_CHATDO_PROJECTS", "/c/projects.json"),
+        ]);
+        assert_eq!(
+            Config::load(&none, &env).unwrap().chatdo_projects,
+            Some(PathBuf::from("/c/projects.json"))
+        );
+        let flag = ConfigArgs {
+            chatdo_projects: Some("/f/p.json".into()),
+            ..Default::default()
+        };
+        assert_eq!(
+            Config::load(&flag, &env).unwrap().chatdo_projects,
+            Some(PathBuf::from("/f/p.json"))
+        );
     }
 
     #[test]

@@ -14,13 +14,17 @@
 //! - [`probe`]: the client side of `/health` (who answers on an address).
 //! - [`http`]: thin handlers over the core, one router listing every route.
 //! - [`semantic`]: the embedding model behind `/health`, query embeddings, the stage.
+//! - [`import`]: `import-chatdo DIR`, an existing ChatDO install's memory, through the API.
+//! - [`chatdo_projects`]: ChatDO's `projects.json` (connected projects, source removal).
 
+pub mod chatdo_projects;
 pub mod cli;
 pub mod client;
 pub mod config;
 pub mod daemon;
 pub mod exit_code;
 pub mod http;
+pub mod import;
 pub mod lifecycle;
 pub mod metrics;
 pub mod models;

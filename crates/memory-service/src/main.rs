@@ -86,6 +86,7 @@ fn run(cli: Cli) -> anyhow::Result<ProcessExit> {
         }
         Command::Search(args) => client_result(memory_service::client::search::run(&config, &args))?,
         Command::Model(cmd) => memory_service::models::run(&config, &cmd)?,
+        Command::ImportChatdo(args) => client_result(memory_service::import::run(&config, &args))?,
     };
     Ok(code.into())
 }

@@ -38,6 +38,71 @@ fn search(port: u16, project: &str, query: &str, extra: Value) -> Vec<Value> {
     v["results"].as_array().unwrap().clone()
 }
 
+/// ChatDO's order (issue 10): `/health`, then at once a message. The message
+/// must be accepted even when `/health` still says `starting`.
+#[test]
+fn a_message_posted_the_moment_health_first_answers_is_accepted() {
+    let sb = Sandbox::new();
+    let port = free_port();
+    let mut p = sb.serve(port);
+    let state = poll("the first /health answer", DEADLINE, || {
+        if let Some(st) = p.try_status() {
+            panic!("exited ({st:?}) before serving:\n{}", p.stderr_text());
+        }
+        let (status, body) = get(port, "/health")?;
+        (status == 200).then(|| body["state"].as_str().unwrap_or_default().to_string())
+    });
+    let body = json!({"project_id": "proj", "chat_id": "c", "message_id": "m", "role": "user",
+                      "content": "first words", "timestamp": "2026-01-02T03:04:05Z", "message_index": 0});
+    let (s, v) = post(port, "/index-chat-message", &body);
+    assert_eq!(s, 200, "health said {state:?} and then: {v}");
+    assert_eq!(v["status"], "queued");
+    p.signal(Signal::SIGTERM);
+    assert_eq!(p.wait_code(), 0);
+}
+
+/// Facts through the real binary: stored after the commit, found by
+/// `/search-facts` with the original's wire, deleted with their chat.
+#[test]
+fn facts_store_search_and_go_with_their_chat() {
+    let sb = Sandbox::new();
+    let port = free_port();
+    let mut p = sb.serve(port);
+    wait_healthy(port, &mut p);
+    let ack = index(port, "proj", "chat1", "m1", "my favourite colour is teal");
+    let (s, fact) = post(
+        port,
+        "/facts",
+        &json!({"project_id": "proj", "fact_key": "user.favorite.color", "value_text": "teal",
+                "source_message_uuid": ack["message_uuid"]}),
+    );
+    assert_eq!(s, 200, "{fact}");
+    let (s, v) = post(
+        port,
+        "/search-facts",
+        &json!({"project_id": "proj", "query": "favorite color?"}),
+    );
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["facts"][0]["fact_id"], fact["fact_id"]);
+    assert_eq!(v["facts"][0]["source_message_uuid"], ack["message_uuid"]);
+    let (s, v) = post(
+        port,
+        "/search-facts",
+        &json!({"project_id": "proj", "query": "color", "exclude_message_uuid": ack["message_uuid"]}),
+    );
+    assert_eq!((s, v["facts"].as_array().map(Vec::len)), (200, Some(0)), "{v}");
+    let (s, v) = delete(port, "/chats/proj/chat1");
+    assert_eq!(
+        (s, v["deleted_count"].as_u64(), v["deleted_facts_count"].as_u64()),
+        (200, Some(1), Some(1)),
+        "{v}"
+    );
+    let (s, v) = get(port, "/facts?project_id=proj&include_history=true").unwrap();
+    assert_eq!((s, v["facts"].as_array().map(Vec::len)), (200, Some(0)), "{v}");
+    p.signal(Signal::SIGTERM);
+    assert_eq!(p.wait_code(), 0);
+}
+
 #[test]
 fn index_search_update_isolate_exclude_delete() {
     let sb = Sandbox::new();

@@ -292,3 +292,59 @@ fn people_commands_add_wait_list_reindex_rm() {
     p.signal(Signal::SIGTERM);
     assert_eq!(p.wait_code(), 0);
 }
+
+/// `MEMORY_SERVICE_CHATDO_PROJECTS` reaches the daemon: `connected_projects`
+/// names ChatDO's projects, a chosen `source_id` is kept, and deleting the
+/// source removes its id from ChatDO's file and nothing else.
+#[test]
+fn chatdo_projects_file_end_to_end() {
+    let sb = Sandbox::new();
+    let docs = sb.path().join("docs");
+    std::fs::create_dir_all(&docs).unwrap();
+    std::fs::write(docs.join("a.md"), "the okapi sleeps\n").unwrap();
+    let projects = sb.path().join("projects.json");
+    let text = "[\n  {\"id\": \"p1\", \"name\": \"Research\", \"memory_sources\": [\"drr-repo\", \"other-dir\"]}\n]\n";
+    std::fs::write(&projects, text).unwrap();
+    let port = free_port();
+    let file = projects.display().to_string();
+    let mut p = sb.serve_with(port, &[("MEMORY_SERVICE_CHATDO_PROJECTS", &file)]);
+    wait_healthy(port, &mut p);
+
+    let (s, v) = post(
+        port,
+        "/sources",
+        &json!({"root_path": docs, "display_name": "Impact Doc: report.pdf", "source_id": "drr-repo"}),
+    );
+    assert_eq!((s, v["source_id"].as_str()), (200, Some("drr-repo")), "{v}");
+    let (s, v) = post(
+        port,
+        "/sources",
+        &json!({"root_path": docs, "display_name": "Impact Doc: report.pdf"}),
+    );
+    assert_eq!(
+        (s, v["source_id"].as_str()),
+        (200, Some("impact-doc-reportpdf-dir")),
+        "{v}"
+    );
+    let (s, v) = post(
+        port,
+        "/sources",
+        &json!({"root_path": docs, "source_id": "drr-repo"}),
+    );
+    assert_eq!(s, 409, "{v}");
+
+    let (_, v) = get(port, "/sources").unwrap();
+    let list = v["sources"].as_array().unwrap();
+    let of = |id: &str| list.iter().find(|s| s["id"] == id).unwrap()["connected_projects"].clone();
+    assert_eq!(of("drr-repo"), json!(["Research"]));
+    assert_eq!(of("impact-doc-reportpdf-dir"), json!([]));
+
+    let (s, v) = delete(port, "/sources/drr-repo");
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(
+        std::fs::read_to_string(&projects).unwrap(),
+        text.replace("\"drr-repo\", ", "")
+    );
+    p.signal(Signal::SIGTERM);
+    assert_eq!(p.wait_code(), 0);
+}

@@ -4,6 +4,7 @@
 mod chat;
 mod client;
 mod helper;
+mod import;
 mod lifecycle;
 mod page;
 mod serve;

@@ -195,12 +195,14 @@ pub(crate) fn upsert(conn: &Connection, m: &ChatMessageIn) -> Result<Enqueued, S
 pub(crate) struct DeletedChat {
     /// Messages deleted.
     pub messages: u64,
+    /// Facts deleted (those whose source message was in the chat).
+    pub facts: u64,
     /// Pending jobs deleted, as `(enqueue_ms, job_id)`.
     pub pending_jobs: Vec<(i64, String)>,
 }
 
-/// Deletes a chat's chunks (and so their FTS rows, by trigger), jobs and messages, in
-/// the caller's transaction.
+/// Deletes a chat's facts (those stored from its messages), chunks (and so their FTS
+/// rows, by trigger), jobs and messages, in the caller's transaction.
 pub(crate) fn delete(conn: &Connection, project_id: &str, chat_id: &str) -> Result<DeletedChat, StoreError> {
     let context = format!("while deleting chat {chat_id} of project {project_id}");
     let pending_jobs = {
@@ -216,6 +218,7 @@ pub(crate) fn delete(conn: &Connection, project_id: &str, chat_id: &str) -> Resu
             .ctx(&context)?;
         rows.collect::<Result<Vec<_>, _>>().ctx(&context)?
     };
+    let facts = crate::facts::delete_for_chat(conn, project_id, chat_id)?;
     conn.prepare_cached("DELETE FROM chunks WHERE kind = 'chat' AND project_id = ?1 AND chat_id = ?2")
         .ctx(&context)?
         .execute([project_id, chat_id])
@@ -234,6 +237,7 @@ pub(crate) fn delete(conn: &Connection, project_id: &str, chat_id: &str) -> Resu
         .ctx(&context)?;
     Ok(DeletedChat {
         messages: messages as u64,
+        facts,
         pending_jobs,
     })
 }

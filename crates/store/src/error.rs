@@ -13,6 +13,9 @@ pub enum StoreError {
     /// The named thing does not exist (HTTP 404).
     #[error("not found: {0}")]
     NotFound(String),
+    /// The named thing already exists (HTTP 409).
+    #[error("conflict: {0}")]
+    Conflict(String),
     /// The store is shut down or its writer is gone or overloaded (HTTP 503).
     #[error("store unavailable: {0}")]
     Unavailable(String),
@@ -64,6 +67,7 @@ impl StoreError {
         match self {
             StoreError::InvalidInput(m) => StoreError::InvalidInput(m.clone()),
             StoreError::NotFound(m) => StoreError::NotFound(m.clone()),
+            StoreError::Conflict(m) => StoreError::Conflict(m.clone()),
             StoreError::Unavailable(m) => StoreError::Unavailable(m.clone()),
             StoreError::Internal(m) => StoreError::Internal(m.clone()),
             StoreError::Sqlite { context, source } => StoreError::Sqlite {

@@ -16,6 +16,7 @@
 //! - `sources`: file sources (slug ids, list with latest jobs, delete, totals).
 //! - `file_jobs`: durable file index jobs (ids, claim, finish and swap, recovery).
 //! - `chunk_stats`: chunk diagnostics of a source.
+//! - `facts`: project facts (latest wins per key) and their search.
 //! - `files`: indexed files, their chunks in generations, garbage collection.
 //! - [`terms`]: words in every script (CJK bigrams, identifier parts) for FTS5.
 //! - `search`: safe FTS5 queries, hybrid ranking (BM25, word coverage, embeddings).
@@ -34,6 +35,7 @@ pub mod chunk;
 mod chunk_stats;
 mod clock;
 mod error;
+mod facts;
 mod file_jobs;
 mod files;
 mod indexer;
@@ -59,12 +61,15 @@ pub use chat::{ChatAck, ChatMessageIn, MAX_CONTENT_BYTES, MAX_ID_BYTES, MAX_ROLE
 pub use chunk::{MIN_BREAK_CHARS, MIN_TAIL_CHARS, TARGET_CHARS};
 pub use chunk_stats::ChunkStats;
 pub use error::StoreError;
+pub use facts::{Fact, FactIn, FactQuery, VALUE_TYPES};
 pub use file_jobs::{ClaimedFileJob, FileJob, FileJobKind, FileJobState, INTERRUPTED, JobEnd};
 pub use files::{FileBatch, FileOp, FileRecord, FileUpsert, JobProgress};
 pub use job::{JobState, JobStatus};
 pub use schema::SCHEMA_VERSION;
 pub use search::{MAX_LIMIT, MAX_TERMS, SearchHit, SearchRequest, SourceType};
-pub use sources::{NewSource, Source, SourceStatus};
+pub use sources::{
+    MAX_SOURCE_ID_BYTES, NewSource, Source, SourceStatus, slug, source_id_base, validate_source_id,
+};
 pub use stats::StoreStats;
 pub use vectors::{ChunkChanges, PendingChunk, VectorIndex, dot};
 
@@ -372,8 +377,15 @@ impl Store {
     }
 
     /// `DELETE /chats/{project_id}/{chat_id}`: deletes the chat's messages, chunks (and
-    /// FTS rows) and jobs in one transaction; returns how many messages were deleted.
+    /// FTS rows), jobs and facts in one transaction; returns how many messages were
+    /// deleted ([`Store::delete_chat_counts`] also says how many facts).
     pub fn delete_chat(&self, project_id: &str, chat_id: &str) -> Result<u64, StoreError> {
+        self.delete_chat_counts(project_id, chat_id)
+            .map(|(messages, _)| messages)
+    }
+
+    /// [`Store::delete_chat`], answering `(messages, facts)` deleted.
+    pub fn delete_chat_counts(&self, project_id: &str, chat_id: &str) -> Result<(u64, u64), StoreError> {
         self.check_open()?;
         chat::validate_chat_ids(project_id, chat_id)?;
         let (project_id, chat_id) = (project_id.to_string(), chat_id.to_string());
@@ -389,7 +401,43 @@ impl Store {
                 changes.bump();
             },
         )?;
-        Ok(deleted.messages)
+        Ok((deleted.messages, deleted.facts))
+    }
+
+    /// `POST /facts`: validates, then stores the fact as its key's current one (the
+    /// key's older facts stop being current; `supersedes_fact_id` names the one it
+    /// replaced) and returns it once committed.
+    pub fn add_fact(&self, mut f: FactIn) -> Result<Fact, StoreError> {
+        facts::validate(&mut f)?;
+        self.write(false, move |c| facts::insert(c, &f))
+    }
+
+    /// `GET /facts?project_id=&include_history=`: current facts, or all of them, by key.
+    pub fn list_facts(&self, project_id: &str, include_history: bool) -> Result<Vec<Fact>, StoreError> {
+        self.check_open()?;
+        facts::require_project(project_id)?;
+        self.inner
+            .readers
+            .with(|c| facts::list(c, project_id, include_history))
+    }
+
+    /// `DELETE /facts/{id}`: false when unknown. When it was its key's current fact,
+    /// the newest remaining one of that key becomes current.
+    pub fn delete_fact(&self, fact_id: &str) -> Result<bool, StoreError> {
+        let id = fact_id.to_string();
+        self.write(false, move |c| facts::delete(c, &id))
+    }
+
+    /// `POST /search-facts`: current facts matching the original's keyword rule, best
+    /// match first, then newest; `limit` clamped to 1..=[`MAX_LIMIT`].
+    pub fn search_facts(&self, q: &FactQuery) -> Result<Vec<Fact>, StoreError> {
+        self.check_open()?;
+        facts::require_project(&q.project_id)?;
+        let q = FactQuery {
+            limit: q.limit.clamp(1, MAX_LIMIT),
+            ..q.clone()
+        };
+        self.inner.readers.with(|c| facts::search(c, &q))
     }
 
     /// Runs `work` on the writer; request handlers wait a bounded time, the file indexer
@@ -412,12 +460,27 @@ impl Store {
     /// collision) and its first job (`queued`, a sync) in one transaction. The caller
     /// validated and resolved `root_path`; the file indexer runs the job.
     pub fn add_source(&self, new: NewSource) -> Result<(Source, i64), StoreError> {
+        self.add_source_with_id(new, None)
+    }
+
+    /// [`Store::add_source`] with a client-chosen id (`POST /sources` with `source_id`,
+    /// the importer keeping the original's ids): checked by [`validate_source_id`];
+    /// [`StoreError::Conflict`] when a source already has it. `None` picks the id as
+    /// `add_source` does.
+    pub fn add_source_with_id(
+        &self,
+        new: NewSource,
+        id: Option<String>,
+    ) -> Result<(Source, i64), StoreError> {
+        if let Some(id) = &id {
+            validate_source_id(id)?;
+        }
         if new.root_path.is_empty() || new.display_name.trim().is_empty() {
             return Err(StoreError::InvalidInput(
                 "root_path and display_name are required".into(),
             ));
         }
-        self.write(false, move |c| sources::insert(c, &new))
+        self.write(false, move |c| sources::insert(c, &new, id.as_deref()))
     }
 
     /// `GET /sources`: every source ordered by id, each with its latest job (one query).

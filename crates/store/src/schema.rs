@@ -275,9 +275,38 @@ CREATE TABLE chunk_vectors (
 CREATE INDEX chunk_vectors_model ON chunk_vectors(model);
 "#;
 
+/// Project facts (`POST /facts`, `/search-facts`): the original's `project_facts`
+/// columns (chatdo-data.md B.3) plus `seq`, a never-reused insertion order that says
+/// which fact of a key is the newest (latest stored wins) without trusting clocks.
+/// `source_message_uuid` may be NULL (a fact not from a chat message) and has no
+/// foreign key: a chat's facts are deleted with it explicitly, in its transaction.
+const FACTS: &str = r#"
+CREATE TABLE project_facts (
+    seq                 INTEGER PRIMARY KEY AUTOINCREMENT,
+    fact_id             TEXT NOT NULL UNIQUE,
+    project_id          TEXT NOT NULL,
+    fact_key            TEXT NOT NULL,
+    value_text          TEXT NOT NULL,
+    value_type          TEXT NOT NULL
+                        CHECK (value_type IN ('string', 'number', 'bool', 'date', 'json')),
+    confidence          REAL NOT NULL DEFAULT 1.0,
+    source_message_uuid TEXT,
+    created_at          TEXT NOT NULL,
+    effective_at        TEXT NOT NULL,
+    supersedes_fact_id  TEXT,
+    is_current          INTEGER NOT NULL DEFAULT 1 CHECK (is_current IN (0, 1))
+);
+CREATE INDEX project_facts_key ON project_facts(project_id, fact_key, is_current);
+CREATE INDEX project_facts_message ON project_facts(source_message_uuid)
+    WHERE source_message_uuid IS NOT NULL;
+CREATE INDEX project_facts_current ON project_facts(project_id, is_current);
+CREATE INDEX project_facts_supersedes ON project_facts(supersedes_fact_id)
+    WHERE supersedes_fact_id IS NOT NULL;
+"#;
+
 /// All migrations in order; index `i` brings the database to version `i + 1`.
 /// Append new ones at the end; never edit a released one.
-const MIGRATIONS: &[&str] = &[V1, V2, V3, TERMS_AND_VECTORS];
+const MIGRATIONS: &[&str] = &[V1, V2, V3, TERMS_AND_VECTORS, FACTS];
 
 /// Registers the SQL functions the schema's triggers call (`memory_terms(text)`, see
 /// [`TERMS_AND_VECTORS`]) on a connection that writes chunks. Idempotent.

@@ -90,27 +90,88 @@ pub struct NewSource {
     pub exclude_globs: Vec<String>,
 }
 
-/// `slug(name)`: lowercase ASCII letters and digits, runs of anything else as one `-`.
-pub(crate) fn slug(name: &str) -> String {
+/// Python's `\w` on `str` (what the original's `re` module matches): `_`, or a letter
+/// (general categories Lu, Ll, Lt, Lm, Lo), or a number (Nd, Nl, No). Python's
+/// `str.isalnum` is exactly "alphabetic (L*) or numeric"; Rust's `char::is_alphanumeric`
+/// differs (it also takes marks with the Other_Alphabetic property, e.g. Devanagari
+/// vowel signs, which Python drops), hence the general category.
+pub(crate) fn is_python_word_char(c: char) -> bool {
+    use unicode_general_category::{GeneralCategory as G, get_general_category};
+    c == '_'
+        || matches!(
+            get_general_category(c),
+            G::UppercaseLetter
+                | G::LowercaseLetter
+                | G::TitlecaseLetter
+                | G::ModifierLetter
+                | G::OtherLetter
+                | G::DecimalNumber
+                | G::LetterNumber
+                | G::OtherNumber
+        )
+}
+
+/// Python's `\s` on `str` (`str.isspace`): Unicode White_Space plus the four ASCII
+/// separators U+001C..U+001F, which Python counts as whitespace and Rust does not.
+pub(crate) fn is_python_space(c: char) -> bool {
+    c.is_whitespace() || ('\u{1c}'..='\u{1f}').contains(&c)
+}
+
+/// The original's `slugify` (ChatDO `memory_service/config.py`), exactly:
+/// `re.sub(r'[-\s]+', '-', re.sub(r'[^\w\s-]', '', text.lower())).strip('-')`.
+/// Lowercase (full Unicode mapping, as Python's `str.lower`); drop every character
+/// that is not a word character, whitespace or `-`; each run of whitespace and `-`
+/// becomes one `-`; no `-` at either end. May be empty (e.g. `"!!!"`); no length cap.
+pub fn slug(name: &str) -> String {
     let mut out = String::new();
-    for c in name.chars().flat_map(char::to_lowercase) {
-        if c.is_ascii_alphanumeric() {
+    let mut gap = false;
+    for c in name.to_lowercase().chars() {
+        if is_python_word_char(c) {
+            if gap && !out.is_empty() {
+                out.push('-');
+            }
+            gap = false;
             out.push(c);
-        } else if !out.ends_with('-') {
-            out.push('-');
+        } else if c == '-' || is_python_space(c) {
+            gap = true;
         }
     }
-    let trimmed = out.trim_matches('-');
-    if trimmed.is_empty() {
-        "source".into()
-    } else {
-        trimmed
-            .chars()
-            .take(64)
-            .collect::<String>()
-            .trim_end_matches('-')
-            .to_string()
+    out
+}
+
+/// The id the original gives a new source named `display_name`: `slug + "-dir"`
+/// (so `"-dir"` when the slug is empty, as the original), before collision suffixes.
+pub fn source_id_base(display_name: &str) -> String {
+    format!("{}-dir", slug(display_name))
+}
+
+/// Longest client-chosen source id, in bytes.
+pub const MAX_SOURCE_ID_BYTES: usize = 128;
+
+/// Checks a client-chosen source id (`POST /sources` with `source_id`): 1 to
+/// [`MAX_SOURCE_ID_BYTES`] bytes, no whitespace, no control characters and none of
+/// `/ \ ? # %` (the id travels in URL paths: `/sources/{id}`, `/filetree/{id}`).
+pub fn validate_source_id(id: &str) -> Result<(), StoreError> {
+    let bad = |why: &str| {
+        Err(StoreError::InvalidInput(format!(
+            "source_id {id:?} is not valid: {why}"
+        )))
+    };
+    if id.is_empty() {
+        return bad("it is empty");
     }
+    if id.len() > MAX_SOURCE_ID_BYTES {
+        return bad(&format!("it is longer than {MAX_SOURCE_ID_BYTES} bytes"));
+    }
+    if let Some(c) = id
+        .chars()
+        .find(|&c| c.is_whitespace() || c.is_control() || "/\\?#%".contains(c))
+    {
+        return bad(&format!(
+            "it contains {c:?} (whitespace, control characters and / \\ ? # % are not allowed)"
+        ));
+    }
+    Ok(())
 }
 
 fn globs_json(globs: &[String]) -> Result<String, StoreError> {
@@ -174,19 +235,38 @@ pub(crate) fn get(conn: &Connection, id: &str) -> Result<Option<Source>, StoreEr
     Ok(select_sources(conn, Some(id))?.pop())
 }
 
-/// Inserts the source (id from the display name's slug) and its first (sync) job.
-pub(crate) fn insert(conn: &Connection, new: &NewSource) -> Result<(Source, i64), StoreError> {
+/// Inserts the source and its first (sync) job. Its id is `wanted` (validated by the
+/// caller; [`StoreError::Conflict`] when taken), else [`source_id_base`] of the display
+/// name with `-2`, `-3`... on collision.
+pub(crate) fn insert(
+    conn: &Connection,
+    new: &NewSource,
+    wanted: Option<&str>,
+) -> Result<(Source, i64), StoreError> {
     let context = "while adding a source";
-    let base = format!("{}-dir", slug(&new.display_name));
     let mut exists = conn
         .prepare_cached("SELECT 1 FROM sources WHERE id = ?1")
         .ctx(context)?;
-    let mut id = base.clone();
-    let mut n = 2;
-    while exists.exists([&id]).ctx(context)? {
-        id = format!("{base}-{n}");
-        n += 1;
-    }
+    let id = match wanted {
+        Some(id) => {
+            if exists.exists([id]).ctx(context)? {
+                return Err(StoreError::Conflict(format!(
+                    "Source '{id}' already exists; delete it first or choose another source_id"
+                )));
+            }
+            id.to_string()
+        }
+        None => {
+            let base = source_id_base(&new.display_name);
+            let mut id = base.clone();
+            let mut n = 2;
+            while exists.exists([&id]).ctx(context)? {
+                id = format!("{base}-{n}");
+                n += 1;
+            }
+            id
+        }
+    };
     let include = if new.include_globs.is_empty() {
         vec!["**/*".to_string()]
     } else {
@@ -256,12 +336,98 @@ pub(crate) fn refresh_totals(conn: &Connection, source_id: &str) -> Result<(), S
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    /// The cases of issue 10 and the original's own behaviour.
+    #[test]
+    fn ids_follow_the_original() {
+        for (name, id) in [
+            ("Impact Doc: report.pdf", "impact-doc-reportpdf-dir"),
+            ("Ünïcödé Name", "ünïcödé-name-dir"),
+            ("東京", "東京-dir"),
+            ("a_b c", "a_b-c-dir"),
+            ("My Docs!", "my-docs-dir"),
+            ("  -- a -- b --  ", "a-b-dir"),
+            ("a.b", "ab-dir"),
+            ("a . b", "a-b-dir"),
+            ("Été 2025/notes", "été-2025notes-dir"),
+            ("x\u{1c}y", "x-y-dir"),
+            ("हिन्दी", "हनद-dir"),
+            ("ΟΔΟΣ", "οδος-dir"),
+            ("İx", "ix-dir"),
+            ("Ⓐb", "b-dir"),
+            ("½x", "½x-dir"),
+            ("ǅz", "ǆz-dir"),
+            // Slugs to nothing: the original then uses "-dir" as it is.
+            ("!!!", "-dir"),
+            ("   ", "-dir"),
+            ("", "-dir"),
+        ] {
+            assert_eq!(source_id_base(name), id, "{name:?}");
+        }
+    }
 
     #[test]
-    fn slugs() {
-        assert_eq!(slug("My Docs!"), "my-docs");
-        assert_eq!(slug("  __ "), "source");
-        assert_eq!(slug("Été 2025/notes"), "t-2025-notes");
-        assert_eq!(slug("a--b"), "a-b");
+    fn given_ids_are_checked() {
+        for ok in [
+            "drr-repo",
+            "a",
+            "東京-dir",
+            "x.y_z",
+            &"a".repeat(MAX_SOURCE_ID_BYTES),
+        ] {
+            validate_source_id(ok).unwrap_or_else(|e| panic!("{ok:?}: {e}"));
+        }
+        for bad in [
+            "",
+            " a",
+            "a b",
+            "a/b",
+            "a\\b",
+            "a?b",
+            "a#b",
+            "a%b",
+            "a\u{7}",
+            &"a".repeat(MAX_SOURCE_ID_BYTES + 1),
+        ] {
+            assert!(
+                matches!(validate_source_id(bad), Err(StoreError::InvalidInput(_))),
+                "{bad:?}"
+            );
+        }
+    }
+
+    proptest! {
+        /// Whatever the name: no `-` at either end, never two in a row, only word
+        /// characters and `-`, and slugging a slug changes nothing.
+        #[test]
+        fn slug_shape(name in any::<String>()) {
+            let s = slug(&name);
+            prop_assert!(!s.starts_with('-') && !s.ends_with('-'), "{s:?}");
+            prop_assert!(!s.contains("--"), "{s:?}");
+            prop_assert!(s.chars().all(|c| c == '-' || is_python_word_char(c)), "{s:?}");
+            prop_assert_eq!(slug(&s), s.clone());
+            prop_assert!(source_id_base(&name).ends_with("-dir"));
+        }
+
+        /// The slug keeps exactly the word characters of the lowercased name, in order.
+        #[test]
+        fn slug_keeps_the_word_characters(name in "[a-zA-Z0-9_ .:/!é東Ü\\-]{0,40}") {
+            let kept: String = name.to_lowercase().chars().filter(|&c| is_python_word_char(c)).collect();
+            prop_assert_eq!(slug(&name).replace('-', ""), kept);
+        }
+
+        /// Words separated by any mix of spaces and dashes join with one `-`.
+        #[test]
+        fn separators_become_one_dash(words in prop::collection::vec("[a-z0-9_]{1,8}", 1..6),
+                                      seps in prop::collection::vec("[ \t\n-]{1,4}", 6)) {
+            let mut name = String::new();
+            for (i, w) in words.iter().enumerate() {
+                name.push_str(&seps[i]);
+                name.push_str(w);
+            }
+            name.push_str(&seps[5]);
+            prop_assert_eq!(slug(&name), words.join("-"));
+        }
     }
 }

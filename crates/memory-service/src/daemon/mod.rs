@@ -10,7 +10,7 @@ mod storewatch;
 
 use std::io::Write as _;
 use std::net::{TcpListener, ToSocketAddrs};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 
 use anyhow::Context;
 use single_instance::{Claim, HomeFiles, Instance, Policy, Verdict};
@@ -223,7 +223,7 @@ async fn serve_async(
     );
     let listener = tokio::net::TcpListener::from_std(listener).context("registering the listener")?;
     let drain = config.drain_timeout;
-    let services = Arc::new(OnceLock::new());
+    let services = Arc::new(http::ServicesCell::default());
     let semantic: Arc<Semantic> = Arc::default();
     let state = AppState {
         monitor: monitor.clone(),
@@ -272,6 +272,7 @@ async fn serve_async(
         }
         Err(e) => {
             tracing::error!(error = %format!("{e:#}"), "cannot open the data; shutting down");
+            services.give_up();
             *exit.lock().unwrap_or_else(|e| e.into_inner()) = ExitCode::Error;
             shutdown.cancel();
         }

@@ -99,26 +99,30 @@ pub async fn job_status(
     }))
 }
 
-/// The answer to a chat deletion.
+/// The answer to a chat deletion: the original's fields, plus
+/// `deleted_facts_count` (ours).
 #[derive(Debug, Serialize)]
 pub struct Deleted {
     status: &'static str,
     message: String,
     deleted_count: u64,
+    deleted_facts_count: u64,
 }
 
-/// `DELETE /chats/{project_id}/{chat_id}`: one transaction; a failure is a
-/// 5xx, never a silent 0.
+/// `DELETE /chats/{project_id}/{chat_id}`: the chat's messages, their index
+/// and the facts stored from them, in one transaction; a failure is a 5xx,
+/// never a silent 0.
 pub async fn delete_chat(
     State(state): State<AppState>,
     Path((project_id, chat_id)): Path<(String, String)>,
 ) -> Result<Json<Deleted>, ApiError> {
     let store = state.store()?.clone();
     let chat = chat_id.clone();
-    let n = blocking(move || store.delete_chat(&project_id, &chat)).await?;
+    let (n, facts) = blocking(move || store.delete_chat_counts(&project_id, &chat)).await?;
     Ok(Json(Deleted {
         status: "ok",
         message: format!("Deleted {n} chat messages for chat_id={chat_id}"),
         deleted_count: n,
+        deleted_facts_count: facts,
     }))
 }

@@ -46,6 +46,7 @@ impl From<memory_store::StoreError> for ApiError {
         match e {
             E::InvalidInput(m) => ApiError::client(StatusCode::BAD_REQUEST, m),
             E::NotFound(m) => ApiError::client(StatusCode::NOT_FOUND, m),
+            E::Conflict(m) => ApiError::client(StatusCode::CONFLICT, m),
             E::Unavailable(m) => {
                 tracing::warn!(reason = %m, "store unavailable");
                 ApiError {

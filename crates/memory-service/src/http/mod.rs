@@ -6,6 +6,7 @@
 mod chat;
 mod error;
 mod extract;
+mod facts;
 mod filetree;
 mod health;
 mod metrics;
@@ -16,6 +17,7 @@ mod sources;
 #[cfg(test)]
 mod tests;
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
@@ -38,11 +40,104 @@ pub struct AppState {
     /// Request and lock counters.
     pub metrics: Arc<Metrics>,
     /// The database and the file indexer, set once they are open. Until
-    /// then `/health` answers (state `starting`) and data routes answer 503,
-    /// so a slow start (WAL recovery, many watchers) never looks stuck.
-    pub services: Arc<OnceLock<Services>>,
+    /// then `/health` answers (state `starting`) and a data request waits for
+    /// the open (at most [`ServicesCell::wait_limit`]), so a slow start (WAL
+    /// recovery, many watchers) never looks stuck.
+    pub services: Arc<ServicesCell>,
     /// The embedding model and stage, once loaded (search is text-only until then).
     pub semantic: Arc<crate::semantic::Semantic>,
+}
+
+/// How long a data request waits for the store to open before a 503.
+/// An empty home opens in tens of milliseconds, one after a crash in
+/// seconds; ChatDO's calls have 2 to 60 s timeouts (api.md A.1).
+pub const OPEN_WAIT: Duration = Duration::from_secs(5);
+
+/// The services, set once, and a wake-up for the requests waiting on them.
+///
+/// Why: ChatDO checks `/health` (which answers at once, from memory) and then
+/// posts; a 503 for a request that arrives while the database opens turns a
+/// good start into a lost message (issue 10). So the request waits for the
+/// open, bounded, instead.
+pub struct ServicesCell {
+    cell: OnceLock<Services>,
+    changed: tokio::sync::Notify,
+    waiting: AtomicUsize,
+    wait_limit: Duration,
+}
+
+impl Default for ServicesCell {
+    fn default() -> Self {
+        ServicesCell::with_wait_limit(OPEN_WAIT)
+    }
+}
+
+impl From<Services> for ServicesCell {
+    fn from(s: Services) -> Self {
+        let cell = ServicesCell::default();
+        let _ = cell.set(s);
+        cell
+    }
+}
+
+impl ServicesCell {
+    /// Empty; requests wait at most `limit` for [`ServicesCell::set`].
+    pub fn with_wait_limit(limit: Duration) -> Self {
+        ServicesCell {
+            cell: OnceLock::new(),
+            changed: tokio::sync::Notify::new(),
+            waiting: AtomicUsize::new(0),
+            wait_limit: limit,
+        }
+    }
+
+    /// The services, if open.
+    pub fn get(&self) -> Option<&Services> {
+        self.cell.get()
+    }
+
+    /// Publishes the opened services and wakes every waiting request. `Err`
+    /// gives `s` back if they were already set.
+    pub fn set(&self, s: Services) -> Result<(), Services> {
+        let r = self.cell.set(s);
+        self.changed.notify_waiters();
+        r
+    }
+
+    /// The open failed: wakes the waiting requests so they answer 503 now
+    /// rather than at the end of their wait.
+    pub fn give_up(&self) {
+        self.changed.notify_waiters();
+    }
+
+    /// How long a request waits for the open.
+    pub fn wait_limit(&self) -> Duration {
+        self.wait_limit
+    }
+
+    /// Requests waiting right now (for tests and diagnostics).
+    pub fn waiting(&self) -> usize {
+        self.waiting.load(Ordering::Relaxed)
+    }
+
+    /// The services, waiting up to the limit for them; `None` if they are
+    /// still not open (or the open failed).
+    pub async fn wait(&self) -> Option<&Services> {
+        if let Some(s) = self.cell.get() {
+            return Some(s);
+        }
+        let notified = self.changed.notified();
+        tokio::pin!(notified);
+        // Registered before the second look, so a `set` in between is not missed.
+        notified.as_mut().enable();
+        if let Some(s) = self.cell.get() {
+            return Some(s);
+        }
+        self.waiting.fetch_add(1, Ordering::Relaxed);
+        let _ = tokio::time::timeout(self.wait_limit, notified).await;
+        self.waiting.fetch_sub(1, Ordering::Relaxed);
+        self.cell.get()
+    }
 }
 
 /// What the data routes need, available once start-up work is done.
@@ -55,10 +150,7 @@ pub struct Services {
 
 impl AppState {
     fn services(&self) -> Result<&Services, ApiError> {
-        self.services.get().ok_or_else(|| ApiError {
-            status: axum::http::StatusCode::SERVICE_UNAVAILABLE,
-            detail: "Memory Service is starting (opening its database); retry shortly".into(),
-        })
+        self.services.get().ok_or_else(starting)
     }
 
     /// The database, or 503 while starting.
@@ -69,6 +161,18 @@ impl AppState {
     /// The file indexer, or 503 while starting.
     pub fn indexer(&self) -> Result<&Arc<memory_indexer::Indexer>, ApiError> {
         self.services().map(|s| &s.indexer)
+    }
+}
+
+/// The 503 for a request that arrived while the database opens and outwaited
+/// [`OPEN_WAIT`].
+pub(crate) fn starting() -> ApiError {
+    ApiError {
+        status: axum::http::StatusCode::SERVICE_UNAVAILABLE,
+        detail: format!(
+            "Memory Service is starting (its database has been opening for over {} s); retry shortly",
+            OPEN_WAIT.as_secs()
+        ),
     }
 }
 

@@ -17,7 +17,7 @@ use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::cors::{AllowHeaders, AllowMethods, AllowOrigin, CorsLayer};
 use tower_http::timeout::TimeoutLayer;
 
-use super::{ApiError, AppState, chat, filetree, health, metrics, page, search, sources};
+use super::{ApiError, AppState, chat, facts, filetree, health, metrics, page, search, sources};
 
 /// Largest request body accepted (413 above it, from `ApiJson`).
 pub const BODY_LIMIT: usize = 10 * 1024 * 1024;
@@ -52,7 +52,10 @@ pub fn router(state: AppState) -> Router {
         .route("/sources/{id}/jobs", get(sources::jobs))
         .route("/sources/{id}/chunk-stats", get(sources::chunk_stats))
         .route("/filetree/{id}", get(filetree::tree))
-        .route("/filetree/{id}/file", get(filetree::file));
+        .route("/filetree/{id}/file", get(filetree::file))
+        .route("/facts", get(facts::list).post(facts::add))
+        .route("/facts/{id}", delete(facts::delete))
+        .route("/search-facts", post(facts::search));
     #[cfg(test)]
     let routes = routes.route(
         "/__test/panic",
@@ -64,6 +67,7 @@ pub fn router(state: AppState) -> Router {
     );
     routes
         .fallback(|| async { ApiError::client(StatusCode::NOT_FOUND, "Not Found") })
+        .layer(middleware::from_fn_with_state(state.clone(), wait_for_open))
         .layer(middleware::from_fn_with_state(state.clone(), check_host))
         .layer(middleware::from_fn_with_state(state.clone(), count))
         .layer(cors)
@@ -112,6 +116,25 @@ async fn count(State(state): State<AppState>, req: Request, next: Next) -> Respo
     let resp = next.run(req).await;
     state.metrics.record(&route, resp.status().as_u16());
     resp
+}
+
+/// Routes answered from memory: they never wait for the database.
+const NO_WAIT: &[&str] = &["/", "/health", "/metrics"];
+
+/// A data request that arrives while the database opens waits for it (at
+/// most `ServicesCell::wait_limit`, 5 s) and then runs; only a longer open
+/// answers 503 with `Retry-After: 1`.
+async fn wait_for_open(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    if state.services.get().is_none()
+        && !NO_WAIT.contains(&req.uri().path())
+        && state.services.wait().await.is_none()
+    {
+        let mut resp = super::starting().into_response();
+        resp.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        return resp;
+    }
+    next.run(req).await
 }
 
 async fn check_host(State(state): State<AppState>, req: Request, next: Next) -> Response {

@@ -26,8 +26,9 @@ fn job_json(j: &memory_store::FileJob) -> Value {
     })
 }
 
-/// A source as the contract shows it (`connected_projects` only in lists).
-fn source_json(s: &memory_store::Source, with_projects: bool) -> Value {
+/// A source as the contract shows it; `connected_projects` (names of ChatDO
+/// projects) only in lists.
+fn source_json(s: &memory_store::Source, connected_projects: Option<&[String]>) -> Value {
     let mut v = json!({
         "id": s.id,
         "display_name": s.display_name,
@@ -41,12 +42,23 @@ fn source_json(s: &memory_store::Source, with_projects: bool) -> Value {
         "project_id": s.project_id,
         "latest_job": s.latest_job.as_ref().map(job_json),
     });
-    if with_projects {
-        // The original listed project names from ChatDO's projects.json; the
-        // service knows the one project a source is attached to.
-        v["connected_projects"] = json!([s.project_id]);
+    if let Some(names) = connected_projects {
+        v["connected_projects"] = json!(names);
     }
     v
+}
+
+/// Source id -> connected ChatDO project names, from the configured
+/// `projects.json`; empty when none is configured or it cannot be read (logged:
+/// the list must not fail because the backend's file is broken, as the original).
+fn connected_projects(state: &AppState) -> std::collections::HashMap<String, Vec<String>> {
+    let Some(path) = &state.config.chatdo_projects else {
+        return Default::default();
+    };
+    crate::chatdo_projects::connected_projects(path).unwrap_or_else(|e| {
+        tracing::warn!(error = %e, "cannot read ChatDO's projects file; connected_projects left empty");
+        Default::default()
+    })
 }
 
 fn not_found(id: &str) -> ApiError {
@@ -56,10 +68,16 @@ fn not_found(id: &str) -> ApiError {
 /// `GET /sources`.
 pub async fn list(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
     let store = state.store()?.clone();
-    let sources = blocking(move || store.list_sources()).await?;
-    Ok(Json(
-        json!({"sources": sources.iter().map(|s| source_json(s, true)).collect::<Vec<_>>()}),
-    ))
+    let st = state.clone();
+    let (sources, projects) =
+        blocking(move || store.list_sources().map(|s| (s, connected_projects(&st)))).await?;
+    let none: Vec<String> = Vec::new();
+    Ok(Json(json!({
+        "sources": sources
+            .iter()
+            .map(|s| source_json(s, Some(projects.get(&s.id).unwrap_or(&none))))
+            .collect::<Vec<_>>()
+    })))
 }
 
 /// The `POST /sources` body.
@@ -70,6 +88,10 @@ pub struct AddSource {
     display_name: Option<String>,
     #[serde(default)]
     project_id: Option<String>,
+    /// Ours: a chosen id (e.g. to recreate the original's static `drr-repo`);
+    /// 400 when not a valid id, 409 when taken.
+    #[serde(default)]
+    source_id: Option<String>,
 }
 
 /// `POST /sources`: adds the folder and starts a tracked indexing job.
@@ -79,7 +101,8 @@ pub async fn add(
 ) -> Result<Json<Value>, ApiError> {
     let indexer = state.indexer()?.clone();
     let (source, job_id) =
-        blocking(move || indexer.add_source(&b.root_path, b.display_name, b.project_id)).await?;
+        blocking(move || indexer.add_source_with_id(&b.root_path, b.display_name, b.project_id, b.source_id))
+            .await?;
     Ok(Json(json!({
         "status": "ok",
         "source_id": source.id,
@@ -93,7 +116,9 @@ pub async fn add(
 }
 
 /// `DELETE /sources/{id}`: stops its watcher, removes its rows in one
-/// transaction. The user's files are never touched.
+/// transaction, then removes the id from the configured ChatDO projects file
+/// (as the original; a failure there is logged, not answered). The user's
+/// files are never touched.
 pub async fn delete(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
     let indexer = state.indexer()?.clone();
     let sid = id.clone();
@@ -102,6 +127,21 @@ pub async fn delete(State(state): State<AppState>, Path(id): Path<String>) -> Re
             StatusCode::NOT_FOUND,
             format!("Source '{id}' not found"),
         ));
+    }
+    if let Some(path) = state.config.chatdo_projects.clone() {
+        let sid = id.clone();
+        let edited =
+            tokio::task::spawn_blocking(move || crate::chatdo_projects::remove_source(&path, &sid)).await;
+        match edited {
+            Ok(Ok(0)) => {}
+            Ok(Ok(n)) => tracing::info!(source = %id, entries = n, "removed from ChatDO's projects"),
+            Ok(Err(e)) => {
+                tracing::error!(error = %e, source = %id, "cannot remove the source from ChatDO's projects")
+            }
+            Err(e) => {
+                tracing::error!(error = %e, source = %id, "cannot remove the source from ChatDO's projects")
+            }
+        }
     }
     Ok(Json(
         json!({"status": "ok", "message": format!("Source '{id}' deleted successfully")}),
@@ -137,7 +177,7 @@ pub async fn status(State(state): State<AppState>, Path(id): Path<String>) -> Re
     let store = state.store()?.clone();
     let sid = id.clone();
     let source = blocking(move || store.get_source(&sid)).await?;
-    Ok(Json(source_json(&source.ok_or_else(|| not_found(&id))?, false)))
+    Ok(Json(source_json(&source.ok_or_else(|| not_found(&id))?, None)))
 }
 
 /// The `jobs` query.

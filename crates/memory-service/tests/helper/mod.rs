@@ -323,7 +323,7 @@ pub fn health_pid(port: u16) -> Option<u32> {
 }
 
 /// Waits until `/health` on `port` answers with `pid` and state `ready`
-/// (the data routes answer 503 while it is `starting`).
+/// (data requests wait for the open while it is `starting`).
 pub fn wait_healthy(port: u16, proc_: &mut Proc) {
     let pid = proc_.pid();
     poll(&format!("pid {pid} to be ready on port {port}"), DEADLINE, || {

@@ -35,6 +35,7 @@ pub(super) fn fixture() -> Fixture {
         startup_grace: Duration::from_secs(15),
         cors_origins: vec!["http://localhost:5173".into()],
         embedding_model: dir.path().join("no-model"),
+        chatdo_projects: None,
     };
     let monitor = Monitor::new(Identity {
         service: "memory-service",
@@ -52,7 +53,7 @@ pub(super) fn fixture() -> Fixture {
             monitor,
             config: Arc::new(config),
             metrics: Arc::new(Metrics::default()),
-            services: Arc::new(std::sync::OnceLock::from(super::Services {
+            services: Arc::new(super::ServicesCell::from(super::Services {
                 store,
                 indexer: Arc::new(indexer),
             })),
@@ -232,7 +233,8 @@ async fn delete_chat_answers_the_count_and_the_chat_is_gone() {
     assert_eq!(s, StatusCode::OK, "{v}");
     assert_eq!(
         v,
-        json!({"status": "ok", "message": "Deleted 2 chat messages for chat_id=c", "deleted_count": 2})
+        json!({"status": "ok", "message": "Deleted 2 chat messages for chat_id=c", "deleted_count": 2,
+               "deleted_facts_count": 0})
     );
     assert!(
         f.search(json!({"project_id": "p", "query": "pears"}))
@@ -442,4 +444,103 @@ async fn metrics_include_store_counters() {
     assert!(text.contains("memory_service_store_writer_queue_depth"), "{text}");
 }
 
+/// A state whose services are not open yet (the daemon's first moments),
+/// with requests waiting at most `wait`; and the services to open later.
+fn starting_state(wait: Duration) -> (Fixture, AppState, super::Services) {
+    let f = fixture();
+    let services = Arc::new(super::ServicesCell::with_wait_limit(wait));
+    let state = AppState {
+        services: services.clone(),
+        ..f.state.clone()
+    };
+    let open = super::Services {
+        store: f.state.store().unwrap().clone(),
+        indexer: f.state.indexer().unwrap().clone(),
+    };
+    (f, state, open)
+}
+
+/// ChatDO's order: `/health` first (it answers at once, `starting`), then a
+/// data request at once. The request waits for the open and gets its normal
+/// answer, not a 503.
+#[tokio::test]
+async fn a_request_arriving_while_the_store_opens_waits_and_is_answered() {
+    let (_f, state, open) = starting_state(Duration::from_secs(30));
+    let health = router(state.clone())
+        .oneshot(req("GET", "/health").body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(health.status(), StatusCode::OK);
+    let post = req("POST", "/index-chat-message")
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from(message("p", "c", "m", "hello").to_string()))
+        .unwrap();
+    let pending = tokio::spawn(router(state.clone()).oneshot(post));
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while state.services.waiting() == 0 {
+        assert!(std::time::Instant::now() < deadline, "the request never waited");
+        tokio::task::yield_now().await;
+    }
+    assert!(!pending.is_finished(), "answered before the store was open");
+    assert!(state.services.set(open).is_ok());
+    let resp = pending.await.unwrap().unwrap();
+    let status = resp.status();
+    let body: Value = serde_json::from_slice(&resp.into_body().collect().await.unwrap().to_bytes()).unwrap();
+    assert_eq!(
+        (status, body["status"].as_str()),
+        (StatusCode::OK, Some("queued")),
+        "{body}"
+    );
+    assert_eq!(state.services.waiting(), 0);
+}
+
+/// An open that outlasts the wait: 503 with `Retry-After`, while `/health`
+/// and `/metrics` never wait.
+#[tokio::test]
+async fn a_longer_open_is_a_503_with_retry_after() {
+    let (_f, state, _open) = starting_state(Duration::from_millis(50));
+    for path in ["/health", "/metrics"] {
+        let r = router(state.clone())
+            .oneshot(req("GET", path).body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::OK, "{path}");
+    }
+    let r = router(state.clone())
+        .oneshot(
+            req("POST", "/search")
+                .header(header::CONTENT_TYPE, "application/json")
+                .body(Body::from(json!({"project_id": "p", "query": "x"}).to_string()))
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(r.headers().get(header::RETRY_AFTER).unwrap(), "1");
+    let body: Value = serde_json::from_slice(&r.into_body().collect().await.unwrap().to_bytes()).unwrap();
+    assert!(body["detail"].as_str().unwrap().contains("starting"), "{body}");
+}
+
+/// A failed open wakes the waiting requests at once (503), instead of at the
+/// end of their wait.
+#[tokio::test]
+async fn a_failed_open_answers_the_waiting_requests() {
+    let (_f, state, _open) = starting_state(Duration::from_secs(600));
+    let pending =
+        tokio::spawn(router(state.clone()).oneshot(req("GET", "/sources").body(Body::empty()).unwrap()));
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while state.services.waiting() == 0 {
+        assert!(std::time::Instant::now() < deadline, "the request never waited");
+        tokio::task::yield_now().await;
+    }
+    state.services.give_up();
+    let r = tokio::time::timeout(Duration::from_secs(60), pending)
+        .await
+        .expect("answered long before the 600 s wait")
+        .unwrap()
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+}
+
+mod facts;
 mod sources;

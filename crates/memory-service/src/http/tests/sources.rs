@@ -63,7 +63,11 @@ async fn add_list_status_jobs_stats_search_reindex_delete() {
     assert_eq!(src["files_indexed"].as_i64(), Some(3));
     assert_eq!(src["latest_job"]["id"].as_i64(), Some(job));
     assert_eq!(src["latest_job"]["status"], "completed");
-    assert_eq!(src["connected_projects"], json!(["proj"]));
+    assert_eq!(
+        src["connected_projects"],
+        json!([]),
+        "no ChatDO projects file configured"
+    );
     for k in [
         "display_name",
         "root_path",
@@ -160,6 +164,109 @@ async fn add_list_status_jobs_stats_search_reindex_delete() {
         dir.path().join("notes/plan.md").exists(),
         "the user's files are untouched"
     );
+}
+
+/// Ids as the original makes them; a chosen id (400 when invalid, 409 when
+/// taken); `connected_projects` from ChatDO's projects file, and a delete that
+/// removes the id there and changes no other byte.
+#[tokio::test]
+async fn source_ids_and_chatdo_projects() {
+    let mut f = fixture();
+    let projects = tempfile::tempdir().unwrap();
+    let file = projects.path().join("projects.json");
+    let text = r#"[
+  {"id": "a1", "name": "Alpha", "memory_sources": ["drr-repo", "impact-doc-reportpdf-dir"]},
+  {"id": "b2", "memory_sources": ["drr-repo"], "default_target": "x"}
+]
+"#;
+    std::fs::write(&file, text).unwrap();
+    f.state.config = std::sync::Arc::new(crate::config::Config {
+        chatdo_projects: Some(file.clone()),
+        ..(*f.state.config).clone()
+    });
+    let dir = tree();
+    let root = dir.path();
+    for (name, want) in [
+        ("Impact Doc: report.pdf", "impact-doc-reportpdf-dir"),
+        ("Ünïcödé Name", "ünïcödé-name-dir"),
+        ("東京", "東京-dir"),
+        ("a_b c", "a_b-c-dir"),
+        ("!!!", "-dir"),
+        ("a_b c", "a_b-c-dir-2"),
+    ] {
+        let (s, v) = f
+            .post("/sources", json!({"root_path": root, "display_name": name}))
+            .await;
+        assert_eq!(
+            (s, v["source_id"].as_str()),
+            (StatusCode::OK, Some(want)),
+            "{name}: {v}"
+        );
+    }
+    let (s, v) = f
+        .post(
+            "/sources",
+            json!({"root_path": root, "display_name": "DRR", "source_id": "drr-repo"}),
+        )
+        .await;
+    assert_eq!(
+        (s, v["source_id"].as_str()),
+        (StatusCode::OK, Some("drr-repo")),
+        "{v}"
+    );
+    let (s, v) = f
+        .post("/sources", json!({"root_path": root, "source_id": "drr-repo"}))
+        .await;
+    assert_eq!(s, StatusCode::CONFLICT, "{v}");
+    assert!(v["detail"].as_str().unwrap().contains("drr-repo"), "{v}");
+    for bad in ["", "a/b", "has space"] {
+        let (s, v) = f
+            .post("/sources", json!({"root_path": root, "source_id": bad}))
+            .await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{bad:?}: {v}");
+    }
+
+    let (_, v) = f.get("/sources").await;
+    let connected = |v: &serde_json::Value, id: &str| {
+        v["sources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["id"] == id)
+            .unwrap_or_else(|| panic!("{id} listed"))["connected_projects"]
+            .clone()
+    };
+    assert_eq!(connected(&v, "drr-repo"), json!(["Alpha", "b2"]));
+    assert_eq!(connected(&v, "impact-doc-reportpdf-dir"), json!(["Alpha"]));
+    assert_eq!(connected(&v, "東京-dir"), json!([]));
+
+    let (s, _) = f
+        .send(req("DELETE", "/sources/drr-repo").body(Body::empty()).unwrap())
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(
+        std::fs::read_to_string(&file).unwrap(),
+        text.replace(r#"["drr-repo", "impact"#, r#"["impact"#)
+            .replace(r#"["drr-repo"]"#, "[]")
+    );
+    let (_, v) = f.get("/sources").await;
+    assert_eq!(connected(&v, "impact-doc-reportpdf-dir"), json!(["Alpha"]));
+
+    // A broken projects file: the list still answers (no connected projects),
+    // the delete still deletes, and the file is left as it was.
+    std::fs::write(&file, "{broken").unwrap();
+    let (s, v) = f.get("/sources").await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(connected(&v, "impact-doc-reportpdf-dir"), json!([]));
+    let (s, _) = f
+        .send(
+            req("DELETE", "/sources/impact-doc-reportpdf-dir")
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), "{broken");
 }
 
 #[tokio::test]
