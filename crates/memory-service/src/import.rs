@@ -129,7 +129,7 @@ fn read_project(db: &Path, project: &str, found: &mut Found) -> anyhow::Result<(
         let mut stmt = conn
             .prepare(
                 "SELECT fact_key, value_text, value_type, confidence, source_message_uuid,
-                        CAST(effective_at AS TEXT)
+                        CAST(coalesce(effective_at, created_at) AS TEXT)
                  FROM project_facts ORDER BY created_at, rowid",
             )
             .with_context(context)?;
@@ -283,14 +283,22 @@ fn write_ledger(config: &Config, done: &HashSet<String>) -> anyhow::Result<()> {
     std::fs::rename(&tmp, &path).with_context(|| format!("replacing {}", path.display()))
 }
 
+/// What makes an imported fact "already present": key, value, `effective_at` and
+/// source message (our fact ids and `created_at` are new).
 fn fact_signature(f: &Value) -> String {
-    json!([
-        f["fact_key"],
-        f["value_text"],
-        f["effective_at"],
-        f["source_message_uuid"]
-    ])
-    .to_string()
+    let uuid = f["source_message_uuid"].as_str().map(str::to_lowercase);
+    json!([f["fact_key"], f["value_text"], f["effective_at"], uuid]).to_string()
+}
+
+/// The service refused one item (bad input, already there): the reason, to report
+/// it as skipped and go on. Anything else (the service gone, a 5xx) stops the run.
+fn refused(e: ClientError) -> Result<String, anyhow::Error> {
+    match e {
+        ClientError::Http { status, detail, .. } if matches!(status, 400 | 404 | 409 | 413 | 422) => {
+            Ok(format!("refused by the service (HTTP {status}): {detail}"))
+        }
+        other => Err(other.into()),
+    }
 }
 
 /// Runs the import (see the module doc); prints what it imported and skipped.
@@ -361,11 +369,12 @@ pub fn run(config: &Config, args: &ImportArgs) -> anyhow::Result<ExitCode> {
         if let Some(c) = &client
             && !args.dry_run
         {
-            c.post(
-                "/sources",
-                &json!({"root_path": expanded, "display_name": s["display_name"],
-                        "project_id": s["project_id"], "source_id": id}),
-            )?;
+            let body = json!({"root_path": expanded, "display_name": s["display_name"],
+                              "project_id": s["project_id"], "source_id": id});
+            if let Err(e) = c.post("/sources", &body) {
+                skipped.push(format!("source {id}: {}", refused(e)?));
+                continue;
+            }
         }
         sources += 1;
     }
@@ -387,11 +396,23 @@ pub fn run(config: &Config, args: &ImportArgs) -> anyhow::Result<ExitCode> {
         if let Some(c) = &client
             && !args.dry_run
         {
-            if let Err(e) = c.post("/index-chat-message", &m.body) {
-                result = Err(e);
-                break;
+            match c.post("/index-chat-message", &m.body).map_err(refused) {
+                Ok(_) => {
+                    done.insert(m.uuid.clone());
+                }
+                Err(Ok(why)) => {
+                    skipped.push(format!(
+                        "message {} of chat {}: {why}",
+                        m.body["message_id"], m.body["chat_id"]
+                    ));
+                    bar.inc(1);
+                    continue;
+                }
+                Err(Err(e)) => {
+                    result = Err(e);
+                    break;
+                }
             }
-            done.insert(m.uuid.clone());
         }
         messages += 1;
         bar.inc(1);
@@ -426,8 +447,14 @@ pub fn run(config: &Config, args: &ImportArgs) -> anyhow::Result<ExitCode> {
             }
             if let Some(c) = &client
                 && !args.dry_run
+                && let Err(e) = c.post("/facts", f)
             {
-                c.post("/facts", f)?;
+                skipped.push(format!(
+                    "fact {} of project {project}: {}",
+                    f["fact_key"],
+                    refused(e)?
+                ));
+                continue;
             }
             facts += 1;
         }

@@ -79,6 +79,14 @@ fn chatdo(sb: &Sandbox) -> std::path::PathBuf {
         [],
     )
     .unwrap();
+    // Too big for us (over 1 MiB): reported as skipped, the rest goes on.
+    old.execute(
+        "INSERT INTO chat_messages (source_id, project_id, chat_id, message_id, role, content,
+             timestamp, message_index) VALUES (1, 'old-proj', 'c9', 'big', 'user', ?1,
+             '2025-01-02T03:04:06', 4)",
+        [&"x".repeat(1024 * 1024 + 1)],
+    )
+    .unwrap();
     project_db(&projects.join("orphan/index/index.sqlite"), true);
 
     let notes = sb.path().join("notes");
@@ -122,7 +130,7 @@ fn import_starts_the_service_when_none_runs() {
     let (code, out, err) = sb.cli(port, &["import-chatdo", &dir.display().to_string(), "--dry-run"]);
     assert_eq!(code, 0, "{out}\n{err}");
     assert!(
-        out.contains("would import: 2 messages, 2 facts, 2 sources"),
+        out.contains("would import: 3 messages, 2 facts, 2 sources"),
         "{out}"
     );
     assert!(get(port, "/health").is_none(), "a dry run starts nothing");
@@ -150,7 +158,7 @@ fn import_dry_run_then_import_then_nothing_more() {
     let (code, out, err) = sb.cli(port, &["import-chatdo", &dir_s, "--dry-run"]);
     assert_eq!(code, 0, "{out}\n{err}");
     assert!(
-        out.contains("would import: 2 messages, 2 facts, 2 sources"),
+        out.contains("would import: 3 messages, 2 facts, 2 sources"),
         "{out}"
     );
     assert!(out.contains("orphan"), "the unnamed directory is reported: {out}");
@@ -164,6 +172,10 @@ fn import_dry_run_then_import_then_nothing_more() {
     let (code, out, err) = sb.cli(port, &["import-chatdo", &dir_s]);
     assert_eq!(code, 0, "{out}\n{err}");
     assert!(out.contains("imported: 2 messages, 2 facts, 2 sources"), "{out}");
+    assert!(
+        out.contains("skipped: message \"big\" of chat \"c9\": refused by the service (HTTP 400)"),
+        "{out}"
+    );
     let ids: Vec<String> = get(port, "/sources").unwrap().1["sources"]
         .as_array()
         .unwrap()

@@ -433,8 +433,14 @@ impl Store {
     pub fn search_facts(&self, q: &FactQuery) -> Result<Vec<Fact>, StoreError> {
         self.check_open()?;
         facts::require_project(&q.project_id)?;
+        // Stored message UUIDs are lower-case hyphenated; compare in that form.
+        let exclude = q
+            .exclude_message_uuid
+            .as_ref()
+            .map(|u| uuid::Uuid::parse_str(u).map_or_else(|_| u.clone(), |p| p.hyphenated().to_string()));
         let q = FactQuery {
             limit: q.limit.clamp(1, MAX_LIMIT),
+            exclude_message_uuid: exclude,
             ..q.clone()
         };
         self.inner.readers.with(|c| facts::search(c, &q))

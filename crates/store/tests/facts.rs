@@ -151,7 +151,7 @@ fn search_matches_the_original_and_ranks_better() {
             project_id: "p".into(),
             query: "color".into(),
             limit: 2,
-            exclude_message_uuid: Some(uuid.into()),
+            exclude_message_uuid: Some(uuid.to_uppercase()),
         })
         .expect("search");
     assert_eq!(values(&hits), ["teal", "COLOR red"]);
