@@ -399,3 +399,28 @@ fn health_reports_identity_matching_the_lock_record() {
     assert_eq!(body["state"], "ready");
     stop_clean(&sb, &mut p, Signal::SIGTERM);
 }
+
+/// Asserts that an error line printed by the binary names no `": "`-separated
+/// segment twice (each cause printed once).
+fn assert_each_cause_once(line: &str) {
+    let mut seen = std::collections::HashSet::new();
+    for segment in line.split(": ") {
+        assert!(seen.insert(segment), "{segment:?} repeats in {line:?}");
+    }
+}
+
+#[test]
+fn an_unopenable_database_is_reported_once_per_cause() {
+    let sb = Sandbox::new();
+    std::fs::create_dir_all(sb.home.join("memory.sqlite")).unwrap();
+    let mut p = sb.serve(free_port());
+    assert_eq!(p.wait_code(), 1, "{}", p.stderr_text());
+    let err = p.stderr_text();
+    let line = err
+        .lines()
+        .find(|l| l.contains("cannot open the data"))
+        .unwrap_or_else(|| panic!("no error line:\n{err}"));
+    let cause = line.split("error=").nth(1).unwrap_or_else(|| panic!("{line}"));
+    assert!(cause.contains("unable to open database file"), "{line}");
+    assert_each_cause_once(cause);
+}

@@ -292,8 +292,8 @@ async fn serve_async(
 async fn open_services(config: &Config) -> anyhow::Result<Services> {
     let db_path = database_path(config);
     tokio::task::spawn_blocking(move || {
-        let store = memory_store::Store::open(memory_store::StoreConfig::new(&db_path))
-            .with_context(|| format!("opening database {}", db_path.display()))?;
+        // The store's error already says "while opening database <path>".
+        let store = memory_store::Store::open(memory_store::StoreConfig::new(&db_path))?;
         let indexer = memory_indexer::Indexer::start(store.clone(), memory_indexer::IndexerConfig::default())
             .context("starting the file indexer")?;
         Ok(Services {
