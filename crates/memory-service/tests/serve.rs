@@ -424,3 +424,18 @@ fn an_unopenable_database_is_reported_once_per_cause() {
     assert!(cause.contains("unable to open database file"), "{line}");
     assert_each_cause_once(cause);
 }
+
+#[test]
+fn a_directory_at_the_lock_path_is_reported_once_with_its_own_code() {
+    let sb = Sandbox::new();
+    std::fs::create_dir_all(sb.lock_file()).unwrap();
+    let mut p = sb.serve(free_port());
+    assert_eq!(p.wait_code(), HOME_UNUSABLE, "{}", p.stderr_text());
+    let err = p.stderr_text();
+    let line = err
+        .lines()
+        .find(|l| l.starts_with("memory-service:"))
+        .unwrap_or_else(|| panic!("{err}"));
+    assert!(line.contains("is a directory, not a regular file"), "{line}");
+    assert_each_cause_once(line);
+}

@@ -7,6 +7,8 @@
 use std::io;
 use std::path::PathBuf;
 
+use crate::file::Kind;
+
 /// What can go wrong while guarding a home directory.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -25,6 +27,17 @@ pub enum Error {
     LockIsSymlink {
         /// The lock file path.
         path: PathBuf,
+    },
+    /// One of our files (the PID file, the lock file) is a FIFO, a socket, a
+    /// device or a directory. We never open, follow or block on it.
+    #[error("{what} {path} is {kind}, not a regular file; remove it and start again")]
+    NotARegularFile {
+        /// Which file, e.g. "PID file".
+        what: &'static str,
+        /// Its path.
+        path: PathBuf,
+        /// What is there instead.
+        kind: Kind,
     },
     /// An I/O error, with what we were doing and on which path.
     #[error("{action} {path}: {cause}")]
@@ -81,6 +94,11 @@ mod tests {
             Error::LockRace {
                 path: "/h/x.lock".into(),
             },
+            Error::NotARegularFile {
+                what: "PID file",
+                path: "/h/x.pid".into(),
+                kind: Kind::Fifo,
+            },
         ];
         // A new variant fails to compile here until it is added above.
         for e in &all {
@@ -88,7 +106,8 @@ mod tests {
                 Error::HomeUnusable { .. }
                 | Error::LockIsSymlink { .. }
                 | Error::Io { .. }
-                | Error::LockRace { .. } => {}
+                | Error::LockRace { .. }
+                | Error::NotARegularFile { .. } => {}
             }
         }
         all

@@ -1,12 +1,14 @@
 //! The guard: gathers facts from the OS, asks [`crate::verdict::decide`], and
 //! acts on the verdict. This is the only module that combines the lock, the
 //! record, the PID file and the probe; each piece stays testable on its own.
-//! It never signals any process.
+//! [`signal_holder`] is the only function in this crate that signals a
+//! process, and only after re-verifying that it is the lock holder it was
+//! asked about.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::error::Result;
-use crate::home::{self, HomeFiles};
+use crate::home::{self, HomeFiles, Prepared};
 use crate::lock::{self, Acquire, HeldLock, HomeAcquire, HomeLock, InstanceLock, LockCheck};
 use crate::pidfile;
 use nix::errno::Errno;
@@ -56,6 +58,8 @@ pub struct Instance {
     files: HomeFiles,
     /// A stale PID file we replaced, for the log.
     stale: Option<String>,
+    /// What preparing the home did (created, tightened), for the log.
+    prepared: Prepared,
 }
 
 /// Now, in seconds since the Unix epoch.
@@ -103,7 +107,7 @@ pub fn claim(
     policy: &Policy,
     probe: &dyn HealthProbe,
 ) -> Result<Claim> {
-    home::prepare(&files.home)?;
+    let prepared = home::prepare(&files.home, &policy.app)?;
     let mut last = Verdict::Retry;
     for attempt in 0..MAX_RETRIES {
         if attempt > 0 {
@@ -121,7 +125,14 @@ pub fn claim(
                 }
             }
             HomeAcquire::Acquired(home_lock) => match lock::try_acquire(&files.lock)? {
-                Acquire::Acquired(lock) => return won(files, home_lock, lock, host, port, version, policy),
+                Acquire::Acquired(lock) => {
+                    let held = Held {
+                        home_lock,
+                        lock,
+                        prepared,
+                    };
+                    return won(files, held, host, port, version, policy);
+                }
                 // Held without the directory lock: an instance of an older
                 // build. It is still a holder; decide as for any other.
                 Acquire::Held(held) => held,
@@ -135,11 +146,21 @@ pub fn claim(
     Ok(Claim::Refused(last))
 }
 
+/// Both locks, just taken, and what preparing the home did.
+struct Held {
+    home_lock: HomeLock,
+    lock: InstanceLock,
+    prepared: Prepared,
+}
+
 /// We hold both locks: write the record and the PID file.
 fn won(
     files: &HomeFiles,
-    home_lock: HomeLock,
-    mut lock: InstanceLock,
+    Held {
+        home_lock,
+        mut lock,
+        prepared,
+    }: Held,
     host: &str,
     port: u16,
     version: &str,
@@ -174,6 +195,7 @@ fn won(
         record,
         files: files.clone(),
         stale,
+        prepared,
     })))
 }
 
@@ -205,6 +227,12 @@ impl Instance {
         self.stale.as_deref()
     }
 
+    /// What preparing the home did: created it, or tightened a looser mode
+    /// to 0700 (the caller logs it).
+    pub fn prepared(&self) -> Prepared {
+        self.prepared
+    }
+
     /// Records the port actually bound (when asked for port 0).
     pub fn set_port(&mut self, port: u16) -> Result<()> {
         if self.record.port != port {
@@ -215,14 +243,23 @@ impl Instance {
     }
 
     /// Re-checks the lock path (see [`InstanceLock::check`]); if the file was
-    /// recreated, the PID file is rewritten too.
+    /// recreated, or the PID file no longer names us, the PID file is
+    /// rewritten too ([`LockCheck::Healed`]).
     pub fn check(&mut self) -> Result<LockCheck> {
         if !self.home_lock.still_home() {
             return Ok(LockCheck::HomeGone);
         }
         let outcome = self.lock.check(&self.record)?;
-        if matches!(outcome, LockCheck::Recreated) {
-            pidfile::write(&self.files.pid, self.record.pid)?;
+        match outcome {
+            LockCheck::Recreated => pidfile::write(&self.files.pid, self.record.pid)?,
+            LockCheck::Intact | LockCheck::Healed => {
+                // The PID file heals too: missing, garbage, or a FIFO put there.
+                if pidfile::read(&self.files.pid) != pidfile::PidFile::Pid(self.record.pid) {
+                    pidfile::write(&self.files.pid, self.record.pid)?;
+                    return Ok(LockCheck::Healed);
+                }
+            }
+            LockCheck::Lost(_) | LockCheck::HomeGone => {}
         }
         Ok(outcome)
     }

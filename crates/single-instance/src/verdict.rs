@@ -5,6 +5,7 @@
 use std::fmt;
 use std::path::PathBuf;
 
+use crate::app::AppIdentity;
 use crate::pidfile::PidFile;
 use crate::process::{PortOwner, ProcessFacts, RunState};
 use crate::record::HolderRecord;
@@ -30,7 +31,8 @@ pub enum Health {
 /// The identity an instance reports on its health endpoint.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Identity {
-    /// The service name; ours only if it equals [`Policy::service`].
+    /// The service name; ours only if it equals the policy's
+    /// [`AppIdentity::service`].
     pub service: String,
     /// Its PID.
     pub pid: u32,
@@ -43,8 +45,9 @@ pub struct Identity {
 /// Fixed inputs to the decision.
 #[derive(Debug, Clone)]
 pub struct Policy {
-    /// Our service name, as `/health` reports it.
-    pub service: String,
+    /// Our names: `app.service` is what `/health` reports; the others are
+    /// used in messages.
+    pub app: AppIdentity,
     /// How long after its start a silent holder is "starting", not "unresponsive".
     pub startup_grace_secs: u64,
 }
@@ -174,13 +177,14 @@ pub fn decide(facts: &Facts, policy: &Policy) -> Verdict {
                 PidFile::Pid(p) if p == own_pid => None,
                 PidFile::Pid(p) => Some(format!("PID file named PID {p}, which does not hold the lock")),
                 PidFile::Garbage(g) => Some(format!("PID file held no PID ({g:?})")),
+                PidFile::NotAFile(kind) => Some(format!("PID file was {kind}, not a regular file")),
             },
         },
         Facts::Held(h) => decide_held(h, policy),
         Facts::PortBusy(p) => match &p.health {
             Health::Answered {
                 identity: Some(id), ..
-            } if id.service == policy.service => Verdict::PortHeldByOtherInstance {
+            } if id.service == policy.app.service => Verdict::PortHeldByOtherInstance {
                 port: p.port,
                 pid: id.pid,
                 home: id.home.clone(),
@@ -206,7 +210,7 @@ fn decide_held(h: &HolderFacts, policy: &Policy) -> Verdict {
             identity: Some(id), ..
         }),
     ) = (record, &h.health)
-        && id.service == policy.service
+        && id.service == policy.app.service
         && id.pid == r.pid
         && id.instance_id == r.instance_id
     {
@@ -324,9 +328,26 @@ fn fmt_addr(addr: &Option<(String, u16)>) -> String {
         .map_or_else(|| "an unknown address".to_string(), |(h, p)| format!("{h}:{p}"))
 }
 
-impl fmt::Display for Verdict {
+/// A verdict in words, naming the application (see [`Verdict::describe`]).
+#[derive(Debug, Clone, Copy)]
+pub struct Describe<'a> {
+    verdict: &'a Verdict,
+    app: &'a AppIdentity,
+}
+
+impl Verdict {
+    /// The verdict as one sentence, e.g. "Memory Service is already running on
+    /// 127.0.0.1:5858 (PID 42, home /h)", with the application's display name
+    /// taken from `app`.
+    pub fn describe<'a>(&'a self, app: &'a AppIdentity) -> Describe<'a> {
+        Describe { verdict: self, app }
+    }
+}
+
+impl fmt::Display for Describe<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
+        let name = &self.app.display_name;
+        match self.verdict {
             Verdict::Start { stale: None } => write!(f, "free to start"),
             Verdict::Start { stale: Some(s) } => write!(f, "free to start ({s}; replaced)"),
             Verdict::AlreadyRunning {
@@ -336,29 +357,29 @@ impl fmt::Display for Verdict {
                 home,
             } => write!(
                 f,
-                "Memory Service is already running on {host}:{port} (PID {pid}, home {})",
+                "{name} is already running on {host}:{port} (PID {pid}, home {})",
                 home.display()
             ),
             Verdict::Starting { pid, addr } => write!(
                 f,
-                "another Memory Service instance ({}) is starting on {} for this home",
+                "another {name} instance ({}) is starting on {} for this home",
                 fmt_pid(*pid),
                 fmt_addr(addr)
             ),
             Verdict::Unresponsive { pid, addr, reason } => write!(
                 f,
-                "another Memory Service instance ({}, {}) holds this home but is unresponsive: {reason}",
+                "another {name} instance ({}, {}) holds this home but is unresponsive: {reason}",
                 fmt_pid(*pid),
                 fmt_addr(addr)
             ),
             Verdict::Retry => write!(f, "the lock was just released; trying again"),
             Verdict::PortHeldByOtherInstance { port, pid, home } => write!(
                 f,
-                "port {port} is in use by another Memory Service instance (PID {pid}) for home {}",
+                "port {port} is in use by another {name} instance (PID {pid}) for home {}",
                 home.display()
             ),
             Verdict::PortHeldByStranger { port, owner } => {
-                write!(f, "port {port} is in use by another program (not Memory Service)")?;
+                write!(f, "port {port} is in use by another program (not {name})")?;
                 match owner {
                     Some(PortOwner {
                         pid: Some(pid),

@@ -1,7 +1,6 @@
 //! `logs`: the tail of the log that `start` gives a detached instance, and
 //! `-f` to follow it (polling its size; it may be rotated by the next start).
 
-use std::fs::File;
 use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};
 use std::path::Path;
 use std::time::Duration;
@@ -22,9 +21,11 @@ pub struct LogsArgs {
     pub lines: usize,
 }
 
-/// The last `n` lines of `path` (empty if the file is missing).
+/// The last `n` lines of `path` (empty if the file is missing or is not a
+/// regular file).
 pub fn tail(path: &Path, n: usize) -> Vec<String> {
-    let Ok(f) = File::open(path) else {
+    // Never blocks on a FIFO or follows a link at the log's path.
+    let Ok(Ok(f)) = single_instance::file::open_regular(path, std::fs::OpenOptions::new().read(true)) else {
         return Vec::new();
     };
     let mut lines = std::collections::VecDeque::with_capacity(n + 1);
@@ -67,7 +68,9 @@ pub fn run(config: &Config, args: &LogsArgs) -> anyhow::Result<ExitCode> {
             pos = 0; // rotated or truncated: start over from the top
         }
         if len > pos {
-            let mut f = File::open(&path).with_context(|| format!("opening {}", path.display()))?;
+            let mut f = single_instance::file::open_regular(&path, std::fs::OpenOptions::new().read(true))
+                .with_context(|| format!("opening {}", path.display()))?
+                .map_err(|kind| anyhow::anyhow!("{} is {kind}, not a regular file", path.display()))?;
             f.seek(SeekFrom::Start(pos))?;
             let mut buf = Vec::new();
             f.take(len - pos).read_to_end(&mut buf)?;

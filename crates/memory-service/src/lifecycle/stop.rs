@@ -42,6 +42,9 @@ pub fn report(config: &Config, outcome: &Stopped) -> ExitCode {
                 // Nobody holds the lock, so this PID file is stale by definition.
                 println!("Removed a stale PID file naming PID {pid} (not our instance; not signalled).");
             }
+            for odd in super::status::odd_files(config) {
+                println!("Note: {odd}.");
+            }
             println!("Memory Service is not running (home {home}).");
             ExitCode::Ok
         }

@@ -6,7 +6,7 @@ const NOW: u64 = 1_800_000_000;
 
 fn policy() -> Policy {
     Policy {
-        service: "memory-service".into(),
+        app: AppIdentity::new("memory-service", "Example App", "--dir"),
         startup_grace_secs: 15,
     }
 }
@@ -326,8 +326,8 @@ fn messages_name_pid_address_and_home() {
         home: "/h".into(),
     };
     assert_eq!(
-        v.to_string(),
-        "Memory Service is already running on 127.0.0.1:5858 (PID 10, home /h)"
+        v.describe(&policy().app).to_string(),
+        "Example App is already running on 127.0.0.1:5858 (PID 10, home /h)"
     );
     let v = Verdict::PortHeldByStranger {
         port: 80,
@@ -337,15 +337,19 @@ fn messages_name_pid_address_and_home() {
         }),
     };
     assert_eq!(
-        v.to_string(),
-        "port 80 is in use by another program (not Memory Service): PID 3 (/usr/bin/python3)"
+        v.describe(&policy().app).to_string(),
+        "port 80 is in use by another program (not Example App): PID 3 (/usr/bin/python3)"
     );
     let v = Verdict::Unresponsive {
         pid: Some(4),
         addr: addr(),
         reason: "r".into(),
     };
-    assert!(v.to_string().contains("PID 4") && v.to_string().contains("127.0.0.1:5858"));
+    let text = v.describe(&policy().app).to_string();
+    assert!(
+        text.contains("PID 4") && text.contains("127.0.0.1:5858"),
+        "{text}"
+    );
 }
 
 #[test]
