@@ -347,40 +347,86 @@ fn metrics_count_requests_by_route() {
     let _ = Duration::ZERO;
 }
 
-#[test]
-fn a_lock_holder_that_is_not_ours_is_never_signalled() {
-    // `flock(1)` holds the home directory's lock without being an instance:
-    // no record, no /health. `start` waits, then gives up without touching
-    // it; `stop --force` refuses to signal it.
-    let sb = Sandbox::new();
-    std::fs::create_dir_all(&sb.home).unwrap();
-    let mut locker = std::process::Command::new("flock")
+/// `flock(1)` holding `path` (the home directory or the lock file) in its own
+/// process group, so the test can kill it and its `sleep` child together.
+fn foreign_locker(sb: &Sandbox, path: &std::path::Path) -> std::process::Child {
+    let locker = std::process::Command::new("flock")
         .arg("--nonblock")
-        .arg(&sb.home)
+        .arg(path)
         .args(["sleep", "300"])
         .process_group(0)
         .spawn()
         .expect("flock(1) from util-linux");
-    poll("flock(1) to hold the home", DEADLINE, || {
+    poll("flock(1) to hold the lock", DEADLINE, || {
         sb.lock_held().then_some(())
     });
-    let port = free_port();
-    let (code, out, err) = sb.cli(port, &["start", "--timeout", "1"]);
-    assert_eq!(code, 11, "still starting, not replaced:\n{out}{err}");
-    assert!(
-        err.contains("still starting") && err.contains("not touching it"),
-        "{err}"
-    );
-    let (code, out, err) = sb.cli(port, &["stop", "--force"]);
-    assert_eq!(code, 18, "unverified:\n{out}{err}");
-    assert!(err.contains("nothing was signalled"), "{err}");
-    assert!(
-        locker.try_wait().unwrap().is_none(),
-        "the foreign holder is alive"
-    );
-    // flock(1) and its `sleep` child: the whole group.
-    nix::sys::signal::killpg(nix::unistd::Pid::from_raw(locker.id() as i32), Signal::SIGKILL).unwrap();
-    locker.wait().unwrap();
+    locker
+}
+
+fn kill_group(mut child: std::process::Child) {
+    nix::sys::signal::killpg(nix::unistd::Pid::from_raw(child.id() as i32), Signal::SIGKILL).unwrap();
+    child.wait().unwrap();
+}
+
+#[test]
+fn a_lock_holder_that_is_not_ours_is_named_by_every_command_and_never_signalled() {
+    // `flock(1)` holds the home directory's lock, or the lock file's alone:
+    // no record, no /health, another program. Every command names it (PID,
+    // program, path) with exit 20; `start` spawns nothing; nothing is signalled.
+    const FOREIGN: i32 = 20;
+    for on_file in [false, true] {
+        let sb = Sandbox::new();
+        std::fs::create_dir_all(&sb.home).unwrap();
+        let path = if on_file {
+            std::fs::write(sb.lock_file(), "").unwrap();
+            sb.lock_file()
+        } else {
+            sb.home.clone()
+        };
+        let locker = foreign_locker(&sb, &path);
+        let named = format!(
+            "{} is locked by another program (not Memory Service): PID {}",
+            path.display(),
+            locker.id()
+        );
+        let port = free_port();
+        let (code, out, err) = sb.cli(port, &["status"]);
+        assert_eq!(code, FOREIGN, "{out}{err}");
+        assert!(
+            out.contains(&format!("PID:     {}", locker.id())) && out.contains("flock"),
+            "{out}"
+        );
+        let (code, out, err) = sb.cli(port, &["start", "--timeout", "5"]);
+        assert_eq!(code, FOREIGN, "{out}{err}");
+        assert!(err.contains(&named) && err.contains("flock"), "{err}");
+        assert!(
+            !sb.home.join("memory_service.log").exists(),
+            "`start` spawned no `serve` (it would have written the log)"
+        );
+        let (code, out, err) = sb.cli(port, &["stop", "--force"]);
+        assert_eq!(code, FOREIGN, "{out}{err}");
+        assert!(
+            err.contains(&named) && err.contains("nothing was signalled"),
+            "{err}"
+        );
+        let mut serve = sb.serve(port);
+        assert_eq!(serve.wait_code(), FOREIGN, "{}", serve.stderr_text());
+        assert!(
+            serve
+                .stderr_text()
+                .contains("is locked by another program (not Memory Service)"),
+            "{}",
+            serve.stderr_text()
+        );
+        let (code, out, err) = sb.cli(port, &["restart"]);
+        assert_eq!(code, FOREIGN, "{out}{err}");
+        let mut locker = locker;
+        assert!(
+            locker.try_wait().unwrap().is_none(),
+            "the foreign holder is alive"
+        );
+        kill_group(locker);
+    }
 }
 
 #[test]
@@ -599,11 +645,10 @@ fn a_damaged_holder_record_heals_and_status_and_stop_see_the_holder() {
         (std::fs::read_to_string(sb.lock_file()).ok()? == good && sb.pid_from_file() == Some(pid))
             .then_some(())
     });
-    assert!(
-        p.stderr_text().contains("rewrote them in place"),
-        "{}",
-        p.stderr_text()
-    );
+    // The log line follows the rewrite.
+    poll("the log to say so", DEADLINE, || {
+        p.stderr_text().contains("rewrote them in place").then_some(())
+    });
     let (code, out, _) = sb.cli(port, &["status"]);
     assert_eq!(code, 0, "{out}");
     assert!(out.contains(&format!("PID:     {pid}")), "{out}");

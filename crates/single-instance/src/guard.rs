@@ -80,6 +80,8 @@ pub fn holder_facts(held: &HeldLock, probe: &dyn HealthProbe) -> HolderFacts {
         process: None,
         health: None,
         now: now_secs(),
+        locked: held.locked.clone(),
+        ours: process::process_facts(std::process::id()),
     };
     let Some(pid) = verdict::holder_pid(&facts) else {
         return facts;
@@ -119,6 +121,7 @@ pub fn claim(
                 let (record, record_pid) = lock::read_record(&files.lock);
                 HeldLock {
                     path: files.lock.clone(),
+                    locked: files.home.clone(),
                     file_id: dir_id,
                     record,
                     record_pid,
@@ -291,6 +294,16 @@ pub enum Holder {
         /// Its process.
         process: ProcessFacts,
     },
+    /// A program that is not ours holds the lock (see
+    /// [`verdict::is_stranger`]): name it, never signal it.
+    Stranger {
+        /// Its PID.
+        pid: u32,
+        /// Its executable, or its name.
+        program: String,
+        /// The path whose flock it holds.
+        path: std::path::PathBuf,
+    },
     /// Somebody holds the lock, but we cannot prove who: never signal it.
     Unverified {
         /// The PID we believe holds it, if any.
@@ -309,6 +322,20 @@ pub fn holder(files: &HomeFiles) -> Result<Holder> {
     let lock_pids = process::lock_holders(held.file_id);
     if lock_pids.as_ref().is_some_and(|p| p.is_empty()) {
         return Ok(Holder::Free); // released since `inspect` looked
+    }
+    let holder_pid = lock_pids.as_ref().and_then(|p| p.first().copied()).or(record_pid);
+    if let Some(p) = holder_pid.and_then(process::process_facts)
+        && verdict::is_stranger(
+            &p,
+            process::process_facts(std::process::id()).as_ref(),
+            record_pid,
+        )
+    {
+        return Ok(Holder::Stranger {
+            pid: p.pid,
+            program: verdict::program_of(&p),
+            path: held.locked,
+        });
     }
     let facts = VerifyFacts {
         record: held.record.clone(),
@@ -360,6 +387,10 @@ pub fn signal_holder(files: &HomeFiles, pid: u32, start_time: u64, signal: Signa
             record.pid
         ))),
         Holder::Unverified { reason, .. } => Ok(SignalOutcome::Refused(reason)),
+        Holder::Stranger { pid, program, path } => Ok(SignalOutcome::Refused(format!(
+            "{} is locked by PID {pid} ({program}), which is another program",
+            path.display()
+        ))),
     }
 }
 

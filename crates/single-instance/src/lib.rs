@@ -13,7 +13,7 @@
 //!
 //! # Layout
 //! - [`app`]: the application's names, passed in by the caller.
-//! - [`file`]: opening our own files without blocking on a FIFO or following
+//! - [`file`](mod@file): opening our own files without blocking on a FIFO or following
 //!   a link; making them private.
 //! - [`home`]: the home directory and its file names; creation and checks.
 //! - [`lock`]: taking, re-checking, inspecting and releasing the flock.

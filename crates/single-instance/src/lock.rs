@@ -58,6 +58,10 @@ pub enum Acquire {
 pub struct HeldLock {
     /// The lock file path.
     pub path: PathBuf,
+    /// The path whose flock is held: the home directory (an instance of
+    /// ours takes it first) or the lock file itself (what a program that is
+    /// not ours, e.g. `flock(1)`, may hold alone).
+    pub locked: PathBuf,
     /// The locked file's identity (to find its holder in `/proc/locks`).
     pub file_id: FileId,
     /// The holder record, if complete.
@@ -150,6 +154,7 @@ fn attempt(path: &Path) -> Result<Option<Acquire>> {
             let text = read_text(&file);
             return Ok(Some(Acquire::Held(HeldLock {
                 path: path.to_path_buf(),
+                locked: path.to_path_buf(),
                 file_id: id,
                 record: HolderRecord::parse(&text),
                 record_pid: HolderRecord::parse_pid(&text),
@@ -360,8 +365,10 @@ impl HomeLock {
 }
 
 /// Who holds the home's locks right now, without taking them: the home
-/// directory's lock is the truth; the record comes from the lock file.
-/// `Ok(None)`: nobody holds it (or there is no home).
+/// directory's lock first (every instance of ours holds it); if that is free,
+/// the lock file's (held alone, it is an older build or a program that is not
+/// ours). The record comes from the lock file. `Ok(None)`: nobody holds
+/// either (or there is no home).
 pub fn inspect_home(home: &Path, lock_path: &Path) -> Result<Option<HeldLock>> {
     let dir = match open_dir(home) {
         Ok(d) => d,
@@ -372,13 +379,27 @@ pub fn inspect_home(home: &Path, lock_path: &Path) -> Result<Option<HeldLock>> {
         &dir.metadata()
             .map_err(|e| Error::io("reading metadata of home directory", home, e))?,
     );
-    if !is_held(&dir, id, home)? {
-        return Ok(None);
-    }
+    let (file_id, locked) = if is_held(&dir, id, home)? {
+        (id, home)
+    } else {
+        let Ok(Ok(file)) = file::open_regular(lock_path, OpenOptions::new().read(true)) else {
+            return Ok(None); // missing, or not a regular file: nothing to hold
+        };
+        let lock_id = FileId::of(
+            &file
+                .metadata()
+                .map_err(|e| Error::io("reading metadata of lock file", lock_path, e))?,
+        );
+        if !is_held(&file, lock_id, lock_path)? {
+            return Ok(None);
+        }
+        (lock_id, lock_path)
+    };
     let (record, record_pid) = read_record(lock_path);
     Ok(Some(HeldLock {
         path: lock_path.to_path_buf(),
-        file_id: id,
+        locked: locked.to_path_buf(),
+        file_id,
         record,
         record_pid,
     }))

@@ -67,6 +67,10 @@ pub struct HolderFacts {
     pub health: Option<Health>,
     /// Now, in seconds since the Unix epoch.
     pub now: u64,
+    /// The path whose flock is held (the home directory or the lock file).
+    pub locked: PathBuf,
+    /// This process, to recognise a holder running another program.
+    pub ours: Option<ProcessFacts>,
 }
 
 /// Facts about a port we could not bind although we hold the lock.
@@ -84,6 +88,10 @@ pub struct PortFacts {
 
 /// Everything the decision needs, for one of three situations.
 #[derive(Debug, Clone, PartialEq)]
+#[expect(
+    clippy::large_enum_variant,
+    reason = "built once per decision and dropped; a Box would only add noise to the table tests"
+)]
 pub enum Facts {
     /// We took the lock. The PID file says what it says; we are `own_pid`.
     Clear {
@@ -145,6 +153,16 @@ pub enum Verdict {
         /// That instance's home.
         home: PathBuf,
     },
+    /// A program that is not ours (e.g. `flock(1)`) holds the home's lock. It
+    /// never serves this home; it is named, never signalled.
+    HeldByStranger {
+        /// Its PID.
+        pid: u32,
+        /// Its executable, or its name when the executable is hidden.
+        program: String,
+        /// The path whose flock it holds.
+        path: PathBuf,
+    },
     /// We hold the lock, but a program that is not ours has the port.
     PortHeldByStranger {
         /// The port.
@@ -166,6 +184,25 @@ pub fn holder_pid(f: &HolderFacts) -> Option<u32> {
         Some(_) => None,
         None => recorded,
     }
+}
+
+/// Whether the lock `holder` runs another program than `ours`: no holder
+/// record names its PID, and neither its name (`comm`) nor its executable is
+/// ours. An instance of ours writes its record right after taking the lock,
+/// so a holder without one that is also another program is not ours. `false`
+/// when we do not know ourselves.
+pub fn is_stranger(holder: &ProcessFacts, ours: Option<&ProcessFacts>, recorded_pid: Option<u32>) -> bool {
+    let Some(ours) = ours else { return false };
+    recorded_pid != Some(holder.pid)
+        && holder.name != ours.name
+        && (holder.exe.is_none() || holder.exe != ours.exe)
+}
+
+/// The program a process runs, for messages: its executable, or its name.
+pub fn program_of(p: &ProcessFacts) -> String {
+    p.exe
+        .as_ref()
+        .map_or_else(|| p.name.clone(), |e| e.display().to_string())
 }
 
 /// Decides what to do. Pure: same facts, same verdict.
@@ -240,12 +277,19 @@ fn decide_held(h: &HolderFacts, policy: &Policy) -> Verdict {
             None => unresponsive("the lock is held, but its holder cannot be identified".into()),
         };
     };
-    match process.run_state {
-        RunState::Stopped => {
-            return unresponsive(format!("PID {} is stopped (SIGSTOP or a debugger)", process.pid));
-        }
-        RunState::Zombie => return Verdict::Retry, // a zombie has closed its files
-        RunState::Runnable => {}
+    if process.run_state == RunState::Zombie {
+        return Verdict::Retry; // a zombie has closed its files
+    }
+    let recorded = h.record.as_ref().map(|r| r.pid).or(h.record_pid);
+    if is_stranger(process, h.ours.as_ref(), recorded) {
+        return Verdict::HeldByStranger {
+            pid: process.pid,
+            program: program_of(process),
+            path: h.locked.clone(),
+        };
+    }
+    if process.run_state == RunState::Stopped {
+        return unresponsive(format!("PID {} is stopped (SIGSTOP or a debugger)", process.pid));
     }
     if h.now.saturating_sub(process.start_time) < policy.startup_grace_secs {
         return Verdict::Starting { pid, addr };
@@ -377,6 +421,11 @@ impl fmt::Display for Describe<'_> {
                 f,
                 "port {port} is in use by another {name} instance (PID {pid}) for home {}",
                 home.display()
+            ),
+            Verdict::HeldByStranger { pid, program, path } => write!(
+                f,
+                "{} is locked by another program (not {name}): PID {pid} ({program})",
+                path.display()
             ),
             Verdict::PortHeldByStranger { port, owner } => {
                 write!(f, "port {port} is in use by another program (not {name})")?;

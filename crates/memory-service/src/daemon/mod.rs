@@ -94,6 +94,13 @@ pub fn report_refusal(verdict: &Verdict, config: &Config) {
             };
             let _ = writeln!(err, "  next: {next}");
         }
+        Verdict::HeldByStranger { .. } => {
+            let _ = writeln!(err, "Cannot start: {said} (home {home})");
+            let _ = writeln!(
+                err,
+                "  next: stop that program (nothing was signalled), or use another home with --home"
+            );
+        }
         Verdict::PortHeldByOtherInstance { .. } | Verdict::PortHeldByStranger { .. } => {
             let _ = writeln!(err, "memory-service: cannot start for home {home}: {said}");
             let _ = writeln!(

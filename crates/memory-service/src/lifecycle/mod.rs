@@ -68,6 +68,15 @@ pub enum Stopped {
     Killed(u32),
     /// It still runs after the grace period (and no escalation was asked).
     StillRunning(u32),
+    /// A program that is not ours holds the lock; nothing was signalled.
+    Stranger {
+        /// Its PID.
+        pid: u32,
+        /// Its executable, or its name.
+        program: String,
+        /// The path whose flock it holds.
+        path: PathBuf,
+    },
     /// The lock holder could not be verified; nothing was signalled.
     Unverified {
         /// The PID we believe holds the lock.
@@ -84,6 +93,7 @@ pub fn stop_holder(config: &Config, grace: Duration, escalate: bool) -> anyhow::
     let (pid, start_time) = match single_instance::holder(&files)? {
         Holder::Free => return Ok(Stopped::NotRunning),
         Holder::Unverified { pid, reason } => return Ok(Stopped::Unverified { pid, reason }),
+        Holder::Stranger { pid, program, path } => return Ok(Stopped::Stranger { pid, program, path }),
         Holder::Verified { record, process } => (record.pid, process.start_time),
     };
     match single_instance::signal_holder(&files, pid, start_time, Signal::SIGTERM)? {

@@ -46,6 +46,10 @@ pub fn run(config: &Config, args: &StartArgs) -> anyhow::Result<ExitCode> {
     let mut deadline = Instant::now() + secs(args.timeout);
     let mut replaced_healthy = !args.force;
     let mut first_silent: Option<Instant> = None;
+    // One `serve` per attempt: a child that lost the home to another starter
+    // is followed by observing, never by a second child. An attempt starts
+    // anew only after we stopped a stuck or (--force) healthy instance.
+    let mut spawned: Option<u32> = None;
     loop {
         let verdict = observe(config)?;
         if !matches!(verdict, Verdict::Unresponsive { .. }) {
@@ -67,6 +71,7 @@ pub fn run(config: &Config, args: &StartArgs) -> anyhow::Result<ExitCode> {
                 if let Some(code) = stop_or_report(config, grace)? {
                     return Ok(code);
                 }
+                spawned = None;
                 deadline = Instant::now() + secs(args.timeout);
             }
             Verdict::Starting { pid, .. } if Instant::now() < deadline => {
@@ -100,14 +105,31 @@ pub fn run(config: &Config, args: &StartArgs) -> anyhow::Result<ExitCode> {
                 if let Some(code) = stop_or_report(config, secs(args.kill_timeout))? {
                     return Ok(code);
                 }
+                spawned = None;
                 first_silent = None;
                 deadline = Instant::now() + secs(args.timeout);
             }
             Verdict::Start { .. } | Verdict::Retry => {
-                if let Some(code) = spawn_and_wait(config, deadline)? {
-                    return Ok(code);
+                if let Some(pid) = spawned {
+                    eprintln!(
+                        "memory-service: our `serve` (PID {pid}) found this home taken, but now nobody \
+                         holds it; not starting a second one."
+                    );
+                    eprintln!("  next: run `memory-service start` again");
+                    return Ok(ExitCode::Error);
                 }
-                // Our child lost the race to another starter: observe again.
+                match spawn_and_wait(config, deadline)? {
+                    Spawned::Done(code) => return Ok(code),
+                    // Our child lost the race to another starter: observe again.
+                    Spawned::LostRace(pid) => spawned = Some(pid),
+                }
+            }
+            v @ Verdict::HeldByStranger { .. } => {
+                eprintln!("memory-service: {}", v.describe(&crate::daemon::app()));
+                eprintln!(
+                    "  next: stop that program (nothing was signalled), or use another home with --home"
+                );
+                return Ok(ExitCode::ForeignLockHolder);
             }
             v @ (Verdict::PortHeldByOtherInstance { .. } | Verdict::PortHeldByStranger { .. }) => {
                 eprintln!("memory-service: {}", v.describe(&crate::daemon::app()));
@@ -234,14 +256,22 @@ fn is_unusable_home(e: &anyhow::Error) -> bool {
         )
 }
 
-/// Spawns a detached `serve` and waits for it. `Ok(None)`: it lost a race to
-/// another starter (exit 10/11), so the caller observes again.
-fn spawn_and_wait(config: &Config, deadline: Instant) -> anyhow::Result<Option<ExitCode>> {
+/// How one spawned `serve` ended, for `start`.
+enum Spawned {
+    /// `start` ends with this code.
+    Done(ExitCode),
+    /// The child (this PID) lost the home to another starter (exit 10/11):
+    /// observe again.
+    LostRace(u32),
+}
+
+/// Spawns a detached `serve` and waits for it.
+fn spawn_and_wait(config: &Config, deadline: Instant) -> anyhow::Result<Spawned> {
     let mut child = match spawn_serve(config) {
         Ok(child) => child,
         Err(e) if is_unusable_home(&e) => {
             eprintln!("memory-service: {e:#}");
-            return Ok(Some(ExitCode::HomeUnusable));
+            return Ok(Spawned::Done(ExitCode::HomeUnusable));
         }
         Err(e) => return Err(e),
     };
@@ -251,12 +281,12 @@ fn spawn_and_wait(config: &Config, deadline: Instant) -> anyhow::Result<Option<E
         if let Some(status) = child.try_wait()? {
             let code = status.code().unwrap_or(1);
             if code == ExitCode::AlreadyRunning.code() as i32 || code == ExitCode::Starting.code() as i32 {
-                return Ok(None);
+                return Ok(Spawned::LostRace(pid));
             }
             eprintln!("❌ Memory Service failed to start: `serve` (PID {pid}) exited with {status}.");
             print_log_tail(&log);
             let known = ExitCode::ALL.into_iter().find(|c| c.code() as i32 == code);
-            return Ok(Some(known.unwrap_or(ExitCode::Error)));
+            return Ok(Spawned::Done(known.unwrap_or(ExitCode::Error)));
         }
         if let Ok((200, body)) = probe::get_json(&config.host, config.port, "/health", probe::PROBE_TIMEOUT)
             && probe::identity_of(&body).is_some_and(|id| id.pid == pid)
@@ -273,7 +303,7 @@ fn spawn_and_wait(config: &Config, deadline: Instant) -> anyhow::Result<Option<E
                         "   (still opening its database; `memory-service status` shows when it is ready)"
                     );
                 }
-                return Ok(Some(ExitCode::Ok));
+                return Ok(Spawned::Done(ExitCode::Ok));
             }
         }
         if Instant::now() > deadline {
@@ -282,7 +312,7 @@ fn spawn_and_wait(config: &Config, deadline: Instant) -> anyhow::Result<Option<E
             let _ = child.wait();
             eprintln!("❌ Memory Service did not answer /health with PID {pid} in time; stopped it.");
             print_log_tail(&log);
-            return Ok(Some(ExitCode::Error));
+            return Ok(Spawned::Done(ExitCode::Error));
         }
         std::thread::sleep(Duration::from_millis(10));
     }

@@ -74,6 +74,17 @@ pub fn gather(config: &Config) -> (serde_json::Value, StatusCode) {
                 StatusCode::Unresponsive
             }
         }
+        Verdict::HeldByStranger { pid, program, path } => {
+            v["state"] = json!("locked by another program");
+            v["pid"] = json!(pid);
+            v["program"] = json!(program);
+            v["reasons"] = json!([format!(
+                "{} is locked by PID {pid} ({program}), which is not Memory Service; \
+                 stop that program or use another home with --home",
+                path.display()
+            )]);
+            StatusCode::ForeignLockHolder
+        }
         _ => match pidfile::read(&home_files(config).pid) {
             PidFile::Pid(pid) => {
                 v["state"] = json!("dead");
@@ -153,6 +164,7 @@ pub fn run(config: &Config, args: &StatusArgs) -> StatusCode {
     }
     for (label, key) in [
         ("PID", "pid"),
+        ("Program", "program"),
         ("URL", "url"),
         ("Home", "home"),
         ("Version", "version"),
