@@ -420,6 +420,9 @@ fn a_lock_holder_that_is_not_ours_is_named_by_every_command_and_never_signalled(
         );
         let (code, out, err) = sb.cli(port, &["restart"]);
         assert_eq!(code, FOREIGN, "{out}{err}");
+        let (code, out, err) = sb.cli(port, &["search", "--project", "p", "x"]);
+        assert_eq!(code, FOREIGN, "{out}{err}");
+        assert!(err.contains(&named), "{err}");
         let mut locker = locker;
         assert!(
             locker.try_wait().unwrap().is_none(),

@@ -411,18 +411,36 @@ fn assert_each_cause_once(line: &str) {
 
 #[test]
 fn an_unopenable_database_is_reported_once_per_cause() {
-    let sb = Sandbox::new();
-    std::fs::create_dir_all(sb.home.join("memory.sqlite")).unwrap();
-    let mut p = sb.serve(free_port());
-    assert_eq!(p.wait_code(), 1, "{}", p.stderr_text());
-    let err = p.stderr_text();
-    let line = err
-        .lines()
-        .find(|l| l.contains("cannot open the data"))
-        .unwrap_or_else(|| panic!("no error line:\n{err}"));
-    let cause = line.split("error=").nth(1).unwrap_or_else(|| panic!("{line}"));
-    assert!(cause.contains("unable to open database file"), "{line}");
-    assert_each_cause_once(cause);
+    type Make = fn(&std::path::Path);
+    let cases: [(Make, &str); 3] = [
+        (
+            |p| std::fs::create_dir(p).unwrap(),
+            "is a directory, not a regular file",
+        ),
+        (
+            |p| nix::unistd::mkfifo(p, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap(),
+            "is a FIFO (named pipe), not a regular file",
+        ),
+        (
+            |p| std::fs::write(p, vec![7u8; 8192]).unwrap(),
+            "file is not a database",
+        ),
+    ];
+    for (make, says) in cases {
+        let sb = Sandbox::new();
+        std::fs::create_dir_all(&sb.home).unwrap();
+        make(&sb.home.join("memory.sqlite"));
+        let mut p = sb.serve(free_port());
+        assert_eq!(p.wait_code(), 1, "{}", p.stderr_text());
+        let err = p.stderr_text();
+        let line = err
+            .lines()
+            .find(|l| l.contains("cannot open the data"))
+            .unwrap_or_else(|| panic!("no error line:\n{err}"));
+        let cause = line.split("error=").nth(1).unwrap_or_else(|| panic!("{line}"));
+        assert!(cause.contains(says), "{line}");
+        assert_each_cause_once(cause);
+    }
 }
 
 #[test]

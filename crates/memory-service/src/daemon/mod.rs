@@ -318,7 +318,7 @@ async fn serve_async(
 async fn open_services(config: &Config) -> anyhow::Result<Services> {
     let db_path = database_path(config);
     tokio::task::spawn_blocking(move || {
-        make_private(&db_path);
+        check_database_files(&db_path)?;
         // The store's error already says "while opening database <path>".
         let store = memory_store::Store::open(memory_store::StoreConfig::new(&db_path))?;
         let indexer = memory_indexer::Indexer::start(store.clone(), memory_indexer::IndexerConfig::default())
@@ -332,12 +332,23 @@ async fn open_services(config: &Config) -> anyhow::Result<Services> {
     .context("the start-up task failed")?
 }
 
-/// Tightens a database (and its WAL and shared-memory files) that an older
-/// build or a loose umask left readable by others; SQLite gives new WAL files
-/// the database's mode.
-fn make_private(db_path: &std::path::Path) {
+/// Refuses a FIFO, socket, device or directory at the database's paths
+/// (SQLite would block reading a FIFO), then tightens a database (and its WAL
+/// and shared-memory files) that an older build or a loose umask left
+/// readable by others; SQLite gives new WAL files the database's mode. A
+/// symbolic link (a database kept on another disk) is followed, as SQLite does.
+fn check_database_files(db_path: &std::path::Path) -> anyhow::Result<()> {
     for suffix in ["", "-wal", "-shm"] {
         let path = std::path::PathBuf::from(format!("{}{suffix}", db_path.display()));
+        if let Ok(m) = std::fs::metadata(&path)
+            && !m.is_file()
+        {
+            let kind = single_instance::file::Kind::of(m.file_type());
+            anyhow::bail!(
+                "database file {} is {kind}, not a regular file; remove it and start again",
+                path.display()
+            );
+        }
         match single_instance::file::make_path_private(&path) {
             Ok(Some(from)) => tracing::warn!(
                 path = %path.display(),
@@ -347,6 +358,7 @@ fn make_private(db_path: &std::path::Path) {
             Err(e) => tracing::warn!(path = %path.display(), "cannot make it private: {e}"),
         }
     }
+    Ok(())
 }
 
 fn spawn_signal_handler(shutdown: CancellationToken) -> anyhow::Result<()> {

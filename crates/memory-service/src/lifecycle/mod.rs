@@ -17,6 +17,7 @@ use single_instance::{Holder, Signal, SignalOutcome, Verdict};
 
 use crate::config::Config;
 use crate::daemon::{home_files, policy};
+use crate::exit_code::ExitCode;
 use crate::probe;
 
 /// The log file `start` sends a detached instance's output to.
@@ -54,6 +55,28 @@ pub fn wait_lock_free(config: &Config, timeout: Duration) -> anyhow::Result<bool
             return Ok(false);
         }
         std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Reports a program that is not ours holding the home's lock (PID, program,
+/// the locked path) on stderr, and returns its exit code. Nothing was
+/// signalled.
+pub fn report_stranger(pid: u32, program: &str, path: &std::path::Path) -> ExitCode {
+    eprintln!(
+        "memory-service: {} is locked by another program (not Memory Service): PID {pid} ({program}); \
+         nothing was signalled.",
+        path.display()
+    );
+    eprintln!("  next: stop that program yourself, or use another home with --home");
+    ExitCode::ForeignLockHolder
+}
+
+/// When a client command finds no instance: the program that is not ours
+/// holding the home's lock, if that is why (reported, with its exit code).
+pub fn stranger_instead_of_instance(config: &Config) -> Option<ExitCode> {
+    match single_instance::holder(&home_files(config)) {
+        Ok(Holder::Stranger { pid, program, path }) => Some(report_stranger(pid, &program, &path)),
+        _ => None,
     }
 }
 

@@ -124,12 +124,8 @@ pub fn run(config: &Config, args: &StartArgs) -> anyhow::Result<ExitCode> {
                     Spawned::LostRace(pid) => spawned = Some(pid),
                 }
             }
-            v @ Verdict::HeldByStranger { .. } => {
-                eprintln!("memory-service: {}", v.describe(&crate::daemon::app()));
-                eprintln!(
-                    "  next: stop that program (nothing was signalled), or use another home with --home"
-                );
-                return Ok(ExitCode::ForeignLockHolder);
+            Verdict::HeldByStranger { pid, program, path } => {
+                return Ok(super::report_stranger(pid, &program, &path));
             }
             v @ (Verdict::PortHeldByOtherInstance { .. } | Verdict::PortHeldByStranger { .. }) => {
                 eprintln!("memory-service: {}", v.describe(&crate::daemon::app()));

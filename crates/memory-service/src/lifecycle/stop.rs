@@ -61,15 +61,7 @@ pub fn report(config: &Config, outcome: &Stopped) -> ExitCode {
             eprintln!("  next: wait, or run `memory-service stop --force` to send SIGKILL");
             ExitCode::StillRunning
         }
-        Stopped::Stranger { pid, program, path } => {
-            eprintln!(
-                "memory-service: {} is locked by another program (not Memory Service): PID {pid} ({program}); \
-                 nothing was signalled.",
-                path.display()
-            );
-            eprintln!("  next: stop that program yourself, or use another home with --home");
-            ExitCode::ForeignLockHolder
-        }
+        Stopped::Stranger { pid, program, path } => super::report_stranger(*pid, program, path),
         Stopped::Unverified { pid, reason } => {
             let who = pid.map_or_else(|| "a process".to_string(), |p| format!("PID {p}"));
             eprintln!(
