@@ -396,6 +396,12 @@ fn a_lock_holder_that_is_not_ours_is_named_by_every_command_and_never_signalled(
             out.contains(&format!("PID:     {}", locker.id())) && out.contains("flock"),
             "{out}"
         );
+        let (code, out, _) = sb.cli(port, &["status", "--json"]);
+        assert_eq!(code, FOREIGN, "{out}");
+        let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+        assert_eq!(v["state"], "locked", "{v}");
+        assert_eq!(v["pid"].as_u64(), Some(locker.id() as u64), "{v}");
+        assert!(v["program"].as_str().is_some_and(|p| p.contains("flock")), "{v}");
         let (code, out, err) = sb.cli(port, &["start", "--timeout", "5"]);
         assert_eq!(code, FOREIGN, "{out}{err}");
         assert!(err.contains(&named) && err.contains("flock"), "{err}");

@@ -129,12 +129,12 @@ pub fn claim(
             }
             HomeAcquire::Acquired(home_lock) => match lock::try_acquire(&files.lock)? {
                 Acquire::Acquired(lock) => {
-                    let held = Held {
+                    let taken = TakenLocks {
                         home_lock,
                         lock,
                         prepared,
                     };
-                    return won(files, held, host, port, version, policy);
+                    return won(files, taken, host, port, version, policy);
                 }
                 // Held without the directory lock: an instance of an older
                 // build. It is still a holder; decide as for any other.
@@ -150,7 +150,7 @@ pub fn claim(
 }
 
 /// Both locks, just taken, and what preparing the home did.
-struct Held {
+struct TakenLocks {
     home_lock: HomeLock,
     lock: InstanceLock,
     prepared: Prepared,
@@ -159,11 +159,11 @@ struct Held {
 /// We hold both locks: write the record and the PID file.
 fn won(
     files: &HomeFiles,
-    Held {
+    TakenLocks {
         home_lock,
         mut lock,
         prepared,
-    }: Held,
+    }: TakenLocks,
     host: &str,
     port: u16,
     version: &str,

@@ -75,7 +75,7 @@ pub fn gather(config: &Config) -> (serde_json::Value, StatusCode) {
             }
         }
         Verdict::HeldByStranger { pid, program, path } => {
-            v["state"] = json!("locked by another program");
+            v["state"] = json!("locked");
             v["pid"] = json!(pid);
             v["program"] = json!(program);
             v["reasons"] = json!([format!(
