@@ -450,6 +450,11 @@ fn logs_follow_prints_new_lines() {
         &["--home", &home, "--port", &port_s, "logs", "-f", "-n", "1"],
         &[],
     );
+    // The follower has read the log (it printed its last line) before the
+    // instance logs anything new.
+    poll("`logs -f` to print the last line", DEADLINE, || {
+        (!follower.stdout_text().is_empty()).then_some(())
+    });
     // A new log line: the instance logs its shutdown.
     let (code, _, _) = sb.cli(port, &["stop"]);
     assert_eq!(code, 0);
