@@ -99,8 +99,10 @@ pub fn holder_facts(held: &HeldLock, probe: &dyn HealthProbe) -> HolderFacts {
 
 /// Claims `files.home` for this process, to serve on `host:port`.
 ///
-/// Takes the lock before anything else (no port, no database), writes the
-/// holder record and the PID file. On a held lock, decides who holds it.
+/// Prepares the home first ([`home::prepare`]: created 0700, a looser one
+/// tightened, another user's refused), then takes the locks before anything
+/// else (no port, no database), writes the holder record and the PID file.
+/// On a held lock, decides who holds it.
 pub fn claim(
     files: &HomeFiles,
     host: &str,
@@ -277,7 +279,9 @@ impl Instance {
     }
 }
 
-/// Who holds `files`' lock right now, without taking it (`None`: nobody).
+/// Who holds `files`' locks right now, without taking them (`None`: nobody):
+/// the home directory's lock, or if that is free the lock file's (see
+/// [`lock::inspect_home`]).
 pub fn inspect(files: &HomeFiles) -> Result<Option<HeldLock>> {
     lock::inspect_home(&files.home, &files.lock)
 }
@@ -359,8 +363,9 @@ pub fn holder(files: &HomeFiles) -> Result<Holder> {
 /// now, verifiably our instance with PID `pid` and the start time we saw
 /// (re-verified immediately before the signal, so a PID reused since the
 /// caller looked is never hit). A stopped holder also gets SIGCONT, so a
-/// SIGTERM can be acted on. This is the only function in the project that
-/// signals anything.
+/// SIGTERM can be acted on. This is the only function in this crate that
+/// signals anything; a [`Holder::Stranger`] or [`Holder::Unverified`] is
+/// never signalled.
 pub fn signal_holder(files: &HomeFiles, pid: u32, start_time: u64, signal: Signal) -> Result<SignalOutcome> {
     match holder(files)? {
         Holder::Verified { record, process } if record.pid == pid && process.start_time == start_time => {
