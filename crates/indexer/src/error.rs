@@ -1,6 +1,9 @@
 //! The crate's error type, [`IndexerError`]. It owns "what went wrong" -> variant and
 //! carries the path and the action; it must not know HTTP, but each variant documents
-//! the status the HTTP layer should map it to.
+//! the status the HTTP layer should map it to. Each cause is printed once: a variant
+//! wrapping an OS error embeds it in its message (job errors store that one line) and
+//! does not also expose it as `source()`; `Store` is transparent, so it prints and
+//! chains exactly as the store's error does.
 
 use std::path::PathBuf;
 
@@ -19,15 +22,14 @@ pub enum IndexerError {
     #[error(transparent)]
     Store(StoreError),
     /// A file-system operation failed.
-    #[error("while {action} {}: {source}", path.display())]
+    #[error("while {action} {}: {cause}", path.display())]
     Io {
         /// What we were doing, e.g. "reading".
         action: &'static str,
         /// On which path.
         path: PathBuf,
-        /// The underlying error.
-        #[source]
-        source: std::io::Error,
+        /// The underlying error, embedded in the message (not a `source()`).
+        cause: std::io::Error,
     },
     /// A glob in a source's include or exclude list is invalid.
     #[error("invalid glob {glob:?} for source root {}: {message}", root.display())]
@@ -58,6 +60,111 @@ impl From<StoreError> for IndexerError {
             StoreError::NotFound(m) => IndexerError::NotFound(m),
             StoreError::InvalidInput(m) => IndexerError::InvalidInput(m),
             other => IndexerError::Store(other),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::filetree::TreeError;
+
+    fn os_error() -> std::io::Error {
+        std::io::Error::from_raw_os_error(nix::libc::EIO)
+    }
+
+    /// Every variant of this crate's two error types, with real causes.
+    fn every_variant() -> Vec<anyhow::Error> {
+        let dir = tempfile::tempdir().unwrap();
+        let sqlite = rusqlite::Connection::open(dir.path()).unwrap_err();
+        let store = memory_store::StoreError::Sqlite {
+            context: format!("while opening database {}", dir.path().display()),
+            cause: sqlite,
+        };
+        let indexer = vec![
+            IndexerError::InvalidInput("Path does not exist: ~/x".into()),
+            IndexerError::NotFound("Source not found: x".into()),
+            IndexerError::Store(store),
+            IndexerError::Io {
+                action: "resolving",
+                path: dir.path().into(),
+                cause: os_error(),
+            },
+            IndexerError::Glob {
+                glob: "a[".into(),
+                root: "/r".into(),
+                message: "unclosed character class".into(),
+            },
+            IndexerError::Watch {
+                path: "/r".into(),
+                message: "too many watches".into(),
+            },
+            IndexerError::Unavailable("shut down".into()),
+        ];
+        for e in &indexer {
+            // A new variant fails to compile here until it is added above.
+            match e {
+                IndexerError::InvalidInput(_)
+                | IndexerError::NotFound(_)
+                | IndexerError::Store(_)
+                | IndexerError::Io { .. }
+                | IndexerError::Glob { .. }
+                | IndexerError::Watch { .. }
+                | IndexerError::Unavailable(_) => {}
+            }
+        }
+        let tree = vec![
+            TreeError::RootMissing("/r".into()),
+            TreeError::PathNotFound("a".into()),
+            TreeError::FileNotFound("a".into()),
+            TreeError::Escape("../a".into()),
+            TreeError::IsADirectory("a".into()),
+            TreeError::PermissionDenied("a".into()),
+            TreeError::InvalidPath("a".into()),
+            TreeError::NotARegularFile("a".into()),
+            TreeError::Io {
+                action: "reading",
+                path: "a".into(),
+                cause: os_error(),
+            },
+        ];
+        for e in &tree {
+            // A new variant fails to compile here until it is added above.
+            match e {
+                TreeError::RootMissing(_)
+                | TreeError::PathNotFound(_)
+                | TreeError::FileNotFound(_)
+                | TreeError::Escape(_)
+                | TreeError::IsADirectory(_)
+                | TreeError::PermissionDenied(_)
+                | TreeError::InvalidPath(_)
+                | TreeError::NotARegularFile(_)
+                | TreeError::Io { .. } => {}
+            }
+        }
+        let mut all: Vec<anyhow::Error> = indexer.into_iter().map(anyhow::Error::new).collect();
+        all.extend(tree.into_iter().map(anyhow::Error::new));
+        all
+    }
+
+    #[test]
+    fn every_variant_prints_each_cause_once() {
+        for e in every_variant() {
+            let e = e.context("handling a request");
+            let text = format!("{e:#}");
+            let mut seen = std::collections::HashSet::new();
+            for segment in text.split(": ") {
+                assert!(seen.insert(segment), "{segment:?} repeats in {text:?}");
+            }
+            let chain: Vec<String> = e.chain().map(ToString::to_string).collect();
+            for pair in chain.windows(2) {
+                assert!(
+                    !pair[0].contains(&pair[1]),
+                    "{:?} embeds its source {:?}",
+                    pair[0],
+                    pair[1]
+                );
+            }
         }
     }
 }

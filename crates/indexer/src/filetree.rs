@@ -42,15 +42,14 @@ pub enum TreeError {
     #[error("Path is not a regular file: {0}")]
     NotARegularFile(String),
     /// Any other I/O failure (HTTP 500).
-    #[error("while {action} {path}: {source}")]
+    #[error("while {action} {path}: {cause}")]
     Io {
         /// What we were doing.
         action: &'static str,
         /// The path as sent.
         path: String,
-        /// The underlying error.
-        #[source]
-        source: std::io::Error,
+        /// The underlying error, embedded in the message (not a `source()`).
+        cause: std::io::Error,
     },
 }
 
@@ -98,7 +97,7 @@ fn io_err(action: &'static str, sent: &str, e: std::io::Error, not_found: TreeEr
         _ => TreeError::Io {
             action,
             path: sent.to_string(),
-            source: e,
+            cause: e,
         },
     }
 }
@@ -116,7 +115,7 @@ fn confine(
         _ => TreeError::Io {
             action: "resolving the source root",
             path: root.display().to_string(),
-            source: e,
+            cause: e,
         },
     })?;
     let rel_path = Path::new(rel);
@@ -155,7 +154,7 @@ pub fn list_tree(
     let canon_root = fs::canonicalize(root).map_err(|e| TreeError::Io {
         action: "resolving the source root",
         path: root.display().to_string(),
-        source: e,
+        cause: e,
     })?;
     let meta = fs::metadata(&target)
         .map_err(|e| io_err("reading", rel_path, e, TreeError::PathNotFound(rel_path.into())))?;

@@ -199,10 +199,10 @@ impl Indexer {
                 "Path is not a directory: {root_path}"
             )));
         }
-        let resolved = std::fs::canonicalize(&expanded).map_err(|source| IndexerError::Io {
+        let resolved = std::fs::canonicalize(&expanded).map_err(|cause| IndexerError::Io {
             action: "resolving",
             path: expanded.clone(),
-            source,
+            cause,
         })?;
         let display_name = display_name
             .filter(|d| !d.trim().is_empty())

@@ -34,11 +34,14 @@ pub enum ExitCode {
     /// A client command (`sources`, `search`, ...) found no instance of ours
     /// for this home.
     NotRunning = 19,
+    /// A program that is not Memory Service (e.g. `flock(1)`) holds the
+    /// home's lock; it was named, never signalled. `status` uses the same code.
+    ForeignLockHolder = 20,
 }
 
 impl ExitCode {
     /// Every code, for documentation and tests.
-    pub const ALL: [ExitCode; 13] = [
+    pub const ALL: [ExitCode; 14] = [
         ExitCode::Ok,
         ExitCode::Error,
         ExitCode::Usage,
@@ -52,6 +55,7 @@ impl ExitCode {
         ExitCode::StillRunning,
         ExitCode::Unverified,
         ExitCode::NotRunning,
+        ExitCode::ForeignLockHolder,
     ];
 
     /// The process exit status.
@@ -69,6 +73,7 @@ impl ExitCode {
             V::Unresponsive { .. } => ExitCode::Unresponsive,
             V::PortHeldByOtherInstance { .. } => ExitCode::PortHeldByOtherInstance,
             V::PortHeldByStranger { .. } => ExitCode::PortInUse,
+            V::HeldByStranger { .. } => ExitCode::ForeignLockHolder,
         }
     }
 }
@@ -90,17 +95,21 @@ pub enum StatusCode {
     Unresponsive = 150,
     /// Holds the lock and is still starting.
     Starting = 151,
+    /// A program that is not Memory Service holds the home's lock (the same
+    /// code as every other command gives for it).
+    ForeignLockHolder = 20,
 }
 
 impl StatusCode {
     /// Every status code, for documentation and tests.
-    pub const ALL: [StatusCode; 6] = [
+    pub const ALL: [StatusCode; 7] = [
         StatusCode::Running,
         StatusCode::DeadWithPidFile,
         StatusCode::NotRunning,
         StatusCode::Unknown,
         StatusCode::Unresponsive,
         StatusCode::Starting,
+        StatusCode::ForeignLockHolder,
     ];
 }
 

@@ -80,23 +80,28 @@ fn run(cli: Cli) -> anyhow::Result<ProcessExit> {
         Command::Logs(args) => lifecycle::logs::run(&config, &args)?,
         Command::InstallService(args) => lifecycle::service::install(&config, &args)?,
         Command::UninstallService(args) => lifecycle::service::uninstall(&config, &args)?,
-        Command::Sources(cmd) => client_result(memory_service::client::sources::run(&config, &cmd))?,
-        Command::Reindex { id, wait } => {
-            client_result(memory_service::client::sources::reindex(&config, &id, wait))?
-        }
-        Command::Search(args) => client_result(memory_service::client::search::run(&config, &args))?,
+        Command::Sources(cmd) => client_result(&config, memory_service::client::sources::run(&config, &cmd))?,
+        Command::Reindex { id, wait } => client_result(
+            &config,
+            memory_service::client::sources::reindex(&config, &id, wait),
+        )?,
+        Command::Search(args) => client_result(&config, memory_service::client::search::run(&config, &args))?,
         Command::Model(cmd) => memory_service::models::run(&config, &cmd)?,
-        Command::ImportChatdo(args) => client_result(memory_service::import::run(&config, &args))?,
+        Command::ImportChatdo(args) => client_result(&config, memory_service::import::run(&config, &args))?,
     };
     Ok(code.into())
 }
 
 /// Client commands: "not running" gets its own exit code and a hint, not a
-/// generic error.
-fn client_result(r: anyhow::Result<ExitCode>) -> anyhow::Result<ExitCode> {
+/// generic error; a program that is not ours holding the home's lock is
+/// named instead, with its own code.
+fn client_result(config: &Config, r: anyhow::Result<ExitCode>) -> anyhow::Result<ExitCode> {
     match r {
         Err(e) => match e.downcast_ref::<memory_service::client::ClientError>() {
             Some(ce @ memory_service::client::ClientError::NotRunning { .. }) => {
+                if let Some(code) = lifecycle::stranger_instead_of_instance(config) {
+                    return Ok(code);
+                }
                 eprintln!("memory-service: {ce}");
                 Ok(ExitCode::NotRunning)
             }

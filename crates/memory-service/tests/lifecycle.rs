@@ -347,40 +347,95 @@ fn metrics_count_requests_by_route() {
     let _ = Duration::ZERO;
 }
 
-#[test]
-fn a_lock_holder_that_is_not_ours_is_never_signalled() {
-    // `flock(1)` holds the home directory's lock without being an instance:
-    // no record, no /health. `start` waits, then gives up without touching
-    // it; `stop --force` refuses to signal it.
-    let sb = Sandbox::new();
-    std::fs::create_dir_all(&sb.home).unwrap();
-    let mut locker = std::process::Command::new("flock")
+/// `flock(1)` holding `path` (the home directory or the lock file) in its own
+/// process group, so the test can kill it and its `sleep` child together.
+fn foreign_locker(sb: &Sandbox, path: &std::path::Path) -> std::process::Child {
+    let locker = std::process::Command::new("flock")
         .arg("--nonblock")
-        .arg(&sb.home)
+        .arg(path)
         .args(["sleep", "300"])
         .process_group(0)
         .spawn()
         .expect("flock(1) from util-linux");
-    poll("flock(1) to hold the home", DEADLINE, || {
+    poll("flock(1) to hold the lock", DEADLINE, || {
         sb.lock_held().then_some(())
     });
-    let port = free_port();
-    let (code, out, err) = sb.cli(port, &["start", "--timeout", "1"]);
-    assert_eq!(code, 11, "still starting, not replaced:\n{out}{err}");
-    assert!(
-        err.contains("still starting") && err.contains("not touching it"),
-        "{err}"
-    );
-    let (code, out, err) = sb.cli(port, &["stop", "--force"]);
-    assert_eq!(code, 18, "unverified:\n{out}{err}");
-    assert!(err.contains("nothing was signalled"), "{err}");
-    assert!(
-        locker.try_wait().unwrap().is_none(),
-        "the foreign holder is alive"
-    );
-    // flock(1) and its `sleep` child: the whole group.
-    nix::sys::signal::killpg(nix::unistd::Pid::from_raw(locker.id() as i32), Signal::SIGKILL).unwrap();
-    locker.wait().unwrap();
+    locker
+}
+
+fn kill_group(mut child: std::process::Child) {
+    nix::sys::signal::killpg(nix::unistd::Pid::from_raw(child.id() as i32), Signal::SIGKILL).unwrap();
+    child.wait().unwrap();
+}
+
+#[test]
+fn a_lock_holder_that_is_not_ours_is_named_by_every_command_and_never_signalled() {
+    // `flock(1)` holds the home directory's lock, or the lock file's alone:
+    // no record, no /health, another program. Every command names it (PID,
+    // program, path) with exit 20; `start` spawns nothing; nothing is signalled.
+    const FOREIGN: i32 = 20;
+    for on_file in [false, true] {
+        let sb = Sandbox::new();
+        std::fs::create_dir_all(&sb.home).unwrap();
+        let path = if on_file {
+            std::fs::write(sb.lock_file(), "").unwrap();
+            sb.lock_file()
+        } else {
+            sb.home.clone()
+        };
+        let locker = foreign_locker(&sb, &path);
+        let named = format!(
+            "{} is locked by another program (not Memory Service): PID {}",
+            path.display(),
+            locker.id()
+        );
+        let port = free_port();
+        let (code, out, err) = sb.cli(port, &["status"]);
+        assert_eq!(code, FOREIGN, "{out}{err}");
+        assert!(
+            out.contains(&format!("PID:     {}", locker.id())) && out.contains("flock"),
+            "{out}"
+        );
+        let (code, out, _) = sb.cli(port, &["status", "--json"]);
+        assert_eq!(code, FOREIGN, "{out}");
+        let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+        assert_eq!(v["state"], "locked", "{v}");
+        assert_eq!(v["pid"].as_u64(), Some(locker.id() as u64), "{v}");
+        assert!(v["program"].as_str().is_some_and(|p| p.contains("flock")), "{v}");
+        let (code, out, err) = sb.cli(port, &["start", "--timeout", "5"]);
+        assert_eq!(code, FOREIGN, "{out}{err}");
+        assert!(err.contains(&named) && err.contains("flock"), "{err}");
+        assert!(
+            !sb.home.join("memory_service.log").exists(),
+            "`start` spawned no `serve` (it would have written the log)"
+        );
+        let (code, out, err) = sb.cli(port, &["stop", "--force"]);
+        assert_eq!(code, FOREIGN, "{out}{err}");
+        assert!(
+            err.contains(&named) && err.contains("nothing was signalled"),
+            "{err}"
+        );
+        let mut serve = sb.serve(port);
+        assert_eq!(serve.wait_code(), FOREIGN, "{}", serve.stderr_text());
+        assert!(
+            serve
+                .stderr_text()
+                .contains("is locked by another program (not Memory Service)"),
+            "{}",
+            serve.stderr_text()
+        );
+        let (code, out, err) = sb.cli(port, &["restart"]);
+        assert_eq!(code, FOREIGN, "{out}{err}");
+        let (code, out, err) = sb.cli(port, &["search", "--project", "p", "x"]);
+        assert_eq!(code, FOREIGN, "{out}{err}");
+        assert!(err.contains(&named), "{err}");
+        let mut locker = locker;
+        assert!(
+            locker.try_wait().unwrap().is_none(),
+            "the foreign holder is alive"
+        );
+        kill_group(locker);
+    }
 }
 
 #[test]
@@ -395,6 +450,11 @@ fn logs_follow_prints_new_lines() {
         &["--home", &home, "--port", &port_s, "logs", "-f", "-n", "1"],
         &[],
     );
+    // The follower has read the log (it printed its last line) before the
+    // instance logs anything new.
+    poll("`logs -f` to print the last line", DEADLINE, || {
+        (!follower.stdout_text().is_empty()).then_some(())
+    });
     // A new log line: the instance logs its shutdown.
     let (code, _, _) = sb.cli(port, &["stop"]);
     assert_eq!(code, 0);
@@ -427,4 +487,190 @@ fn a_closed_stdout_ends_a_command_quietly() {
         "ended by SIGPIPE like any Unix tool: {:?}",
         out.status
     );
+}
+
+fn mkfifo(path: &std::path::Path) {
+    nix::unistd::mkfifo(path, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+}
+
+fn mode(path: &std::path::Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::symlink_metadata(path).unwrap().permissions().mode() & 0o7777
+}
+
+#[test]
+fn a_fifo_at_the_pid_file_never_blocks_status_stop_or_serve() {
+    // Each command runs under the harness's deadline: a blocking open or
+    // read of the FIFO would fail the test, not hang it.
+    let sb = Sandbox::new();
+    std::fs::create_dir_all(&sb.home).unwrap();
+    mkfifo(&sb.pid_file());
+    let port = free_port();
+    let (code, out, err) = sb.cli(port, &["status"]);
+    assert_eq!(code, 3, "stopped:\n{out}{err}");
+    assert!(
+        out.contains("PID file") && out.contains("is a FIFO (named pipe), not a regular file"),
+        "{out}"
+    );
+    let (code, out, err) = sb.cli(port, &["stop"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("not running") && out.contains("FIFO"), "{out}");
+    let mut p = sb.serve(port);
+    wait_healthy(port, &mut p);
+    assert!(
+        p.stderr_text()
+            .contains("PID file was a FIFO (named pipe), not a regular file"),
+        "{}",
+        p.stderr_text()
+    );
+    assert_eq!(
+        sb.pid_from_file(),
+        Some(p.pid()),
+        "replaced by a regular PID file"
+    );
+    let (code, out, err) = sb.cli(port, &["stop"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(p.wait_code(), 0);
+}
+
+#[test]
+fn special_files_at_the_lock_or_log_path_are_refused_with_their_kind() {
+    type Make = fn(&std::path::Path);
+    let cases: [(&str, Make); 4] = [
+        ("a FIFO (named pipe)", |p| mkfifo(p)),
+        ("a socket", |p| {
+            std::mem::forget(std::os::unix::net::UnixListener::bind(p).unwrap());
+        }),
+        ("a symbolic link", |p| {
+            std::os::unix::fs::symlink("/etc/passwd", p).unwrap()
+        }),
+        ("a directory", |p| std::fs::create_dir(p).unwrap()),
+    ];
+    for (kind, make) in cases {
+        let sb = Sandbox::new();
+        std::fs::create_dir_all(&sb.home).unwrap();
+        make(&sb.lock_file());
+        let port = free_port();
+        let mut p = sb.serve(port);
+        assert_eq!(p.wait_code(), 15, "{kind}: {}", p.stderr_text());
+        let err = p.stderr_text();
+        let named = if kind == "a symbolic link" {
+            "is a symbolic link; remove it".to_string()
+        } else {
+            format!("is {kind}, not a regular file; remove it")
+        };
+        assert!(err.contains(&named), "{kind}: {err}");
+        let (code, out, _) = sb.cli(port, &["status"]);
+        assert_eq!(code, 3, "{kind}: {out}");
+        assert!(
+            out.contains(&format!("lock file {} is {kind}", sb.lock_file().display())),
+            "{out}"
+        );
+
+        std::fs::remove_dir(sb.lock_file())
+            .or_else(|_| std::fs::remove_file(sb.lock_file()))
+            .unwrap();
+        let log = sb.home.join("memory_service.log");
+        make(&log);
+        let (code, out, err) = sb.cli(port, &["start", "--timeout", "5"]);
+        assert_eq!(code, 15, "{kind}: {out}{err}");
+        assert!(
+            err.contains(&format!("log file {} is {kind}", log.display())),
+            "{err}"
+        );
+        assert!(!sb.lock_held(), "nothing was started");
+        let (code, out, err) = sb.cli(port, &["logs"]);
+        assert_eq!(code, 0, "`logs` shows nothing rather than block: {out}{err}");
+    }
+}
+
+#[test]
+fn files_are_private_and_a_loose_home_is_tightened() {
+    let sb = Sandbox::new();
+    std::fs::create_dir_all(&sb.home).unwrap();
+    std::fs::set_permissions(&sb.home, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let log = sb.home.join("memory_service.log");
+    std::fs::write(&log, "old line\n").unwrap();
+    std::fs::set_permissions(&log, std::os::unix::fs::PermissionsExt::from_mode(0o666)).unwrap();
+    let port = free_port();
+    let (code, out, err) = sb.cli(port, &["start"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        err.contains("made it private (0700)"),
+        "a log line says so: {err}"
+    );
+    assert_eq!(mode(&sb.home), 0o700);
+    // A write makes the WAL exist.
+    let body = serde_json::json!({"project_id": "p", "chat_id": "c", "message_id": "m", "role": "user",
+        "content": "private", "timestamp": "2026-01-02T03:04:05Z", "message_index": 1});
+    let (status, v) = post(port, "/index-chat-message", &body);
+    assert_eq!(status, 200, "{v}");
+    for name in [
+        "memory.sqlite",
+        "memory.sqlite-wal",
+        "memory_service.pid",
+        "memory_service.lock",
+        "memory_service.log",
+    ] {
+        let path = sb.home.join(name);
+        assert_eq!(mode(&path), 0o600, "{name} is {:04o}", mode(&path));
+    }
+    let (code, _, _) = sb.cli(port, &["stop"]);
+    assert_eq!(code, 0);
+}
+
+#[test]
+fn a_home_owned_by_another_user_is_refused_even_for_root() {
+    let sb = Sandbox::new();
+    // As root: a home given to nobody (65534). Otherwise "/", which is root's.
+    let home = if nix::unistd::Uid::effective().is_root() {
+        std::fs::create_dir_all(&sb.home).unwrap();
+        nix::unistd::chown(&sb.home, Some(nix::unistd::Uid::from_raw(65534)), None).unwrap();
+        sb.home.display().to_string()
+    } else {
+        "/".to_string()
+    };
+    let before = mode(std::path::Path::new(&home));
+    let port = free_port().to_string();
+    for cmd in ["serve", "start"] {
+        let mut p = sb.spawn(&["--home", &home, "--port", &port, cmd], &[]);
+        assert_eq!(p.wait_code(), 15, "{cmd}: {}", p.stderr_text());
+        let err = p.stderr_text();
+        assert!(
+            err.contains("owned by user id") && err.contains("use your own home with --home"),
+            "{cmd}: {err}"
+        );
+    }
+    assert_eq!(mode(std::path::Path::new(&home)), before, "left as it was");
+}
+
+#[test]
+fn a_damaged_holder_record_heals_and_status_and_stop_see_the_holder() {
+    let sb = Sandbox::new();
+    let port = free_port();
+    let mut p = sb.serve_with(port, &[("MEMORY_SERVICE_LOCK_CHECK_MS", "100")]);
+    wait_healthy(port, &mut p);
+    let pid = p.pid();
+    let good = std::fs::read_to_string(sb.lock_file()).unwrap();
+    // Garbage into the same inode: the lock stays held, the record is gone.
+    std::fs::write(sb.lock_file(), "garbage\n\u{0}").unwrap();
+    std::fs::write(sb.pid_file(), "nonsense").unwrap();
+    poll("the holder record and PID file to be rewritten", DEADLINE, || {
+        (std::fs::read_to_string(sb.lock_file()).ok()? == good && sb.pid_from_file() == Some(pid))
+            .then_some(())
+    });
+    // The log line follows the rewrite.
+    poll("the log to say so", DEADLINE, || {
+        p.stderr_text().contains("rewrote them in place").then_some(())
+    });
+    let (code, out, _) = sb.cli(port, &["status"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains(&format!("PID:     {pid}")), "{out}");
+    let (code, out, err) = sb.cli(port, &["stop"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.contains(&format!("Stopped Memory Service (PID {pid}")),
+        "{out}"
+    );
+    assert_eq!(p.wait_code(), 0);
 }

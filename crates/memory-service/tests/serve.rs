@@ -399,3 +399,61 @@ fn health_reports_identity_matching_the_lock_record() {
     assert_eq!(body["state"], "ready");
     stop_clean(&sb, &mut p, Signal::SIGTERM);
 }
+
+/// Asserts that an error line printed by the binary names no `": "`-separated
+/// segment twice (each cause printed once).
+fn assert_each_cause_once(line: &str) {
+    let mut seen = std::collections::HashSet::new();
+    for segment in line.split(": ") {
+        assert!(seen.insert(segment), "{segment:?} repeats in {line:?}");
+    }
+}
+
+#[test]
+fn an_unopenable_database_is_reported_once_per_cause() {
+    type Make = fn(&std::path::Path);
+    let cases: [(Make, &str); 3] = [
+        (
+            |p| std::fs::create_dir(p).unwrap(),
+            "is a directory, not a regular file",
+        ),
+        (
+            |p| nix::unistd::mkfifo(p, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap(),
+            "is a FIFO (named pipe), not a regular file",
+        ),
+        (
+            |p| std::fs::write(p, vec![7u8; 8192]).unwrap(),
+            "file is not a database",
+        ),
+    ];
+    for (make, says) in cases {
+        let sb = Sandbox::new();
+        std::fs::create_dir_all(&sb.home).unwrap();
+        make(&sb.home.join("memory.sqlite"));
+        let mut p = sb.serve(free_port());
+        assert_eq!(p.wait_code(), 1, "{}", p.stderr_text());
+        let err = p.stderr_text();
+        let line = err
+            .lines()
+            .find(|l| l.contains("cannot open the data"))
+            .unwrap_or_else(|| panic!("no error line:\n{err}"));
+        let cause = line.split("error=").nth(1).unwrap_or_else(|| panic!("{line}"));
+        assert!(cause.contains(says), "{line}");
+        assert_each_cause_once(cause);
+    }
+}
+
+#[test]
+fn a_directory_at_the_lock_path_is_reported_once_with_its_own_code() {
+    let sb = Sandbox::new();
+    std::fs::create_dir_all(sb.lock_file()).unwrap();
+    let mut p = sb.serve(free_port());
+    assert_eq!(p.wait_code(), HOME_UNUSABLE, "{}", p.stderr_text());
+    let err = p.stderr_text();
+    let line = err
+        .lines()
+        .find(|l| l.starts_with("memory-service:"))
+        .unwrap_or_else(|| panic!("{err}"));
+    assert!(line.contains("is a directory, not a regular file"), "{line}");
+    assert_each_cause_once(line);
+}

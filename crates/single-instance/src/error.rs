@@ -1,9 +1,13 @@
 //! The library's one error type. Every variant names the path (and, where it
 //! helps, the action) so a caller can print it as one line and the user knows
-//! what to fix without reading code.
+//! what to fix without reading code. Each cause is printed once: a variant
+//! that wraps an OS error embeds it in its message and does not also expose
+//! it as `source()`, so `anyhow`'s `{:#}` never repeats it.
 
 use std::io;
 use std::path::PathBuf;
+
+use crate::file::Kind;
 
 /// What can go wrong while guarding a home directory.
 #[derive(Debug, thiserror::Error)]
@@ -24,16 +28,26 @@ pub enum Error {
         /// The lock file path.
         path: PathBuf,
     },
+    /// One of our files (the PID file, the lock file) is a FIFO, a socket, a
+    /// device or a directory. We never open, follow or block on it.
+    #[error("{what} {path} is {kind}, not a regular file; remove it and start again")]
+    NotARegularFile {
+        /// Which file, e.g. "PID file".
+        what: &'static str,
+        /// Its path.
+        path: PathBuf,
+        /// What is there instead.
+        kind: Kind,
+    },
     /// An I/O error, with what we were doing and on which path.
-    #[error("{action} {path}: {source}")]
+    #[error("{action} {path}: {cause}")]
     Io {
         /// What we were doing, e.g. "opening lock file".
         action: &'static str,
         /// The path involved.
         path: PathBuf,
-        /// The OS error.
-        #[source]
-        source: io::Error,
+        /// The OS error, embedded in the message (not a `source()`).
+        cause: io::Error,
     },
     /// The lock file kept being replaced under us while we tried to take it.
     #[error(
@@ -46,14 +60,83 @@ pub enum Error {
 }
 
 impl Error {
-    pub(crate) fn io(action: &'static str, path: impl Into<PathBuf>, source: io::Error) -> Self {
+    pub(crate) fn io(action: &'static str, path: impl Into<PathBuf>, cause: io::Error) -> Self {
         Error::Io {
             action,
             path: path.into(),
-            source,
+            cause,
         }
     }
 }
 
 /// Shorthand for this crate's results.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every variant, so the check below covers each message shape.
+    fn every_variant() -> Vec<Error> {
+        let all = vec![
+            Error::HomeUnusable {
+                path: "/h".into(),
+                reason: "it is not a directory; choose another".into(),
+            },
+            Error::LockIsSymlink {
+                path: "/h/x.lock".into(),
+            },
+            Error::io(
+                "opening lock file",
+                "/h/x.lock",
+                io::Error::from_raw_os_error(nix::libc::EISDIR),
+            ),
+            Error::LockRace {
+                path: "/h/x.lock".into(),
+            },
+            Error::NotARegularFile {
+                what: "PID file",
+                path: "/h/x.pid".into(),
+                kind: Kind::Fifo,
+            },
+        ];
+        // A new variant fails to compile here until it is added above.
+        for e in &all {
+            match e {
+                Error::HomeUnusable { .. }
+                | Error::LockIsSymlink { .. }
+                | Error::Io { .. }
+                | Error::LockRace { .. }
+                | Error::NotARegularFile { .. } => {}
+            }
+        }
+        all
+    }
+
+    #[test]
+    fn every_variant_prints_each_cause_once() {
+        for e in every_variant() {
+            assert_each_cause_once(anyhow::Error::new(e).context("claiming the home directory"));
+        }
+    }
+
+    /// The check shared in spirit by every crate's error test: printed as the
+    /// binary prints it (`{:#}`), no `": "`-separated segment appears twice,
+    /// and no link of the `source()` chain contains the next link's text.
+    fn assert_each_cause_once(err: anyhow::Error) {
+        let text = format!("{err:#}");
+        let mut seen = std::collections::HashSet::new();
+        for segment in text.split(": ") {
+            assert!(seen.insert(segment), "{segment:?} repeats in {text:?}");
+        }
+        let chain: Vec<String> = err.chain().map(ToString::to_string).collect();
+        for pair in chain.windows(2) {
+            assert!(
+                !pair[0].contains(&pair[1]),
+                "{:?} embeds its source {:?}",
+                pair[0],
+                pair[1]
+            );
+        }
+    }
+}

@@ -1,12 +1,14 @@
 //! The guard: gathers facts from the OS, asks [`crate::verdict::decide`], and
 //! acts on the verdict. This is the only module that combines the lock, the
 //! record, the PID file and the probe; each piece stays testable on its own.
-//! It never signals any process.
+//! [`signal_holder`] is the only function in this crate that signals a
+//! process, and only after re-verifying that it is the lock holder it was
+//! asked about.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::error::Result;
-use crate::home::{self, HomeFiles};
+use crate::home::{self, HomeFiles, Prepared};
 use crate::lock::{self, Acquire, HeldLock, HomeAcquire, HomeLock, InstanceLock, LockCheck};
 use crate::pidfile;
 use nix::errno::Errno;
@@ -56,6 +58,8 @@ pub struct Instance {
     files: HomeFiles,
     /// A stale PID file we replaced, for the log.
     stale: Option<String>,
+    /// What preparing the home did (created, tightened), for the log.
+    prepared: Prepared,
 }
 
 /// Now, in seconds since the Unix epoch.
@@ -76,6 +80,8 @@ pub fn holder_facts(held: &HeldLock, probe: &dyn HealthProbe) -> HolderFacts {
         process: None,
         health: None,
         now: now_secs(),
+        locked: held.locked.clone(),
+        ours: process::process_facts(std::process::id()),
     };
     let Some(pid) = verdict::holder_pid(&facts) else {
         return facts;
@@ -93,8 +99,10 @@ pub fn holder_facts(held: &HeldLock, probe: &dyn HealthProbe) -> HolderFacts {
 
 /// Claims `files.home` for this process, to serve on `host:port`.
 ///
-/// Takes the lock before anything else (no port, no database), writes the
-/// holder record and the PID file. On a held lock, decides who holds it.
+/// Prepares the home first ([`home::prepare`]: created 0700, a looser one
+/// tightened, another user's refused), then takes the locks before anything
+/// else (no port, no database), writes the holder record and the PID file.
+/// On a held lock, decides who holds it.
 pub fn claim(
     files: &HomeFiles,
     host: &str,
@@ -103,7 +111,7 @@ pub fn claim(
     policy: &Policy,
     probe: &dyn HealthProbe,
 ) -> Result<Claim> {
-    home::prepare(&files.home)?;
+    let prepared = home::prepare(&files.home, &policy.app)?;
     let mut last = Verdict::Retry;
     for attempt in 0..MAX_RETRIES {
         if attempt > 0 {
@@ -115,13 +123,21 @@ pub fn claim(
                 let (record, record_pid) = lock::read_record(&files.lock);
                 HeldLock {
                     path: files.lock.clone(),
+                    locked: files.home.clone(),
                     file_id: dir_id,
                     record,
                     record_pid,
                 }
             }
             HomeAcquire::Acquired(home_lock) => match lock::try_acquire(&files.lock)? {
-                Acquire::Acquired(lock) => return won(files, home_lock, lock, host, port, version, policy),
+                Acquire::Acquired(lock) => {
+                    let taken = TakenLocks {
+                        home_lock,
+                        lock,
+                        prepared,
+                    };
+                    return won(files, taken, host, port, version, policy);
+                }
                 // Held without the directory lock: an instance of an older
                 // build. It is still a holder; decide as for any other.
                 Acquire::Held(held) => held,
@@ -135,11 +151,21 @@ pub fn claim(
     Ok(Claim::Refused(last))
 }
 
+/// Both locks, just taken, and what preparing the home did.
+struct TakenLocks {
+    home_lock: HomeLock,
+    lock: InstanceLock,
+    prepared: Prepared,
+}
+
 /// We hold both locks: write the record and the PID file.
 fn won(
     files: &HomeFiles,
-    home_lock: HomeLock,
-    mut lock: InstanceLock,
+    TakenLocks {
+        home_lock,
+        mut lock,
+        prepared,
+    }: TakenLocks,
     host: &str,
     port: u16,
     version: &str,
@@ -174,6 +200,7 @@ fn won(
         record,
         files: files.clone(),
         stale,
+        prepared,
     })))
 }
 
@@ -205,6 +232,12 @@ impl Instance {
         self.stale.as_deref()
     }
 
+    /// What preparing the home did: created it, or tightened a looser mode
+    /// to 0700 (the caller logs it).
+    pub fn prepared(&self) -> Prepared {
+        self.prepared
+    }
+
     /// Records the port actually bound (when asked for port 0).
     pub fn set_port(&mut self, port: u16) -> Result<()> {
         if self.record.port != port {
@@ -215,14 +248,23 @@ impl Instance {
     }
 
     /// Re-checks the lock path (see [`InstanceLock::check`]); if the file was
-    /// recreated, the PID file is rewritten too.
+    /// recreated, or the PID file no longer names us, the PID file is
+    /// rewritten too ([`LockCheck::Healed`]).
     pub fn check(&mut self) -> Result<LockCheck> {
         if !self.home_lock.still_home() {
             return Ok(LockCheck::HomeGone);
         }
         let outcome = self.lock.check(&self.record)?;
-        if matches!(outcome, LockCheck::Recreated) {
-            pidfile::write(&self.files.pid, self.record.pid)?;
+        match outcome {
+            LockCheck::Recreated => pidfile::write(&self.files.pid, self.record.pid)?,
+            LockCheck::Intact | LockCheck::Healed => {
+                // The PID file heals too: missing, garbage, or a FIFO put there.
+                if pidfile::read(&self.files.pid) != pidfile::PidFile::Pid(self.record.pid) {
+                    pidfile::write(&self.files.pid, self.record.pid)?;
+                    return Ok(LockCheck::Healed);
+                }
+            }
+            LockCheck::Lost(_) | LockCheck::HomeGone => {}
         }
         Ok(outcome)
     }
@@ -237,7 +279,9 @@ impl Instance {
     }
 }
 
-/// Who holds `files`' lock right now, without taking it (`None`: nobody).
+/// Who holds `files`' locks right now, without taking them (`None`: nobody):
+/// the home directory's lock, or if that is free the lock file's (see
+/// [`lock::inspect_home`]).
 pub fn inspect(files: &HomeFiles) -> Result<Option<HeldLock>> {
     lock::inspect_home(&files.home, &files.lock)
 }
@@ -253,6 +297,16 @@ pub enum Holder {
         record: HolderRecord,
         /// Its process.
         process: ProcessFacts,
+    },
+    /// A program that is not ours holds the lock (see
+    /// [`verdict::is_stranger`]): name it, never signal it.
+    Stranger {
+        /// Its PID.
+        pid: u32,
+        /// Its executable, or its name.
+        program: String,
+        /// The path whose flock it holds.
+        path: std::path::PathBuf,
     },
     /// Somebody holds the lock, but we cannot prove who: never signal it.
     Unverified {
@@ -272,6 +326,20 @@ pub fn holder(files: &HomeFiles) -> Result<Holder> {
     let lock_pids = process::lock_holders(held.file_id);
     if lock_pids.as_ref().is_some_and(|p| p.is_empty()) {
         return Ok(Holder::Free); // released since `inspect` looked
+    }
+    let holder_pid = lock_pids.as_ref().and_then(|p| p.first().copied()).or(record_pid);
+    if let Some(p) = holder_pid.and_then(process::process_facts)
+        && verdict::is_stranger(
+            &p,
+            process::process_facts(std::process::id()).as_ref(),
+            record_pid,
+        )
+    {
+        return Ok(Holder::Stranger {
+            pid: p.pid,
+            program: verdict::program_of(&p),
+            path: held.locked,
+        });
     }
     let facts = VerifyFacts {
         record: held.record.clone(),
@@ -295,8 +363,9 @@ pub fn holder(files: &HomeFiles) -> Result<Holder> {
 /// now, verifiably our instance with PID `pid` and the start time we saw
 /// (re-verified immediately before the signal, so a PID reused since the
 /// caller looked is never hit). A stopped holder also gets SIGCONT, so a
-/// SIGTERM can be acted on. This is the only function in the project that
-/// signals anything.
+/// SIGTERM can be acted on. This is the only function in this crate that
+/// signals anything; a [`Holder::Stranger`] or [`Holder::Unverified`] is
+/// never signalled.
 pub fn signal_holder(files: &HomeFiles, pid: u32, start_time: u64, signal: Signal) -> Result<SignalOutcome> {
     match holder(files)? {
         Holder::Verified { record, process } if record.pid == pid && process.start_time == start_time => {
@@ -323,6 +392,10 @@ pub fn signal_holder(files: &HomeFiles, pid: u32, start_time: u64, signal: Signa
             record.pid
         ))),
         Holder::Unverified { reason, .. } => Ok(SignalOutcome::Refused(reason)),
+        Holder::Stranger { pid, program, path } => Ok(SignalOutcome::Refused(format!(
+            "{} is locked by PID {pid} ({program}), which is another program",
+            path.display()
+        ))),
     }
 }
 

@@ -6,8 +6,10 @@
 //!   map it to [`Acquire::Held`] and never treat it as success;
 //! - the lock is on an inode, not a path: after locking we check that the path
 //!   still names the locked file (a releasing holder unlinks it), else retry;
-//! - the file is opened with `O_NOFOLLOW` and close-on-exec (std's default),
-//!   so a symlink cannot redirect it and no child inherits the lock;
+//! - the file is opened with `O_NOFOLLOW | O_NONBLOCK` and close-on-exec
+//!   (std's default) and its type checked on the descriptor ([`crate::file`]),
+//!   so a symlink cannot redirect it, a FIFO cannot block us, and no child
+//!   inherits the lock;
 //! - the home directory is flocked too ([`HomeLock`]): a deleted lock file
 //!   must never let a second instance in before the holder recreates it.
 
@@ -17,6 +19,7 @@ use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
+use crate::file::{self, Kind};
 use crate::record::HolderRecord;
 
 /// How many times we reopen when the lock file is replaced between our
@@ -55,6 +58,10 @@ pub enum Acquire {
 pub struct HeldLock {
     /// The lock file path.
     pub path: PathBuf,
+    /// The path whose flock is held: the home directory (an instance of
+    /// ours takes it first) or the lock file itself (what a program that is
+    /// not ours, e.g. `flock(1)`, may hold alone).
+    pub locked: PathBuf,
     /// The locked file's identity (to find its holder in `/proc/locks`).
     pub file_id: FileId,
     /// The holder record, if complete.
@@ -66,8 +73,11 @@ pub struct HeldLock {
 /// The result of a periodic re-check of a held lock.
 #[derive(Debug)]
 pub enum LockCheck {
-    /// The path still names our locked file.
+    /// The path still names our locked file, and it holds our record.
     Intact,
+    /// The path still names our locked file, but its holder record had been
+    /// damaged (overwritten, truncated); we rewrote it in place.
+    Healed,
     /// The file had been deleted or replaced; we recreated and relocked it.
     Recreated,
     /// The file had been replaced and another process now holds the new one.
@@ -88,23 +98,29 @@ pub struct InstanceLock {
 }
 
 fn open_lock_file(path: &Path) -> Result<File> {
-    OpenOptions::new()
+    let mut options = OpenOptions::new();
+    options
         .read(true)
         .write(true)
         .create(true)
         .truncate(false)
-        .mode(0o600)
-        .custom_flags(nix::libc::O_NOFOLLOW)
-        .open(path)
-        .map_err(|e| {
-            if e.raw_os_error() == Some(nix::libc::ELOOP) {
-                Error::LockIsSymlink {
-                    path: path.to_path_buf(),
-                }
-            } else {
-                Error::io("opening lock file", path, e)
-            }
-        })
+        .mode(0o600);
+    match file::open_regular(path, &options) {
+        Ok(Ok(f)) => {
+            // A lock file an older build (or a looser umask) left readable.
+            file::make_private(&f).map_err(|e| Error::io("making private the lock file", path, e))?;
+            Ok(f)
+        }
+        Ok(Err(Kind::Symlink)) => Err(Error::LockIsSymlink {
+            path: path.to_path_buf(),
+        }),
+        Ok(Err(kind)) => Err(Error::NotARegularFile {
+            what: "lock file",
+            path: path.to_path_buf(),
+            kind,
+        }),
+        Err(e) => Err(Error::io("opening lock file", path, e)),
+    }
 }
 
 /// The identity of whatever the path names now, without following a link.
@@ -138,6 +154,7 @@ fn attempt(path: &Path) -> Result<Option<Acquire>> {
             let text = read_text(&file);
             return Ok(Some(Acquire::Held(HeldLock {
                 path: path.to_path_buf(),
+                locked: path.to_path_buf(),
                 file_id: id,
                 record: HolderRecord::parse(&text),
                 record_pid: HolderRecord::parse_pid(&text),
@@ -198,13 +215,19 @@ impl InstanceLock {
         .map_err(|e| Error::io("writing holder record to", path, e))
     }
 
-    /// Checks that the path still names our locked file. If it was deleted or
-    /// replaced (a user, a temp cleaner), recreate and relock it and rewrite
-    /// `record`; if another process already holds the new file, report it.
+    /// Checks that the path still names our locked file and that the file
+    /// still holds `record` (rewritten in place if someone damaged it). If the
+    /// file was deleted or replaced (a user, a temp cleaner), recreate and
+    /// relock it and rewrite `record`; if another process already holds the
+    /// new file, report it.
     pub fn check(&mut self, record: &HolderRecord) -> Result<LockCheck> {
         let now = path_id(&self.path).map_err(|e| Error::io("checking lock file", &self.path, e))?;
         if now == Some(self.id) {
-            return Ok(LockCheck::Intact);
+            if read_text(&self.file) == record.to_text() {
+                return Ok(LockCheck::Intact);
+            }
+            self.write_record(record)?;
+            return Ok(LockCheck::Healed);
         }
         match try_acquire(&self.path)? {
             Acquire::Acquired(mut fresh) => {
@@ -253,16 +276,13 @@ fn is_held(file: &File, id: FileId, path: &Path) -> Result<bool> {
 /// Reads the holder record in the lock file at `path` without locking it;
 /// a missing or unreadable file has no record.
 pub fn read_record(path: &Path) -> (Option<HolderRecord>, Option<u32>) {
-    match OpenOptions::new()
-        .read(true)
-        .custom_flags(nix::libc::O_NOFOLLOW)
-        .open(path)
-    {
-        Ok(f) => {
+    match file::open_regular(path, OpenOptions::new().read(true)) {
+        Ok(Ok(f)) => {
             let text = read_text(&f);
             (HolderRecord::parse(&text), HolderRecord::parse_pid(&text))
         }
-        Err(_) => (None, None),
+        // A FIFO, a socket, a link: never read, never followed; no record.
+        Ok(Err(_)) | Err(_) => (None, None),
     }
 }
 
@@ -345,8 +365,10 @@ impl HomeLock {
 }
 
 /// Who holds the home's locks right now, without taking them: the home
-/// directory's lock is the truth; the record comes from the lock file.
-/// `Ok(None)`: nobody holds it (or there is no home).
+/// directory's lock first (every instance of ours holds it); if that is free,
+/// the lock file's (held alone, it is an older build or a program that is not
+/// ours). The record comes from the lock file. `Ok(None)`: nobody holds
+/// either (or there is no home).
 pub fn inspect_home(home: &Path, lock_path: &Path) -> Result<Option<HeldLock>> {
     let dir = match open_dir(home) {
         Ok(d) => d,
@@ -357,13 +379,27 @@ pub fn inspect_home(home: &Path, lock_path: &Path) -> Result<Option<HeldLock>> {
         &dir.metadata()
             .map_err(|e| Error::io("reading metadata of home directory", home, e))?,
     );
-    if !is_held(&dir, id, home)? {
-        return Ok(None);
-    }
+    let (file_id, locked) = if is_held(&dir, id, home)? {
+        (id, home)
+    } else {
+        let Ok(Ok(file)) = file::open_regular(lock_path, OpenOptions::new().read(true)) else {
+            return Ok(None); // missing, or not a regular file: nothing to hold
+        };
+        let lock_id = FileId::of(
+            &file
+                .metadata()
+                .map_err(|e| Error::io("reading metadata of lock file", lock_path, e))?,
+        );
+        if !is_held(&file, lock_id, lock_path)? {
+            return Ok(None);
+        }
+        (lock_id, lock_path)
+    };
     let (record, record_pid) = read_record(lock_path);
     Ok(Some(HeldLock {
         path: lock_path.to_path_buf(),
-        file_id: id,
+        locked: locked.to_path_buf(),
+        file_id,
         record,
         record_pid,
     }))

@@ -5,6 +5,7 @@
 use std::fmt;
 use std::path::PathBuf;
 
+use crate::app::AppIdentity;
 use crate::pidfile::PidFile;
 use crate::process::{PortOwner, ProcessFacts, RunState};
 use crate::record::HolderRecord;
@@ -30,7 +31,8 @@ pub enum Health {
 /// The identity an instance reports on its health endpoint.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Identity {
-    /// The service name; ours only if it equals [`Policy::service`].
+    /// The service name; ours only if it equals the policy's
+    /// [`AppIdentity::service`].
     pub service: String,
     /// Its PID.
     pub pid: u32,
@@ -43,8 +45,9 @@ pub struct Identity {
 /// Fixed inputs to the decision.
 #[derive(Debug, Clone)]
 pub struct Policy {
-    /// Our service name, as `/health` reports it.
-    pub service: String,
+    /// Our names: `app.service` is what `/health` reports; the others are
+    /// used in messages.
+    pub app: AppIdentity,
     /// How long after its start a silent holder is "starting", not "unresponsive".
     pub startup_grace_secs: u64,
 }
@@ -64,6 +67,10 @@ pub struct HolderFacts {
     pub health: Option<Health>,
     /// Now, in seconds since the Unix epoch.
     pub now: u64,
+    /// The path whose flock is held (the home directory or the lock file).
+    pub locked: PathBuf,
+    /// This process, to recognise a holder running another program.
+    pub ours: Option<ProcessFacts>,
 }
 
 /// Facts about a port we could not bind although we hold the lock.
@@ -81,6 +88,10 @@ pub struct PortFacts {
 
 /// Everything the decision needs, for one of three situations.
 #[derive(Debug, Clone, PartialEq)]
+#[expect(
+    clippy::large_enum_variant,
+    reason = "built once per decision and dropped; a Box would only add noise to the table tests"
+)]
 pub enum Facts {
     /// We took the lock. The PID file says what it says; we are `own_pid`.
     Clear {
@@ -142,6 +153,16 @@ pub enum Verdict {
         /// That instance's home.
         home: PathBuf,
     },
+    /// A program that is not ours (e.g. `flock(1)`) holds the home's lock. It
+    /// never serves this home; it is named, never signalled.
+    HeldByStranger {
+        /// Its PID.
+        pid: u32,
+        /// Its executable, or its name when the executable is hidden.
+        program: String,
+        /// The path whose flock it holds.
+        path: PathBuf,
+    },
     /// We hold the lock, but a program that is not ours has the port.
     PortHeldByStranger {
         /// The port.
@@ -165,6 +186,25 @@ pub fn holder_pid(f: &HolderFacts) -> Option<u32> {
     }
 }
 
+/// Whether the lock `holder` runs another program than `ours`: no holder
+/// record names its PID, and neither its name (`comm`) nor its executable is
+/// ours. An instance of ours writes its record right after taking the lock,
+/// so a holder without one that is also another program is not ours. `false`
+/// when we do not know ourselves.
+pub fn is_stranger(holder: &ProcessFacts, ours: Option<&ProcessFacts>, recorded_pid: Option<u32>) -> bool {
+    let Some(ours) = ours else { return false };
+    recorded_pid != Some(holder.pid)
+        && holder.name != ours.name
+        && (holder.exe.is_none() || holder.exe != ours.exe)
+}
+
+/// The program a process runs, for messages: its executable, or its name.
+pub fn program_of(p: &ProcessFacts) -> String {
+    p.exe
+        .as_ref()
+        .map_or_else(|| p.name.clone(), |e| e.display().to_string())
+}
+
 /// Decides what to do. Pure: same facts, same verdict.
 pub fn decide(facts: &Facts, policy: &Policy) -> Verdict {
     match facts {
@@ -174,13 +214,14 @@ pub fn decide(facts: &Facts, policy: &Policy) -> Verdict {
                 PidFile::Pid(p) if p == own_pid => None,
                 PidFile::Pid(p) => Some(format!("PID file named PID {p}, which does not hold the lock")),
                 PidFile::Garbage(g) => Some(format!("PID file held no PID ({g:?})")),
+                PidFile::NotAFile(kind) => Some(format!("PID file was {kind}, not a regular file")),
             },
         },
         Facts::Held(h) => decide_held(h, policy),
         Facts::PortBusy(p) => match &p.health {
             Health::Answered {
                 identity: Some(id), ..
-            } if id.service == policy.service => Verdict::PortHeldByOtherInstance {
+            } if id.service == policy.app.service => Verdict::PortHeldByOtherInstance {
                 port: p.port,
                 pid: id.pid,
                 home: id.home.clone(),
@@ -206,7 +247,7 @@ fn decide_held(h: &HolderFacts, policy: &Policy) -> Verdict {
             identity: Some(id), ..
         }),
     ) = (record, &h.health)
-        && id.service == policy.service
+        && id.service == policy.app.service
         && id.pid == r.pid
         && id.instance_id == r.instance_id
     {
@@ -236,12 +277,19 @@ fn decide_held(h: &HolderFacts, policy: &Policy) -> Verdict {
             None => unresponsive("the lock is held, but its holder cannot be identified".into()),
         };
     };
-    match process.run_state {
-        RunState::Stopped => {
-            return unresponsive(format!("PID {} is stopped (SIGSTOP or a debugger)", process.pid));
-        }
-        RunState::Zombie => return Verdict::Retry, // a zombie has closed its files
-        RunState::Runnable => {}
+    if process.run_state == RunState::Zombie {
+        return Verdict::Retry; // a zombie has closed its files
+    }
+    let recorded = h.record.as_ref().map(|r| r.pid).or(h.record_pid);
+    if is_stranger(process, h.ours.as_ref(), recorded) {
+        return Verdict::HeldByStranger {
+            pid: process.pid,
+            program: program_of(process),
+            path: h.locked.clone(),
+        };
+    }
+    if process.run_state == RunState::Stopped {
+        return unresponsive(format!("PID {} is stopped (SIGSTOP or a debugger)", process.pid));
     }
     if h.now.saturating_sub(process.start_time) < policy.startup_grace_secs {
         return Verdict::Starting { pid, addr };
@@ -324,9 +372,26 @@ fn fmt_addr(addr: &Option<(String, u16)>) -> String {
         .map_or_else(|| "an unknown address".to_string(), |(h, p)| format!("{h}:{p}"))
 }
 
-impl fmt::Display for Verdict {
+/// A verdict in words, naming the application (see [`Verdict::describe`]).
+#[derive(Debug, Clone, Copy)]
+pub struct Describe<'a> {
+    verdict: &'a Verdict,
+    app: &'a AppIdentity,
+}
+
+impl Verdict {
+    /// The verdict as one sentence, e.g. "Memory Service is already running on
+    /// 127.0.0.1:5858 (PID 42, home /h)", with the application's display name
+    /// taken from `app`.
+    pub fn describe<'a>(&'a self, app: &'a AppIdentity) -> Describe<'a> {
+        Describe { verdict: self, app }
+    }
+}
+
+impl fmt::Display for Describe<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
+        let name = &self.app.display_name;
+        match self.verdict {
             Verdict::Start { stale: None } => write!(f, "free to start"),
             Verdict::Start { stale: Some(s) } => write!(f, "free to start ({s}; replaced)"),
             Verdict::AlreadyRunning {
@@ -336,29 +401,34 @@ impl fmt::Display for Verdict {
                 home,
             } => write!(
                 f,
-                "Memory Service is already running on {host}:{port} (PID {pid}, home {})",
+                "{name} is already running on {host}:{port} (PID {pid}, home {})",
                 home.display()
             ),
             Verdict::Starting { pid, addr } => write!(
                 f,
-                "another Memory Service instance ({}) is starting on {} for this home",
+                "another {name} instance ({}) is starting on {} for this home",
                 fmt_pid(*pid),
                 fmt_addr(addr)
             ),
             Verdict::Unresponsive { pid, addr, reason } => write!(
                 f,
-                "another Memory Service instance ({}, {}) holds this home but is unresponsive: {reason}",
+                "another {name} instance ({}, {}) holds this home but is unresponsive: {reason}",
                 fmt_pid(*pid),
                 fmt_addr(addr)
             ),
             Verdict::Retry => write!(f, "the lock was just released; trying again"),
             Verdict::PortHeldByOtherInstance { port, pid, home } => write!(
                 f,
-                "port {port} is in use by another Memory Service instance (PID {pid}) for home {}",
+                "port {port} is in use by another {name} instance (PID {pid}) for home {}",
                 home.display()
             ),
+            Verdict::HeldByStranger { pid, program, path } => write!(
+                f,
+                "{} is locked by another program (not {name}): PID {pid} ({program})",
+                path.display()
+            ),
             Verdict::PortHeldByStranger { port, owner } => {
-                write!(f, "port {port} is in use by another program (not Memory Service)")?;
+                write!(f, "port {port} is in use by another program (not {name})")?;
                 match owner {
                     Some(PortOwner {
                         pid: Some(pid),

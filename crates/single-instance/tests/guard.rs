@@ -4,7 +4,9 @@
 //! integration tests.
 
 use single_instance::lock::{self, Acquire, HomeAcquire, LockCheck};
-use single_instance::{Claim, Health, Holder, HomeFiles, Policy, Signal, SignalOutcome, Verdict};
+use single_instance::{
+    AppIdentity, Claim, Health, Holder, HomeFiles, Policy, Signal, SignalOutcome, Verdict,
+};
 
 fn files() -> (tempfile::TempDir, HomeFiles) {
     let d = tempfile::tempdir().unwrap();
@@ -15,7 +17,7 @@ fn files() -> (tempfile::TempDir, HomeFiles) {
 
 fn policy() -> Policy {
     Policy {
-        service: "svc".into(),
+        app: AppIdentity::new("svc", "Svc", "--home"),
         startup_grace_secs: 15,
     }
 }
@@ -86,6 +88,60 @@ fn check_recreates_a_deleted_file_and_reports_a_lost_one() {
         panic!()
     };
     assert!(matches!(inst.check().unwrap(), LockCheck::Lost(_)));
+}
+
+#[test]
+fn check_heals_a_damaged_record_and_pid_file_in_place() {
+    let (_d, f) = files();
+    let Claim::Won(mut inst) = single_instance::claim(&f, "127.0.0.1", 1, "v", &policy(), &silent).unwrap()
+    else {
+        panic!("claim")
+    };
+    let good = std::fs::read_to_string(&f.lock).unwrap();
+    let inode = |p: &std::path::Path| std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(p).unwrap());
+    let before = inode(&f.lock);
+    std::fs::write(&f.lock, "garbage\n\u{0}").unwrap(); // same inode, new content
+    assert!(matches!(inst.check().unwrap(), LockCheck::Healed));
+    assert_eq!(std::fs::read_to_string(&f.lock).unwrap(), good);
+    assert_eq!(inode(&f.lock), before, "rewritten in place, not replaced");
+    assert!(matches!(inst.check().unwrap(), LockCheck::Intact));
+    std::fs::write(&f.pid, "12x").unwrap();
+    assert!(matches!(inst.check().unwrap(), LockCheck::Healed));
+    assert_eq!(
+        std::fs::read_to_string(&f.pid).unwrap(),
+        format!("{}\n", std::process::id())
+    );
+    inst.release().unwrap();
+}
+
+#[test]
+fn special_files_at_our_paths_are_refused_or_replaced_never_opened() {
+    // A FIFO at the lock path: refused with its kind, without blocking.
+    let (_d, f) = files();
+    nix::unistd::mkfifo(&f.lock, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+    let err = single_instance::claim(&f, "127.0.0.1", 1, "v", &policy(), &silent).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("is a FIFO (named pipe), not a regular file"),
+        "{err}"
+    );
+    assert!(single_instance::inspect(&f).unwrap().is_none());
+    // A FIFO at the PID path: stale, replaced by the winner's PID file.
+    std::fs::remove_file(&f.lock).unwrap();
+    nix::unistd::mkfifo(&f.pid, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+    let Claim::Won(inst) = single_instance::claim(&f, "127.0.0.1", 1, "v", &policy(), &silent).unwrap()
+    else {
+        panic!("claim")
+    };
+    assert_eq!(
+        inst.stale(),
+        Some("PID file was a FIFO (named pipe), not a regular file")
+    );
+    assert_eq!(
+        std::fs::read_to_string(&f.pid).unwrap(),
+        format!("{}\n", std::process::id())
+    );
+    inst.release().unwrap();
 }
 
 #[test]

@@ -1,6 +1,9 @@
 //! The crate's one error type, [`StoreError`], and helpers that attach context.
 //! It owns the mapping "what went wrong" -> variant; it must not know HTTP status
 //! codes (the HTTP layer maps variants), so each variant documents its intended class.
+//! Each cause is printed once: the variants that wrap a SQLite or I/O error embed
+//! its text in their message (job errors and logs store that one line) and do not
+//! also expose it as `source()`, so `anyhow`'s `{:#}` never repeats it.
 
 use std::path::Path;
 
@@ -20,22 +23,20 @@ pub enum StoreError {
     #[error("store unavailable: {0}")]
     Unavailable(String),
     /// SQLite failed; `context` says what we were doing.
-    #[error("{context}: {source}")]
+    #[error("{context}: {cause}")]
     Sqlite {
         /// What the store was doing, e.g. "while opening database /x/memory.sqlite".
         context: String,
-        /// The underlying SQLite error.
-        #[source]
-        source: rusqlite::Error,
+        /// The underlying SQLite error, embedded in the message (not a `source()`).
+        cause: rusqlite::Error,
     },
     /// A file-system operation failed.
-    #[error("{context}: {source}")]
+    #[error("{context}: {cause}")]
     Io {
         /// What the store was doing.
         context: String,
-        /// The underlying I/O error.
-        #[source]
-        source: std::io::Error,
+        /// The underlying I/O error, embedded in the message (not a `source()`).
+        cause: std::io::Error,
     },
     /// The database was written by a newer version of this program.
     #[error("database {path} has schema version {found}, newer than this program's {supported}")]
@@ -54,10 +55,10 @@ pub enum StoreError {
 
 impl StoreError {
     /// Wraps a SQLite error with what we were doing.
-    pub(crate) fn sqlite(context: impl Into<String>, source: rusqlite::Error) -> Self {
+    pub(crate) fn sqlite(context: impl Into<String>, cause: rusqlite::Error) -> Self {
         StoreError::Sqlite {
             context: context.into(),
-            source,
+            cause,
         }
     }
 
@@ -70,9 +71,9 @@ impl StoreError {
             StoreError::Conflict(m) => StoreError::Conflict(m.clone()),
             StoreError::Unavailable(m) => StoreError::Unavailable(m.clone()),
             StoreError::Internal(m) => StoreError::Internal(m.clone()),
-            StoreError::Sqlite { context, source } => StoreError::Sqlite {
+            StoreError::Sqlite { context, cause } => StoreError::Sqlite {
                 context: context.clone(),
-                source: match source {
+                cause: match cause {
                     rusqlite::Error::SqliteFailure(e, m) => rusqlite::Error::SqliteFailure(*e, m.clone()),
                     other => rusqlite::Error::SqliteFailure(
                         rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_ERROR),
@@ -80,9 +81,9 @@ impl StoreError {
                     ),
                 },
             },
-            StoreError::Io { context, source } => StoreError::Io {
+            StoreError::Io { context, cause } => StoreError::Io {
                 context: context.clone(),
-                source: std::io::Error::new(source.kind(), source.to_string()),
+                cause: std::io::Error::new(cause.kind(), cause.to_string()),
             },
             StoreError::SchemaTooNew {
                 path,
@@ -101,7 +102,7 @@ impl StoreError {
         matches!(
             self,
             StoreError::Sqlite {
-                source: rusqlite::Error::SqliteFailure(e, _),
+                cause: rusqlite::Error::SqliteFailure(e, _),
                 ..
             } if matches!(e.code, rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
         )
@@ -123,4 +124,76 @@ impl<T> SqlContext<T> for Result<T, rusqlite::Error> {
 /// "while opening database <path>"-style context for a path.
 pub(crate) fn on_path(what: &str, path: &Path) -> String {
     format!("while {what} {}", path.display())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every variant, with real SQLite and OS errors where a variant wraps one.
+    fn every_variant() -> Vec<StoreError> {
+        let dir = tempfile::tempdir().unwrap();
+        // A directory where the database should be: SQLite cannot open it.
+        let sqlite = rusqlite::Connection::open(dir.path()).unwrap_err();
+        let io = std::fs::read(dir.path()).unwrap_err();
+        let all = vec![
+            StoreError::InvalidInput("query is empty".into()),
+            StoreError::NotFound("Source not found: x".into()),
+            StoreError::Conflict("source id docs-dir is taken".into()),
+            StoreError::Unavailable("the store is shut down".into()),
+            StoreError::sqlite(on_path("opening database", dir.path()), sqlite),
+            StoreError::Io {
+                context: on_path("creating the database directory", dir.path()),
+                cause: io,
+            },
+            StoreError::SchemaTooNew {
+                path: "/h/memory.sqlite".into(),
+                found: 9,
+                supported: 3,
+            },
+            StoreError::Internal("source vanished".into()),
+        ];
+        // A new variant fails to compile here until it is added above.
+        for e in &all {
+            match e {
+                StoreError::InvalidInput(_)
+                | StoreError::NotFound(_)
+                | StoreError::Conflict(_)
+                | StoreError::Unavailable(_)
+                | StoreError::Sqlite { .. }
+                | StoreError::Io { .. }
+                | StoreError::SchemaTooNew { .. }
+                | StoreError::Internal(_) => {}
+            }
+        }
+        all
+    }
+
+    #[test]
+    fn every_variant_prints_each_cause_once() {
+        for e in every_variant() {
+            let dup = e.duplicate();
+            assert_each_cause_once(anyhow::Error::new(e).context("opening the data"));
+            assert_each_cause_once(anyhow::Error::new(dup).context("opening the data"));
+        }
+    }
+
+    /// Printed as the binary prints it (`{:#}`), no `": "`-separated segment
+    /// appears twice, and no link of the `source()` chain contains the next.
+    fn assert_each_cause_once(err: anyhow::Error) {
+        let text = format!("{err:#}");
+        let mut seen = std::collections::HashSet::new();
+        for segment in text.split(": ") {
+            assert!(seen.insert(segment), "{segment:?} repeats in {text:?}");
+        }
+        let chain: Vec<String> = err.chain().map(ToString::to_string).collect();
+        for pair in chain.windows(2) {
+            assert!(
+                !pair[0].contains(&pair[1]),
+                "{:?} embeds its source {:?}",
+                pair[0],
+                pair[1]
+            );
+        }
+    }
 }

@@ -160,9 +160,9 @@ impl Indexer {
         std::thread::Builder::new()
             .name("store-chat-indexer".into())
             .spawn(move || self.run())
-            .map_err(|source| StoreError::Io {
+            .map_err(|cause| StoreError::Io {
                 context: "while starting the chat indexer thread".into(),
-                source,
+                cause,
             })
     }
 

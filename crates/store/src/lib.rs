@@ -150,9 +150,9 @@ impl std::fmt::Debug for Store {
 fn open_write_connection(cfg: &StoreConfig) -> Result<Connection, StoreError> {
     let context = on_path("opening database", &cfg.path);
     if let Some(parent) = cfg.path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent).map_err(|source| StoreError::Io {
+        std::fs::create_dir_all(parent).map_err(|cause| StoreError::Io {
             context: on_path("creating the database directory", parent),
-            source,
+            cause,
         })?;
     }
     let flags = OpenFlags::SQLITE_OPEN_READ_WRITE

@@ -197,9 +197,9 @@ impl Writer {
         let handle = std::thread::Builder::new()
             .name("store-writer".into())
             .spawn(move || run(conn, rx, thread_counters, wal))
-            .map_err(|source| StoreError::Io {
+            .map_err(|cause| StoreError::Io {
                 context: "while starting the writer thread".into(),
-                source,
+                cause,
             })?;
         Ok((Writer { tx, counters }, handle))
     }

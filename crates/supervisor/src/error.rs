@@ -61,3 +61,57 @@ impl Error {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every variant, with real causes where a variant wraps one.
+    fn every_variant() -> Vec<Error> {
+        let all = vec![
+            Error::io(
+                "writing unit file",
+                "/u/memory-service.service",
+                io::Error::from_raw_os_error(13),
+            ),
+            Error::Plist {
+                label: "com.chatdo.memory-service".into(),
+                source: plist::from_bytes::<plist::Value>(b"not a plist").unwrap_err(),
+            },
+            Error::InvalidSpec {
+                field: "home",
+                value: "a\nb".into(),
+                reason: "contains a newline",
+            },
+            Error::NoHome,
+        ];
+        for e in &all {
+            // A new variant fails to compile here until it is added above.
+            match e {
+                Error::Io { .. } | Error::Plist { .. } | Error::InvalidSpec { .. } | Error::NoHome => {}
+            }
+        }
+        all
+    }
+
+    #[test]
+    fn every_variant_prints_each_cause_once() {
+        for e in every_variant() {
+            let e = anyhow::Error::new(e).context("installing the service");
+            let text = format!("{e:#}");
+            let mut seen = std::collections::HashSet::new();
+            for segment in text.split(": ") {
+                assert!(seen.insert(segment), "{segment:?} repeats in {text:?}");
+            }
+            let chain: Vec<String> = e.chain().map(ToString::to_string).collect();
+            for pair in chain.windows(2) {
+                assert!(
+                    !pair[0].contains(&pair[1]),
+                    "{:?} embeds its source {:?}",
+                    pair[0],
+                    pair[1]
+                );
+            }
+        }
+    }
+}

@@ -1,6 +1,7 @@
 //! The lock re-check: every few seconds the holder makes sure its lock path
 //! still names its locked file. A user or a temp cleaner may delete it; then
-//! we recreate and relock it. If another process already holds a new one, two
+//! we recreate and relock it. A damaged holder record (or PID file) is
+//! rewritten in place, so `status`, `stop` and `start` see the truth again. If another process already holds a new one, two
 //! instances would share the home, so we log why and shut down gracefully
 //! (PostgreSQL does the same with postmaster.pid).
 
@@ -44,6 +45,12 @@ pub fn spawn(
                 Ok(Some(Ok(LockCheck::Recreated))) => {
                     tracing::warn!("the lock file had been deleted or replaced; recreated and relocked it");
                     metrics.lock_recreated.fetch_add(1, Ordering::Relaxed);
+                    monitor.report("lock", None);
+                }
+                Ok(Some(Ok(LockCheck::Healed))) => {
+                    tracing::warn!(
+                        "the holder record or the PID file had been damaged; rewrote them in place"
+                    );
                     monitor.report("lock", None);
                 }
                 Ok(Some(Ok(LockCheck::Lost(held)))) => {

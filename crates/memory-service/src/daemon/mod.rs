@@ -13,7 +13,7 @@ use std::net::{TcpListener, ToSocketAddrs};
 use std::sync::{Arc, Mutex};
 
 use anyhow::Context;
-use single_instance::{Claim, HomeFiles, Instance, Policy, Verdict};
+use single_instance::{AppIdentity, Claim, HomeFiles, Instance, Policy, Verdict};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
@@ -41,10 +41,15 @@ pub fn home_files(config: &Config) -> HomeFiles {
     HomeFiles::new(&config.home, FILE_STEM)
 }
 
+/// Our names in the guard's messages.
+pub fn app() -> AppIdentity {
+    AppIdentity::new(SERVICE, "Memory Service", "--home")
+}
+
 /// The guard's policy for this configuration.
 pub fn policy(config: &Config) -> Policy {
     Policy {
-        service: SERVICE.to_string(),
+        app: app(),
         startup_grace_secs: config.startup_grace.as_secs().max(1),
     }
 }
@@ -54,6 +59,8 @@ pub fn policy(config: &Config) -> Policy {
 pub fn report_refusal(verdict: &Verdict, config: &Config) {
     let mut err = std::io::stderr().lock();
     let home = config.home.display();
+    let app = app();
+    let said = verdict.describe(&app);
     match verdict {
         Verdict::AlreadyRunning {
             pid,
@@ -78,9 +85,9 @@ pub fn report_refusal(verdict: &Verdict, config: &Config) {
             );
         }
         Verdict::Starting { .. } | Verdict::Unresponsive { .. } => {
-            let _ = writeln!(err, "[STARTUP] {verdict}");
+            let _ = writeln!(err, "[STARTUP] {said}");
             let _ = writeln!(err, "[STARTUP] Exiting to prevent duplicate instance");
-            let _ = writeln!(err, "Cannot start: {verdict} (home {home})");
+            let _ = writeln!(err, "Cannot start: {said} (home {home})");
             let next = if matches!(verdict, Verdict::Starting { .. }) {
                 "wait a moment and check `memory-service status`"
             } else {
@@ -88,15 +95,22 @@ pub fn report_refusal(verdict: &Verdict, config: &Config) {
             };
             let _ = writeln!(err, "  next: {next}");
         }
+        Verdict::HeldByStranger { .. } => {
+            let _ = writeln!(err, "Cannot start: {said} (home {home})");
+            let _ = writeln!(
+                err,
+                "  next: stop that program (nothing was signalled), or use another home with --home"
+            );
+        }
         Verdict::PortHeldByOtherInstance { .. } | Verdict::PortHeldByStranger { .. } => {
-            let _ = writeln!(err, "memory-service: cannot start for home {home}: {verdict}");
+            let _ = writeln!(err, "memory-service: cannot start for home {home}: {said}");
             let _ = writeln!(
                 err,
                 "  next: stop that program, or choose another port with --port (nothing was signalled)"
             );
         }
         Verdict::Start { .. } | Verdict::Retry => {
-            let _ = writeln!(err, "memory-service: cannot start: {verdict}");
+            let _ = writeln!(err, "memory-service: cannot start: {said}");
         }
     }
 }
@@ -120,6 +134,8 @@ pub fn run(config: Config) -> anyhow::Result<ExitCode> {
     if let Err(e) = wanted.thread_unblock() {
         tracing::warn!(error = %e, "could not unblock SIGTERM/SIGINT");
     }
+    // Everything we create (database, WAL, PID and lock files) is private.
+    nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o077));
     let files = home_files(&config);
     let policy = policy(&config);
     let claim = match single_instance::claim(
@@ -131,7 +147,11 @@ pub fn run(config: Config) -> anyhow::Result<ExitCode> {
         &probe::guard_probe,
     ) {
         Ok(c) => c,
-        Err(e @ single_instance::Error::HomeUnusable { .. }) => {
+        Err(
+            e @ (single_instance::Error::HomeUnusable { .. }
+            | single_instance::Error::NotARegularFile { .. }
+            | single_instance::Error::LockIsSymlink { .. }),
+        ) => {
             eprintln!("memory-service: {e}");
             return Ok(ExitCode::HomeUnusable);
         }
@@ -140,11 +160,17 @@ pub fn run(config: Config) -> anyhow::Result<ExitCode> {
     let mut instance = match claim {
         Claim::Won(instance) => *instance,
         Claim::Refused(verdict) => {
-            tracing::info!(%verdict, "refusing to start");
+            tracing::info!(verdict = %verdict.describe(&policy.app), "refusing to start");
             report_refusal(&verdict, &config);
             return Ok(ExitCode::for_verdict(&verdict));
         }
     };
+    if let Some(from) = instance.prepared().tightened_from {
+        tracing::warn!(
+            home = %config.home.display(),
+            "the home directory was mode {from:04o} (others could read it); made it private (0700)"
+        );
+    }
     if let Some(stale) = instance.stale() {
         tracing::info!(stale, "replaced a stale PID file");
     }
@@ -306,8 +332,9 @@ async fn serve_async(
 async fn open_services(config: &Config) -> anyhow::Result<Services> {
     let db_path = database_path(config);
     tokio::task::spawn_blocking(move || {
-        let store = memory_store::Store::open(memory_store::StoreConfig::new(&db_path))
-            .with_context(|| format!("opening database {}", db_path.display()))?;
+        check_database_files(&db_path)?;
+        // The store's error already says "while opening database <path>".
+        let store = memory_store::Store::open(memory_store::StoreConfig::new(&db_path))?;
         let indexer = memory_indexer::Indexer::start(store.clone(), memory_indexer::IndexerConfig::default())
             .context("starting the file indexer")?;
         Ok(Services {
@@ -317,6 +344,35 @@ async fn open_services(config: &Config) -> anyhow::Result<Services> {
     })
     .await
     .context("the start-up task failed")?
+}
+
+/// Refuses a FIFO, socket, device or directory at the database's paths
+/// (SQLite would block reading a FIFO), then tightens a database (and its WAL
+/// and shared-memory files) that an older build or a loose umask left
+/// readable by others; SQLite gives new WAL files the database's mode. A
+/// symbolic link (a database kept on another disk) is followed, as SQLite does.
+fn check_database_files(db_path: &std::path::Path) -> anyhow::Result<()> {
+    for suffix in ["", "-wal", "-shm"] {
+        let path = std::path::PathBuf::from(format!("{}{suffix}", db_path.display()));
+        if let Ok(m) = std::fs::metadata(&path)
+            && !m.is_file()
+        {
+            let kind = single_instance::file::Kind::of(m.file_type());
+            anyhow::bail!(
+                "database file {} is {kind}, not a regular file; remove it and start again",
+                path.display()
+            );
+        }
+        match single_instance::file::make_path_private(&path) {
+            Ok(Some(from)) => tracing::warn!(
+                path = %path.display(),
+                "was mode {from:04o} (others could read it); made it private (0600)"
+            ),
+            Ok(None) => {}
+            Err(e) => tracing::warn!(path = %path.display(), "cannot make it private: {e}"),
+        }
+    }
+    Ok(())
 }
 
 fn spawn_signal_handler(shutdown: CancellationToken) -> anyhow::Result<()> {

@@ -1,7 +1,6 @@
 //! `logs`: the tail of the log that `start` gives a detached instance, and
 //! `-f` to follow it (polling its size; it may be rotated by the next start).
 
-use std::fs::File;
 use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};
 use std::path::Path;
 use std::time::Duration;
@@ -22,20 +21,37 @@ pub struct LogsArgs {
     pub lines: usize,
 }
 
-/// The last `n` lines of `path` (empty if the file is missing).
+/// The last `n` lines of `path` (empty if the file is missing or is not a
+/// regular file).
 pub fn tail(path: &Path, n: usize) -> Vec<String> {
-    let Ok(f) = File::open(path) else {
-        return Vec::new();
+    tail_and_end(path, n).0
+}
+
+/// The last `n` lines of `path` and the byte offset just past what was read,
+/// where following must continue (a line written after the read is never
+/// skipped, as it would be if the offset came from a later `stat`).
+fn tail_and_end(path: &Path, n: usize) -> (Vec<String>, u64) {
+    // Never blocks on a FIFO or follows a link at the log's path.
+    let Ok(Ok(f)) = single_instance::file::open_regular(path, std::fs::OpenOptions::new().read(true)) else {
+        return (Vec::new(), 0);
     };
+    let mut reader = BufReader::new(f);
     let mut lines = std::collections::VecDeque::with_capacity(n + 1);
-    for line in BufReader::new(f).lines() {
-        let Ok(line) = line else { break };
-        lines.push_back(line);
+    let mut end = 0u64;
+    let mut buf = Vec::new();
+    loop {
+        buf.clear();
+        match reader.read_until(b'\n', &mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(read) => end += read as u64,
+        }
+        let line = String::from_utf8_lossy(&buf);
+        lines.push_back(line.trim_end_matches(['\n', '\r']).to_string());
         if lines.len() > n {
             lines.pop_front();
         }
     }
-    lines.into()
+    (lines.into(), end)
 }
 
 /// Runs `logs`.
@@ -50,14 +66,14 @@ pub fn run(config: &Config, args: &LogsArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::Error);
     }
     let mut out = std::io::stdout().lock();
-    for line in tail(&path, args.lines) {
+    let (lines, mut pos) = tail_and_end(&path, args.lines);
+    for line in lines {
         writeln!(out, "{line}")?;
     }
     out.flush()?;
     if !args.follow {
         return Ok(ExitCode::Ok);
     }
-    let mut pos = std::fs::metadata(&path)?.len();
     loop {
         std::thread::sleep(Duration::from_millis(250));
         let Ok(len) = std::fs::metadata(&path).map(|m| m.len()) else {
@@ -67,7 +83,9 @@ pub fn run(config: &Config, args: &LogsArgs) -> anyhow::Result<ExitCode> {
             pos = 0; // rotated or truncated: start over from the top
         }
         if len > pos {
-            let mut f = File::open(&path).with_context(|| format!("opening {}", path.display()))?;
+            let mut f = single_instance::file::open_regular(&path, std::fs::OpenOptions::new().read(true))
+                .with_context(|| format!("opening {}", path.display()))?
+                .map_err(|kind| anyhow::anyhow!("{} is {kind}, not a regular file", path.display()))?;
             f.seek(SeekFrom::Start(pos))?;
             let mut buf = Vec::new();
             f.take(len - pos).read_to_end(&mut buf)?;

@@ -17,6 +17,7 @@ use single_instance::{Holder, Signal, SignalOutcome, Verdict};
 
 use crate::config::Config;
 use crate::daemon::{home_files, policy};
+use crate::exit_code::ExitCode;
 use crate::probe;
 
 /// The log file `start` sends a detached instance's output to.
@@ -57,6 +58,28 @@ pub fn wait_lock_free(config: &Config, timeout: Duration) -> anyhow::Result<bool
     }
 }
 
+/// Reports a program that is not ours holding the home's lock (PID, program,
+/// the locked path) on stderr, and returns its exit code. Nothing was
+/// signalled.
+pub fn report_stranger(pid: u32, program: &str, path: &std::path::Path) -> ExitCode {
+    eprintln!(
+        "memory-service: {} is locked by another program (not Memory Service): PID {pid} ({program}); \
+         nothing was signalled.",
+        path.display()
+    );
+    eprintln!("  next: stop that program yourself, or use another home with --home");
+    ExitCode::ForeignLockHolder
+}
+
+/// When a client command finds no instance: the program that is not ours
+/// holding the home's lock, if that is why (reported, with its exit code).
+pub fn stranger_instead_of_instance(config: &Config) -> Option<ExitCode> {
+    match single_instance::holder(&home_files(config)) {
+        Ok(Holder::Stranger { pid, program, path }) => Some(report_stranger(pid, &program, &path)),
+        _ => None,
+    }
+}
+
 /// How a stop attempt ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Stopped {
@@ -68,6 +91,15 @@ pub enum Stopped {
     Killed(u32),
     /// It still runs after the grace period (and no escalation was asked).
     StillRunning(u32),
+    /// A program that is not ours holds the lock; nothing was signalled.
+    Stranger {
+        /// Its PID.
+        pid: u32,
+        /// Its executable, or its name.
+        program: String,
+        /// The path whose flock it holds.
+        path: PathBuf,
+    },
     /// The lock holder could not be verified; nothing was signalled.
     Unverified {
         /// The PID we believe holds the lock.
@@ -84,6 +116,7 @@ pub fn stop_holder(config: &Config, grace: Duration, escalate: bool) -> anyhow::
     let (pid, start_time) = match single_instance::holder(&files)? {
         Holder::Free => return Ok(Stopped::NotRunning),
         Holder::Unverified { pid, reason } => return Ok(Stopped::Unverified { pid, reason }),
+        Holder::Stranger { pid, program, path } => return Ok(Stopped::Stranger { pid, program, path }),
         Holder::Verified { record, process } => (record.pid, process.start_time),
     };
     match single_instance::signal_holder(&files, pid, start_time, Signal::SIGTERM)? {

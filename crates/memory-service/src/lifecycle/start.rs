@@ -6,6 +6,7 @@
 //! child lost the race waits for the winner and reports it.
 
 use std::fs::OpenOptions;
+use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -45,6 +46,10 @@ pub fn run(config: &Config, args: &StartArgs) -> anyhow::Result<ExitCode> {
     let mut deadline = Instant::now() + secs(args.timeout);
     let mut replaced_healthy = !args.force;
     let mut first_silent: Option<Instant> = None;
+    // One `serve` per attempt: a child that lost the home to another starter
+    // is followed by observing, never by a second child. An attempt starts
+    // anew only after we stopped a stuck or (--force) healthy instance.
+    let mut spawned: Option<u32> = None;
     loop {
         let verdict = observe(config)?;
         if !matches!(verdict, Verdict::Unresponsive { .. }) {
@@ -66,6 +71,7 @@ pub fn run(config: &Config, args: &StartArgs) -> anyhow::Result<ExitCode> {
                 if let Some(code) = stop_or_report(config, grace)? {
                     return Ok(code);
                 }
+                spawned = None;
                 deadline = Instant::now() + secs(args.timeout);
             }
             Verdict::Starting { pid, .. } if Instant::now() < deadline => {
@@ -91,7 +97,7 @@ pub fn run(config: &Config, args: &StartArgs) -> anyhow::Result<ExitCode> {
                     std::thread::sleep(Duration::from_millis(250));
                     continue;
                 }
-                println!("⚠️  {v}");
+                println!("⚠️  {}", v.describe(&crate::daemon::app()));
                 println!(
                     "   It is stuck: stopping it (SIGTERM, then SIGKILL after {}s)...",
                     args.kill_timeout
@@ -99,17 +105,30 @@ pub fn run(config: &Config, args: &StartArgs) -> anyhow::Result<ExitCode> {
                 if let Some(code) = stop_or_report(config, secs(args.kill_timeout))? {
                     return Ok(code);
                 }
+                spawned = None;
                 first_silent = None;
                 deadline = Instant::now() + secs(args.timeout);
             }
             Verdict::Start { .. } | Verdict::Retry => {
-                if let Some(code) = spawn_and_wait(config, deadline)? {
-                    return Ok(code);
+                if let Some(pid) = spawned {
+                    eprintln!(
+                        "memory-service: our `serve` (PID {pid}) found this home taken, but now nobody \
+                         holds it; not starting a second one."
+                    );
+                    eprintln!("  next: run `memory-service start` again");
+                    return Ok(ExitCode::Error);
                 }
-                // Our child lost the race to another starter: observe again.
+                match spawn_and_wait(config, deadline)? {
+                    Spawned::Done(code) => return Ok(code),
+                    // Our child lost the race to another starter: observe again.
+                    Spawned::LostRace(pid) => spawned = Some(pid),
+                }
+            }
+            Verdict::HeldByStranger { pid, program, path } => {
+                return Ok(super::report_stranger(pid, &program, &path));
             }
             v @ (Verdict::PortHeldByOtherInstance { .. } | Verdict::PortHeldByStranger { .. }) => {
-                eprintln!("memory-service: {v}");
+                eprintln!("memory-service: {}", v.describe(&crate::daemon::app()));
                 return Ok(ExitCode::for_verdict(&v));
             }
         }
@@ -152,23 +171,53 @@ fn stop_or_report(config: &Config, grace: Duration) -> anyhow::Result<Option<Exi
     }
 }
 
-/// Moves a log over the cap aside, keeping one old generation.
+/// Moves a log over the cap aside, keeping one old generation. Only a
+/// regular file is moved (`symlink_metadata`: a link is never followed).
 fn rotate_log(config: &Config) {
     let log = log_path(config);
-    if std::fs::metadata(&log).is_ok_and(|m| m.len() > LOG_CAP_BYTES) {
+    if std::fs::symlink_metadata(&log).is_ok_and(|m| m.is_file() && m.len() > LOG_CAP_BYTES) {
         let _ = std::fs::rename(&log, log.with_extension("log.1"));
     }
 }
 
+/// Why `start` cannot write its log: the path is not a regular file.
+#[derive(Debug, thiserror::Error)]
+#[error("log file {path} is {kind}, not a regular file; remove it and start again")]
+pub struct LogNotAFile {
+    /// The log path.
+    pub path: std::path::PathBuf,
+    /// What is there instead.
+    pub kind: single_instance::file::Kind,
+}
+
+/// Opens the log for appending (mode 0600), never following a link or
+/// blocking on a FIFO at its path.
+fn open_log(log: &std::path::Path) -> anyhow::Result<std::fs::File> {
+    let mut options = OpenOptions::new();
+    options.create(true).append(true).mode(0o600);
+    let out = single_instance::file::open_regular(log, &options)
+        .with_context(|| format!("opening log file {}", log.display()))?
+        .map_err(|kind| LogNotAFile {
+            path: log.to_path_buf(),
+            kind,
+        })?;
+    if let Ok(Some(from)) = single_instance::file::make_private(&out) {
+        tracing::warn!(path = %log.display(), "was mode {from:04o}; made it private (0600)");
+    }
+    Ok(out)
+}
+
 fn spawn_serve(config: &Config) -> anyhow::Result<Child> {
-    single_instance::home::prepare(&config.home)?;
+    let prepared = single_instance::home::prepare(&config.home, &crate::daemon::app())?;
+    if let Some(from) = prepared.tightened_from {
+        tracing::warn!(
+            home = %config.home.display(),
+            "the home directory was mode {from:04o} (others could read it); made it private (0700)"
+        );
+    }
     rotate_log(config);
     let log = log_path(config);
-    let out = OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&log)
-        .with_context(|| format!("opening log file {}", log.display()))?;
+    let out = open_log(&log)?;
     let err = out.try_clone().context("duplicating the log handle")?;
     let exe = std::env::current_exe().context("finding this program's path")?;
     let mut cmd = Command::new(exe);
@@ -191,22 +240,49 @@ fn spawn_serve(config: &Config) -> anyhow::Result<Child> {
     cmd.spawn().context("spawning `memory-service serve`")
 }
 
-/// Spawns a detached `serve` and waits for it. `Ok(None)`: it lost a race to
-/// another starter (exit 10/11), so the caller observes again.
-fn spawn_and_wait(config: &Config, deadline: Instant) -> anyhow::Result<Option<ExitCode>> {
-    let mut child = spawn_serve(config)?;
+/// Whether `e` says the home (or one of our files in it) cannot be used:
+/// the same exit code as `serve` gives for it.
+fn is_unusable_home(e: &anyhow::Error) -> bool {
+    e.downcast_ref::<LogNotAFile>().is_some()
+        || matches!(
+            e.downcast_ref::<single_instance::Error>(),
+            Some(
+                single_instance::Error::HomeUnusable { .. } | single_instance::Error::NotARegularFile { .. }
+            )
+        )
+}
+
+/// How one spawned `serve` ended, for `start`.
+enum Spawned {
+    /// `start` ends with this code.
+    Done(ExitCode),
+    /// The child (this PID) lost the home to another starter (exit 10/11):
+    /// observe again.
+    LostRace(u32),
+}
+
+/// Spawns a detached `serve` and waits for it.
+fn spawn_and_wait(config: &Config, deadline: Instant) -> anyhow::Result<Spawned> {
+    let mut child = match spawn_serve(config) {
+        Ok(child) => child,
+        Err(e) if is_unusable_home(&e) => {
+            eprintln!("memory-service: {e:#}");
+            return Ok(Spawned::Done(ExitCode::HomeUnusable));
+        }
+        Err(e) => return Err(e),
+    };
     let pid = child.id();
     let log = log_path(config);
     loop {
         if let Some(status) = child.try_wait()? {
             let code = status.code().unwrap_or(1);
             if code == ExitCode::AlreadyRunning.code() as i32 || code == ExitCode::Starting.code() as i32 {
-                return Ok(None);
+                return Ok(Spawned::LostRace(pid));
             }
             eprintln!("❌ Memory Service failed to start: `serve` (PID {pid}) exited with {status}.");
             print_log_tail(&log);
             let known = ExitCode::ALL.into_iter().find(|c| c.code() as i32 == code);
-            return Ok(Some(known.unwrap_or(ExitCode::Error)));
+            return Ok(Spawned::Done(known.unwrap_or(ExitCode::Error)));
         }
         if let Ok((200, body)) = probe::get_json(&config.host, config.port, "/health", probe::PROBE_TIMEOUT)
             && probe::identity_of(&body).is_some_and(|id| id.pid == pid)
@@ -223,7 +299,7 @@ fn spawn_and_wait(config: &Config, deadline: Instant) -> anyhow::Result<Option<E
                         "   (still opening its database; `memory-service status` shows when it is ready)"
                     );
                 }
-                return Ok(Some(ExitCode::Ok));
+                return Ok(Spawned::Done(ExitCode::Ok));
             }
         }
         if Instant::now() > deadline {
@@ -232,7 +308,7 @@ fn spawn_and_wait(config: &Config, deadline: Instant) -> anyhow::Result<Option<E
             let _ = child.wait();
             eprintln!("❌ Memory Service did not answer /health with PID {pid} in time; stopped it.");
             print_log_tail(&log);
-            return Ok(Some(ExitCode::Error));
+            return Ok(Spawned::Done(ExitCode::Error));
         }
         std::thread::sleep(Duration::from_millis(10));
     }

@@ -46,6 +46,7 @@ pub fn gather(config: &Config) -> (serde_json::Value, StatusCode) {
             return (v, StatusCode::Unknown);
         }
     };
+    let odd = odd_files(config);
     let code = match &verdict {
         Verdict::AlreadyRunning { pid, host, port, .. } => {
             v["state"] = json!("running");
@@ -73,6 +74,17 @@ pub fn gather(config: &Config) -> (serde_json::Value, StatusCode) {
                 StatusCode::Unresponsive
             }
         }
+        Verdict::HeldByStranger { pid, program, path } => {
+            v["state"] = json!("locked");
+            v["pid"] = json!(pid);
+            v["program"] = json!(program);
+            v["reasons"] = json!([format!(
+                "{} is locked by PID {pid} ({program}), which is not Memory Service; \
+                 stop that program or use another home with --home",
+                path.display()
+            )]);
+            StatusCode::ForeignLockHolder
+        }
         _ => match pidfile::read(&home_files(config).pid) {
             PidFile::Pid(pid) => {
                 v["state"] = json!("dead");
@@ -90,7 +102,48 @@ pub fn gather(config: &Config) -> (serde_json::Value, StatusCode) {
             }
         },
     };
+    if !odd.is_empty() {
+        let mut reasons = v["reasons"].as_array().cloned().unwrap_or_default();
+        reasons.extend(odd.into_iter().map(serde_json::Value::from));
+        v["reasons"] = json!(reasons);
+    }
     (v, code)
+}
+
+/// Our files that something else (a FIFO, a socket, a device, a directory, a
+/// symbolic link) sits in place of, each as a sentence saying what it does
+/// and what to do. Looked at with `lstat` only: never opened or followed.
+pub fn odd_files(config: &Config) -> Vec<String> {
+    let files = home_files(config);
+    [
+        (
+            "lock file",
+            files.lock,
+            "`memory-service serve` refuses to start until it is removed",
+        ),
+        (
+            "PID file",
+            files.pid,
+            "it is ignored, and replaced by the next start",
+        ),
+        (
+            "log file",
+            log_path(config),
+            "`memory-service start` cannot write its log until it is removed",
+        ),
+    ]
+    .into_iter()
+    .filter_map(|(what, path, effect)| {
+        let m = std::fs::symlink_metadata(&path).ok()?;
+        (!m.is_file()).then(|| {
+            let kind = single_instance::file::Kind::of(m.file_type());
+            format!(
+                "the {what} {} is {kind}, not a regular file: {effect}",
+                path.display()
+            )
+        })
+    })
+    .collect()
 }
 
 /// Runs `status`.
@@ -111,6 +164,7 @@ pub fn run(config: &Config, args: &StatusArgs) -> StatusCode {
     }
     for (label, key) in [
         ("PID", "pid"),
+        ("Program", "program"),
         ("URL", "url"),
         ("Home", "home"),
         ("Version", "version"),

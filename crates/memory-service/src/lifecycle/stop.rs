@@ -42,6 +42,9 @@ pub fn report(config: &Config, outcome: &Stopped) -> ExitCode {
                 // Nobody holds the lock, so this PID file is stale by definition.
                 println!("Removed a stale PID file naming PID {pid} (not our instance; not signalled).");
             }
+            for odd in super::status::odd_files(config) {
+                println!("Note: {odd}.");
+            }
             println!("Memory Service is not running (home {home}).");
             ExitCode::Ok
         }
@@ -58,6 +61,7 @@ pub fn report(config: &Config, outcome: &Stopped) -> ExitCode {
             eprintln!("  next: wait, or run `memory-service stop --force` to send SIGKILL");
             ExitCode::StillRunning
         }
+        Stopped::Stranger { pid, program, path } => super::report_stranger(*pid, program, path),
         Stopped::Unverified { pid, reason } => {
             let who = pid.map_or_else(|| "a process".to_string(), |p| format!("PID {p}"));
             eprintln!(

@@ -6,7 +6,7 @@ const NOW: u64 = 1_800_000_000;
 
 fn policy() -> Policy {
     Policy {
-        service: "memory-service".into(),
+        app: AppIdentity::new("memory-service", "Example App", "--dir"),
         startup_grace_secs: 15,
     }
 }
@@ -64,6 +64,8 @@ fn held(
         process,
         health,
         now: NOW,
+        locked: "/h".into(),
+        ours: Some(proc_(1, 0, RunState::Runnable)),
     })
 }
 
@@ -326,8 +328,8 @@ fn messages_name_pid_address_and_home() {
         home: "/h".into(),
     };
     assert_eq!(
-        v.to_string(),
-        "Memory Service is already running on 127.0.0.1:5858 (PID 10, home /h)"
+        v.describe(&policy().app).to_string(),
+        "Example App is already running on 127.0.0.1:5858 (PID 10, home /h)"
     );
     let v = Verdict::PortHeldByStranger {
         port: 80,
@@ -337,15 +339,19 @@ fn messages_name_pid_address_and_home() {
         }),
     };
     assert_eq!(
-        v.to_string(),
-        "port 80 is in use by another program (not Memory Service): PID 3 (/usr/bin/python3)"
+        v.describe(&policy().app).to_string(),
+        "port 80 is in use by another program (not Example App): PID 3 (/usr/bin/python3)"
     );
     let v = Verdict::Unresponsive {
         pid: Some(4),
         addr: addr(),
         reason: "r".into(),
     };
-    assert!(v.to_string().contains("PID 4") && v.to_string().contains("127.0.0.1:5858"));
+    let text = v.describe(&policy().app).to_string();
+    assert!(
+        text.contains("PID 4") && text.contains("127.0.0.1:5858"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -357,6 +363,8 @@ fn holder_pid_prefers_the_os() {
         process: None,
         health: None,
         now: NOW,
+        locked: "/h".into(),
+        ours: None,
     };
     assert_eq!(holder_pid(&f(Some(10), Some(vec![10]))), Some(10));
     assert_eq!(holder_pid(&f(Some(10), Some(vec![20]))), Some(20));
@@ -419,4 +427,50 @@ fn verify_table() {
     for (name, facts) in rows {
         assert!(verify(&facts).is_err(), "{name} must not verify");
     }
+}
+
+#[test]
+fn a_program_that_is_not_ours_holding_the_lock_is_named_at_any_age() {
+    let mut flock = proc_(77, 0, RunState::Runnable);
+    flock.name = "flock".into();
+    flock.exe = Some("/usr/bin/flock".into());
+    let want = Verdict::HeldByStranger {
+        pid: 77,
+        program: "/usr/bin/flock".into(),
+        path: "/h".into(),
+    };
+    // Young or old, stopped or not: never "starting", never "unresponsive".
+    for (age, state) in [
+        (0, RunState::Runnable),
+        (1000, RunState::Runnable),
+        (5, RunState::Stopped),
+    ] {
+        let mut p = flock.clone();
+        p.start_time = NOW - age;
+        p.run_state = state;
+        assert_eq!(
+            decide(&held(None, Some(vec![77]), Some(p), None), &policy()),
+            want
+        );
+    }
+    assert_eq!(
+        want.describe(&policy().app).to_string(),
+        "/h is locked by another program (not Example App): PID 77 (/usr/bin/flock)"
+    );
+    // Our program without a record yet (between lock and record): starting.
+    let young_ours = proc_(77, 0, RunState::Runnable);
+    assert!(matches!(
+        decide(&held(None, Some(vec![77]), Some(young_ours), None), &policy()),
+        Verdict::Starting { .. }
+    ));
+    // Another program that a record names (a renamed binary of ours): not a stranger.
+    let mut renamed = flock.clone();
+    renamed.start_time = NOW - 1000;
+    assert!(matches!(
+        decide(
+            &held(Some(record(77)), Some(vec![77]), Some(renamed), Some(silent())),
+            &policy()
+        ),
+        Verdict::Unresponsive { .. }
+    ));
 }
