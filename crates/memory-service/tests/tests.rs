@@ -7,5 +7,6 @@ mod helper;
 mod import;
 mod lifecycle;
 mod page;
+mod semantic;
 mod serve;
 mod sources;

@@ -53,7 +53,7 @@ pub fn gather(config: &Config) -> (serde_json::Value, StatusCode) {
             v["pid"] = json!(pid);
             v["url"] = json!(probe::base_url(host, *port));
             if let Ok((200, body)) = probe::get_json(host, *port, "/health", probe::PROBE_TIMEOUT) {
-                for k in ["version", "uptime_s", "instance_id", "started_at", "reasons"] {
+                for k in ["version", "uptime_s", "instance_id", "started_at", "reasons", "semantic"] {
                     v[k] = body[k].clone();
                 }
                 v["health"] = body["state"].clone();
@@ -179,6 +179,9 @@ pub fn run(config: &Config, args: &StatusArgs) -> StatusCode {
     if let Some(log) = s("log") {
         rows.push(("Log", log));
     }
+    if let Ok(sem) = serde_json::from_value::<crate::monitor::SemanticReport>(v["semantic"].clone()) {
+        rows.push(("Semantic", semantic_line(&sem)));
+    }
     if let Some(reasons) = v["reasons"].as_array().filter(|r| !r.is_empty()) {
         for r in reasons {
             rows.push(("Reason", r.as_str().unwrap_or_default().to_string()));
@@ -193,9 +196,45 @@ pub fn run(config: &Config, args: &StatusArgs) -> StatusCode {
     code
 }
 
+/// One line on semantic search: on with its model and backlog, or why not.
+fn semantic_line(s: &crate::monitor::SemanticReport) -> String {
+    use crate::monitor::SemanticState;
+    let model = s.model.as_deref().unwrap_or("?");
+    match s.state {
+        SemanticState::Ready if s.pending_chunks > 0 => format!(
+            "on ({model}); embedding {} of {} chunks",
+            s.pending_chunks,
+            s.pending_chunks + s.embedded_chunks
+        ),
+        SemanticState::Ready => format!("on ({model}); {} chunks embedded", s.embedded_chunks),
+        SemanticState::Loading => "loading the embedding model".into(),
+        SemanticState::Off | SemanticState::Error => {
+            format!("off: {}", s.reason.as_deref().unwrap_or("no embedding model"))
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::uptime;
+
+    #[test]
+    fn semantic_line_says_on_off_and_backlog() {
+        use crate::monitor::{SemanticReport, SemanticState};
+        let mut s = SemanticReport {
+            state: SemanticState::Ready,
+            model: Some("m@1".into()),
+            pending_chunks: 5,
+            embedded_chunks: 15,
+            ..SemanticReport::default()
+        };
+        assert_eq!(super::semantic_line(&s), "on (m@1); embedding 5 of 20 chunks");
+        s.pending_chunks = 0;
+        assert_eq!(super::semantic_line(&s), "on (m@1); 15 chunks embedded");
+        s.state = SemanticState::Off;
+        s.reason = Some("no embedding model at /x; run `memory-service model install`".into());
+        assert!(super::semantic_line(&s).starts_with("off: no embedding model at /x"));
+    }
 
     #[test]
     fn uptimes() {

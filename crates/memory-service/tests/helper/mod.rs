@@ -314,6 +314,16 @@ pub fn get(port: u16, path: &str) -> Option<(u16, serde_json::Value)> {
     memory_service::probe::get_json("127.0.0.1", port, path, Duration::from_secs(2)).ok()
 }
 
+/// GET `path` as text on a server that must answer (e.g. `/metrics`).
+pub fn get_text(port: u16, path: &str) -> (u16, String) {
+    let mut r = agent()
+        .get(&format!("http://127.0.0.1:{port}{path}"))
+        .call()
+        .unwrap_or_else(|e| panic!("GET {path}: {e}"));
+    let status = r.status().as_u16();
+    (status, r.body_mut().read_to_string().unwrap_or_default())
+}
+
 /// The `/health` pid on `port`, if an instance answers.
 pub fn health_pid(port: u16) -> Option<u32> {
     let (status, body) = get(port, "/health")?;
