@@ -89,7 +89,7 @@ impl Shared {
 pub struct EmbedPool {
     shared: Arc<Shared>,
     scheduler: Option<JoinHandle<()>>,
-    /// Cached from the embedder so the accessors need no lock.
+    /// Compute threads (rayon workers) this pool started.
     threads: usize,
 }
 
