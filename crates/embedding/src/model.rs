@@ -197,7 +197,7 @@ impl Embedder {
                 path: config_path.clone(),
                 reason: e.to_string(),
             })?;
-        if config.num_attention_heads == 0 || config.hidden_size % config.num_attention_heads != 0 {
+        if config.num_attention_heads == 0 || !config.hidden_size.is_multiple_of(config.num_attention_heads) {
             return Err(EmbeddingError::BadConfig {
                 path: config_path,
                 reason: format!(
