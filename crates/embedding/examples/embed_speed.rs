@@ -69,6 +69,17 @@ fn chat_texts(n: usize) -> Vec<String> {
     out
 }
 
+/// CPU seconds this process has used (user + system, from /proc/self/stat at 100 ticks/s),
+/// so a run on a shared machine can be judged by work per CPU-second, not only wall time.
+fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let after_name = stat.rsplit_once(") ").map(|(_, rest)| rest).unwrap_or("");
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    // utime and stime are fields 14 and 15 of the line, 12 and 13 after "pid (name) ".
+    (ticks(11) + ticks(12)) / 100.0
+}
+
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
 }
@@ -96,34 +107,43 @@ fn main() {
         embedder.model_id(),
         t.elapsed()
     );
+    print_rss("after load");
     let pool = EmbedPool::new(embedder.clone(), threads);
 
     // Warm-up (first-call allocation, page faults).
     pool.embed_batch(file_chunks(4)).unwrap();
 
-    let chunks = file_chunks(200);
+    let n: usize = std::env::var("CHUNKS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(200);
+    let chunks = file_chunks(n);
     let refs: Vec<&str> = chunks.iter().map(String::as_str).collect();
     let tokens: usize = refs.iter().map(|c| embedder.token_count(c).unwrap()).sum();
-    let t = Instant::now();
+    let (t, cpu) = (Instant::now(), cpu_seconds());
     pool.embed_batch(chunks.clone()).unwrap();
-    let dt = t.elapsed().as_secs_f64();
+    let (dt, dcpu) = (t.elapsed().as_secs_f64(), cpu_seconds() - cpu);
     println!(
-        "file chunks: {} x 1000 chars ({:.0} word pieces avg) in {dt:.2} s = {:.1} chunks/s",
+        "file chunks: {} x 1000 chars ({:.0} word pieces avg) in {dt:.2} s = {:.1} chunks/s \
+         ({dcpu:.1} CPU-s: {:.1} chunks per CPU-second)",
         chunks.len(),
         tokens as f64 / chunks.len() as f64,
-        chunks.len() as f64 / dt
+        chunks.len() as f64 / dt,
+        chunks.len() as f64 / dcpu
     );
 
     let chats = chat_texts(500);
     let tokens: usize = chats.iter().map(|c| embedder.token_count(c).unwrap()).sum();
-    let t = Instant::now();
+    let (t, cpu) = (Instant::now(), cpu_seconds());
     pool.embed_batch(chats.clone()).unwrap();
-    let dt = t.elapsed().as_secs_f64();
+    let (dt, dcpu) = (t.elapsed().as_secs_f64(), cpu_seconds() - cpu);
     println!(
-        "chat texts: {} ({:.0} word pieces avg) in {dt:.2} s = {:.0} texts/s",
+        "chat texts: {} ({:.0} word pieces avg) in {dt:.2} s = {:.0} texts/s \
+         ({dcpu:.1} CPU-s: {:.0} texts per CPU-second)",
         chats.len(),
         tokens as f64 / chats.len() as f64,
-        chats.len() as f64 / dt
+        chats.len() as f64 / dt,
+        chats.len() as f64 / dcpu
     );
 
     let queries: Vec<String> = (0..200)
@@ -149,12 +169,20 @@ fn main() {
     pool.embed_query(&queries[0]).unwrap();
     println!("cached query: {:.2?}", t.elapsed());
 
+    print_rss("at the end");
+}
+
+/// Resident memory now and at its peak (Linux only).
+fn print_rss(when: &str) {
     if let Ok(status) = std::fs::read_to_string("/proc/self/status") {
-        for line in status
-            .lines()
-            .filter(|l| l.starts_with("VmRSS") || l.starts_with("VmHWM"))
-        {
-            println!("{line}");
-        }
+        let field = |name: &str| {
+            status
+                .lines()
+                .find(|l| l.starts_with(name))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .unwrap_or("?")
+                .to_owned()
+        };
+        println!("RSS {when}: {} kB (peak {} kB)", field("VmRSS:"), field("VmHWM:"));
     }
 }

@@ -28,10 +28,25 @@ pub const OPTIONAL_FILES: [&str; 2] = ["1_Pooling/config.json", "sentence_bert_c
 pub const DEFAULT_MAX_TOKENS: usize = 256;
 
 /// Padded tokens (sequences x longest length) in one forward pass. Larger groups amortise
-/// per-call overhead for short texts; beyond ~2k tokens the attention scores
-/// (12 heads x L x L floats per sequence) stop fitting in cache and nothing more is gained.
-/// Chosen by measuring `examples/embed_speed.rs` on a 2-core x86-64.
-pub(crate) const GROUP_TOKEN_BUDGET: usize = 2048;
+/// per-call overhead for short texts; larger ones also make a query wait longer behind a
+/// background group and raise peak memory (attention scores are 12 heads x L x L floats per
+/// sequence: 3 MB at L = 256). Measured with `examples/embed_speed.rs` on the shared 2-core
+/// machine, 256 / 1024 / 4096 gave 3.4 / 4.9 / 4.2 file chunks/s and 54 / 72 / 65 chat
+/// texts/s (noisy: other jobs shared the cores).
+pub(crate) const GROUP_TOKEN_BUDGET: usize = 1024;
+
+/// [`GROUP_TOKEN_BUDGET`], unless `MEMORY_EMBEDDING_GROUP_TOKENS` says otherwise (a tuning
+/// knob for `examples/embed_speed.rs`; read once).
+pub(crate) fn group_token_budget() -> usize {
+    static BUDGET: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *BUDGET.get_or_init(|| {
+        std::env::var("MEMORY_EMBEDDING_GROUP_TOKENS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .filter(|&n| n > 0)
+            .unwrap_or(GROUP_TOKEN_BUDGET)
+    })
+}
 
 /// At most this many sequences in one forward pass, however short.
 pub(crate) const GROUP_MAX_SEQS: usize = 64;
@@ -293,7 +308,7 @@ impl Embedder {
     /// [`crate::EmbedPool`]'s own when called through it).
     pub fn embed(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>, EmbeddingError> {
         let tokens = self.tokenize(texts)?;
-        let groups = plan_groups(&tokens, GROUP_TOKEN_BUDGET, GROUP_MAX_SEQS);
+        let groups = plan_groups(&tokens, group_token_budget(), GROUP_MAX_SEQS);
         let mut out = vec![Vec::new(); texts.len()];
         self.forward_groups(&tokens, &groups, &mut out)?;
         Ok(out)
