@@ -274,7 +274,7 @@ impl Embedder {
 
     /// Stable identity of the model, for tagging stored vectors:
     /// `<dir basename>@<first 12 hex digits of sha256(config.json ++ tokenizer.json ++
-    /// model.safetensors)>`, e.g. `all-MiniLM-L6-v2@53aa51172d14`. Another model, or the same
+    /// model.safetensors)>`, e.g. `all-MiniLM-L6-v2@ad404e0d5b24`. Another model, or the same
     /// model with other weights, gives another id; vectors tagged with another id must be
     /// recomputed.
     pub fn model_id(&self) -> &str {
