@@ -390,8 +390,8 @@ impl hf_hub::api::Progress for HubProgress<'_> {
 /// repository has them (a 404 means "not there"; any other failure stops the install).
 /// Then the same verification and atomic replacement as [`install_from_path`]. Blocking;
 /// uses hf-hub's synchronous (ureq) client and a download cache inside the staging
-/// directory, removed afterwards. A token in `HF_TOKEN`'s usual file (`$HF_HOME/token`) is
-/// sent when present.
+/// directory, removed afterwards. A Hub token saved by `huggingface-cli login` (`$HF_HOME/token`,
+/// default `~/.cache/huggingface/token`) is sent when present.
 pub fn download(repo: &str, models_dir: &Path, progress: &dyn Progress) -> Result<PathBuf, EmbeddingError> {
     let endpoint = std::env::var("HF_ENDPOINT")
         .ok()

@@ -7,12 +7,12 @@
 //! that on threads of its own, and installs models.
 //!
 //! # Layout
-//! - [`model`]: [`Embedder`], one loaded model (all-MiniLM-L6-v2 by default: 384 floats per
+//! - [`model`] holds [`Embedder`], one loaded model (all-MiniLM-L6-v2 by default: 384 floats per
 //!   text, mean pooling, L2-normalised, 256 word pieces at most).
-//! - [`pool`]: [`EmbedPool`], bounded worker threads; queries before background batches.
-//! - [`install`]: [`install_from_path`] (directory or zip) and [`download`] (Hugging Face
+//! - [`pool`] holds [`EmbedPool`], bounded worker threads; queries before background batches.
+//! - [`install`] holds [`install_from_path`] (directory or zip) and [`download`] (Hugging Face
 //!   Hub via `hf-hub`), both verified and put in place atomically.
-//! - [`error`]: [`EmbeddingError`].
+//! - [`error`] holds [`EmbeddingError`].
 //!
 //! # Tests
 //! The tests need the real model: `scripts/fetch-test-model.sh` puts it in

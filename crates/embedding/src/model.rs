@@ -28,10 +28,25 @@ pub const OPTIONAL_FILES: [&str; 2] = ["1_Pooling/config.json", "sentence_bert_c
 pub const DEFAULT_MAX_TOKENS: usize = 256;
 
 /// Padded tokens (sequences x longest length) in one forward pass. Larger groups amortise
-/// per-call overhead for short texts; beyond ~2k tokens the attention scores
-/// (12 heads x L x L floats per sequence) stop fitting in cache and nothing more is gained.
-/// Chosen by measuring `examples/embed_speed.rs` on a 2-core x86-64.
-pub(crate) const GROUP_TOKEN_BUDGET: usize = 2048;
+/// per-call overhead for short texts; larger ones also make a query wait longer behind a
+/// background group and raise peak memory (attention scores are 12 heads x L x L floats per
+/// sequence: 3 MB at L = 256). Measured with `examples/embed_speed.rs` on the shared 2-core
+/// machine, 256 / 1024 / 4096 gave 3.4 / 4.9 / 4.2 file chunks/s and 54 / 72 / 65 chat
+/// texts/s (noisy: other jobs shared the cores).
+pub(crate) const GROUP_TOKEN_BUDGET: usize = 1024;
+
+/// [`GROUP_TOKEN_BUDGET`], unless `MEMORY_EMBEDDING_GROUP_TOKENS` says otherwise (a tuning
+/// knob for `examples/embed_speed.rs`; read once).
+pub(crate) fn group_token_budget() -> usize {
+    static BUDGET: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *BUDGET.get_or_init(|| {
+        std::env::var("MEMORY_EMBEDDING_GROUP_TOKENS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .filter(|&n| n > 0)
+            .unwrap_or(GROUP_TOKEN_BUDGET)
+    })
+}
 
 /// At most this many sequences in one forward pass, however short.
 pub(crate) const GROUP_MAX_SEQS: usize = 64;
@@ -197,7 +212,7 @@ impl Embedder {
                 path: config_path.clone(),
                 reason: e.to_string(),
             })?;
-        if config.num_attention_heads == 0 || config.hidden_size % config.num_attention_heads != 0 {
+        if config.num_attention_heads == 0 || !config.hidden_size.is_multiple_of(config.num_attention_heads) {
             return Err(EmbeddingError::BadConfig {
                 path: config_path,
                 reason: format!(
@@ -259,7 +274,7 @@ impl Embedder {
 
     /// Stable identity of the model, for tagging stored vectors:
     /// `<dir basename>@<first 12 hex digits of sha256(config.json ++ tokenizer.json ++
-    /// model.safetensors)>`, e.g. `all-MiniLM-L6-v2@53aa51172d14`. Another model, or the same
+    /// model.safetensors)>`, e.g. `all-MiniLM-L6-v2@ad404e0d5b24`. Another model, or the same
     /// model with other weights, gives another id; vectors tagged with another id must be
     /// recomputed.
     pub fn model_id(&self) -> &str {
@@ -293,14 +308,42 @@ impl Embedder {
     /// [`crate::EmbedPool`]'s own when called through it).
     pub fn embed(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>, EmbeddingError> {
         let tokens = self.tokenize(texts)?;
+        let groups = plan_groups(&tokens, group_token_budget(), GROUP_MAX_SEQS);
         let mut out = vec![Vec::new(); texts.len()];
-        for group in plan_groups(&tokens, GROUP_TOKEN_BUDGET, GROUP_MAX_SEQS) {
-            let seqs: Vec<&[u32]> = group.iter().map(|&i| tokens[i].as_slice()).collect();
-            for (i, v) in group.iter().zip(self.forward(&seqs)?) {
-                out[*i] = v;
+        self.forward_groups(&tokens, &groups, &mut out)?;
+        Ok(out)
+    }
+
+    /// Word pieces `text` becomes, `[CLS]` and `[SEP]` included, after truncation to
+    /// [`Embedder::max_tokens`] (so at most that). Cheap next to [`Embedder::embed`]: tens of
+    /// microseconds for a 1000-character text.
+    pub fn token_count(&self, text: &str) -> Result<usize, EmbeddingError> {
+        Ok(self.tokenize(&[text])?.pop().map(|t| t.len()).unwrap_or(0))
+    }
+
+    /// Runs `groups` (indices into `tokens`) side by side on the current rayon pool, one
+    /// group per thread (each group's matrix products may also split across idle threads),
+    /// and stores each text's vector at its index in `out`.
+    pub(crate) fn forward_groups(
+        &self,
+        tokens: &[Vec<u32>],
+        groups: &[Vec<usize>],
+        out: &mut [Vec<f32>],
+    ) -> Result<(), EmbeddingError> {
+        use rayon::prelude::*;
+        let results: Vec<Result<Vec<Vec<f32>>, EmbeddingError>> = groups
+            .par_iter()
+            .map(|group| {
+                let seqs: Vec<&[u32]> = group.iter().map(|&i| tokens[i].as_slice()).collect();
+                self.forward(&seqs)
+            })
+            .collect();
+        for (group, vectors) in groups.iter().zip(results) {
+            for (&i, v) in group.iter().zip(vectors?) {
+                out[i] = v;
             }
         }
-        Ok(out)
+        Ok(())
     }
 
     /// Token ids of each text, truncated to `max_tokens`, special tokens added.

@@ -13,7 +13,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 
 use crate::error::EmbeddingError;
-use crate::model::{Embedder, GROUP_MAX_SEQS, GROUP_TOKEN_BUDGET, plan_groups};
+use crate::model::{Embedder, GROUP_MAX_SEQS, group_token_budget, plan_groups};
 
 /// Query vectors kept for repeated queries (384 floats each: ~1.5 KB, so ~400 KB in all).
 pub const QUERY_CACHE_ENTRIES: usize = 256;
@@ -89,7 +89,7 @@ impl Shared {
 pub struct EmbedPool {
     shared: Arc<Shared>,
     scheduler: Option<JoinHandle<()>>,
-    /// Cached from the embedder so the accessors need no lock.
+    /// Compute threads (rayon workers) this pool started.
     threads: usize,
 }
 
@@ -304,18 +304,17 @@ fn run_batch(
     let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
     let tokens = shared.embedder.tokenize(&refs)?;
     let mut out = vec![Vec::new(); texts.len()];
-    for group in plan_groups(&tokens, GROUP_TOKEN_BUDGET, GROUP_MAX_SEQS) {
+    let groups = plan_groups(&tokens, group_token_budget(), GROUP_MAX_SEQS);
+    // Waves of one group per compute thread: groups run side by side (better use of the
+    // cores than splitting one group's small matrices), and queries get a turn between waves.
+    for wave in groups.chunks(pool.current_num_threads().max(1)) {
         while let Some(queries) = take_queries(shared) {
             serve_queries(shared, pool, queries);
         }
         if shared.queues().stopping {
             return Err(EmbeddingError::PoolStopped);
         }
-        let seqs: Vec<&[u32]> = group.iter().map(|&i| tokens[i].as_slice()).collect();
-        let vectors = compute(pool, || shared.embedder.forward(&seqs))?;
-        for (&i, v) in group.iter().zip(vectors) {
-            out[i] = v;
-        }
+        compute(pool, || shared.embedder.forward_groups(&tokens, wave, &mut out))?;
     }
     Ok(out)
 }

@@ -215,7 +215,7 @@ fn pool_serves_queries_and_batches() {
 fn queries_overtake_a_running_batch() {
     let pool = Arc::new(EmbedPool::new(Arc::new(Embedder::load(&model_dir()).unwrap()), 1));
     // A batch of many long texts: many groups.
-    let texts: Vec<String> = (0..24)
+    let texts: Vec<String> = (0..40)
         .map(|i| format!("chunk {i} ") + &"lorem ipsum dolor sit amet ".repeat(50))
         .collect();
     let (started_tx, started_rx) = std::sync::mpsc::channel();
@@ -237,7 +237,7 @@ fn queries_overtake_a_running_batch() {
         batch_done_rx.try_recv().is_err(),
         "the batch finished before the query was served"
     );
-    assert_eq!(batch.join().unwrap().unwrap().len(), 24);
+    assert_eq!(batch.join().unwrap().unwrap().len(), 40);
 }
 
 #[test]
