@@ -28,18 +28,26 @@ fn model_dir() -> PathBuf {
 const SEMANTIC_DEADLINE: Duration = Duration::from_secs(180);
 
 fn semantic(port: u16) -> serde_json::Value {
-    get(port, "/health").map(|(_, b)| b["semantic"].clone()).unwrap_or_default()
+    get(port, "/health")
+        .map(|(_, b)| b["semantic"].clone())
+        .unwrap_or_default()
 }
 
 /// Waits until the model is loaded and at least `chunks` chunks are embedded with
 /// none pending.
 fn wait_embedded(port: u16, chunks: u64) -> serde_json::Value {
-    poll("semantic search to be ready with nothing pending", SEMANTIC_DEADLINE, || {
-        let s = semantic(port);
-        assert_ne!(s["state"], "error", "the model failed to load: {s}");
-        (s["state"] == "ready" && s["pending_chunks"] == 0 && s["embedded_chunks"].as_u64() >= Some(chunks))
+    poll(
+        "semantic search to be ready with nothing pending",
+        SEMANTIC_DEADLINE,
+        || {
+            let s = semantic(port);
+            assert_ne!(s["state"], "error", "the model failed to load: {s}");
+            (s["state"] == "ready"
+                && s["pending_chunks"] == 0
+                && s["embedded_chunks"].as_u64() >= Some(chunks))
             .then_some(s)
-    })
+        },
+    )
 }
 
 fn message(project: &str, chat: &str, id: &str, content: &str) -> serde_json::Value {
@@ -50,7 +58,11 @@ fn message(project: &str, chat: &str, id: &str, content: &str) -> serde_json::Va
 }
 
 fn search(port: u16, project: &str, query: &str) -> Vec<serde_json::Value> {
-    let (status, body) = post(port, "/search", &json!({"project_id": project, "query": query, "limit": 5}));
+    let (status, body) = post(
+        port,
+        "/search",
+        &json!({"project_id": project, "query": query, "limit": 5}),
+    );
     assert_eq!(status, 200, "{body}");
     body["results"].as_array().cloned().unwrap_or_default()
 }
@@ -60,9 +72,21 @@ fn meaning_finds_what_words_miss_and_health_reports_it() {
     let model = model_dir();
     let sb = Sandbox::new();
     let port = free_port();
-    let (home, port_s, model_s) = (sb.home.display().to_string(), port.to_string(), model.display().to_string());
+    let (home, port_s, model_s) = (
+        sb.home.display().to_string(),
+        port.to_string(),
+        model.display().to_string(),
+    );
     let mut p = sb.spawn(
-        &["--home", &home, "--port", &port_s, "--embedding-model", &model_s, "serve"],
+        &[
+            "--home",
+            &home,
+            "--port",
+            &port_s,
+            "--embedding-model",
+            &model_s,
+            "serve",
+        ],
         &[],
     );
     wait_healthy(port, &mut p);
@@ -73,11 +97,20 @@ fn meaning_finds_what_words_miss_and_health_reports_it() {
         "The weather in Lisbon was warm and sunny all week.",
     ];
     for (i, t) in texts.iter().enumerate() {
-        let (status, body) = post(port, "/index-chat-message", &message("p", "c", &format!("m{i}"), t));
+        let (status, body) = post(
+            port,
+            "/index-chat-message",
+            &message("p", "c", &format!("m{i}"), t),
+        );
         assert_eq!(status, 200, "{body}");
     }
     let s = wait_embedded(port, texts.len() as u64);
-    assert!(s["model"].as_str().is_some_and(|m| m.starts_with("all-MiniLM-L6-v2@")), "{s}");
+    assert!(
+        s["model"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("all-MiniLM-L6-v2@")),
+        "{s}"
+    );
 
     // No word in common with the dog message: only its meaning finds it.
     let hits = search(port, "p", "puppy");
@@ -90,12 +123,21 @@ fn meaning_finds_what_words_miss_and_health_reports_it() {
     }
     // Scores mean something: the related message clearly above an unrelated one.
     let top = hits[0]["score"].as_f64().unwrap();
-    let weather = hits.iter().find(|h| h["message_id"] == "m3").and_then(|h| h["score"].as_f64());
+    let weather = hits
+        .iter()
+        .find(|h| h["message_id"] == "m3")
+        .and_then(|h| h["score"].as_f64());
     assert!(weather.is_none_or(|w| top > w + 0.2), "{hits:?}");
 
     let (_, metrics) = crate::helper::get_text(port, "/metrics");
-    assert!(metrics.contains("memory_service_semantic_state{state=\"ready\"} 1"), "{metrics}");
-    assert!(metrics.contains("memory_service_embedding_pending_chunks 0"), "{metrics}");
+    assert!(
+        metrics.contains("memory_service_semantic_state{state=\"ready\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("memory_service_embedding_pending_chunks 0"),
+        "{metrics}"
+    );
     p.signal(Signal::SIGTERM);
     assert_eq!(p.wait_code(), 0);
 }
@@ -110,7 +152,11 @@ fn without_a_model_health_says_how_to_install_one_and_search_still_works() {
     assert_eq!(s["state"], "off", "{s}");
     let reason = s["reason"].as_str().expect("reason");
     assert!(reason.contains("memory-service model install"), "{reason}");
-    let (status, _) = post(port, "/index-chat-message", &message("p", "c", "m", "the osprey dives"));
+    let (status, _) = post(
+        port,
+        "/index-chat-message",
+        &message("p", "c", "m", "the osprey dives"),
+    );
     assert_eq!(status, 200);
     let hits = poll("the message to be searchable", DEADLINE, || {
         let h = search(port, "p", "osprey");
@@ -126,14 +172,33 @@ fn kill_9_while_embedding_loses_no_vector() {
     let model = model_dir();
     let sb = Sandbox::new();
     let port = free_port();
-    let (home, port_s, model_s) = (sb.home.display().to_string(), port.to_string(), model.display().to_string());
-    let args = ["--home", &home, "--port", &port_s, "--embedding-model", &model_s, "serve"];
+    let (home, port_s, model_s) = (
+        sb.home.display().to_string(),
+        port.to_string(),
+        model.display().to_string(),
+    );
+    let args = [
+        "--home",
+        &home,
+        "--port",
+        &port_s,
+        "--embedding-model",
+        &model_s,
+        "serve",
+    ];
     let mut p = sb.spawn(&args, &[]);
     wait_healthy(port, &mut p);
     let n = 300u64;
     for i in 0..n {
-        let text = format!("note {i}: the quarterly report about project number {i} is due on day {}", i % 28);
-        let (status, _) = post(port, "/index-chat-message", &message("p", "c", &format!("m{i}"), &text));
+        let text = format!(
+            "note {i}: the quarterly report about project number {i} is due on day {}",
+            i % 28
+        );
+        let (status, _) = post(
+            port,
+            "/index-chat-message",
+            &message("p", "c", &format!("m{i}"), &text),
+        );
         assert_eq!(status, 200);
     }
     // Killed as soon as embedding has started and before it can have finished.
@@ -164,10 +229,20 @@ fn words_inside_cjk_text_are_found_over_http() {
         "步2 重跑gen-itgc后50条悬空引用清零",
     ];
     for (i, t) in texts.iter().enumerate() {
-        let (status, _) = post(port, "/index-chat-message", &message("p", "c", &format!("m{i}"), t));
+        let (status, _) = post(
+            port,
+            "/index-chat-message",
+            &message("p", "c", &format!("m{i}"), t),
+        );
         assert_eq!(status, 200);
     }
-    for (q, want) in [("静默", "m0"), ("数据库", "m0"), ("東京", "m1"), ("テスト", "m1"), ("itgc", "m2")] {
+    for (q, want) in [
+        ("静默", "m0"),
+        ("数据库", "m0"),
+        ("東京", "m1"),
+        ("テスト", "m1"),
+        ("itgc", "m2"),
+    ] {
         let hits = poll(&format!("{q} to be found"), DEADLINE, || {
             let h = search(port, "p", q);
             (!h.is_empty()).then_some(h)

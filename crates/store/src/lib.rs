@@ -811,7 +811,7 @@ mod tests {
             .with(|c| c.query_row("PRAGMA user_version", [], |r| r.get(0)).ctx("v"))
             .expect("version");
         assert_eq!(version, SCHEMA_VERSION);
-        assert_eq!(SCHEMA_VERSION, 4);
+        assert_eq!(SCHEMA_VERSION, 5);
         let search = |project: &str| {
             let q = SearchRequest {
                 project_id: project.into(),

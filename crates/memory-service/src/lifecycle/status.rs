@@ -53,7 +53,14 @@ pub fn gather(config: &Config) -> (serde_json::Value, StatusCode) {
             v["pid"] = json!(pid);
             v["url"] = json!(probe::base_url(host, *port));
             if let Ok((200, body)) = probe::get_json(host, *port, "/health", probe::PROBE_TIMEOUT) {
-                for k in ["version", "uptime_s", "instance_id", "started_at", "reasons", "semantic"] {
+                for k in [
+                    "version",
+                    "uptime_s",
+                    "instance_id",
+                    "started_at",
+                    "reasons",
+                    "semantic",
+                ] {
                     v[k] = body[k].clone();
                 }
                 v["health"] = body["state"].clone();
