@@ -191,7 +191,7 @@ pub struct VectorIndex {
 }
 
 impl VectorIndex {
-    /// The model whose vectors are held ("" before [`VectorIndex::load`]).
+    /// The model whose vectors are held ("" before one is loaded).
     pub fn model(&self) -> String {
         self.inner
             .read()
