@@ -35,4 +35,4 @@ fi
 bash scripts/install-chromium.sh
 bash scripts/fetch-test-model.sh >/dev/null
 
-exec cargo nextest run --workspace "$@"
+exec cargo nextest run --workspace --no-fail-fast "$@"

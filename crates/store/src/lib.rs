@@ -621,25 +621,30 @@ impl Store {
         self.inner.shutdown()
     }
 
-    /// `PRAGMA integrity_check` plus FTS5's own check of `chunks_fts` against `chunks`:
-    /// `"ok"` when both are fine, otherwise the problems, one a line. The FTS check runs
-    /// on the writer (FTS5 spells it as an INSERT), so writes wait for it.
+    /// `PRAGMA integrity_check` plus FTS5's own check of `chunks_fts`: `"ok"` when both
+    /// are fine, otherwise the problems, one a line.
+    ///
+    /// Both run on the writer, between two write transactions, so writes wait for them.
+    /// Why not on a reader: while the writer commits, FTS5's check on a reader connection
+    /// can report "corruption found reading blob …" for an index that is fine (seen with
+    /// SQLite 3.54 while old generations were being deleted; a check run once the writer
+    /// was idle, or on a fresh connection, said "ok"). A diagnostic that cries wolf is
+    /// worse than one that makes writes wait.
     pub fn integrity_check(&self) -> Result<String, StoreError> {
         self.check_open()?;
-        let mut problems = self.inner.readers.with(|c| {
-            let context = "while running PRAGMA integrity_check";
-            let mut stmt = c.prepare("PRAGMA integrity_check").ctx(context)?;
-            let rows = stmt.query_map([], |r| r.get::<_, String>(0)).ctx(context)?;
-            let lines = rows.collect::<Result<Vec<_>, _>>().ctx(context)?;
-            Ok(lines.into_iter().filter(|l| l != "ok").collect::<Vec<_>>())
-        })?;
-        let fts = self.inner.writer.execute_then(
+        let (mut problems, fts) = self.inner.writer.execute_then(
             Wait::Bounded(self.inner.reply_wait),
             |c| {
-                Ok(c.execute(
+                let context = "while running PRAGMA integrity_check";
+                let mut stmt = c.prepare("PRAGMA integrity_check").ctx(context)?;
+                let rows = stmt.query_map([], |r| r.get::<_, String>(0)).ctx(context)?;
+                let lines = rows.collect::<Result<Vec<_>, _>>().ctx(context)?;
+                let problems = lines.into_iter().filter(|l| l != "ok").collect::<Vec<_>>();
+                let fts = c.execute(
                     "INSERT INTO chunks_fts(chunks_fts, rank) VALUES ('integrity-check', 1)",
                     [],
-                ))
+                );
+                Ok((problems, fts))
             },
             |_| {},
         )?;
