@@ -94,7 +94,9 @@ fn a_perfect_match_scores_high_in_a_store_of_one() {
     let hits = search(&store, "q", "what is my favourite colour?");
     assert_eq!(hits.len(), 2);
     assert_eq!(hits[0].message_id.as_deref(), Some("m0"));
-    assert!(hits[0].score > hits[1].score + 0.2, "{hits:?}");
+    // The dog message sits right after the match in the same chat, so it shares a little
+    // of its score by design (search.rs, `Weights::context`); still clearly below.
+    assert!(hits[0].score > hits[1].score + 0.15, "{hits:?}");
     for h in &hits {
         assert!((0.0..=1.0).contains(&h.score));
     }
