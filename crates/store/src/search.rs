@@ -563,6 +563,23 @@ mod tests {
     }
 
     #[test]
+    fn context_lifts_neighbours_but_never_above_the_strong_match() {
+        for w in [HYBRID, TEXT_ONLY] {
+            // The best chunk of its neighbourhood keeps its own score.
+            assert!((with_context(&w, 0.8, 0.8) - 0.8).abs() < 1e-12);
+            assert!((with_context(&w, 0.8, 0.3) - 0.8).abs() < 1e-12);
+            // A neighbour of a strong match gains, and stays below it.
+            let lifted = with_context(&w, 0.2, 0.9);
+            assert!(lifted > 0.2 && lifted < 0.9, "{lifted}");
+            // Unrelated text beside a perfect match: (0 + 0.75) / 1.75.
+            assert!((with_context(&w, 0.0, 1.0) - 0.75 / 1.75).abs() < 1e-12);
+            assert_eq!(with_context(&w, 1.0, 1.0), 1.0);
+            assert_eq!(with_context(&w, 0.0, 0.0), 0.0);
+            assert_eq!(with_context(&w, f64::NAN, 0.5), 0.0);
+        }
+    }
+
+    #[test]
     fn coverage_counts_words_and_phrases() {
         let terms = query_terms("what is my favourite colour", MAX_TERMS);
         // Every word but the function word "what".
