@@ -3,14 +3,29 @@
 //! path with `..`, an absolute path (for files), or anything resolving (through symlinks)
 //! outside the canonical root is refused as [`TreeError::Escape`]; listings silently skip
 //! symlinks that lead outside. It never writes and never touches the database.
+//!
+//! Confinement is by construction, not by checking a path string and then opening it
+//! (issue 13, F2: a folder swapped for a symlink between the check and the open leaked
+//! `/etc`). The root is opened once; every component is then opened with `openat`
+//! beneath the directory descriptor already held, with `O_NOFOLLOW`. A symlink is never
+//! followed by the kernel: we read it and resolve its target ourselves on the same stack
+//! of descriptors, where `..` cannot pop past the root and an absolute target must name
+//! a place under the root's canonical path (resolved again from the root descriptor).
+//! Whatever the file system does meanwhile, every descriptor we read from was reached
+//! from the root one component at a time.
 
-use std::fs::{self, Metadata};
+use std::collections::VecDeque;
+use std::ffi::{OsStr, OsString};
+use std::fs::{self, File};
 use std::io::{ErrorKind, Read};
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path, PathBuf};
 
-use std::os::unix::fs::OpenOptionsExt;
-
 use chrono::{DateTime, Local};
+use nix::errno::Errno;
+use nix::fcntl::{AtFlags, OFlag};
+use nix::sys::stat::{FileStat, Mode, SFlag};
 
 /// Why a tree or file request failed; each variant's text is the contract's `detail`.
 #[derive(Debug, thiserror::Error)]
@@ -102,22 +117,146 @@ fn io_err(action: &'static str, sent: &str, e: std::io::Error, not_found: TreeEr
     }
 }
 
-/// Resolves `rel` under the canonical `root`: rejects `..` and absolute paths, then
-/// canonicalizes (following symlinks) and requires the result to stay under the root.
-fn confine(
-    root: &Path,
-    rel: &str,
-    sent: &str,
-    not_found: fn(String) -> TreeError,
-) -> Result<PathBuf, TreeError> {
-    let root = fs::canonicalize(root).map_err(|e| match e.kind() {
-        ErrorKind::NotFound => TreeError::RootMissing(root.display().to_string()),
+/// Symlinks followed while resolving one path at most (Linux's `MAXSYMLINKS`).
+const MAX_LINKS: usize = 40;
+
+/// The source root, opened once per request.
+struct Root {
+    fd: OwnedFd,
+    canon: PathBuf,
+}
+
+fn open_root(root: &Path) -> Result<Root, TreeError> {
+    let missing = || TreeError::RootMissing(root.display().to_string());
+    let canon = fs::canonicalize(root).map_err(|e| match e.kind() {
+        ErrorKind::NotFound | ErrorKind::NotADirectory => missing(),
         _ => TreeError::Io {
             action: "resolving the source root",
             path: root.display().to_string(),
             cause: e,
         },
     })?;
+    let fd = nix::fcntl::open(
+        &canon,
+        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| match e {
+        Errno::ENOENT | Errno::ENOTDIR => missing(),
+        _ => TreeError::Io {
+            action: "opening the source root",
+            path: root.display().to_string(),
+            cause: e.into(),
+        },
+    })?;
+    Ok(Root { fd, canon })
+}
+
+/// What a path resolved to.
+enum Target {
+    /// A directory, opened.
+    Dir(OwnedFd, FileStat),
+    /// Anything else, not opened: its parent directory and its name.
+    Leaf(OwnedFd, OsString, FileStat),
+}
+
+fn kind(st: &FileStat) -> SFlag {
+    SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT
+}
+
+fn dup(fd: &OwnedFd) -> std::io::Result<OwnedFd> {
+    fd.try_clone()
+}
+
+/// Resolves `rel` (already checked: only normal components) beneath the root, following
+/// symlinks only as described in the module docs. `sent` is the path as sent (for
+/// errors), `not_found` the error for a missing component.
+fn resolve(
+    root: &Root,
+    rel: &Path,
+    sent: &str,
+    not_found: fn(String) -> TreeError,
+) -> Result<Target, TreeError> {
+    let nf = || not_found(sent.to_string());
+    let err = |action: &'static str, e: Errno| io_err(action, sent, e.into(), nf());
+    let mut queue: VecDeque<OsString> = rel.iter().map(OsStr::to_os_string).collect();
+    let mut stack: Vec<OwnedFd> = vec![dup(&root.fd).map_err(|e| io_err("opening", sent, e, nf()))?];
+    let mut links = 0usize;
+    while let Some(name) = queue.pop_front() {
+        if name.is_empty() || name == "." {
+            continue;
+        }
+        if name == ".." {
+            if stack.len() == 1 {
+                return Err(TreeError::Escape(sent.to_string()));
+            }
+            stack.pop();
+            continue;
+        }
+        let top = stack.last().expect("the root is never popped");
+        let st = nix::sys::stat::fstatat(top.as_fd(), name.as_os_str(), AtFlags::AT_SYMLINK_NOFOLLOW)
+            .map_err(|e| err("reading", e))?;
+        let k = kind(&st);
+        if k == SFlag::S_IFLNK {
+            links += 1;
+            if links > MAX_LINKS {
+                return Err(TreeError::InvalidPath(sent.to_string()));
+            }
+            let target = PathBuf::from(nix::fcntl::readlinkat(top.as_fd(), name.as_os_str()).map_err(
+                |e| match e {
+                    // Swapped for something else since the stat: look again.
+                    Errno::EINVAL => TreeError::Io {
+                        action: "reading the link",
+                        path: sent.to_string(),
+                        cause: e.into(),
+                    },
+                    _ => err("reading the link", e),
+                },
+            )?);
+            let rest: Vec<OsString> = if target.is_absolute() {
+                let Ok(inside) = target.strip_prefix(&root.canon) else {
+                    return Err(TreeError::Escape(sent.to_string()));
+                };
+                stack.truncate(1);
+                inside.iter().map(OsStr::to_os_string).collect()
+            } else {
+                target.iter().map(OsStr::to_os_string).collect()
+            };
+            for part in rest.into_iter().rev() {
+                queue.push_front(part);
+            }
+            continue;
+        }
+        if k == SFlag::S_IFDIR {
+            match nix::fcntl::openat(
+                top.as_fd(),
+                name.as_os_str(),
+                OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+                Mode::empty(),
+            ) {
+                Ok(fd) => stack.push(fd),
+                // Swapped for a link or a file since the stat: resolve it again.
+                Err(Errno::ELOOP | Errno::ENOTDIR) if links < MAX_LINKS => {
+                    links += 1;
+                    queue.push_front(name);
+                }
+                Err(e) => return Err(err("opening", e)),
+            }
+            continue;
+        }
+        if queue.iter().any(|n| !n.is_empty() && n != ".") {
+            return Err(nf()); // `file.txt/x`
+        }
+        let parent = stack.pop().expect("the root is never popped");
+        return Ok(Target::Leaf(parent, name, st));
+    }
+    let dir = stack.pop().expect("the root is never popped");
+    let st = nix::sys::stat::fstat(dir.as_fd()).map_err(|e| err("reading", e))?;
+    Ok(Target::Dir(dir, st))
+}
+
+/// Refuses `..`, absolute paths and prefixes in a request path.
+fn check_rel<'a>(rel: &'a str, sent: &str) -> Result<&'a Path, TreeError> {
     let rel_path = Path::new(rel);
     if rel_path
         .components()
@@ -125,16 +264,12 @@ fn confine(
     {
         return Err(TreeError::Escape(sent.to_string()));
     }
-    let resolved = fs::canonicalize(root.join(rel_path))
-        .map_err(|e| io_err("resolving", sent, e, not_found(sent.to_string())))?;
-    if !resolved.starts_with(&root) {
-        return Err(TreeError::Escape(sent.to_string()));
-    }
-    Ok(resolved)
+    Ok(rel_path)
 }
 
-fn modified(meta: &Metadata) -> Option<String> {
-    let t: DateTime<Local> = meta.modified().ok()?.into();
+fn modified(st: &FileStat) -> Option<String> {
+    let utc = DateTime::from_timestamp(st.st_mtime, u32::try_from(st.st_mtime_nsec).ok()?)?;
+    let t: DateTime<Local> = utc.with_timezone(&Local);
     Some(t.format("%Y-%m-%dT%H:%M:%S%.6f").to_string())
 }
 
@@ -150,15 +285,10 @@ pub fn list_tree(
     max_entries: usize,
 ) -> Result<Node, TreeError> {
     let rel = rel_path.trim_start_matches('/');
-    let target = confine(root, rel, rel_path, TreeError::PathNotFound)?;
-    let canon_root = fs::canonicalize(root).map_err(|e| TreeError::Io {
-        action: "resolving the source root",
-        path: root.display().to_string(),
-        cause: e,
-    })?;
-    let meta = fs::metadata(&target)
-        .map_err(|e| io_err("reading", rel_path, e, TreeError::PathNotFound(rel_path.into())))?;
-    let rel_clean: String = Path::new(rel)
+    let rel_p = check_rel(rel, rel_path)?;
+    let root = open_root(root)?;
+    let target = resolve(&root, rel_p, rel_path, TreeError::PathNotFound)?;
+    let rel_clean: String = rel_p
         .components()
         .filter_map(|c| match c {
             Component::Normal(s) => Some(s.to_string_lossy().into_owned()),
@@ -167,8 +297,8 @@ pub fn list_tree(
         .collect::<Vec<_>>()
         .join("/");
     let name = if rel_clean.is_empty() {
-        canon_root.file_name().map_or_else(
-            || canon_root.display().to_string(),
+        root.canon.file_name().map_or_else(
+            || root.canon.display().to_string(),
             |n| n.to_string_lossy().into_owned(),
         )
     } else {
@@ -176,14 +306,18 @@ pub fn list_tree(
     };
     let mut budget = max_entries.max(1) - 1;
     let walker = Lister {
-        root: &canon_root,
+        root: &root,
         max_depth,
     };
-    Ok(walker.node(name, rel_clean, &target, &meta, 0, &mut budget))
+    let (fd, st) = match target {
+        Target::Dir(fd, st) => (Some(fd), st),
+        Target::Leaf(_, _, st) => (None, st),
+    };
+    Ok(walker.node(name, rel_clean, fd, &st, 0, &mut budget))
 }
 
 struct Lister<'a> {
-    root: &'a Path,
+    root: &'a Root,
     max_depth: usize,
 }
 
@@ -192,63 +326,67 @@ impl Lister<'_> {
         &self,
         name: String,
         rel: String,
-        path: &Path,
-        meta: &Metadata,
+        dir: Option<OwnedFd>,
+        st: &FileStat,
         depth: usize,
         budget: &mut usize,
     ) -> Node {
-        let is_dir = meta.is_dir();
-        let children = if is_dir && depth < self.max_depth {
-            let kids = self.children(&rel, path, depth, budget);
-            (!kids.is_empty()).then_some(kids)
-        } else {
-            None
+        let is_dir = kind(st) == SFlag::S_IFDIR;
+        let children = match dir {
+            Some(fd) if is_dir && depth < self.max_depth => {
+                let kids = self.children(&rel, fd, depth, budget);
+                (!kids.is_empty()).then_some(kids)
+            }
+            _ => None,
         };
         Node {
             name,
             path: rel,
             is_dir,
-            size_bytes: (!is_dir).then_some(meta.len()),
-            modified_at: modified(meta),
+            size_bytes: (!is_dir).then_some(u64::try_from(st.st_size).unwrap_or(0)),
+            modified_at: modified(st),
             children,
         }
     }
 
-    fn children(&self, rel: &str, dir: &Path, depth: usize, budget: &mut usize) -> Vec<Node> {
-        let Ok(read) = fs::read_dir(dir) else {
+    /// The entries of the directory open as `dir`; a child directory is opened
+    /// beneath `dir` (or, behind a symlink, resolved from the root) only when listed.
+    fn children(&self, rel: &str, dir: OwnedFd, depth: usize, budget: &mut usize) -> Vec<Node> {
+        let Ok(listing) = nix::unistd::dup(dir.as_fd()).and_then(nix::dir::Dir::from_fd) else {
             return Vec::new();
         };
-        let mut entries: Vec<(String, PathBuf, Metadata)> = Vec::new();
-        for entry in read.flatten() {
-            let name = entry.file_name().to_string_lossy().into_owned();
-            if name == ".DS_Store" {
+        let mut listing = listing;
+        let mut entries: Vec<(String, OsString, FileStat, bool)> = Vec::new();
+        for entry in listing.iter().flatten() {
+            let raw = OsStr::from_bytes(entry.file_name().to_bytes()).to_os_string();
+            if raw == "." || raw == ".." || raw == ".DS_Store" {
                 continue;
             }
-            let path = entry.path();
-            let Ok(link_meta) = fs::symlink_metadata(&path) else {
+            let name = raw.to_string_lossy().into_owned();
+            let Ok(st) = nix::sys::stat::fstatat(dir.as_fd(), raw.as_os_str(), AtFlags::AT_SYMLINK_NOFOLLOW)
+            else {
                 continue;
             };
-            let meta = if link_meta.file_type().is_symlink() {
-                match fs::canonicalize(&path) {
-                    Ok(real) if real.starts_with(self.root) => match fs::metadata(&real) {
-                        Ok(m) => m,
-                        Err(_) => continue,
-                    },
-                    _ => continue, // dangling, or leads outside the root
+            if kind(&st) == SFlag::S_IFLNK {
+                let child = Path::new(rel).join(&raw);
+                match resolve(self.root, &child, &name, TreeError::PathNotFound) {
+                    Ok(Target::Dir(_, st)) | Ok(Target::Leaf(_, _, st)) => {
+                        entries.push((name, raw, st, true))
+                    }
+                    Err(_) => continue, // dangling, a loop, or leads outside the root
                 }
             } else {
-                link_meta
-            };
-            entries.push((name, path, meta));
+                entries.push((name, raw, st, false));
+            }
         }
         entries.sort_by(|a, b| {
-            b.2.is_dir()
-                .cmp(&a.2.is_dir())
+            let (ad, bd) = (kind(&a.2) == SFlag::S_IFDIR, kind(&b.2) == SFlag::S_IFDIR);
+            bd.cmp(&ad)
                 .then_with(|| a.0.to_lowercase().cmp(&b.0.to_lowercase()))
                 .then_with(|| a.0.cmp(&b.0))
         });
         let mut out = Vec::new();
-        for (name, path, meta) in entries {
+        for (name, raw, st, via_link) in entries {
             if *budget == 0 {
                 break;
             }
@@ -258,32 +396,70 @@ impl Lister<'_> {
             } else {
                 format!("{rel}/{name}")
             };
-            out.push(self.node(name, child_rel, &path, &meta, depth + 1, budget));
+            let is_dir = kind(&st) == SFlag::S_IFDIR;
+            let fd = if is_dir && depth + 1 < self.max_depth {
+                self.open_child(rel, &dir, &raw, via_link)
+            } else {
+                None
+            };
+            out.push(self.node(name, child_rel, fd, &st, depth + 1, budget));
         }
         out
+    }
+
+    fn open_child(&self, rel: &str, dir: &OwnedFd, raw: &OsStr, via_link: bool) -> Option<OwnedFd> {
+        if via_link {
+            let child = Path::new(rel).join(raw);
+            return match resolve(self.root, &child, "", TreeError::PathNotFound) {
+                Ok(Target::Dir(fd, _)) => Some(fd),
+                _ => None,
+            };
+        }
+        nix::fcntl::openat(
+            dir.as_fd(),
+            raw,
+            OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .ok()
     }
 }
 
 /// Reads at most `max_bytes` of the file at `rel_path` (relative; `..` or an absolute
-/// path is an escape), decoding lossily as UTF-8.
+/// path is an escape), decoding lossily as UTF-8. Only a regular file is opened, and
+/// it is opened beneath the root as the module docs describe.
 pub fn read_file(root: &Path, rel_path: &str, max_bytes: usize) -> Result<FileContent, TreeError> {
-    let path = confine(root, rel_path, rel_path, TreeError::FileNotFound)?;
-    let meta = fs::metadata(&path)
-        .map_err(|e| io_err("reading", rel_path, e, TreeError::FileNotFound(rel_path.into())))?;
-    if meta.is_dir() {
-        return Err(TreeError::IsADirectory(rel_path.to_string()));
-    }
-    if !meta.is_file() {
+    let rel = check_rel(rel_path, rel_path)?;
+    let root = open_root(root)?;
+    let (parent, name, st) = match resolve(&root, rel, rel_path, TreeError::FileNotFound)? {
+        Target::Dir(..) => return Err(TreeError::IsADirectory(rel_path.to_string())),
+        Target::Leaf(parent, name, st) => (parent, name, st),
+    };
+    if kind(&st) != SFlag::S_IFREG {
         return Err(TreeError::NotARegularFile(rel_path.to_string()));
     }
-    // Non-blocking and no-follow: if the path is swapped for a FIFO or a link
-    // after the check above, opening it neither blocks nor leaves the root.
-    let file = fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(nix::libc::O_NONBLOCK | nix::libc::O_NOFOLLOW)
-        .open(&path)
-        .map_err(|e| io_err("opening", rel_path, e, TreeError::FileNotFound(rel_path.into())))?;
-    if !file.metadata().is_ok_and(|m| m.is_file()) {
+    // Non-blocking and no-follow: if the name is swapped for a FIFO or a link after
+    // the stat above, opening it neither blocks nor leaves the root.
+    let fd = nix::fcntl::openat(
+        parent.as_fd(),
+        name.as_os_str(),
+        OFlag::O_RDONLY | OFlag::O_NONBLOCK | OFlag::O_NOFOLLOW | OFlag::O_NOCTTY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| match e {
+        Errno::ELOOP => TreeError::NotARegularFile(rel_path.to_string()),
+        _ => io_err(
+            "opening",
+            rel_path,
+            e.into(),
+            TreeError::FileNotFound(rel_path.into()),
+        ),
+    })?;
+    let file = File::from(fd);
+    let meta = file
+        .metadata()
+        .map_err(|e| io_err("reading", rel_path, e, TreeError::FileNotFound(rel_path.into())))?;
+    if !meta.is_file() {
         return Err(TreeError::NotARegularFile(rel_path.to_string()));
     }
     let mut bytes = Vec::with_capacity(max_bytes.min(1 << 20));

@@ -7,6 +7,7 @@
 //! # Layout
 //! - [`Indexer`] (this file): start, add/reindex/delete a source, wait, health, shutdown.
 //! - [`walk`]: which files are indexed (`.gitignore`, default excludes, no symlinks).
+//! - [`guard`]: roots refused, files opened safely, reads abandoned after a deadline.
 //! - [`extract`]: bytes to text (text-like files only, HTML stripped, binaries refused).
 //! - `pass`: one incremental pass over a source, in small batches.
 //! - `runner`: the worker thread running jobs and watcher refreshes one at a time.
@@ -27,6 +28,7 @@ pub mod embedding_stage;
 mod error;
 pub mod extract;
 pub mod filetree;
+pub mod guard;
 mod pass;
 mod runner;
 pub mod walk;
@@ -62,6 +64,16 @@ pub struct IndexerConfig {
     pub batch_text_bytes: usize,
     /// A batch is written at least this often while a pass runs (default 250 ms).
     pub batch_interval: Duration,
+    /// A file read taking longer is abandoned and the file counted as skipped (default
+    /// 30 s: far above a 2 MiB read from any working disk, below `stuck_after`).
+    pub read_timeout: Duration,
+    /// How long [`Indexer::shutdown`] waits for the worker before leaving it behind
+    /// (default 5 s; a pass stops at the next file boundary, reads are bounded by
+    /// `read_timeout` on their own thread).
+    pub shutdown_wait: Duration,
+    /// Directories no source may be or contain (the service's home); see
+    /// [`guard::check_root`]. Default none.
+    pub protected: Vec<PathBuf>,
 }
 
 impl Default for IndexerConfig {
@@ -74,6 +86,9 @@ impl Default for IndexerConfig {
             batch_files: 50,
             batch_text_bytes: 1024 * 1024,
             batch_interval: Duration::from_millis(250),
+            read_timeout: Duration::from_secs(30),
+            shutdown_wait: Duration::from_secs(5),
+            protected: Vec::new(),
         }
     }
 }
@@ -83,6 +98,8 @@ pub struct Indexer {
     shared: Arc<Shared>,
     watchers: Watchers,
     worker: Mutex<Option<JoinHandle<()>>>,
+    /// Disconnected when the worker thread has returned (or panicked).
+    worker_gone: Mutex<Option<std::sync::mpsc::Receiver<()>>>,
 }
 
 impl std::fmt::Debug for Indexer {
@@ -120,14 +137,19 @@ impl Indexer {
         }
         let shared = Arc::new(Shared::new(store, cfg));
         let worker_shared = Arc::clone(&shared);
+        let (gone_tx, gone_rx) = std::sync::mpsc::channel::<()>();
         let worker = std::thread::Builder::new()
             .name("file-indexer".into())
-            .spawn(move || runner::run(worker_shared))
+            .spawn(move || {
+                let _gone = gone_tx; // dropped when the worker ends, even by a panic
+                runner::run(worker_shared)
+            })
             .map_err(|e| IndexerError::Unavailable(format!("starting the file indexer thread: {e}")))?;
         let indexer = Indexer {
             shared,
             watchers: Watchers::default(),
             worker: Mutex::new(Some(worker)),
+            worker_gone: Mutex::new(Some(gone_rx)),
         };
         for s in &sources {
             indexer.watch(s);
@@ -204,6 +226,7 @@ impl Indexer {
             path: expanded.clone(),
             cause,
         })?;
+        guard::check_root(&resolved, root_path, &self.shared.cfg.protected)?;
         let display_name = display_name
             .filter(|d| !d.trim().is_empty())
             .unwrap_or_else(|| basename(&resolved));
@@ -290,15 +313,33 @@ impl Indexer {
     }
 
     /// Stops the watchers, then the worker at a file boundary (its job is re-queued and
-    /// resumes at the next start). Idempotent; also run on drop. Call before
-    /// [`Store::shutdown`].
+    /// resumes at the next start). Waits at most `cfg.shutdown_wait` for the worker: one
+    /// blocked in the file system is left behind (logged) so that `stop` always ends.
+    /// Idempotent; also run on drop. Call before [`Store::shutdown`].
     pub fn shutdown(&self) {
         self.watchers.stop_all();
         self.shared.stop();
         let worker = self.worker.lock().unwrap_or_else(PoisonError::into_inner).take();
-        if let Some(w) = worker
-            && w.join().is_err()
-        {
+        let gone = self
+            .worker_gone
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        let Some(w) = worker else { return };
+        let ended = gone.is_none_or(|rx| {
+            !matches!(
+                rx.recv_timeout(self.shared.cfg.shutdown_wait),
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout)
+            )
+        });
+        if !ended {
+            tracing::error!(
+                "the file indexer thread did not stop within {} s (blocked in the file system?); leaving it behind",
+                self.shared.cfg.shutdown_wait.as_secs()
+            );
+            return;
+        }
+        if w.join().is_err() {
             tracing::error!("the file indexer thread panicked");
         }
     }

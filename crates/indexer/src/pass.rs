@@ -4,7 +4,6 @@
 //! (sync, rebuild) and by watcher refreshes. It decides nothing about scheduling.
 
 use std::collections::HashMap;
-use std::fs::File;
 use std::io::Read;
 use std::path::Path;
 use std::time::Instant;
@@ -86,7 +85,7 @@ fn read_text_file(file: &WalkedFile, cap: u64) -> Option<Vec<u8>> {
     if file.size > cap {
         return None;
     }
-    let mut f = File::open(&file.abs_path).ok()?;
+    let mut f = crate::guard::open_regular(&file.abs_path).ok()?;
     let mut bytes = Vec::with_capacity(file.size as usize);
     f.by_ref()
         .take(extract::SNIFF_BYTES as u64)
@@ -179,7 +178,8 @@ pub(crate) fn run(
         let bytes = if extract::is_binary_extension(ft.as_deref()) {
             None
         } else {
-            read_text_file(file, cfg.max_file_bytes)
+            let (f, cap) = (file.clone(), cfg.max_file_bytes);
+            crate::guard::within(cfg.read_timeout, move || read_text_file(&f, cap)).flatten()
         };
         let op = match bytes {
             None => {

@@ -290,3 +290,37 @@ fn collect_garbage(shared: &Shared) -> Result<(), IndexerError> {
         std::thread::yield_now();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A pass that stops beating (a file job blocked in the file system) is named by
+    /// `stuck()`, which `/health` lists among its reasons; an ended pass is not.
+    #[test]
+    fn a_job_without_progress_is_reported_stuck() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(memory_store::StoreConfig::new(dir.path().join("m.sqlite"))).expect("store");
+        let cfg = IndexerConfig {
+            stuck_after: Duration::from_millis(20),
+            ..IndexerConfig::default()
+        };
+        let shared = Shared::new(store, cfg);
+        assert_eq!(shared.stuck(), None, "nothing running");
+        let _cancel = begin(&shared, "docs", Some(7));
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let reason = loop {
+            if let Some(r) = shared.stuck() {
+                break r;
+            }
+            assert!(Instant::now() < deadline, "never reported stuck");
+            std::thread::yield_now();
+        };
+        assert!(
+            reason.starts_with("index job 7 for source docs has made no progress for"),
+            "{reason}"
+        );
+        end(&shared);
+        assert_eq!(shared.stuck(), None);
+    }
+}

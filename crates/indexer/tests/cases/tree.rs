@@ -184,3 +184,64 @@ fn binary_detection_and_truncation() {
     let f = read_file(&root, "euro.txt", 4).expect("read");
     assert!(f.is_binary, "{f:?}");
 }
+
+/// Issue 13, F2: a folder inside the root swapped again and again for a symlink to a
+/// folder outside (absolute and relative) while it is read and listed. Nothing outside
+/// the root may ever be read or listed. Bounded: 3 s of swapping.
+#[cfg(unix)]
+#[test]
+fn a_directory_symlink_swap_race_never_leaks_outside() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::time::{Duration, Instant};
+
+    let env = Env::new();
+    let root = env.tree();
+    let outside = env.dir.path().join("outside");
+    write(&outside, "passwd", "OUTSIDE-SECRET");
+    write(&outside, "only-outside.txt", "x");
+    write(&root, "rd/passwd", "inside");
+    let stop = Arc::new(AtomicBool::new(false));
+    let swapper = {
+        let (root, outside, stop) = (root.clone(), outside.clone(), Arc::clone(&stop));
+        std::thread::spawn(move || {
+            let (rd, real) = (root.join("rd"), root.join("rd.real"));
+            let mut swaps = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                std::fs::rename(&rd, &real).expect("rd away");
+                let target = if swaps.is_multiple_of(2) {
+                    outside.clone()
+                } else {
+                    Path::new("../outside").to_path_buf()
+                };
+                std::os::unix::fs::symlink(&target, &rd).expect("link in");
+                std::fs::remove_file(&rd).expect("link away");
+                std::fs::rename(&real, &rd).expect("rd back");
+                swaps += 1;
+            }
+            swaps
+        })
+    };
+    let deadline = Instant::now() + Duration::from_secs(3);
+    let (mut reads, mut lists) = (0u64, 0u64);
+    while Instant::now() < deadline {
+        if let Ok(f) = read_file(&root, "rd/passwd", 100) {
+            assert_eq!(f.content.as_deref(), Some("inside"), "read outside the root");
+            reads += 1;
+        }
+        for path in ["rd", ""] {
+            if let Ok(tree) = list_tree(&root, path, 2, 100) {
+                let text = format!("{tree:?}");
+                assert!(!text.contains("only-outside"), "listed outside the root: {text}");
+                lists += 1;
+            }
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    let swaps = swapper.join().expect("swapper");
+    assert!(swaps > 0, "the swap never ran");
+    assert!(
+        reads + lists > 0,
+        "nothing was ever read: the race proves nothing"
+    );
+}

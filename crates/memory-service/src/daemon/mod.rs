@@ -6,7 +6,7 @@
 
 mod lockwatch;
 mod notify;
-mod storewatch;
+pub(crate) mod storewatch;
 
 use std::io::Write as _;
 use std::net::{TcpListener, ToSocketAddrs};
@@ -331,12 +331,20 @@ async fn serve_async(
 /// starts the file indexer, off the async workers.
 async fn open_services(config: &Config) -> anyhow::Result<Services> {
     let db_path = database_path(config);
+    // No source may be (or contain) the home or the database's folder: indexing
+    // them would index the database while it is written.
+    let mut protected = vec![config.home.clone()];
+    protected.extend(db_path.parent().map(std::path::Path::to_path_buf));
     tokio::task::spawn_blocking(move || {
         check_database_files(&db_path)?;
         // The store's error already says "while opening database <path>".
         let store = memory_store::Store::open(memory_store::StoreConfig::new(&db_path))?;
-        let indexer = memory_indexer::Indexer::start(store.clone(), memory_indexer::IndexerConfig::default())
-            .context("starting the file indexer")?;
+        let cfg = memory_indexer::IndexerConfig {
+            protected,
+            ..memory_indexer::IndexerConfig::default()
+        };
+        let indexer =
+            memory_indexer::Indexer::start(store.clone(), cfg).context("starting the file indexer")?;
         Ok(Services {
             store,
             indexer: Arc::new(indexer),

@@ -21,11 +21,15 @@ pub(super) struct Fixture {
 }
 
 pub(super) fn fixture() -> Fixture {
+    fixture_with(memory_indexer::IndexerConfig::default())
+}
+
+/// [`fixture`] with the file indexer configured as `cfg`.
+pub(super) fn fixture_with(cfg: memory_indexer::IndexerConfig) -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     let store =
         memory_store::Store::open(memory_store::StoreConfig::new(dir.path().join("m.sqlite"))).unwrap();
-    let indexer =
-        memory_indexer::Indexer::start(store.clone(), memory_indexer::IndexerConfig::default()).unwrap();
+    let indexer = memory_indexer::Indexer::start(store.clone(), cfg).unwrap();
     let config = Config {
         home: dir.path().to_path_buf(),
         host: "127.0.0.1".into(),

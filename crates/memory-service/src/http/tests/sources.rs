@@ -398,3 +398,110 @@ async fn filetree_lists_reads_and_confines() {
         (StatusCode::BAD_REQUEST, Some("Path escapes source root: ../x"))
     );
 }
+
+/// Issue 13: `/`, a pseudo file system and the service's own home are refused as
+/// roots with a 400 that says why.
+#[tokio::test]
+async fn special_roots_are_refused_with_the_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("home");
+    std::fs::create_dir_all(&home).unwrap();
+    let f = super::fixture_with(memory_indexer::IndexerConfig {
+        protected: vec![home.clone()],
+        ..memory_indexer::IndexerConfig::default()
+    });
+    for (root, why) in [
+        ("/".to_string(), "file-system root"),
+        ("/proc".to_string(), "special file system"),
+        ("/sys/kernel".to_string(), "special file system"),
+        (home.display().to_string(), "own home"),
+        (dir.path().display().to_string(), "own home"),
+    ] {
+        let (s, v) = f.post("/sources", json!({"root_path": root})).await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{root}: {v}");
+        let detail = v["detail"].as_str().unwrap_or_default();
+        assert!(
+            detail.starts_with(&format!("Refusing source root {root}: ")) && detail.contains(why),
+            "{root}: {detail}"
+        );
+    }
+    let (_, v) = f.get("/sources").await;
+    assert_eq!(v["sources"], json!([]), "nothing was added");
+}
+
+/// Issue 13: a file job that stops making progress is named in `/health` reasons
+/// (through the same store watcher the daemon runs) and the reason clears once the job
+/// moves on. The job is wedged by a FIFO named `.gitignore`: the `ignore` crate opens
+/// ignore files while walking without checking their type, so the walk blocks until
+/// a writer opens the FIFO.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stuck_file_job_shows_in_health_reasons() {
+    use std::os::unix::fs::OpenOptionsExt;
+    let f = super::fixture_with(memory_indexer::IndexerConfig {
+        stuck_after: Duration::from_millis(200),
+        watch: false,
+        ..memory_indexer::IndexerConfig::default()
+    });
+    let dir = tree();
+    let fifo = dir.path().join("notes/.gitignore");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::S_IRWXU).unwrap();
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    crate::daemon::storewatch::spawn(
+        f.state.store().unwrap().clone(),
+        f.state.indexer().unwrap().clone(),
+        f.state.semantic.clone(),
+        f.state.monitor.clone(),
+        shutdown.clone(),
+    );
+    let (s, v) = f
+        .post(
+            "/sources",
+            json!({"root_path": dir.path(), "display_name": "Wedged"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let job = v["job_id"].as_i64().unwrap();
+    let want = format!("index job {job} for source wedged-dir has made no progress for");
+    let reasons = |h: &serde_json::Value| -> Vec<String> {
+        h["reasons"]
+            .as_array()
+            .map(|r| r.iter().filter_map(|x| x.as_str().map(str::to_string)).collect())
+            .unwrap_or_default()
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let (_, h) = f.get("/health").await;
+        if reasons(&h).iter().any(|r| r.contains(&want)) {
+            assert_eq!(h["state"], "degraded", "{h}");
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "never reported stuck: {h}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // A writer opens and closes the FIFO: the walk reads an empty ignore file and goes on.
+    let writer = std::fs::OpenOptions::new()
+        .write(true)
+        .custom_flags(nix::libc::O_NONBLOCK)
+        .open(&fifo)
+        .expect("the walk is waiting on the FIFO");
+    drop(writer);
+    let ix = f.state.indexer().unwrap().clone();
+    let done = tokio::task::spawn_blocking(move || ix.wait_job(job, Duration::from_secs(30)))
+        .await
+        .unwrap()
+        .expect("the job ends once unblocked");
+    assert_eq!(done.status.as_str(), "completed", "{done:?}");
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let (_, h) = f.get("/health").await;
+        if !reasons(&h).iter().any(|r| r.contains("has made no progress")) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the reason never cleared: {h}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    shutdown.cancel();
+}
