@@ -20,19 +20,59 @@ pub const DEFAULT_PORT: u16 = 5858;
 /// Where installed embedding models live, under the home.
 pub const MODELS_DIR: &str = "models";
 
-/// Settings given on the command line (all optional).
+/// Settings given on the command line (all optional). Home, host and port
+/// are global options (every command needs them: the service binds them, the
+/// others find it there); the service's own settings come from
+/// [`ServiceArgs`], on the commands that run the service, and are merged in
+/// with [`ConfigArgs::with_service`].
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct ConfigArgs {
     /// Home directory: everything the service writes lives here
     /// [env: MEMORY_SERVICE_HOME] [default: ~/.chatdo]
     #[arg(long, global = true, value_name = "DIR")]
     pub home: Option<PathBuf>,
-    /// Address to bind [env: MEMORY_SERVICE_HOST] [default: 127.0.0.1]
+    /// The service's address: bound by serve/start, dialled by the other
+    /// commands [env: MEMORY_SERVICE_HOST] [default: 127.0.0.1]
     #[arg(long, global = true, value_name = "HOST")]
     pub host: Option<String>,
-    /// Port to bind [env: MEMORY_SERVICE_PORT] [default: 5858]
+    /// The service's port: bound by serve/start, dialled by the other
+    /// commands [env: MEMORY_SERVICE_PORT] [default: 5858]
     #[arg(long, global = true, value_name = "PORT")]
     pub port: Option<u16>,
+    /// [`ServiceArgs::embedding_model`], also accepted before the command
+    /// (`--embedding-model DIR serve`, as scripts written before the options
+    /// moved to the commands that use them do); hidden from `--help`.
+    #[arg(long, hide = true, value_name = "DIR")]
+    pub embedding_model: Option<PathBuf>,
+    /// [`ServiceArgs::chatdo_projects`], also accepted before the command;
+    /// hidden from `--help`.
+    #[arg(long, hide = true, value_name = "FILE")]
+    pub chatdo_projects: Option<PathBuf>,
+}
+
+impl ConfigArgs {
+    /// These settings with a service command's own options (which win over
+    /// the same options given before the command).
+    pub fn with_service(&self, service: &ServiceArgs) -> ConfigArgs {
+        ConfigArgs {
+            embedding_model: service
+                .embedding_model
+                .clone()
+                .or_else(|| self.embedding_model.clone()),
+            chatdo_projects: service
+                .chatdo_projects
+                .clone()
+                .or_else(|| self.chatdo_projects.clone()),
+            ..self.clone()
+        }
+    }
+}
+
+/// Settings only the service itself reads: options of `serve`, `start`,
+/// `restart` (passed on to the `serve` they spawn) and `model`.
+#[derive(Debug, Clone, Default, clap::Args)]
+#[command(next_help_heading = "Service options")]
+pub struct ServiceArgs {
     /// Embedding model directory (config.json, tokenizer.json, model.safetensors)
     /// [env: MEMORY_SERVICE_EMBEDDING_MODEL] [default: HOME/models/all-MiniLM-L6-v2]
     #[arg(long, global = true, value_name = "DIR")]

@@ -98,11 +98,14 @@ pub enum StatusCode {
     /// A program that is not Memory Service holds the home's lock (the same
     /// code as every other command gives for it).
     ForeignLockHolder = 20,
+    /// The home cannot be used (a file, unreadable, another user's): the
+    /// same code as every other command gives for it.
+    HomeUnusable = 15,
 }
 
 impl StatusCode {
     /// Every status code, for documentation and tests.
-    pub const ALL: [StatusCode; 7] = [
+    pub const ALL: [StatusCode; 8] = [
         StatusCode::Running,
         StatusCode::DeadWithPidFile,
         StatusCode::NotRunning,
@@ -110,6 +113,7 @@ impl StatusCode {
         StatusCode::Unresponsive,
         StatusCode::Starting,
         StatusCode::ForeignLockHolder,
+        StatusCode::HomeUnusable,
     ];
 }
 

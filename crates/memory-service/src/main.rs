@@ -25,7 +25,7 @@ fn main() -> ProcessExit {
             .into();
         }
     };
-    if !matches!(cli.command, Command::Serve) {
+    if !matches!(cli.command, Command::Serve(_)) {
         // A command whose output is piped into `head` or `grep -q` should end
         // quietly when the reader goes, like any Unix tool, not panic on
         // EPIPE. (`serve` keeps Rust's default: a closed log pipe must never
@@ -39,7 +39,7 @@ fn main() -> ProcessExit {
         }
     }
     // `serve` logs at info; the client commands only show warnings.
-    let default = if matches!(cli.command, Command::Serve) {
+    let default = if matches!(cli.command, Command::Serve(_)) {
         "info"
     } else {
         "warn"
@@ -49,9 +49,18 @@ fn main() -> ProcessExit {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none())
         .init();
+    let verbose = cli.verbose;
     match run(cli) {
         Ok(code) => code,
         Err(e) => {
+            // A refused request reads as the service's sentence and a hint;
+            // `-v` adds which request it was.
+            let request = e
+                .downcast_ref::<memory_service::client::ClientError>()
+                .and_then(memory_service::client::ClientError::request);
+            if let (true, Some(req)) = (verbose, request) {
+                eprintln!("memory-service: {req}");
+            }
             eprintln!("memory-service: {e:#}");
             ExitCode::Error.into()
         }
@@ -59,14 +68,44 @@ fn main() -> ProcessExit {
 }
 
 fn run(cli: Cli) -> anyhow::Result<ProcessExit> {
-    let config = Config::from_env(&cli.config)?;
+    match cli.command {
+        Command::Completions { shell } => {
+            let mut cmd = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(shell, &mut cmd, "memory-service", &mut std::io::stdout());
+            return Ok(ExitCode::Ok.into());
+        }
+        Command::Man => {
+            use std::io::Write;
+            std::io::stdout().write_all(&memory_service::cli::man_page()?)?;
+            return Ok(ExitCode::Ok.into());
+        }
+        _ => {}
+    }
+    // The service's own options, on the commands that run it (or install its model).
+    let args = match &cli.command {
+        Command::Serve(service)
+        | Command::Start { service, .. }
+        | Command::Restart { service, .. }
+        | Command::Model { service, .. } => cli.config.with_service(service),
+        _ => cli.config.clone(),
+    };
+    let config = Config::from_env(&args)?;
     let code = match cli.command {
-        Command::Serve => memory_service::daemon::run(config)?,
-        Command::Start(args) => lifecycle::start::run(&config, &args)?,
-        Command::Stop(args) => lifecycle::stop::run(&config, &args)?,
+        Command::Serve(_) => {
+            if lifecycle::logs::rotate_inherited(&config) {
+                tracing::info!(log = %lifecycle::log_path(&config).display(), "rotated the log (kept one old generation)");
+            }
+            memory_service::daemon::run(config)?
+        }
+        Command::Start { args, .. } => {
+            lifecycle::home_result(&config, lifecycle::start::run(&config, &args))?
+        }
+        Command::Stop(args) => lifecycle::home_result(&config, lifecycle::stop::run(&config, &args))?,
         Command::Status(args) => return Ok(lifecycle::status::run(&config, &args).into()),
-        Command::Restart { stop, start_timeout } => {
-            let code = lifecycle::stop::run(&config, &stop)?;
+        Command::Restart {
+            stop, start_timeout, ..
+        } => {
+            let code = lifecycle::home_result(&config, lifecycle::stop::run(&config, &stop))?;
             if code != ExitCode::Ok {
                 return Ok(code.into());
             }
@@ -75,19 +114,20 @@ fn run(cli: Cli) -> anyhow::Result<ProcessExit> {
                 kill_timeout: stop.timeout,
                 force: false,
             };
-            lifecycle::start::run(&config, &start)?
+            lifecycle::home_result(&config, lifecycle::start::run(&config, &start))?
         }
         Command::Logs(args) => lifecycle::logs::run(&config, &args)?,
         Command::InstallService(args) => lifecycle::service::install(&config, &args)?,
         Command::UninstallService(args) => lifecycle::service::uninstall(&config, &args)?,
         Command::Sources(cmd) => client_result(&config, memory_service::client::sources::run(&config, &cmd))?,
-        Command::Reindex { id, wait } => client_result(
+        Command::Reindex { id, wait, json } => client_result(
             &config,
-            memory_service::client::sources::reindex(&config, &id, wait),
+            memory_service::client::sources::reindex(&config, &id, wait, json),
         )?,
         Command::Search(args) => client_result(&config, memory_service::client::search::run(&config, &args))?,
-        Command::Model(cmd) => memory_service::models::run(&config, &cmd)?,
+        Command::Model { command, .. } => memory_service::models::run(&config, &command)?,
         Command::ImportChatdo(args) => client_result(&config, memory_service::import::run(&config, &args))?,
+        Command::Completions { .. } | Command::Man => unreachable!("handled before the configuration"),
     };
     Ok(code.into())
 }

@@ -60,6 +60,10 @@ fn search_prints_readable_results_with_the_match_marked() {
     let (code, out, _) = sb.cli(port, &["search", "--project", "proj", "nothinglikethis"]);
     assert_eq!(code, 0);
     assert!(out.contains("No results"), "{out}");
+    // Without --project, a chat-only project is not reachable: said so.
+    let (code, out, _) = sb.cli(port, &["search", "aardvark"]);
+    assert_eq!(code, 0);
+    assert!(out.contains("No results") && out.contains("--project"), "{out}");
     p.signal(Signal::SIGTERM);
     assert_eq!(p.wait_code(), 0);
 }
@@ -75,5 +79,54 @@ fn client_commands_refuse_an_instance_of_another_home() {
     assert!(
         err.contains("another home") && err.contains(&a.home.display().to_string()),
         "{err}"
+    );
+}
+
+#[test]
+fn help_completions_and_man_page_come_from_the_cli_definition() {
+    let sb = Sandbox::new();
+    let port = free_port();
+    let (code, out, _) = sb.cli(port, &["--help"]);
+    assert_eq!(code, 0);
+    assert!(out.contains("Global options:") && out.contains("--home"), "{out}");
+    assert!(out.contains("Quick start:"), "{out}");
+    // The service's own options only on the commands that run it.
+    assert!(!out.contains("--embedding-model"), "{out}");
+    for cmd in ["serve", "start", "restart", "model"] {
+        let (code, out, _) = sb.cli(port, &[cmd, "--help"]);
+        assert_eq!(code, 0);
+        assert!(
+            out.contains("Service options:")
+                && out.contains("--embedding-model")
+                && out.contains("Global options:"),
+            "{cmd}: {out}"
+        );
+    }
+    for cmd in [&["search"][..], &["sources", "list"], &["stop"], &["status"]] {
+        let (code, out, _) = sb.cli(port, &[cmd, &["--help"]].concat());
+        assert_eq!(code, 0);
+        assert!(
+            !out.contains("--embedding-model") && !out.contains("--chatdo-projects"),
+            "{cmd:?}: {out}"
+        );
+    }
+    let (code, out, _) = sb.cli(port, &["search", "--help"]);
+    assert_eq!(code, 0);
+    assert!(out.contains("Examples:") && out.contains("--source"), "{out}");
+    let (code, out, err) = sb.cli(port, &["completions", "bash"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("complete -F") && out.contains("memory-service") && out.contains("sources"),
+        "{out}"
+    );
+    let (code, out, err) = sb.cli(port, &["man"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.starts_with(".ie") || out.contains(".TH memory-service 1"),
+        "{out}"
+    );
+    assert!(
+        out.contains("import\\-chatdo") || out.contains("import-chatdo"),
+        "{out}"
     );
 }

@@ -300,12 +300,29 @@ fn install_service_prints_valid_definitions_and_installs_into_the_user_dirs() {
         assert!(out.contains(line), "missing {line} in\n{out}");
     }
 
+    // The supervisor appends to the home's log, the one `logs` reads.
+    let log = format!("StandardOutput=append:{}/memory_service.log", sb.home.display());
+    assert!(out.contains(&log), "missing {log} in\n{out}");
+
     let cfg = sb.path().join("xdg-config");
-    let envs = [("XDG_CONFIG_HOME", cfg.to_str().unwrap())];
+    let data = sb.path().join("xdg-data");
+    let envs = [
+        ("XDG_CONFIG_HOME", cfg.to_str().unwrap()),
+        ("XDG_DATA_HOME", data.to_str().unwrap()),
+    ];
     let (code, out, err) = sb.cli_env(port, &["install-service", "--systemd", "--no-activate"], &envs);
     assert_eq!(code, 0, "{out}{err}");
     let unit = cfg.join("systemd/user/memory-service.service");
     assert!(unit.exists(), "{out}");
+    // The manual page the unit names exists, generated from the CLI.
+    let man =
+        std::fs::read_to_string(data.join("man/man1/memory-service.1")).expect("the man page is written");
+    assert!(man.contains(".TH memory-service 1"), "{man}");
+    assert!(
+        std::fs::read_to_string(&unit)
+            .unwrap()
+            .contains("Documentation=man:memory-service(1)")
+    );
     assert!(
         out.contains("systemctl --user"),
         "prints the activation commands:\n{out}"
@@ -673,4 +690,89 @@ fn a_damaged_holder_record_heals_and_status_and_stop_see_the_holder() {
         "{out}"
     );
     assert_eq!(p.wait_code(), 0);
+}
+
+/// A supervisor (systemd's `StandardOutput=append:`, launchd's
+/// `StandardOutPath`) hands `serve` the home's log as stdout and stderr: `logs`
+/// shows that instance's lines, and a log over the cap is rotated by `serve`
+/// itself (one old generation), since a supervisor only appends.
+#[test]
+fn a_supervised_serve_logs_where_logs_reads_and_rotates_it() {
+    let sb = Sandbox::new();
+    std::fs::create_dir_all(&sb.home).unwrap();
+    let log = sb.home.join("memory_service.log");
+    let big = 10 * 1024 * 1024 + 1;
+    std::fs::write(&log, vec![b'x'; big]).unwrap();
+    let port = free_port();
+    let open = || std::fs::OpenOptions::new().append(true).open(&log).unwrap();
+    let mut cmd = sb.command(&[
+        "--home",
+        &sb.home.display().to_string(),
+        "--port",
+        &port.to_string(),
+        "serve",
+    ]);
+    cmd.stdout(open()).stderr(open());
+    let mut child = cmd.spawn().unwrap();
+    let pid = child.id();
+    poll("the supervised serve to answer /health", DEADLINE, || {
+        assert!(child.try_wait().unwrap().is_none(), "serve exited early");
+        let (s, v) = get(port, "/health")?;
+        (s == 200 && v["pid"] == pid).then_some(())
+    });
+    assert_eq!(
+        std::fs::metadata(sb.home.join("memory_service.log.1"))
+            .unwrap()
+            .len(),
+        big as u64,
+        "the old log is kept as .log.1"
+    );
+    let (code, out, err) = sb.cli(port, &["logs", "-n", "200"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("rotated the log"),
+        "the new log holds this instance's lines: {out}"
+    );
+    assert!(
+        !out.contains("xxxx"),
+        "the old lines are gone from the log: {out}"
+    );
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), Signal::SIGTERM).unwrap();
+    assert!(child.wait().unwrap().success());
+}
+
+/// The same unusable home gives every lifecycle command the code `serve`
+/// gives it (15, `HomeUnusable`) and the same one sentence, said once.
+#[test]
+fn an_unusable_home_has_one_exit_code_for_every_command() {
+    let sb = Sandbox::new();
+    std::fs::write(&sb.home, "I am a file").unwrap();
+    let port = free_port();
+    let mut p = sb.serve(port);
+    assert_eq!(p.wait_code(), 15, "{}", p.stderr_text());
+    let sentence = format!(
+        "home directory {} is unusable: it is not a directory",
+        sb.home.display()
+    );
+    assert!(p.stderr_text().contains(&sentence), "{}", p.stderr_text());
+    for cmd in [
+        &["start", "--timeout", "5"][..],
+        &["stop"],
+        &["restart"],
+        &["status"],
+    ] {
+        let (code, out, err) = sb.cli(port, cmd);
+        assert_eq!(code, 15, "{cmd:?}: {out}{err}");
+        let said = format!("{out}{err}");
+        assert_eq!(
+            said.matches(&sentence).count(),
+            1,
+            "{cmd:?}, the cause once: {said}"
+        );
+        assert!(!said.contains("os error"), "{cmd:?}: {said}");
+    }
+    let (code, out, err) = sb.cli(port, &["status", "--json"]);
+    assert_eq!(code, 15, "{out}{err}");
+    let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(v["state"], "unusable", "{out}");
 }

@@ -1,8 +1,11 @@
 //! The status page (`GET /`): its headers over plain HTTP, and end to end in
 //! headless Chromium driven over the DevTools protocol (CDP): no console
 //! errors, the instance's PID shown, a typed search finding an indexed
-//! message (hostile text shown as text), a finished source listed once
-//! `/sources` exists, and screenshots saved under `target/artifacts/`.
+//! message (hostile text shown as text), an empty state that says how to add
+//! a folder, a folder added with the page's own form (JSON POST from the
+//! page's origin) shown with its progress until its job completes, the same
+//! folder refused a second time, and screenshots saved under
+//! `target/artifacts/`.
 //! Chromium is Debian's `/usr/bin/chromium` (`scripts/install-chromium.sh`).
 
 use std::fs::File;
@@ -492,17 +495,32 @@ fn status_page_end_to_end_in_headless_chromium() {
         "state shown: {state}"
     );
 
-    // Sources: a folder whose job finishes is listed idle with a completed
-    // job, and its recent jobs show it.
+    // Empty state: no sources, and the page says how to add a folder.
+    cdp.wait_for(
+        "the empty state to say how to add a folder",
+        "(() => { const e = document.getElementById('sources-empty');
+                  return !e.hidden && e.textContent.includes('Add folder')
+                      && e.textContent.includes('memory-service sources add'); })()",
+    );
+    cdp.screenshot("status-page-empty.png");
+
+    // Sources: a folder added with the page's form is listed idle with a
+    // completed job, and its recent jobs show it.
     let dir = sb.path().join("docs-folder");
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(dir.join("notes.txt"), format!("Notes about the {word}.\n")).unwrap();
-    let (s, v) = post(
-        port,
-        "/sources",
-        &json!({"root_path": dir.display().to_string(), "display_name": "docs", "project_id": "general"}),
+    let type_into = |cdp: &mut Cdp, id: &str, text: &str| {
+        cdp.eval(&format!("document.getElementById({}).value = ''", js(id)));
+        cdp.eval(&format!("document.getElementById({}).focus()", js(id)));
+        cdp.call("Input.insertText", json!({"text": text}));
+    };
+    type_into(&mut cdp, "a-path", &dir.display().to_string());
+    type_into(&mut cdp, "a-name", "docs");
+    cdp.eval("document.getElementById('a-submit').click()");
+    cdp.wait_for(
+        "the form to say the folder was added",
+        "document.getElementById('add-msg').textContent.includes('as source')",
     );
-    assert_eq!(s, 200, "POST /sources: {v}");
     let id = cdp.wait_for(
         "the page to list source \"docs\" as idle with a completed job",
         "(() => {
@@ -515,6 +533,30 @@ fn status_page_end_to_end_in_headless_chromium() {
         })()",
     );
     let id = id.as_str().expect("source id").to_string();
+    assert_eq!(
+        cdp.eval("document.getElementById('sources-empty').hidden"),
+        true,
+        "the empty state goes once a source exists"
+    );
+    let (_, v) = get(port, "/sources").expect("GET /sources");
+    assert_eq!(v["sources"][0]["project_id"], "general", "{v}");
+    assert_eq!(v["sources"][0]["root_path"], dir.display().to_string(), "{v}");
+    // The same folder again: refused on the page, nothing posted.
+    type_into(&mut cdp, "a-path", &format!("{}/", dir.display()));
+    cdp.eval("document.getElementById('a-submit').click()");
+    cdp.wait_for(
+        "the form to say the folder already is a source",
+        &format!(
+            "document.getElementById('add-msg').textContent.includes('already is source ' + {})",
+            js(&id)
+        ),
+    );
+    let (_, v) = get(port, "/sources").expect("GET /sources");
+    assert_eq!(
+        v["sources"].as_array().map(Vec::len),
+        Some(1),
+        "no second source: {v}"
+    );
     cdp.wait_for(
         "the recent jobs of \"docs\" to show a completed job",
         &format!(
@@ -529,7 +571,9 @@ fn status_page_end_to_end_in_headless_chromium() {
     // Search: the project defaults to "general"; type the word and submit.
     assert_eq!(cdp.eval("document.getElementById('q-project').value"), "general");
     cdp.eval("document.getElementById('q-query').focus()");
-    cdp.call("Input.insertText", json!({"text": word}));
+    // "sleep" is a query word too, but only whole words are marked: not
+    // the "sleep" inside the message's "sleeps".
+    cdp.call("Input.insertText", json!({"text": format!("{word} sleep")}));
     cdp.eval("document.getElementById('q-submit').click()");
     cdp.wait_for(
         "a search result with the word highlighted",
@@ -539,6 +583,11 @@ fn status_page_end_to_end_in_headless_chromium() {
                 [...li.querySelectorAll('mark')].some(m => m.textContent.toLowerCase() === {}))",
             js(&word.to_lowercase())
         ),
+    );
+    assert_eq!(
+        cdp.eval("[...document.querySelectorAll('#results mark')].filter(m => m.textContent.toLowerCase().startsWith('sleep')).length"),
+        0,
+        "no mark inside a longer word"
     );
     // The message's markup is shown as text, never parsed.
     assert_eq!(

@@ -270,6 +270,63 @@ fn people_commands_add_wait_list_reindex_rm() {
         row.contains("proj") && row.contains(&dir) && row.contains("idle") && row.contains(" 30 "),
         "{row}"
     );
+    assert!(
+        row.contains("  710 B  ") && (row.contains("just now") || row.contains("min ago")),
+        "IEC size (30 files of 23-24 bytes) and a human time: {row}"
+    );
+
+    // The same folder again (written differently): shown, not added.
+    let again = format!("{dir}/../my docs/");
+    let (code, out, err) = sb.cli(port, &["sources", "add", &again]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.contains("already is source notes-dir (project proj)"),
+        "{out}"
+    );
+    assert!(
+        out.contains("--duplicate"),
+        "names the flag that adds a second one: {out}"
+    );
+    let (_, v) = get(port, "/sources").unwrap();
+    assert_eq!(v["sources"].as_array().unwrap().len(), 1, "{v}");
+    let (code, out, _) = sb.cli(port, &["sources", "add", &dir, "--json"]);
+    assert_eq!(code, 0);
+    let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(v["existing"]["id"], "notes-dir", "{out}");
+
+    // An explicit second source of the same folder: `/search` still returns
+    // each file chunk once (30 one-chunk files: 30 hits, not 60).
+    let (code, out, err) = sb.cli(
+        port,
+        &[
+            "sources",
+            "add",
+            &dir,
+            "--project",
+            "proj",
+            "--duplicate",
+            "--wait",
+        ],
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("completed: 30 files"), "{out}");
+    let (_, v) = get(port, "/sources").unwrap();
+    let twin = v["sources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["id"].as_str().unwrap().to_string())
+        .find(|id| id != "notes-dir")
+        .expect("a second source");
+    let hits = search_files(port, "proj", "tapir");
+    let chunks: std::collections::HashSet<String> = hits
+        .iter()
+        .map(|h| format!("{}#{}", h["file_path"], h["chunk_index"]))
+        .collect();
+    assert_eq!(chunks.len(), hits.len(), "each file chunk once: {hits:?}");
+    assert_eq!(hits.len(), 30, "every file found once");
+    let (code, out, err) = sb.cli(port, &["sources", "rm", &twin]);
+    assert_eq!(code, 0, "{out}{err}");
 
     let (code, out, err) = sb.cli(port, &["reindex", "notes-dir", "--wait"]);
     assert_eq!(code, 0, "{out}{err}");
@@ -277,12 +334,45 @@ fn people_commands_add_wait_list_reindex_rm() {
     let (code, out, _) = sb.cli(port, &["search", "--project", "proj", "tapir", "-n", "3"]);
     assert_eq!(code, 0);
     assert!(out.contains("file ") && out.contains("[tapir]"), "{out}");
+    // No --project: every project with a source; each hit labelled.
+    let (code, out, err) = sb.cli(port, &["search", "tapir", "-n", "3"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("(project proj, source notes-dir)") && out.contains("[tapir]"),
+        "{out}"
+    );
+    let (code, out, _) = sb.cli(
+        port,
+        &["search", "--source", "notes-dir", "--json", "tapir", "-n", "30"],
+    );
+    assert_eq!(code, 0);
+    let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    let hits = v["results"].as_array().unwrap();
+    assert!(
+        !hits.is_empty() && hits.iter().all(|h| h["source_id"] == "notes-dir"),
+        "{out}"
+    );
+    let chunks: std::collections::HashSet<String> = hits
+        .iter()
+        .map(|h| format!("{}#{}", h["file_path"], h["chunk_index"]))
+        .collect();
+    assert_eq!(chunks.len(), hits.len(), "each chunk once: {out}");
 
     let (code, _, err) = sb.cli(port, &["reindex", "nope"]);
     assert_eq!(code, 1);
     assert!(
-        err.contains("HTTP 404") && err.contains("Source not found: nope"),
-        "{err}"
+        !err.contains("HTTP") && err.contains("Source not found: nope") && err.contains("next: "),
+        "one sentence and a hint, no request: {err}"
+    );
+    assert_eq!(
+        err.matches("Source not found").count(),
+        1,
+        "the cause once: {err}"
+    );
+    let (_, _, err) = sb.cli(port, &["-v", "reindex", "nope"]);
+    assert!(
+        err.contains("POST /reindex answered HTTP 404"),
+        "-v names the request: {err}"
     );
     let (code, out, _) = sb.cli(port, &["sources", "rm", "notes-dir"]);
     assert_eq!(code, 0);

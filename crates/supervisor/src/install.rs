@@ -49,7 +49,7 @@ pub fn install(kind: Kind, spec: &ServiceSpec, paths: &Paths) -> Result<Installe
     let path = unit_path(kind, &spec.label, paths);
     let dir = path.parent().expect("a unit path has a parent directory");
     create_dir(dir)?;
-    create_dir(&spec.log_dir)?;
+    create_private_dir(&spec.log_dir)?;
     let replaced = fs::symlink_metadata(&path).is_ok();
     write_atomically(&path, text.as_bytes())?;
 
@@ -128,6 +128,17 @@ pub fn uninstall(kind: Kind, label: &str, paths: &Paths) -> Result<Uninstalled, 
         deactivate: deactivation_commands(kind, label),
         after,
     })
+}
+
+/// Creates the log directory (the service's home) if missing, mode 0700 like
+/// the home `serve` creates; an existing one is left as it is.
+fn create_private_dir(dir: &Path) -> Result<(), Error> {
+    use std::os::unix::fs::DirBuilderExt;
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(|e| Error::io("creating directory", dir, e))
 }
 
 fn create_dir(dir: &Path) -> Result<(), Error> {

@@ -20,7 +20,7 @@
 //!   why the pace, not a skip list, is the protection here.
 //! - `ExitTimeOut` 20: SIGKILL 20 s after SIGTERM, the same drain budget as
 //!   the systemd unit's `TimeoutStopSec`.
-//! - `StandardOutPath`/`StandardErrorPath`: `<log_dir>/memory-service.log`,
+//! - `StandardOutPath`/`StandardErrorPath`: `<log_dir>/memory_service.log` (the home's log, read by `memory-service logs`),
 //!   so `serve`'s exit messages ("already running ...") are where
 //!   `memory-service logs` looks.
 //! - `EnvironmentVariables` `RUST_LOG=info`: launchd passes almost no

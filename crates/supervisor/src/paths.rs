@@ -1,4 +1,4 @@
-//! Where service definitions and logs go: [`Paths`], read from the
+//! Where service definitions go: [`Paths`], read from the
 //! environment once by [`Paths::from_env`] or built explicitly (tests point it
 //! at a tempdir), and [`unit_path`], the file a given kind and label use.
 
@@ -7,8 +7,8 @@ use std::path::PathBuf;
 
 use crate::{Error, Kind, systemd_unit_name};
 
-/// The directories the supervisors read definitions from, and the default
-/// log directory.
+/// The directories the supervisors read definitions from. (Logs go to the
+/// service's home: see [`ServiceSpec::log_dir`](crate::ServiceSpec::log_dir).)
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Paths {
     /// `~/Library/LaunchAgents`: launchd loads per-user agents from here at
@@ -17,30 +17,18 @@ pub struct Paths {
     /// `$XDG_CONFIG_HOME/systemd/user`, or `~/.config/systemd/user`: the
     /// user manager's search path for units the user wrote.
     pub systemd_user_dir: PathBuf,
-    /// Default for [`ServiceSpec::log_dir`](crate::ServiceSpec::log_dir):
-    /// `~/Library/Logs` on macOS, `$XDG_STATE_HOME/memory-service` or
-    /// `~/.local/state/memory-service` elsewhere.
-    pub logs_dir: PathBuf,
 }
 
 impl Paths {
-    /// Reads `HOME`, `XDG_CONFIG_HOME` and `XDG_STATE_HOME`.
+    /// Reads `HOME` and `XDG_CONFIG_HOME`.
     pub fn from_env() -> Result<Paths, Error> {
-        Paths::from_vars(
-            std::env::var_os("HOME"),
-            std::env::var_os("XDG_CONFIG_HOME"),
-            std::env::var_os("XDG_STATE_HOME"),
-        )
+        Paths::from_vars(std::env::var_os("HOME"), std::env::var_os("XDG_CONFIG_HOME"))
     }
 
     /// [`Paths::from_env`] with the variables passed in. `home` must be an
-    /// absolute path; an XDG variable that is unset, empty or relative is
-    /// ignored, as the XDG Base Directory specification requires.
-    pub fn from_vars(
-        home: Option<OsString>,
-        xdg_config_home: Option<OsString>,
-        xdg_state_home: Option<OsString>,
-    ) -> Result<Paths, Error> {
+    /// absolute path; an `XDG_CONFIG_HOME` that is unset, empty or relative
+    /// is ignored, as the XDG Base Directory specification requires.
+    pub fn from_vars(home: Option<OsString>, xdg_config_home: Option<OsString>) -> Result<Paths, Error> {
         let home = home
             .map(PathBuf::from)
             .filter(|h| h.is_absolute())
@@ -51,16 +39,9 @@ impl Paths {
                 .unwrap_or_else(|| home.join(fallback))
         };
         let config = xdg(xdg_config_home, ".config");
-        let state = xdg(xdg_state_home, ".local/state");
-        let logs_dir = if cfg!(target_os = "macos") {
-            home.join("Library/Logs")
-        } else {
-            state.join("memory-service")
-        };
         Ok(Paths {
             launch_agents_dir: home.join("Library/LaunchAgents"),
             systemd_user_dir: config.join("systemd/user"),
-            logs_dir,
         })
     }
 }
@@ -82,34 +63,31 @@ mod tests {
 
     #[test]
     fn defaults_follow_home_and_xdg_fallbacks() {
-        let p = Paths::from_vars(Some("/home/u".into()), None, Some("".into())).unwrap();
+        let p = Paths::from_vars(Some("/home/u".into()), Some("".into())).unwrap();
         assert_eq!(p.launch_agents_dir, PathBuf::from("/home/u/Library/LaunchAgents"));
         assert_eq!(p.systemd_user_dir, PathBuf::from("/home/u/.config/systemd/user"));
-        if !cfg!(target_os = "macos") {
-            assert_eq!(p.logs_dir, PathBuf::from("/home/u/.local/state/memory-service"));
-        }
     }
 
     #[test]
     fn absolute_xdg_variables_win_and_relative_ones_are_ignored() {
-        let p = Paths::from_vars(Some("/h".into()), Some("/cfg".into()), None).unwrap();
+        let p = Paths::from_vars(Some("/h".into()), Some("/cfg".into())).unwrap();
         assert_eq!(p.systemd_user_dir, PathBuf::from("/cfg/systemd/user"));
-        let p = Paths::from_vars(Some("/h".into()), Some("cfg".into()), None).unwrap();
+        let p = Paths::from_vars(Some("/h".into()), Some("cfg".into())).unwrap();
         assert_eq!(p.systemd_user_dir, PathBuf::from("/h/.config/systemd/user"));
     }
 
     #[test]
     fn a_missing_or_relative_home_is_an_error() {
-        assert!(matches!(Paths::from_vars(None, None, None), Err(Error::NoHome)));
+        assert!(matches!(Paths::from_vars(None, None), Err(Error::NoHome)));
         assert!(matches!(
-            Paths::from_vars(Some("rel".into()), None, None),
+            Paths::from_vars(Some("rel".into()), None),
             Err(Error::NoHome)
         ));
     }
 
     #[test]
     fn unit_paths_are_named_after_the_label() {
-        let p = Paths::from_vars(Some("/h".into()), None, None).unwrap();
+        let p = Paths::from_vars(Some("/h".into()), None).unwrap();
         assert_eq!(
             unit_path(Kind::Launchd, DEFAULT_LABEL, &p),
             PathBuf::from("/h/Library/LaunchAgents/com.chatdo.memoryservice.plist")

@@ -15,8 +15,10 @@ pub const DEFAULT_LABEL: &str = "com.chatdo.memoryservice";
 pub const SYSTEMD_UNIT_NAME: &str = "memory-service.service";
 
 /// The file name, inside [`ServiceSpec::log_dir`], that the supervisor
-/// appends the service's stdout and stderr to.
-pub const LOG_FILE_NAME: &str = "memory-service.log";
+/// appends the service's stdout and stderr to: the same file `memory-service
+/// start` writes in the home, so `memory-service logs` shows the instance's
+/// log however it was started.
+pub const LOG_FILE_NAME: &str = "memory_service.log";
 
 /// Everything a service definition needs to run `exe serve --home .. --host
 /// .. --port ..` under a supervisor.
@@ -32,8 +34,9 @@ pub struct ServiceSpec {
     pub host: String,
     /// Port to bind (`--port`).
     pub port: u16,
-    /// Directory of `memory-service.log`, where the supervisor sends stdout
-    /// and stderr; created by [`install`](crate::install).
+    /// Directory of [`LOG_FILE_NAME`], where the supervisor sends stdout
+    /// and stderr: the home, so everything the service writes lives there;
+    /// created (mode 0700) by [`install`](crate::install) if missing.
     pub log_dir: PathBuf,
     /// launchd label (reverse-DNS); see [`DEFAULT_LABEL`] and
     /// [`systemd_unit_name`] for how it names the systemd unit.
@@ -59,7 +62,7 @@ impl ServiceSpec {
         }
     }
 
-    /// The log file both supervisors append to: `<log_dir>/memory-service.log`.
+    /// The log file both supervisors append to: `<log_dir>/memory_service.log`.
     pub fn log_file(&self) -> PathBuf {
         self.log_dir.join(LOG_FILE_NAME)
     }
@@ -160,7 +163,7 @@ mod tests {
             "/home/u/.chatdo",
             "127.0.0.1",
             5858,
-            "/home/u/logs",
+            "/home/u/.chatdo",
         )
     }
 

@@ -44,6 +44,9 @@ pub fn systemd_unit(spec: &ServiceSpec) -> String {
     format!(
         "\
 # Written by `memory-service install-service`; reinstall instead of editing.
+# Manual: `man memory-service` (install-service writes it to
+# ~/.local/share/man/man1/memory-service.1; `memory-service man` prints it).
+# Log: `memory-service logs -f`.
 [Unit]
 Description=Memory Service: local indexing and search daemon
 Documentation=man:memory-service(1)

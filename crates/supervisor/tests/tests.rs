@@ -27,7 +27,6 @@ fn paths_in(root: &Path) -> Paths {
     Paths {
         launch_agents_dir: root.join("Library/LaunchAgents"),
         systemd_user_dir: root.join(".config/systemd/user"),
-        logs_dir: root.join("logs"),
     }
 }
 
@@ -53,7 +52,7 @@ fn the_plist_parses_back_with_every_key() {
         "/Users/u/.chatdo",
         "127.0.0.1",
         5858,
-        "/Users/u/Library/Logs",
+        "/Users/u/.chatdo",
     );
     let xml = launchd_plist(&spec).unwrap();
     let d = parse_plist(&xml);
@@ -78,7 +77,7 @@ fn the_plist_parses_back_with_every_key() {
     assert_eq!(keep_alive["SuccessfulExit"].as_boolean(), Some(false));
     assert_eq!(d["ThrottleInterval"].as_signed_integer(), Some(30));
     assert_eq!(d["ExitTimeOut"].as_signed_integer(), Some(20));
-    let log = "/Users/u/Library/Logs/memory-service.log";
+    let log = "/Users/u/.chatdo/memory_service.log";
     assert_eq!(d["StandardOutPath"].as_string(), Some(log));
     assert_eq!(d["StandardErrorPath"].as_string(), Some(log));
     let env = d["EnvironmentVariables"].as_dictionary().unwrap();
@@ -103,7 +102,7 @@ fn the_unit_has_every_required_line() {
         "/home/u/.chatdo",
         "127.0.0.1",
         5858,
-        "/home/u/.local/state/memory-service",
+        "/home/u/.chatdo",
     );
     let unit = systemd_unit(&spec);
     let lines: Vec<&str> = unit.lines().collect();
@@ -122,8 +121,8 @@ fn the_unit_has_every_required_line() {
         "TimeoutStopSec=20",
         "KillMode=mixed",
         "Environment=RUST_LOG=info",
-        "StandardOutput=append:/home/u/.local/state/memory-service/memory-service.log",
-        "StandardError=append:/home/u/.local/state/memory-service/memory-service.log",
+        "StandardOutput=append:/home/u/.chatdo/memory_service.log",
+        "StandardError=append:/home/u/.chatdo/memory_service.log",
         "[Install]",
         "WantedBy=default.target",
     ] {
@@ -147,7 +146,7 @@ fn paths_with_spaces_quotes_and_percent_are_quoted_per_systemd_rules() {
         exec,
         r#"ExecStart="/opt/My Apps/memory-service" serve --home "/home/u/50%% \"odd\" $$HOME" --host ::1 --port 5858"#
     );
-    assert!(unit.contains("\nStandardOutput=append:/var/log dir/memory-service.log\n"));
+    assert!(unit.contains("\nStandardOutput=append:/var/log dir/memory_service.log\n"));
 }
 
 #[test]

@@ -40,8 +40,9 @@ pub enum ClientError {
         /// Our home.
         home: String,
     },
-    /// The service answered with an error.
-    #[error("{method} {path} failed with HTTP {status}: {detail}")]
+    /// The service answered with an error. Shown as the service's own
+    /// sentence plus a hint; `-v` adds the method, path and status.
+    #[error("{detail}\n  next: {}", hint_for(*.status))]
     Http {
         /// The method.
         method: &'static str,
@@ -53,7 +54,9 @@ pub enum ClientError {
         detail: String,
     },
     /// The connection failed mid-way.
-    #[error("{method} {path}: {reason}")]
+    #[error(
+        "the connection to the service broke: {reason}\n  next: check it with `memory-service status` and `memory-service logs`"
+    )]
     Transport {
         /// The method.
         method: &'static str,
@@ -62,6 +65,32 @@ pub enum ClientError {
         /// What went wrong.
         reason: String,
     },
+}
+
+impl ClientError {
+    /// `METHOD /path answered HTTP status` (or the transport failure's
+    /// request), for `-v`; `None` for errors before any request.
+    pub fn request(&self) -> Option<String> {
+        match self {
+            ClientError::Http {
+                method, path, status, ..
+            } => Some(format!("{method} {path} answered HTTP {status}")),
+            ClientError::Transport { method, path, .. } => Some(format!("{method} {path} failed")),
+            _ => None,
+        }
+    }
+}
+
+/// What to do next after the service refused a request with `status`.
+fn hint_for(status: u16) -> &'static str {
+    match status {
+        400 | 422 => "check the command's arguments (`memory-service help COMMAND`)",
+        404 => "`memory-service sources list` shows what exists",
+        409 => "wait for the running job (`memory-service sources list` shows it) and try again",
+        413 => "send less at once",
+        503 => "the service is still starting or busy; try again in a few seconds",
+        _ => "see what the service logged with `memory-service logs`",
+    }
 }
 
 /// A connection to the instance of one home.
@@ -180,20 +209,36 @@ pub fn segment(s: &str) -> String {
     out
 }
 
-/// A byte count for people.
+/// A byte count for people, in IEC units (`1.5 KiB`, `5.0 MiB`), the one
+/// unit system of the CLI, the page and the logs (`bytesize`).
 pub fn human_bytes(n: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KB", "MB", "GB", "TB"];
-    let mut v = n as f64;
-    let mut u = 0;
-    while v >= 1024.0 && u < UNITS.len() - 1 {
-        v /= 1024.0;
-        u += 1;
+    bytesize::ByteSize::b(n).display().iec().to_string()
+}
+
+/// A service timestamp (naive local ISO-8601, `2025-12-27T21:10:29.123456`)
+/// for people, relative to `now`: `just now`, `3 min ago`, `2 h ago`, and
+/// past a day the local date and minute (`2025-12-27 21:10`). Unparsable text
+/// is returned as it is; `None` is `-`.
+pub fn human_time(iso: Option<&str>, now: chrono::NaiveDateTime) -> String {
+    let Some(iso) = iso else {
+        return "-".into();
+    };
+    let Ok(t) = chrono::NaiveDateTime::parse_from_str(iso, "%Y-%m-%dT%H:%M:%S%.f") else {
+        return iso.to_string();
+    };
+    let secs = (now - t).num_seconds();
+    match secs {
+        s if s < 0 => t.format("%Y-%m-%d %H:%M").to_string(),
+        0..60 => "just now".into(),
+        60..3600 => format!("{} min ago", secs / 60),
+        3600..86_400 => format!("{} h ago", secs / 3600),
+        _ => t.format("%Y-%m-%d %H:%M").to_string(),
     }
-    if u == 0 {
-        format!("{n} B")
-    } else {
-        format!("{v:.1} {}", UNITS[u])
-    }
+}
+
+/// [`human_time`] against the local clock now.
+pub fn human_time_now(iso: Option<&str>) -> String {
+    human_time(iso, chrono::Local::now().naive_local())
 }
 
 #[cfg(test)]
@@ -205,7 +250,17 @@ mod tests {
         assert_eq!(segment("docs-dir"), "docs-dir");
         assert_eq!(segment("a b/c"), "a%20b%2Fc");
         assert_eq!(human_bytes(10), "10 B");
-        assert_eq!(human_bytes(1536), "1.5 KB");
-        assert_eq!(human_bytes(5 * 1024 * 1024), "5.0 MB");
+        assert_eq!(human_bytes(1536), "1.5 KiB");
+        assert_eq!(human_bytes(5 * 1024 * 1024), "5.0 MiB");
+        let now = chrono::NaiveDateTime::parse_from_str("2026-01-02T12:00:00", "%Y-%m-%dT%H:%M:%S").unwrap();
+        assert_eq!(human_time(Some("2026-01-02T11:59:30.5"), now), "just now");
+        assert_eq!(human_time(Some("2026-01-02T11:56:59.5"), now), "3 min ago");
+        assert_eq!(human_time(Some("2026-01-02T09:00:00"), now), "3 h ago");
+        assert_eq!(
+            human_time(Some("2025-12-27T21:10:29.123456"), now),
+            "2025-12-27 21:10"
+        );
+        assert_eq!(human_time(Some("garbage"), now), "garbage");
+        assert_eq!(human_time(None, now), "-");
     }
 }

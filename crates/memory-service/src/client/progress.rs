@@ -25,9 +25,11 @@ fn find_job(client: &Client, source_id: &str, job_id: i64) -> Result<Option<Valu
         .and_then(|jobs| jobs.iter().find(|j| j["id"].as_i64() == Some(job_id)).cloned()))
 }
 
-/// Polls the job until it is no longer running, showing progress.
-pub fn follow(client: &Client, source_id: &str, job_id: i64) -> Result<JobEnd, ClientError> {
-    let tty = std::io::stdout().is_terminal();
+/// Polls the job until it is no longer running, showing progress (on
+/// stderr with `json`, whose stdout ends with the job's final JSON).
+pub fn follow(client: &Client, source_id: &str, job_id: i64, json: bool) -> Result<JobEnd, ClientError> {
+    let tty = std::io::stdout().is_terminal() && !json;
+    let started = Instant::now();
     let bar = if tty {
         let b = ProgressBar::new(0);
         b.set_style(
@@ -57,7 +59,9 @@ pub fn follow(client: &Client, source_id: &str, job_id: i64) -> Result<JobEnd, C
             }
             b.set_position(done.max(0) as u64);
             b.set_message(human_bytes(bytes));
-        } else if (done, total.unwrap_or(-1)) != last_seen || last_line.elapsed() > Duration::from_secs(5) {
+        } else if !json
+            && ((done, total.unwrap_or(-1)) != last_seen || last_line.elapsed() > Duration::from_secs(5))
+        {
             let total_s = total.map_or_else(|| "?".to_string(), |t| t.to_string());
             println!(
                 "progress: {done}/{total_s} files, {} ({status})",
@@ -75,10 +79,17 @@ pub fn follow(client: &Client, source_id: &str, job_id: i64) -> Result<JobEnd, C
                 .as_str()
                 .map(|e| format!(": {e}"))
                 .unwrap_or_default();
-            println!(
-                "Job {job_id} {status}: {done} files, {} indexed{err}",
-                human_bytes(bytes)
-            );
+            if json {
+                println!("{job}");
+            } else {
+                // Whole seconds: job lengths are for people, not benchmarks.
+                let took = Duration::from_secs(started.elapsed().as_secs());
+                println!(
+                    "Job {job_id} {status}: {done} files, {} indexed in {}{err}",
+                    human_bytes(bytes),
+                    humantime::format_duration(took)
+                );
+            }
             return Ok(JobEnd { job, ok });
         }
         std::thread::sleep(Duration::from_millis(200));

@@ -3,20 +3,27 @@
 use serde_json::{Value, json};
 
 use super::progress::follow;
-use super::{Client, human_bytes, segment};
+use super::{Client, human_bytes, human_time_now, segment};
 use crate::config::Config;
 use crate::exit_code::ExitCode;
 
 /// `sources` subcommands.
 #[derive(Debug, Clone, clap::Subcommand)]
 pub enum SourcesCommand {
-    /// List the sources: id, project, path, status, files, bytes, last indexed.
+    /// List the sources: id, project, path, status, files, size, last indexed.
+    #[command(
+        after_help = "Examples:\n  memory-service sources list\n  memory-service sources list --json | jq -r '.sources[].id'"
+    )]
     List {
-        /// Print the API's JSON instead of a table.
+        /// Print the API's JSON (ISO timestamps) instead of a table.
         #[arg(long)]
         json: bool,
     },
-    /// Add a folder as a source and start indexing it.
+    /// Add a folder as a source and start indexing it. A folder that already
+    /// is a source is not added again (it is shown instead) unless --duplicate.
+    #[command(
+        after_help = "Examples:\n  memory-service sources add ~/notes --wait\n  memory-service sources add ~/work/docs --project work --name docs"
+    )]
     Add {
         /// The folder.
         path: std::path::PathBuf,
@@ -29,12 +36,34 @@ pub enum SourcesCommand {
         /// Wait for the indexing job, with progress.
         #[arg(long)]
         wait: bool,
+        /// Add it even if the folder already is a source (its files are then
+        /// indexed, and found, twice).
+        #[arg(long)]
+        duplicate: bool,
+        /// Print the API's JSON (the new source, or `{"existing": SOURCE}`).
+        #[arg(long)]
+        json: bool,
     },
     /// Remove a source and its index (the folder itself is untouched).
     Rm {
         /// The source id.
         id: String,
+        /// Print the API's JSON.
+        #[arg(long)]
+        json: bool,
     },
+}
+
+/// The source whose folder is `path` (compared after resolving links and
+/// `..`, so `~/notes` and `~/notes/../notes` are the same folder).
+pub fn existing_source<'a>(sources: &'a [Value], path: &std::path::Path) -> Option<&'a Value> {
+    let norm = |p: &std::path::Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
+    let want = norm(path);
+    sources.iter().find(|s| {
+        s["root_path"]
+            .as_str()
+            .is_some_and(|r| norm(std::path::Path::new(r)) == want)
+    })
 }
 
 fn cell(v: &Value) -> String {
@@ -47,15 +76,7 @@ fn cell(v: &Value) -> String {
 
 /// Renders sources as an aligned table.
 pub fn table(sources: &[Value]) -> String {
-    let header = [
-        "ID",
-        "PROJECT",
-        "PATH",
-        "STATUS",
-        "FILES",
-        "BYTES",
-        "LAST INDEXED",
-    ];
+    let header = ["ID", "PROJECT", "PATH", "STATUS", "FILES", "SIZE", "LAST INDEXED"];
     let rows: Vec<[String; 7]> = sources
         .iter()
         .map(|s| {
@@ -74,7 +95,7 @@ pub fn table(sources: &[Value]) -> String {
                 status,
                 cell(&s["files_indexed"]),
                 human_bytes(s["bytes_indexed"].as_u64().unwrap_or(0)),
-                cell(&s["last_index_completed_at"]),
+                human_time_now(s["last_index_completed_at"].as_str()),
             ]
         })
         .collect();
@@ -122,21 +143,48 @@ pub fn run(config: &Config, cmd: &SourcesCommand) -> anyhow::Result<ExitCode> {
             project,
             name,
             wait,
+            duplicate,
+            json,
         } => {
             // The service resolves paths in its own working directory: send ours, absolute.
             let abs = std::path::absolute(path)?;
+            if !duplicate {
+                let list = client.get("/sources")?;
+                let sources = list["sources"].as_array().cloned().unwrap_or_default();
+                if let Some(s) = existing_source(&sources, &abs) {
+                    if *json {
+                        println!("{}", json!({ "existing": s }));
+                    } else {
+                        println!(
+                            "{} already is source {} (project {}); not added again.\n{}\n  \
+                             next: search it with `memory-service search --source {} WORDS`, \
+                             or add a second source with --duplicate",
+                            abs.display(),
+                            cell(&s["id"]),
+                            cell(&s["project_id"]),
+                            table(std::slice::from_ref(s)),
+                            cell(&s["id"]),
+                        );
+                    }
+                    return Ok(ExitCode::Ok);
+                }
+            }
             let v = client.post(
                 "/sources",
                 &json!({"root_path": abs, "display_name": name, "project_id": project}),
             )?;
             let id = v["source_id"].as_str().unwrap_or_default().to_string();
             let job = v["job_id"].as_i64().unwrap_or(0);
-            println!(
-                "Added source {id} ({}) to project {project}; indexing job {job}.",
-                abs.display()
-            );
+            if *json {
+                println!("{v}");
+            } else {
+                println!(
+                    "Added source {id} ({}) to project {project}; indexing job {job}.",
+                    abs.display()
+                );
+            }
             if *wait {
-                return Ok(if follow(&client, &id, job)?.ok {
+                return Ok(if follow(&client, &id, job, *json)?.ok {
                     ExitCode::Ok
                 } else {
                     ExitCode::Error
@@ -144,22 +192,30 @@ pub fn run(config: &Config, cmd: &SourcesCommand) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::Ok)
         }
-        SourcesCommand::Rm { id } => {
+        SourcesCommand::Rm { id, json } => {
             let v = client.delete(&format!("/sources/{}", segment(id)))?;
-            println!("{}", v["message"].as_str().unwrap_or("deleted"));
+            if *json {
+                println!("{v}");
+            } else {
+                println!("{}", v["message"].as_str().unwrap_or("deleted"));
+            }
             Ok(ExitCode::Ok)
         }
     }
 }
 
 /// Runs `reindex ID [--wait]`.
-pub fn reindex(config: &Config, id: &str, wait: bool) -> anyhow::Result<ExitCode> {
+pub fn reindex(config: &Config, id: &str, wait: bool, json: bool) -> anyhow::Result<ExitCode> {
     let client = Client::connect(config)?;
     let v = client.post("/reindex", &json!({"source_id": id}))?;
     let job = v["job_id"].as_i64().unwrap_or(0);
-    println!("Reindexing {id}: job {job}.");
+    if json {
+        println!("{v}");
+    } else {
+        println!("Reindexing {id}: job {job}.");
+    }
     if wait {
-        return Ok(if follow(&client, id, job)?.ok {
+        return Ok(if follow(&client, id, job, json)?.ok {
             ExitCode::Ok
         } else {
             ExitCode::Error
@@ -184,8 +240,23 @@ mod tests {
         ]);
         let lines: Vec<&str> = t.lines().collect();
         assert!(lines[0].starts_with("ID        PROJECT  PATH"), "{t}");
-        assert!(lines[1].contains("2.0 KB") && lines[1].contains("idle"), "{t}");
+        assert!(lines[1].contains("2.0 KiB") && lines[1].contains("idle"), "{t}");
+        assert!(
+            lines[1].contains("2026-01-01 00:00"),
+            "a local date, not the raw timestamp: {t}"
+        );
         assert!(lines[2].contains("indexing 5/9"), "{t}");
         assert_eq!(lines[1].find("/d"), lines[0].find("PATH"), "aligned:\n{t}");
+    }
+
+    #[test]
+    fn the_same_folder_is_found_however_it_is_written() {
+        let d = tempfile::tempdir().unwrap();
+        let sub = d.path().join("notes");
+        std::fs::create_dir(&sub).unwrap();
+        let sources = vec![json!({"id": "notes-dir", "root_path": sub.display().to_string()})];
+        let again = d.path().join("notes/../notes");
+        assert_eq!(existing_source(&sources, &again).unwrap()["id"], "notes-dir");
+        assert!(existing_source(&sources, d.path()).is_none());
     }
 }

@@ -160,7 +160,7 @@ pub fn run(config: Config) -> anyhow::Result<ExitCode> {
     let mut instance = match claim {
         Claim::Won(instance) => *instance,
         Claim::Refused(verdict) => {
-            tracing::info!(verdict = %verdict.describe(&policy.app), "refusing to start");
+            // Said once, by the seed's lines (stderr: the log under a supervisor).
             report_refusal(&verdict, &config);
             return Ok(ExitCode::for_verdict(&verdict));
         }

@@ -3,6 +3,11 @@
 //! loaded: the query is embedded on the model's own threads, never here). User text
 //! is never query syntax (the store quotes every term). `limit` defaults to 10 and
 //! is capped at the store's maximum.
+//!
+//! A file chunk is returned at most once: two sources can cover the same file
+//! (the same folder added twice with `--duplicate`, or one source nested in
+//! another), and the same text twice in one list only crowds out other hits.
+//! The store is asked for twice the limit so the list stays full after that.
 
 use axum::Json;
 use axum::extract::State;
@@ -74,16 +79,25 @@ pub async fn search(
             format!("limit must be at least 1 (got {})", q.limit),
         ));
     }
+    let limit = (q.limit as usize).min(memory_store::MAX_LIMIT);
     let req = memory_store::SearchRequest {
         project_id: q.project_id,
         query: q.query,
-        limit: (q.limit as usize).min(memory_store::MAX_LIMIT),
+        limit: (limit * 2).min(memory_store::MAX_LIMIT),
         source_ids: q.source_ids,
         exclude_chat_ids: q.exclude_chat_ids.unwrap_or_default(),
     };
     let store = state.store()?.clone();
     let vector = state.semantic.query_vector(&req.query).await;
-    let hits = blocking(move || store.search_with(&req, vector.as_deref())).await?;
+    let mut hits = blocking(move || store.search_with(&req, vector.as_deref())).await?;
+    // Best first already: keep each file chunk's first (best) hit.
+    let mut seen = std::collections::HashSet::new();
+    hits.retain(|h| {
+        h.file_path
+            .as_ref()
+            .is_none_or(|path| seen.insert((path.clone(), h.chunk_index)))
+    });
+    hits.truncate(limit);
     Ok(Json(SearchResults {
         results: hits
             .into_iter()

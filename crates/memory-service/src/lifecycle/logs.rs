@@ -1,7 +1,16 @@
-//! `logs`: the tail of the log that `start` gives a detached instance, and
-//! `-f` to follow it (polling its size; it may be rotated by the next start).
+//! `logs`: the tail of the home's log, and `-f` to follow it (polling its
+//! size and identity; it may be rotated while followed).
+//!
+//! Why one file: whoever starts the instance (`start`, systemd, launchd), its
+//! output goes to `HOME/memory_service.log`: `start` opens it for the child,
+//! and `install-service` points the supervisor's stdout/stderr there. So
+//! `logs` never has to guess which supervisor ran the instance, and
+//! everything the service writes stays under its home. The supervisors only
+//! append, so [`rotate_inherited`] lets `serve` itself move a log over the
+//! cap aside when it starts on it (as `start` does before spawning).
 
 use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::time::Duration;
 
@@ -59,13 +68,15 @@ pub fn run(config: &Config, args: &LogsArgs) -> anyhow::Result<ExitCode> {
     let path = super::log_path(config);
     if !path.exists() {
         eprintln!(
-            "memory-service: no log at {} yet (it is written by `memory-service start`; \
-             `serve` logs to its own stderr)",
+            "memory-service: no log at {} yet\n  next: it is written by instances run by \
+             `memory-service start` or `install-service`; a `serve` in a terminal logs to that terminal",
             path.display()
         );
         return Ok(ExitCode::Error);
     }
     let mut out = std::io::stdout().lock();
+    let identity = |p: &Path| std::fs::metadata(p).ok().map(|m| (m.dev(), m.ino()));
+    let mut file_id = identity(&path);
     let (lines, mut pos) = tail_and_end(&path, args.lines);
     for line in lines {
         writeln!(out, "{line}")?;
@@ -79,8 +90,10 @@ pub fn run(config: &Config, args: &LogsArgs) -> anyhow::Result<ExitCode> {
         let Ok(len) = std::fs::metadata(&path).map(|m| m.len()) else {
             continue;
         };
-        if len < pos {
-            pos = 0; // rotated or truncated: start over from the top
+        let now_id = identity(&path);
+        if len < pos || now_id != file_id {
+            pos = 0; // rotated or truncated: start over from the top of the new file
+            file_id = now_id;
         }
         if len > pos {
             let mut f = single_instance::file::open_regular(&path, std::fs::OpenOptions::new().read(true))
@@ -94,6 +107,56 @@ pub fn run(config: &Config, args: &LogsArgs) -> anyhow::Result<ExitCode> {
             pos = len;
         }
     }
+}
+
+/// Called by `serve` before it logs anything: when its stdout or stderr is
+/// appended to the home's log (a supervisor's `StandardOutput=append:` or
+/// `StandardOutPath`) and that file is over
+/// [`LOG_CAP_BYTES`](super::start::LOG_CAP_BYTES), moves it to
+/// `memory_service.log.1` (keeping one old generation, like `start`) and
+/// points both streams at a fresh file, unless an instance already holds
+/// the home. Returns whether it rotated; any failure leaves the streams as
+/// they were.
+pub fn rotate_inherited(config: &Config) -> bool {
+    use std::os::fd::AsFd;
+    let log = super::log_path(config);
+    let Ok(meta) = std::fs::symlink_metadata(&log) else {
+        return false;
+    };
+    if !meta.is_file() || meta.len() <= super::start::LOG_CAP_BYTES {
+        return false;
+    }
+    let ours = |fd: std::os::fd::BorrowedFd<'_>| {
+        fd.try_clone_to_owned()
+            .map(std::fs::File::from)
+            .and_then(|f| f.metadata())
+            .is_ok_and(|m| (m.dev(), m.ino()) == (meta.dev(), meta.ino()))
+    };
+    let (out, err) = (ours(std::io::stdout().as_fd()), ours(std::io::stderr().as_fd()));
+    if !out && !err {
+        return false;
+    }
+    // An instance that runs already still writes to this file: leave it
+    // (this `serve` is about to be refused anyway).
+    if !matches!(super::observe(config), Ok(single_instance::Verdict::Start { .. })) {
+        return false;
+    }
+    if std::fs::rename(&log, log.with_extension("log.1")).is_err() {
+        return false;
+    }
+    let mut options = std::fs::OpenOptions::new();
+    options.append(true).create(true);
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let Ok(Ok(fresh)) = single_instance::file::open_regular(&log, &options) else {
+        return false;
+    };
+    if out {
+        let _ = nix::unistd::dup2_stdout(&fresh);
+    }
+    if err {
+        let _ = nix::unistd::dup2_stderr(&fresh);
+    }
+    true
 }
 
 #[cfg(test)]

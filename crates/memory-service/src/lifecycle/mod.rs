@@ -25,6 +25,46 @@ pub fn log_path(config: &Config) -> PathBuf {
     config.home.join("memory_service.log")
 }
 
+/// Why the home cannot be used, when `e` (from `start`, `stop` or `restart`)
+/// says so: the guard refused the home or one of its files, or an I/O error
+/// on them where the home exists but is not a usable directory. The sentence
+/// is the one `serve` prints, so every command says the same thing and exits
+/// [`ExitCode::HomeUnusable`] for it.
+pub fn unusable_home(config: &Config, e: &anyhow::Error) -> Option<String> {
+    use single_instance::Error as E;
+    let guard = e.chain().find_map(|c| c.downcast_ref::<E>())?;
+    match guard {
+        E::HomeUnusable { .. } | E::NotARegularFile { .. } | E::LockIsSymlink { .. } => {
+            Some(guard.to_string())
+        }
+        // The home exists (so checking it creates nothing): let the guard's
+        // own check name what is wrong with it.
+        E::Io { .. } if std::fs::symlink_metadata(&config.home).is_ok() => {
+            match single_instance::home::prepare(&config.home, &crate::daemon::app()) {
+                Err(u @ E::HomeUnusable { .. }) => Some(u.to_string()),
+                _ => None,
+            }
+        }
+        _ => None,
+    }
+}
+
+/// A lifecycle command's outcome, with an unusable home reported as `serve`
+/// reports it (one sentence, [`ExitCode::HomeUnusable`]) instead of as a
+/// generic error.
+pub fn home_result(config: &Config, r: anyhow::Result<ExitCode>) -> anyhow::Result<ExitCode> {
+    match r {
+        Err(e) => match unusable_home(config, &e) {
+            Some(why) => {
+                eprintln!("memory-service: {why}");
+                Ok(ExitCode::HomeUnusable)
+            }
+            None => Err(e),
+        },
+        ok => ok,
+    }
+}
+
 /// What is running for a home right now: the guard's own verdict, from the
 /// same facts a `serve` would gather (so `start` and `serve` never disagree).
 pub fn observe(config: &Config) -> anyhow::Result<Verdict> {

@@ -79,12 +79,20 @@ pub fn install(config: &Config, args: &InstallArgs) -> anyhow::Result<ExitCode> 
     let exe = std::env::current_exe()
         .and_then(|p| p.canonicalize())
         .context("finding this program's absolute path")?;
-    let spec = ServiceSpec::new(exe, &config.home, &config.host, config.port, &paths.logs_dir);
+    // The supervisor appends to the home's log, the one `start` writes and
+    // `logs` reads.
+    let spec = ServiceSpec::new(exe, &config.home, &config.host, config.port, &config.home);
     if args.print {
         print!("{}", supervisor::render(kind, &spec)?);
         return Ok(ExitCode::Ok);
     }
     let installed = supervisor::install(kind, &spec, &paths)?;
+    match install_man_page() {
+        Ok(path) => println!("Wrote the manual page {} (`man memory-service`)", path.display()),
+        Err(e) => eprintln!(
+            "memory-service: could not write the manual page ({e:#}); `memory-service man` prints it"
+        ),
+    }
     println!(
         "{} {} service file {}",
         if installed.replaced { "Replaced" } else { "Wrote" },
@@ -106,11 +114,29 @@ pub fn install(config: &Config, args: &InstallArgs) -> anyhow::Result<ExitCode> 
         )
     })?;
     println!(
-        "Memory Service is now supervised by {}; logs: {}",
+        "Memory Service is now supervised by {}; its log: {} (`memory-service logs -f`)",
         kind.name(),
         spec.log_file().display()
     );
     Ok(ExitCode::Ok)
+}
+
+/// Writes `memory-service(1)` where `man` finds a user's pages
+/// (`$XDG_DATA_HOME/man/man1`, default `~/.local/share/man/man1`; man-db
+/// searches it for users with `~/.local/bin` on PATH), so the unit's
+/// `Documentation=man:memory-service(1)` names a page that exists.
+fn install_man_page() -> anyhow::Result<std::path::PathBuf> {
+    let data = match std::env::var_os("XDG_DATA_HOME").map(std::path::PathBuf::from) {
+        Some(d) if d.is_absolute() => d,
+        _ => {
+            std::path::PathBuf::from(std::env::var_os("HOME").context("$HOME is unset")?).join(".local/share")
+        }
+    };
+    let dir = data.join("man/man1");
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let path = dir.join("memory-service.1");
+    std::fs::write(&path, crate::cli::man_page()?).with_context(|| format!("writing {}", path.display()))?;
+    Ok(path)
 }
 
 /// Runs `uninstall-service`.

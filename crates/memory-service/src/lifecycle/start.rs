@@ -228,7 +228,14 @@ fn spawn_serve(config: &Config) -> anyhow::Result<Child> {
         .arg("--port")
         .arg(config.port.to_string())
         .arg("serve")
-        .stdin(Stdio::null())
+        // The service's own settings, resolved here (flags or environment),
+        // so the child runs with exactly what `start` was given.
+        .arg("--embedding-model")
+        .arg(&config.embedding_model);
+    if let Some(projects) = &config.chatdo_projects {
+        cmd.arg("--chatdo-projects").arg(projects);
+    }
+    cmd.stdin(Stdio::null())
         .stdout(out)
         .stderr(err)
         .env("NO_COLOR", "1");

@@ -41,6 +41,11 @@ pub fn gather(config: &Config) -> (serde_json::Value, StatusCode) {
     let verdict = match observe(config) {
         Ok(v) => v,
         Err(e) => {
+            if let Some(why) = super::unusable_home(config, &e) {
+                v["state"] = json!("unusable");
+                v["error"] = json!(why);
+                return (v, StatusCode::HomeUnusable);
+            }
             v["state"] = json!("unknown");
             v["error"] = json!(format!("{e:#}"));
             return (v, StatusCode::Unknown);
