@@ -81,7 +81,7 @@ pub enum Command {
         #[command(flatten)]
         service: ServiceArgs,
     },
-    /// Show the log of the instance started by `start`.
+    /// Show the home's log: the instance's, whether `start`, systemd or launchd ran it.
     Logs(LogsArgs),
     /// Install a launchd agent (macOS) or systemd user unit (Linux) running `serve`.
     InstallService(InstallArgs),

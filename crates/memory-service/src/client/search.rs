@@ -7,9 +7,10 @@
 //! contract every existing caller relies on. Without `--project` the CLI asks
 //! `GET /sources` which projects hold sources, searches each of them (and
 //! `general`, where `sources add` puts folders by default) with the unchanged
-//! request, drops hits seen twice and keeps the best `limit` by score. Scores
-//! are comparable across the calls because each part of a score is already
-//! normalised to [0, 1] per search (store `Weights`). A project that only has
+//! request, drops hits seen twice and keeps the best `limit` by score. The
+//! order across calls is approximate: each part of a score is normalised to
+//! [0, 1] within its own search (BM25 against that search's best hit), so
+//! each project's best hit scores high. A project that only has
 //! chat messages and no source is not known to the service's API, so it still
 //! needs `--project`; the empty result says so.
 
