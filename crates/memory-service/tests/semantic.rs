@@ -121,13 +121,16 @@ fn meaning_finds_what_words_miss_and_health_reports_it() {
         let score = h["score"].as_f64().expect("score");
         assert!((0.0..=1.0).contains(&score), "{h}");
     }
-    // Scores mean something: the related message clearly above an unrelated one.
+    // Scores mean something: the related message clearly above an unrelated one. The
+    // weather message sits next to it in the same chat, so it shares a little of its
+    // score by design (the context prior, README "Ranking": 0.75 / 1.75 of it at most);
+    // it must stay below half the match's score.
     let top = hits[0]["score"].as_f64().unwrap();
     let weather = hits
         .iter()
         .find(|h| h["message_id"] == "m3")
         .and_then(|h| h["score"].as_f64());
-    assert!(weather.is_none_or(|w| top > w + 0.2), "{hits:?}");
+    assert!(weather.is_none_or(|w| top > 2.0 * w && top > w + 0.1), "{hits:?}");
 
     let (_, metrics) = crate::helper::get_text(port, "/metrics");
     assert!(
