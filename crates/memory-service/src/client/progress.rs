@@ -25,6 +25,37 @@ fn find_job(client: &Client, source_id: &str, job_id: i64) -> Result<Option<Valu
         .and_then(|jobs| jobs.iter().find(|j| j["id"].as_i64() == Some(job_id)).cloned()))
 }
 
+/// `N files, B indexed; M skipped (binary 3, too large 1)`: what a job's JSON says
+/// was made searchable and what was skipped, by reason (reasons with 0 left out).
+pub fn summary(job: &Value) -> String {
+    let indexed = job["files_indexed"].as_i64().unwrap_or(0);
+    let bytes = job["bytes_indexed"].as_u64().unwrap_or(0);
+    format!(
+        "{indexed} files, {} indexed; {}",
+        human_bytes(bytes),
+        skipped_text(job)
+    )
+}
+
+/// `M skipped (binary 3, too large 1)` or `0 skipped` from a job's or source's JSON.
+pub fn skipped_text(v: &Value) -> String {
+    let total = v["files_skipped"].as_i64().unwrap_or(0);
+    let reasons: Vec<String> = v["skipped"]
+        .as_object()
+        .map(|m| {
+            m.iter()
+                .filter(|(_, n)| n.as_i64().unwrap_or(0) > 0)
+                .map(|(k, n)| format!("{} {n}", k.replace('_', " ")))
+                .collect()
+        })
+        .unwrap_or_default();
+    if reasons.is_empty() {
+        format!("{total} skipped")
+    } else {
+        format!("{total} skipped ({})", reasons.join(", "))
+    }
+}
+
 /// Polls the job until it is no longer running, showing progress.
 pub fn follow(client: &Client, source_id: &str, job_id: i64) -> Result<JobEnd, ClientError> {
     let tty = std::io::stdout().is_terminal();
@@ -75,10 +106,7 @@ pub fn follow(client: &Client, source_id: &str, job_id: i64) -> Result<JobEnd, C
                 .as_str()
                 .map(|e| format!(": {e}"))
                 .unwrap_or_default();
-            println!(
-                "Job {job_id} {status}: {done} files, {} indexed{err}",
-                human_bytes(bytes)
-            );
+            println!("Job {job_id} {status}: {}{err}", summary(&job));
             return Ok(JobEnd { job, ok });
         }
         std::thread::sleep(Duration::from_millis(200));

@@ -16,7 +16,7 @@ const HTML: &str = include_str!("status_page.html");
 /// in `status_page.html`; the unit test below recomputes them and prints the
 /// new values when the page changes.
 pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; \
-     script-src 'sha256-GZfV4Q0t3YRQqCPBdI9nc5D7x6w96a+aiJoBFREOJ+Y='; \
+     script-src 'sha256-iJomXl+LemtPrATEK1ZiT8oF8zyBDoRc7z9ttWw+CQ0='; \
      style-src 'sha256-dTcM0fVaVbsWkuPpM07xUN6mFVT7HU3Os3gVStZRqfI='; \
      connect-src 'self'; img-src 'self' data:; \
      base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
