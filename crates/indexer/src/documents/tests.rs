@@ -216,6 +216,15 @@ fn hostile_documents_are_refused_with_a_reason() {
     assert!(failed("docx", b"not a zip at all").contains("zip"));
     assert!(failed("xlsx", b"PK\x03\x04 broken").contains("zip"));
     assert!(failed("rtf", b"plain words").contains("RTF"));
+    let nested = format!(
+        "%PDF-1.5\n1 0 obj\n{}{}\nendobj\n",
+        "[".repeat(100_000),
+        "]".repeat(100_000)
+    );
+    assert!(
+        !failed("pdf", nested.as_bytes()).is_empty(),
+        "arrays nested 100 000 deep"
+    );
     // Deep nesting.
     let deep = format!(
         "<w:document xmlns:w=\"w\">{}{}</w:document>",

@@ -29,6 +29,43 @@ fn docx(paragraph: &str) -> Vec<u8> {
     w.finish().expect("zip").into_inner()
 }
 
+/// A one-page PDF whose text layer says `words` (Courier, WinAnsi), written with lopdf.
+fn pdf(words: &str) -> Vec<u8> {
+    use lopdf::content::{Content, Operation};
+    use lopdf::{Document, Object, Stream, dictionary};
+    let mut doc = Document::with_version("1.5");
+    let pages_id = doc.new_object_id();
+    let font_id = doc.add_object(dictionary! {
+        "Type" => "Font", "Subtype" => "Type1", "BaseFont" => "Courier", "Encoding" => "WinAnsiEncoding",
+    });
+    let resources_id = doc.add_object(dictionary! { "Font" => dictionary! { "F1" => font_id } });
+    let content = Content {
+        operations: vec![
+            Operation::new("BT", vec![]),
+            Operation::new("Tf", vec!["F1".into(), 12.into()]),
+            Operation::new("Td", vec![72.into(), 700.into()]),
+            Operation::new("Tj", vec![Object::string_literal(words)]),
+            Operation::new("ET", vec![]),
+        ],
+    };
+    let content_id = doc.add_object(Stream::new(dictionary! {}, content.encode().expect("encode")));
+    let page_id = doc.add_object(dictionary! {
+        "Type" => "Page", "Parent" => pages_id, "Contents" => content_id,
+    });
+    doc.objects.insert(
+        pages_id,
+        Object::Dictionary(dictionary! {
+            "Type" => "Pages", "Kids" => vec![page_id.into()], "Count" => 1,
+            "Resources" => resources_id, "MediaBox" => vec![0.into(), 0.into(), 595.into(), 842.into()],
+        }),
+    );
+    let catalog_id = doc.add_object(dictionary! { "Type" => "Catalog", "Pages" => pages_id });
+    doc.trailer.set("Root", catalog_id);
+    let mut out = Vec::new();
+    doc.save_to(&mut out).expect("save pdf");
+    out
+}
+
 #[test]
 fn every_encoding_and_document_is_searchable() {
     let env = Env::new();
@@ -51,14 +88,16 @@ fn every_encoding_and_document_is_searchable() {
         "mail.eml",
         "From: Ada <ada@example.org>\r\nTo: cb@example.org\r\nSubject: Engine caracalx\r\nDate: Tue, 1 Jul 2025 10:52:37 +0200\r\n\r\nBody mentions quetzalx.\r\n",
     );
-    write(&root, "broken.pdf", "%PDF-1.7\n1 0 obj << /Type /Catalog"); // truncated
+    write(&root, "invoice.pdf", pdf("Invoice for the kinkajoux project"));
+    let whole = pdf("never seen");
+    write(&root, "broken.pdf", &whole[..whole.len() / 3]); // truncated
     let deep = format!("{}deepword{}", "<w:t>".repeat(10_000), "</w:t>".repeat(10_000));
     write(&root, "deep.docx", docx(&deep)); // XML nested 10 000 deep
     let store = env.store();
     let ix = env.indexer(&store, no_watch());
     let (source, job) = add(&ix, &root);
     let j = completed(&ix, job);
-    assert_eq!((j.files_indexed, j.files_skipped), (5, 2), "{j:?}");
+    assert_eq!((j.files_indexed, j.files_skipped), (6, 2), "{j:?}");
     assert_eq!(j.skipped.extraction_failed, 2, "{j:?}");
     assert!(files_found(&store, "deepword").is_empty());
     let s = store.get_source(&source.id).expect("get").expect("known");
@@ -71,6 +110,9 @@ fn every_encoding_and_document_is_searchable() {
         assert_eq!(hits.len(), 1, "{accented}");
         assert!(hits[0].text.contains(accented), "{accented}: {:?}", hits[0].text);
     }
+    let hits = search(&store, "general", "kinkajoux", None);
+    assert_eq!(hits.len(), 1);
+    assert_eq!(hits[0].filetype.as_deref(), Some("pdf"));
     let hits = search(&store, "general", "zephyrine", None);
     assert_eq!(hits.len(), 1);
     assert_eq!(hits[0].filetype.as_deref(), Some("docx"));
