@@ -90,15 +90,18 @@ pub struct Node {
 pub struct FileContent {
     /// The path as sent.
     pub path: String,
-    /// `"utf-8"` or `"binary"`.
+    /// `"utf-8"` (the content as sent) or `"binary"`.
     pub encoding: &'static str,
+    /// The encoding the file's bytes were decoded from (`UTF-8`, `UTF-16LE`,
+    /// `UTF-16BE`, `windows-1252`, ...); `None` for a binary file.
+    pub detected_encoding: Option<&'static str>,
     /// The whole file's size.
     pub size_bytes: u64,
     /// Lossily decoded text of the bytes read; `None` for a binary file.
     pub content: Option<String>,
     /// True when the file is longer than the bytes read.
     pub truncated: bool,
-    /// NUL in the bytes read, or more than 10 % U+FFFD after decoding.
+    /// No text decoding accepts the bytes read ([`crate::extract::decode_text`]).
     pub is_binary: bool,
 }
 
@@ -426,8 +429,9 @@ impl Lister<'_> {
 }
 
 /// Reads at most `max_bytes` of the file at `rel_path` (relative; `..` or an absolute
-/// path is an escape), decoding lossily as UTF-8. Only a regular file is opened, and
-/// it is opened beneath the root as the module docs describe.
+/// path is an escape), decoded from its encoding (BOM, UTF-8, or guessed legacy text).
+/// Only a regular file is opened, and it is opened beneath the root as the module docs
+/// describe.
 pub fn read_file(root: &Path, rel_path: &str, max_bytes: usize) -> Result<FileContent, TreeError> {
     let rel = check_rel(rel_path, rel_path)?;
     let root = open_root(root)?;
@@ -468,15 +472,14 @@ pub fn read_file(root: &Path, rel_path: &str, max_bytes: usize) -> Result<FileCo
         .map_err(|e| io_err("reading", rel_path, e, TreeError::FileNotFound(rel_path.into())))?;
     let size = meta.len();
     let truncated = size > bytes.len() as u64;
-    let text = String::from_utf8_lossy(&bytes);
-    let total = text.chars().count();
-    let bad = text.chars().filter(|&c| c == '\u{FFFD}').count();
-    let is_binary = bytes.contains(&0) || (total > 0 && bad * 10 > total);
+    let decoded = crate::extract::decode_text(&bytes);
+    let is_binary = decoded.is_none();
     Ok(FileContent {
         path: rel_path.to_string(),
         encoding: if is_binary { "binary" } else { "utf-8" },
+        detected_encoding: decoded.as_ref().map(|d| d.encoding),
         size_bytes: size,
-        content: (!is_binary).then(|| text.into_owned()),
+        content: decoded.map(|d| d.text),
         truncated,
         is_binary,
     })

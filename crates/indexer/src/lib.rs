@@ -24,6 +24,7 @@
 //! unchanged files). A graceful [`Indexer::shutdown`] re-queues the running job instead.
 #![deny(missing_docs)]
 
+mod documents;
 pub mod embedding_stage;
 mod error;
 pub mod extract;

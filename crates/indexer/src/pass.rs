@@ -8,12 +8,12 @@ use std::io::Read;
 use std::path::Path;
 use std::time::Instant;
 
-use memory_store::{FileBatch, FileOp, FileRecord, FileUpsert, JobProgress, Store, chunk};
+use memory_store::{FileBatch, FileOp, FileRecord, FileUpsert, JobProgress, SkipCounts, Store, chunk};
 use sha2::{Digest, Sha256};
 
 use crate::IndexerConfig;
 use crate::error::IndexerError;
-use crate::extract::{self, Extracted};
+use crate::extract::{self, Extracted, Kind};
 use crate::walk::{Rules, WalkedFile};
 
 /// What a pass writes into.
@@ -80,24 +80,54 @@ impl Batcher<'_> {
     }
 }
 
-/// Reads the file if it is indexable: `None` for binary, too large or unreadable.
-fn read_text_file(file: &WalkedFile, cap: u64) -> Option<Vec<u8>> {
+/// Why a file was not read.
+enum NotRead {
+    TooLarge,
+    Binary,
+    Unreadable,
+}
+
+/// Reads a file of at most `cap` bytes; a plain-text file (`sniff`) with a NUL and no
+/// UTF-16 BOM in its first bytes is binary and not read further.
+fn read_file(file: &WalkedFile, cap: u64, sniff: bool) -> Result<Vec<u8>, NotRead> {
     if file.size > cap {
-        return None;
+        return Err(NotRead::TooLarge);
     }
-    let mut f = crate::guard::open_regular(&file.abs_path).ok()?;
+    let mut f = crate::guard::open_regular(&file.abs_path).map_err(|_| NotRead::Unreadable)?;
     let mut bytes = Vec::with_capacity(file.size as usize);
     f.by_ref()
         .take(extract::SNIFF_BYTES as u64)
         .read_to_end(&mut bytes)
-        .ok()?;
-    if extract::has_nul(&bytes) {
-        return None;
+        .map_err(|_| NotRead::Unreadable)?;
+    if sniff && extract::has_nul(&bytes) {
+        return Err(NotRead::Binary);
     }
     f.take(cap + 1 - bytes.len() as u64)
         .read_to_end(&mut bytes)
-        .ok()?;
-    (bytes.len() as u64 <= cap).then_some(bytes)
+        .map_err(|_| NotRead::Unreadable)?;
+    if bytes.len() as u64 > cap {
+        return Err(NotRead::TooLarge); // grew since the walk
+    }
+    Ok(bytes)
+}
+
+/// Why a walked file is not indexed (a reason of [`SkipCounts`]).
+enum Skip {
+    Binary,
+    TooLarge,
+    Unsupported,
+    Unreadable,
+    ExtractionFailed,
+}
+
+impl From<NotRead> for Skip {
+    fn from(n: NotRead) -> Skip {
+        match n {
+            NotRead::TooLarge => Skip::TooLarge,
+            NotRead::Binary => Skip::Binary,
+            NotRead::Unreadable => Skip::Unreadable,
+        }
+    }
 }
 
 fn hash_hex(bytes: &[u8]) -> String {
@@ -153,10 +183,15 @@ pub(crate) fn run(
         last_flush: Instant::now(),
         progress: JobProgress {
             files_total: Some(walked.files.len() as i64),
-            files_skipped: walked.unreadable as i64,
+            skipped: SkipCounts {
+                unreadable: walked.unreadable as i64,
+                ignored: walked.ignored as i64,
+                ..SkipCounts::default()
+            },
             ..JobProgress::default()
         },
     };
+    b.progress.files_skipped = b.progress.skipped.total();
     b.flush()?;
     let abs = |rel: &str| root.join(rel).display().to_string();
     for file in &walked.files {
@@ -172,39 +207,50 @@ pub(crate) fn run(
             .as_ref()
             .is_some_and(|p| p.size == file.size as i64 && p.mtime_ns == file.mtime_ns)
         {
-            continue; // unchanged: not even opened
+            // Unchanged: not even opened; its row exists only if its text was indexed.
+            b.progress.files_indexed += 1;
+            b.progress.bytes_indexed += file.size as i64;
+            continue;
         }
         let ft = filetype(&file.rel_path);
-        let bytes = if extract::is_binary_extension(ft.as_deref()) {
-            None
-        } else {
-            let (f, cap) = (file.clone(), cfg.max_file_bytes);
-            crate::guard::within(cfg.read_timeout, move || read_text_file(&f, cap)).flatten()
-        };
-        let op = match bytes {
-            None => {
-                b.progress.files_skipped += 1;
-                previous.map(|_| FileOp::Remove {
-                    rel_path: file.rel_path.clone(),
-                    abs_path: abs(&file.rel_path),
-                })
+        let kind = extract::kind(ft.as_deref());
+        let read = match kind {
+            Kind::Binary => Err(Skip::Binary),
+            Kind::Unsupported => Err(Skip::Unsupported),
+            Kind::Text | Kind::Document => {
+                // Documents have their own, larger cap; text is sniffed for binary.
+                let (cap, sniff) = match kind {
+                    Kind::Document => (cfg.max_file_bytes.max(extract::MAX_DOCUMENT_BYTES), false),
+                    _ => (cfg.max_file_bytes, true),
+                };
+                let f = file.clone();
+                match crate::guard::within(cfg.read_timeout, move || read_file(&f, cap, sniff)) {
+                    Some(read) => read.map_err(Skip::from),
+                    None => {
+                        tracing::warn!(source = target.source_id, file = %file.rel_path,
+                            "file skipped: reading it took longer than {} s", cfg.read_timeout.as_secs());
+                        Err(Skip::Unreadable)
+                    }
+                }
             }
-            Some(bytes) => {
+        };
+        let indexed = match read {
+            Err(skip) => Err(skip),
+            Ok(bytes) => {
                 let hash = hash_hex(&bytes);
                 if previous.as_ref().is_some_and(|p| p.content_hash == hash) {
-                    Some(FileOp::Touch(record(file, hash)))
+                    Ok(FileOp::Touch(record(file, hash)))
                 } else {
-                    match extract::extract(ft.as_deref(), &bytes) {
-                        Extracted::Binary => {
-                            b.progress.files_skipped += 1;
-                            previous.map(|_| FileOp::Remove {
-                                rel_path: file.rel_path.clone(),
-                                abs_path: abs(&file.rel_path),
-                            })
+                    match extract::extract_isolated(ft.as_deref(), bytes, extract::EXTRACT_DEADLINE) {
+                        Extracted::Binary => Err(Skip::Binary),
+                        Extracted::Failed(reason) => {
+                            tracing::info!(source = target.source_id, file = %file.rel_path, %reason,
+                                "document skipped: extraction failed");
+                            Err(Skip::ExtractionFailed)
                         }
                         Extracted::Text(text) => {
                             b.progress.files_updated += 1;
-                            Some(FileOp::Upsert(FileUpsert {
+                            Ok(FileOp::Upsert(FileUpsert {
                                 record: record(file, hash),
                                 abs_path: abs(&file.rel_path),
                                 filetype: ft,
@@ -213,6 +259,28 @@ pub(crate) fn run(
                         }
                     }
                 }
+            }
+        };
+        let op = match indexed {
+            Ok(op) => {
+                b.progress.files_indexed += 1;
+                b.progress.bytes_indexed += file.size as i64;
+                Some(op)
+            }
+            Err(skip) => {
+                let s = &mut b.progress.skipped;
+                *match skip {
+                    Skip::Binary => &mut s.binary,
+                    Skip::TooLarge => &mut s.too_large,
+                    Skip::Unsupported => &mut s.unsupported,
+                    Skip::Unreadable => &mut s.unreadable,
+                    Skip::ExtractionFailed => &mut s.extraction_failed,
+                } += 1;
+                b.progress.files_skipped = s.total();
+                previous.map(|_| FileOp::Remove {
+                    rel_path: file.rel_path.clone(),
+                    abs_path: abs(&file.rel_path),
+                })
             }
         };
         if let Some(op) = op {

@@ -59,6 +59,9 @@ pub struct WalkOutcome {
     pub files: Vec<WalkedFile>,
     /// Entries that could not be read or have non-UTF-8 names (skipped).
     pub unreadable: usize,
+    /// Files outside the include globs (skipped; `.gitignore`d and excluded entries are
+    /// pruned by the walker unvisited, so not counted).
+    pub ignored: usize,
 }
 
 impl Rules {
@@ -147,6 +150,7 @@ impl Rules {
                 continue;
             };
             if !self.included(&rel) {
+                out.ignored += 1;
                 continue;
             }
             let Ok(meta) = entry.metadata() else {

@@ -1,5 +1,7 @@
 //! File sources end to end: real files in temp dirs, a real store, the real worker.
 
+#[path = "cases/documents.rs"]
+mod documents;
 mod helper;
 #[path = "cases/tree.rs"]
 mod tree;
@@ -169,7 +171,12 @@ fn binary_and_oversized_files_are_skipped_and_counted() {
     write(&root, "big.txt", "okapi ".repeat(400)); // 2400 bytes > cap
     write(&root, "nul.txt", b"okapi\0\x01\x02");
     write(&root, "pic.png", "okapi"); // binary by extension
-    write(&root, "latin.txt", vec![0xE9u8; 100]); // invalid UTF-8 throughout
+    write(
+        &root,
+        "ctl.txt",
+        [b"okapi".as_slice(), &[1u8, 2, 3, 4, 5, 6, 7, 8].repeat(10)].concat(),
+    );
+    write(&root, "old.doc", "okapi"); // a document format not extracted
     write(
         &root,
         "page.html",
@@ -183,9 +190,22 @@ fn binary_and_oversized_files_are_skipped_and_counted() {
     let ix = env.indexer(&store, cfg);
     let (_, job) = add(&ix, &root);
     let j = completed(&ix, job);
-    assert_eq!(j.files_total, Some(6));
-    assert_eq!(j.files_skipped, 4, "{j:?}");
+    assert_eq!(j.files_total, Some(7));
+    assert_eq!(j.files_skipped, 5, "{j:?}");
     assert_eq!(j.files_updated, 2, "{j:?}");
+    let reasons = memory_store::SkipCounts {
+        binary: 3,
+        too_large: 1,
+        unsupported: 1,
+        ..Default::default()
+    };
+    assert_eq!(j.skipped, reasons, "{j:?}");
+    assert_eq!((j.files_indexed, j.bytes_indexed), (2, 5 + 72), "{j:?}");
+    let s = store.get_source(&j.source_id).expect("get").expect("known");
+    assert_eq!(
+        (s.files_indexed, s.bytes_indexed),
+        (j.files_indexed, j.bytes_indexed)
+    );
     let hits = search(&store, "general", "zebra", None);
     assert_eq!(hits.len(), 1);
     assert_eq!(hits[0].text, "okapi & zebra");

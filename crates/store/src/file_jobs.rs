@@ -8,6 +8,7 @@ use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use crate::clock;
 use crate::error::{SqlContext, StoreError};
+use crate::files::SkipCounts;
 use crate::sources::{Source, get, refresh_totals};
 
 /// The error recorded on a job found `running` when the database is opened.
@@ -103,10 +104,16 @@ pub struct FileJob {
     pub files_processed: i64,
     /// Bytes of the files looked at so far.
     pub bytes_processed: i64,
-    /// Files skipped: binary, too large, unreadable.
+    /// Files skipped, all reasons (the sum of `skipped`).
     pub files_skipped: i64,
     /// Files whose chunks this job (re)wrote.
     pub files_updated: i64,
+    /// Files looked at whose text is searchable (written, or unchanged since indexed).
+    pub files_indexed: i64,
+    /// Their bytes (file sizes on disk).
+    pub bytes_indexed: i64,
+    /// Skipped files by reason.
+    pub skipped: SkipCounts,
     /// When it was enqueued (naive local ISO).
     pub created_at: String,
     /// When it started running; the enqueue time while queued.
@@ -141,9 +148,11 @@ pub enum JobEnd {
 
 pub(crate) const JOB_COLUMNS: &str = "j.id, j.source_id, j.kind, j.status, j.generation, j.files_total,
     j.files_processed, j.bytes_processed, j.files_skipped, j.files_updated, j.created_at,
-    j.started_at, j.completed_at, j.error";
+    j.started_at, j.completed_at, j.error, j.files_indexed, j.bytes_indexed, j.skipped_binary,
+    j.skipped_too_large, j.skipped_unsupported, j.skipped_unreadable, j.skipped_extraction_failed,
+    j.skipped_ignored";
 
-/// Reads a job from columns `at..at + 14` ([`JOB_COLUMNS`]).
+/// Reads a job from columns `at..at + 22` ([`JOB_COLUMNS`]).
 pub(crate) fn job_from(r: &Row<'_>, at: usize) -> rusqlite::Result<FileJob> {
     let created_at: String = r.get(at + 10)?;
     let started_at: Option<String> = r.get(at + 11)?;
@@ -162,6 +171,16 @@ pub(crate) fn job_from(r: &Row<'_>, at: usize) -> rusqlite::Result<FileJob> {
         created_at,
         completed_at: r.get(at + 12)?,
         error: r.get(at + 13)?,
+        files_indexed: r.get(at + 14)?,
+        bytes_indexed: r.get(at + 15)?,
+        skipped: SkipCounts {
+            binary: r.get(at + 16)?,
+            too_large: r.get(at + 17)?,
+            unsupported: r.get(at + 18)?,
+            unreadable: r.get(at + 19)?,
+            extraction_failed: r.get(at + 20)?,
+            ignored: r.get(at + 21)?,
+        },
     })
 }
 

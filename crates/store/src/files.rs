@@ -53,6 +53,49 @@ pub enum FileOp {
     },
 }
 
+/// Files a job skipped, by reason (each file counted once, under its first reason).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct SkipCounts {
+    /// Content that no text decoding accepts (a NUL, control characters) or a known
+    /// binary extension (images, archives, executables).
+    pub binary: i64,
+    /// Larger than the indexer's cap.
+    pub too_large: i64,
+    /// A document format recognised but not extracted (`.doc`, `.ppt`, iWork).
+    pub unsupported: i64,
+    /// Could not be listed, stat'ed or read (permissions, vanished, non-UTF-8 name).
+    pub unreadable: i64,
+    /// A document whose extraction failed (malformed, hostile, no text, too slow).
+    pub extraction_failed: i64,
+    /// Found by the walk but outside the source's include globs. (Files hidden by
+    /// `.gitignore` or the exclude globs are never walked, so never counted.)
+    pub ignored: i64,
+}
+
+impl SkipCounts {
+    /// All skipped files.
+    pub fn total(&self) -> i64 {
+        self.binary
+            + self.too_large
+            + self.unsupported
+            + self.unreadable
+            + self.extraction_failed
+            + self.ignored
+    }
+
+    /// `(wire name, count)` for each reason, in a stable order.
+    pub fn by_reason(&self) -> [(&'static str, i64); 6] {
+        [
+            ("binary", self.binary),
+            ("too_large", self.too_large),
+            ("unsupported", self.unsupported),
+            ("unreadable", self.unreadable),
+            ("extraction_failed", self.extraction_failed),
+            ("ignored", self.ignored),
+        ]
+    }
+}
+
 /// Progress of a running job: absolute values, so a retried write is harmless.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct JobProgress {
@@ -62,10 +105,16 @@ pub struct JobProgress {
     pub files_processed: i64,
     /// Their bytes.
     pub bytes_processed: i64,
-    /// Files skipped (binary, too large, unreadable).
+    /// Files skipped: the sum of `skipped`.
     pub files_skipped: i64,
     /// Files whose chunks were (re)written.
     pub files_updated: i64,
+    /// Files looked at whose text is searchable (written, or unchanged since indexed).
+    pub files_indexed: i64,
+    /// Their bytes (file sizes on disk).
+    pub bytes_indexed: i64,
+    /// Skipped files by reason.
+    pub skipped: SkipCounts,
 }
 
 /// A group of file changes committed in one transaction.
@@ -231,7 +280,10 @@ pub(crate) fn apply(conn: &Connection, b: &FileBatch) -> Result<(), StoreError> 
     if let (Some(job), Some(p)) = (b.job_id, b.progress) {
         conn.prepare_cached(
             "UPDATE index_jobs SET files_total = coalesce(?2, files_total), files_processed = ?3,
-                    bytes_processed = ?4, files_skipped = ?5, files_updated = ?6
+                    bytes_processed = ?4, files_skipped = ?5, files_updated = ?6,
+                    files_indexed = ?7, bytes_indexed = ?8, skipped_binary = ?9,
+                    skipped_too_large = ?10, skipped_unsupported = ?11, skipped_unreadable = ?12,
+                    skipped_extraction_failed = ?13, skipped_ignored = ?14
              WHERE id = ?1",
         )
         .ctx("while recording job progress")?
@@ -241,7 +293,15 @@ pub(crate) fn apply(conn: &Connection, b: &FileBatch) -> Result<(), StoreError> 
             p.files_processed,
             p.bytes_processed,
             p.files_skipped,
-            p.files_updated
+            p.files_updated,
+            p.files_indexed,
+            p.bytes_indexed,
+            p.skipped.binary,
+            p.skipped.too_large,
+            p.skipped.unsupported,
+            p.skipped.unreadable,
+            p.skipped.extraction_failed,
+            p.skipped.ignored
         ])
         .ctx("while recording job progress")?;
     }

@@ -63,7 +63,7 @@ pub use chunk_stats::ChunkStats;
 pub use error::StoreError;
 pub use facts::{Fact, FactIn, FactQuery, VALUE_TYPES};
 pub use file_jobs::{ClaimedFileJob, FileJob, FileJobKind, FileJobState, INTERRUPTED, JobEnd};
-pub use files::{FileBatch, FileOp, FileRecord, FileUpsert, JobProgress};
+pub use files::{FileBatch, FileOp, FileRecord, FileUpsert, JobProgress, SkipCounts};
 pub use job::{JobState, JobStatus};
 pub use schema::SCHEMA_VERSION;
 pub use search::{MAX_LIMIT, MAX_TERMS, SearchHit, SearchRequest, SourceType};
@@ -816,7 +816,7 @@ mod tests {
             .with(|c| c.query_row("PRAGMA user_version", [], |r| r.get(0)).ctx("v"))
             .expect("version");
         assert_eq!(version, SCHEMA_VERSION);
-        assert_eq!(SCHEMA_VERSION, 5);
+        assert_eq!(SCHEMA_VERSION, 6);
         let search = |project: &str| {
             let q = SearchRequest {
                 project_id: project.into(),

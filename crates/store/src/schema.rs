@@ -304,9 +304,22 @@ CREATE INDEX project_facts_supersedes ON project_facts(supersedes_fact_id)
     WHERE supersedes_fact_id IS NOT NULL;
 "#;
 
+/// Honest counts (issue 11): per job, the files and bytes whose text is searchable and
+/// the files skipped by reason. `files_skipped` stays their sum.
+const SKIP_COUNTS: &str = r#"
+ALTER TABLE index_jobs ADD COLUMN files_indexed INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE index_jobs ADD COLUMN bytes_indexed INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE index_jobs ADD COLUMN skipped_binary INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE index_jobs ADD COLUMN skipped_too_large INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE index_jobs ADD COLUMN skipped_unsupported INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE index_jobs ADD COLUMN skipped_unreadable INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE index_jobs ADD COLUMN skipped_extraction_failed INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE index_jobs ADD COLUMN skipped_ignored INTEGER NOT NULL DEFAULT 0;
+"#;
+
 /// All migrations in order; index `i` brings the database to version `i + 1`.
 /// Append new ones at the end; never edit a released one.
-const MIGRATIONS: &[&str] = &[V1, V2, V3, TERMS_AND_VECTORS, FACTS];
+const MIGRATIONS: &[&str] = &[V1, V2, V3, TERMS_AND_VECTORS, FACTS, SKIP_COUNTS];
 
 /// Registers the SQL functions the schema's triggers call (`memory_terms(text)`, see
 /// [`TERMS_AND_VECTORS`]) on a connection that writes chunks. Idempotent.

@@ -25,6 +25,37 @@ fn find_job(client: &Client, source_id: &str, job_id: i64) -> Result<Option<Valu
         .and_then(|jobs| jobs.iter().find(|j| j["id"].as_i64() == Some(job_id)).cloned()))
 }
 
+/// `N files, B indexed; M skipped (binary 3, too large 1)`: what a job's JSON says
+/// was made searchable and what was skipped, by reason (reasons with 0 left out).
+pub fn summary(job: &Value) -> String {
+    let indexed = job["files_indexed"].as_i64().unwrap_or(0);
+    let bytes = job["bytes_indexed"].as_u64().unwrap_or(0);
+    format!(
+        "{indexed} files, {} indexed; {}",
+        human_bytes(bytes),
+        skipped_text(job)
+    )
+}
+
+/// `M skipped (binary 3, too large 1)` or `0 skipped` from a job's or source's JSON.
+pub fn skipped_text(v: &Value) -> String {
+    let total = v["files_skipped"].as_i64().unwrap_or(0);
+    let reasons: Vec<String> = v["skipped"]
+        .as_object()
+        .map(|m| {
+            m.iter()
+                .filter(|(_, n)| n.as_i64().unwrap_or(0) > 0)
+                .map(|(k, n)| format!("{} {n}", k.replace('_', " ")))
+                .collect()
+        })
+        .unwrap_or_default();
+    if reasons.is_empty() {
+        format!("{total} skipped")
+    } else {
+        format!("{total} skipped ({})", reasons.join(", "))
+    }
+}
+
 /// Polls the job until it is no longer running, showing progress (on
 /// stderr with `json`, whose stdout ends with the job's final JSON).
 pub fn follow(client: &Client, source_id: &str, job_id: i64, json: bool) -> Result<JobEnd, ClientError> {
@@ -85,8 +116,8 @@ pub fn follow(client: &Client, source_id: &str, job_id: i64, json: bool) -> Resu
                 // Whole seconds: job lengths are for people, not benchmarks.
                 let took = Duration::from_secs(started.elapsed().as_secs());
                 println!(
-                    "Job {job_id} {status}: {done} files, {} indexed in {}{err}",
-                    human_bytes(bytes),
+                    "Job {job_id} {status}: {} in {}{err}",
+                    summary(&job),
                     humantime::format_duration(took)
                 );
             }

@@ -76,8 +76,17 @@ fn cell(v: &Value) -> String {
 
 /// Renders sources as an aligned table.
 pub fn table(sources: &[Value]) -> String {
-    let header = ["ID", "PROJECT", "PATH", "STATUS", "FILES", "SIZE", "LAST INDEXED"];
-    let rows: Vec<[String; 7]> = sources
+    let header = [
+        "ID",
+        "PROJECT",
+        "PATH",
+        "STATUS",
+        "FILES",
+        "SIZE",
+        "SKIPPED",
+        "LAST INDEXED",
+    ];
+    let rows: Vec<[String; 8]> = sources
         .iter()
         .map(|s| {
             let status = match s["latest_job"]["status"].as_str() {
@@ -95,6 +104,7 @@ pub fn table(sources: &[Value]) -> String {
                 status,
                 cell(&s["files_indexed"]),
                 human_bytes(s["bytes_indexed"].as_u64().unwrap_or(0)),
+                super::progress::skipped_text(s),
                 human_time_now(s["last_index_completed_at"].as_str()),
             ]
         })
@@ -233,6 +243,7 @@ mod tests {
         let t = table(&[
             json!({"id": "docs-dir", "project_id": "general", "root_path": "/d", "status": "idle",
                    "files_indexed": 3, "bytes_indexed": 2048, "last_index_completed_at": "2026-01-01T00:00:00",
+                   "files_skipped": 4, "skipped": {"binary": 3, "too_large": 1, "ignored": 0},
                    "latest_job": {"status": "completed"}}),
             json!({"id": "x", "project_id": null, "root_path": "/long/path", "status": "indexing",
                    "files_indexed": 0, "bytes_indexed": 0, "last_index_completed_at": null,
@@ -241,11 +252,15 @@ mod tests {
         let lines: Vec<&str> = t.lines().collect();
         assert!(lines[0].starts_with("ID        PROJECT  PATH"), "{t}");
         assert!(lines[1].contains("2.0 KiB") && lines[1].contains("idle"), "{t}");
+        assert!(lines[1].contains("4 skipped (binary 3, too large 1)"), "{t}");
         assert!(
             lines[1].contains("2026-01-01 00:00"),
             "a local date, not the raw timestamp: {t}"
         );
-        assert!(lines[2].contains("indexing 5/9"), "{t}");
+        assert!(
+            lines[2].contains("indexing 5/9") && lines[2].contains("0 skipped"),
+            "{t}"
+        );
         assert_eq!(lines[1].find("/d"), lines[0].find("PATH"), "aligned:\n{t}");
     }
 

@@ -105,6 +105,7 @@ pub async fn file(
         "source_id": id,
         "path": q.path,
         "encoding": f.encoding,
+        "detected_encoding": f.detected_encoding,
         "size_bytes": f.size_bytes,
         "content": f.content,
         "truncated": f.truncated,

@@ -11,7 +11,19 @@ use serde_json::{Value, json};
 use super::extract::{ApiJson, ApiQuery};
 use super::{ApiError, AppState, blocking};
 
-/// A job as the contract shows it.
+/// Skipped files by reason, `{"binary": n, "too_large": n, ...}` (ours, additive).
+fn skipped_json(s: &memory_store::SkipCounts) -> Value {
+    Value::Object(
+        s.by_reason()
+            .into_iter()
+            .map(|(k, n)| (k.to_string(), json!(n)))
+            .collect(),
+    )
+}
+
+/// A job as the contract shows it, plus (ours, additive) `files_indexed` and
+/// `bytes_indexed` (files looked at whose text is searchable, and their size),
+/// `files_skipped` and `skipped` by reason.
 fn job_json(j: &memory_store::FileJob) -> Value {
     json!({
         "id": j.id,
@@ -23,11 +35,16 @@ fn job_json(j: &memory_store::FileJob) -> Value {
         "files_processed": j.files_processed,
         "bytes_processed": j.bytes_processed,
         "error": j.error,
+        "files_indexed": j.files_indexed,
+        "bytes_indexed": j.bytes_indexed,
+        "files_skipped": j.files_skipped,
+        "skipped": skipped_json(&j.skipped),
     })
 }
 
 /// A source as the contract shows it; `connected_projects` (names of ChatDO
-/// projects) only in lists.
+/// projects) only in lists. Ours, additive: `files_skipped` and `skipped` (by reason)
+/// of its latest job (zeros before the first).
 fn source_json(s: &memory_store::Source, connected_projects: Option<&[String]>) -> Value {
     let mut v = json!({
         "id": s.id,
@@ -42,6 +59,9 @@ fn source_json(s: &memory_store::Source, connected_projects: Option<&[String]>) 
         "project_id": s.project_id,
         "latest_job": s.latest_job.as_ref().map(job_json),
     });
+    let skipped = s.latest_job.as_ref().map(|j| j.skipped).unwrap_or_default();
+    v["files_skipped"] = json!(skipped.total());
+    v["skipped"] = skipped_json(&skipped);
     if let Some(names) = connected_projects {
         v["connected_projects"] = json!(names);
     }

@@ -505,3 +505,52 @@ async fn a_stuck_file_job_shows_in_health_reasons() {
     }
     shutdown.cancel();
 }
+
+/// Issue 11: a UTF-16 file (FF FE BOM) is found by `/search`, the file tree names its
+/// encoding, and `/sources` and the job say what was skipped and why.
+#[tokio::test]
+async fn utf16_is_searchable_and_skips_are_counted_by_reason() {
+    let f = fixture();
+    let d = tempfile::tempdir().unwrap();
+    let mut utf16 = vec![0xFF, 0xFE];
+    for u in "Widgetry settings\r\nsecond line narwhalx\r\n".encode_utf16() {
+        utf16.extend(u.to_le_bytes());
+    }
+    std::fs::write(d.path().join("settings.ini"), &utf16).unwrap();
+    std::fs::write(d.path().join("pic.png"), "not text").unwrap();
+    std::fs::write(d.path().join("blob.dat2"), b"\x00\x01\x02\x03").unwrap();
+    let (id, job) = add(&f, d.path(), "Win").await;
+
+    let hits = f.search(json!({"project_id": "proj", "query": "narwhalx"})).await;
+    assert_eq!(hits.len(), 1, "{hits:?}");
+    let (s, v) = f.get(&format!("/filetree/{id}/file?path=settings.ini")).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(
+        (
+            v["encoding"].as_str(),
+            v["detected_encoding"].as_str(),
+            v["is_binary"].as_bool()
+        ),
+        (Some("utf-8"), Some("UTF-16LE"), Some(false))
+    );
+    assert_eq!(v["content"], "Widgetry settings\r\nsecond line narwhalx\r\n");
+
+    let (_, v) = f.get("/sources").await;
+    let src = &v["sources"][0];
+    assert_eq!(src["files_indexed"].as_i64(), Some(1), "{src}");
+    assert_eq!(src["files_skipped"].as_i64(), Some(2), "{src}");
+    assert_eq!(src["skipped"]["binary"].as_i64(), Some(2), "{src}");
+    let (_, v) = f.get(&format!("/sources/{id}/jobs")).await;
+    let j = &v["jobs"][0];
+    assert_eq!(j["id"].as_i64(), Some(job));
+    assert_eq!(
+        (
+            j["files_indexed"].as_i64(),
+            j["files_skipped"].as_i64(),
+            j["skipped"]["binary"].as_i64()
+        ),
+        (Some(1), Some(2), Some(2)),
+        "{j}"
+    );
+    assert_eq!(j["bytes_indexed"].as_u64(), Some(utf16.len() as u64), "{j}");
+}
