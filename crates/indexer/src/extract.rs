@@ -1,14 +1,14 @@
 //! Turning a file's bytes into indexable text. Plain text in any common encoding (UTF-8
 //! with or without BOM, UTF-16 LE/BE with BOM, legacy single-byte text guessed by
 //! `chardetng`) is decoded here; documents (PDF, Office, OpenDocument, EPUB, e-mail, RTF,
-//! HTML) are handed to [`crate::documents`]. Only bytes that no decoding makes into text
+//! HTML) are handed to the `documents` module. Only bytes that no decoding makes into text
 //! count as binary: a NUL in text without a UTF-16 BOM, or too many control characters.
 //!
 //! Documents come from anywhere, so their parsers are treated as untrusted:
 //! [`extract_isolated`] runs one file on its own thread, catches panics, and abandons the
 //! thread past a deadline, so a hostile file is skipped with a reason instead of hanging,
 //! crashing or stalling the indexer. The parsers themselves are bounded in memory by the
-//! limits in [`crate::documents`].
+//! limits in the `documents` module.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
@@ -61,7 +61,7 @@ pub enum Extracted {
 pub enum Kind {
     /// Text, decoded by [`decode_text`] (HTML is stripped after decoding).
     Text,
-    /// A document extracted by [`crate::documents`] (cap [`MAX_DOCUMENT_BYTES`]).
+    /// A document extracted by the `documents` module (cap [`MAX_DOCUMENT_BYTES`]).
     Document,
     /// Known binary (images, archives, executables): skipped without reading.
     Binary,
