@@ -489,6 +489,13 @@ fn status_page_end_to_end_in_headless_chromium() {
             js(&pid.to_string())
         ),
     );
+    // Semantic search: no model in this home, so the page says it is off and how to
+    // install one (the reason /health gives).
+    cdp.wait_for(
+        "the page to say semantic search is off and how to install the model",
+        "(document.getElementById('i-semantic')?.textContent || '').startsWith('off: ') && \
+         document.getElementById('i-semantic').textContent.includes('model install')",
+    );
     let state = cdp.eval("document.getElementById('i-state').textContent");
     assert!(
         ["ready", "starting", "degraded"].contains(&state.as_str().unwrap_or("")),

@@ -20,7 +20,7 @@ const HTML: &str = include_str!("status_page.html");
 /// in `status_page.html`; the unit test below recomputes them and prints the
 /// new values when the page changes.
 pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; \
-     script-src 'sha256-sBDuDo6FxCUdEFEh5lDn+3M+X8CmoZU8OG/VDCx9oCA='; \
+     script-src 'sha256-GV+koZUv/0o83bMyuFqKBpq2cGV8IofSDfycq71m0R8='; \
      style-src 'sha256-z+0zZHBLQK0R1aHbuvieiky4EZMM1X4Ihf7pLNu9xUU='; \
      connect-src 'self'; img-src 'self' data:; \
      base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
