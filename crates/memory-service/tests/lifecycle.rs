@@ -551,6 +551,62 @@ fn a_fifo_at_the_pid_file_never_blocks_status_stop_or_serve() {
 }
 
 #[test]
+fn every_special_file_at_the_pid_path_is_named_stale_and_never_followed() {
+    type Make = fn(&std::path::Path);
+    let cases: [(&str, Make); 3] = [
+        ("a socket", |p| {
+            std::mem::forget(std::os::unix::net::UnixListener::bind(p).unwrap());
+        }),
+        ("a symbolic link", |p| {
+            std::os::unix::fs::symlink("/etc/passwd", p).unwrap()
+        }),
+        ("a directory", |p| std::fs::create_dir(p).unwrap()),
+    ];
+    let passwd = std::fs::read("/etc/passwd").unwrap();
+    for (kind, make) in cases {
+        let sb = Sandbox::new();
+        std::fs::create_dir_all(&sb.home).unwrap();
+        make(&sb.pid_file());
+        let port = free_port();
+        let named = format!(
+            "PID file {} is {kind}, not a regular file",
+            sb.pid_file().display()
+        );
+        let (code, out, err) = sb.cli(port, &["status"]);
+        assert_eq!(code, 3, "{kind}: stopped:\n{out}{err}");
+        assert!(out.contains(&named), "{kind}: {out}");
+        let (code, out, err) = sb.cli(port, &["stop"]);
+        assert_eq!(code, 0, "{kind}: {out}{err}");
+        assert!(out.contains(&named), "{kind}: {out}");
+        let mut p = sb.serve(port);
+        if kind == "a directory" {
+            assert_eq!(p.wait_code(), 15, "{kind}: {}", p.stderr_text());
+            assert!(
+                p.stderr_text().contains("is a directory, not a regular file"),
+                "{}",
+                p.stderr_text()
+            );
+            continue;
+        }
+        wait_healthy(port, &mut p);
+        assert_eq!(
+            sb.pid_from_file(),
+            Some(p.pid()),
+            "{kind}: replaced by a regular file"
+        );
+        assert_eq!(mode(&sb.pid_file()), 0o600);
+        let (code, out, err) = sb.cli(port, &["stop"]);
+        assert_eq!(code, 0, "{out}{err}");
+        assert_eq!(p.wait_code(), 0);
+    }
+    assert_eq!(
+        std::fs::read("/etc/passwd").unwrap(),
+        passwd,
+        "a link is never followed"
+    );
+}
+
+#[test]
 fn special_files_at_the_lock_or_log_path_are_refused_with_their_kind() {
     type Make = fn(&std::path::Path);
     let cases: [(&str, Make); 4] = [
@@ -582,6 +638,13 @@ fn special_files_at_the_lock_or_log_path_are_refused_with_their_kind() {
         assert!(
             out.contains(&format!("lock file {} is {kind}", sb.lock_file().display())),
             "{out}"
+        );
+
+        let (code, out, err) = sb.cli(port, &["stop"]);
+        assert_eq!(code, 0, "{kind}: not running: {out}{err}");
+        assert!(
+            out.contains(&format!("lock file {} is {kind}", sb.lock_file().display())),
+            "{kind}: `stop` names it: {out}"
         );
 
         std::fs::remove_dir(sb.lock_file())
