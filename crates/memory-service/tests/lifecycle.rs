@@ -688,6 +688,7 @@ fn files_are_private_and_a_loose_home_is_tightened() {
     for name in [
         "memory.sqlite",
         "memory.sqlite-wal",
+        "memory.sqlite-shm",
         "memory_service.pid",
         "memory_service.lock",
         "memory_service.log",
@@ -697,6 +698,60 @@ fn files_are_private_and_a_loose_home_is_tightened() {
     }
     let (code, _, _) = sb.cli(port, &["stop"]);
     assert_eq!(code, 0);
+}
+
+/// Started from a shell with `umask 000`: the log `start` creates, and every
+/// file `serve` writes, are still 0600, and `serve` runs with umask 077.
+#[test]
+fn files_created_under_umask_000_are_private() {
+    let sb = Sandbox::new();
+    let port = free_port();
+    let home = sb.home.display().to_string();
+    let port_s = port.to_string();
+    let inner = sb.command(&["--home", &home, "--port", &port_s, "start"]);
+    let mut cmd = std::process::Command::new("sh");
+    cmd.arg("-c")
+        .arg("umask 000 && exec \"$0\" \"$@\"")
+        .arg(inner.get_program())
+        .args(inner.get_args())
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    for (k, v) in inner.get_envs() {
+        match v {
+            Some(v) => cmd.env(k, v),
+            None => cmd.env_remove(k),
+        };
+    }
+    let mut child = cmd.spawn().unwrap();
+    let status = poll("`start` under umask 000 to finish", DEADLINE, || {
+        child.try_wait().unwrap()
+    });
+    assert!(status.success(), "{status:?}");
+    let body = serde_json::json!({"project_id": "p", "chat_id": "c", "message_id": "m", "role": "user",
+        "content": "private", "timestamp": "2026-01-02T03:04:05Z", "message_index": 1});
+    let (status, v) = post(port, "/index-chat-message", &body);
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(mode(&sb.home), 0o700);
+    for name in [
+        "memory.sqlite",
+        "memory.sqlite-wal",
+        "memory.sqlite-shm",
+        "memory_service.pid",
+        "memory_service.lock",
+        "memory_service.log",
+    ] {
+        let path = sb.home.join(name);
+        assert_eq!(mode(&path), 0o600, "{name} is {:04o}", mode(&path));
+    }
+    let pid = sb.pid_from_file().unwrap();
+    let proc_status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    assert!(
+        proc_status.lines().any(|l| l == "Umask:\t0077"),
+        "serve's umask:\n{proc_status}"
+    );
+    let (code, out, err) = sb.cli(port, &["stop"]);
+    assert_eq!(code, 0, "{out}{err}");
 }
 
 #[test]
@@ -717,7 +772,9 @@ fn a_home_owned_by_another_user_is_refused_even_for_root() {
         assert_eq!(p.wait_code(), 15, "{cmd}: {}", p.stderr_text());
         let err = p.stderr_text();
         assert!(
-            err.contains("owned by user id") && err.contains("use your own home with --home"),
+            err.contains("owned by user id")
+                && err.contains(&format!("home directory {home} is unusable"))
+                && err.contains("use your own home with --home"),
             "{cmd}: {err}"
         );
     }
