@@ -812,6 +812,84 @@ fn a_damaged_holder_record_heals_and_status_and_stop_see_the_holder() {
     assert_eq!(p.wait_code(), 0);
 }
 
+/// Every kind of damage to a running instance's holder record, at the default
+/// re-check period (2 s): emptied, torn (a first line naming another PID),
+/// large garbage, loosened to 0644, and a FIFO in place of the PID file. Each
+/// comes back whole within a few periods; `status` and `stop` then see the
+/// holder.
+#[test]
+fn every_kind_of_damage_to_the_holder_record_heals_at_the_default_period() {
+    use std::io::Write as _;
+    let sb = Sandbox::new();
+    let port = free_port();
+    let mut p = sb.serve(port);
+    wait_healthy(port, &mut p);
+    let pid = p.pid();
+    let good = std::fs::read_to_string(sb.lock_file()).unwrap();
+    let whole = || {
+        // Never open a FIFO here: the test itself would block on it.
+        let pid_is_file = std::fs::symlink_metadata(sb.pid_file()).ok()?.is_file();
+        (pid_is_file
+            && std::fs::read_to_string(sb.lock_file()).ok()? == good
+            && mode(&sb.lock_file()) == 0o600
+            && sb.pid_from_file() == Some(pid))
+        .then_some(())
+    };
+    type Damage = fn(&Sandbox);
+    let damages: [(&str, Damage); 5] = [
+        ("emptied", |sb| {
+            std::fs::OpenOptions::new()
+                .write(true)
+                .open(sb.lock_file())
+                .unwrap()
+                .set_len(0)
+                .unwrap()
+        }),
+        ("torn, naming another PID", |sb| {
+            std::fs::write(sb.lock_file(), "1\n").unwrap()
+        }),
+        ("64 KiB of garbage", |sb| {
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .truncate(true)
+                .open(sb.lock_file())
+                .unwrap();
+            f.write_all(&vec![0xA5u8; 64 * 1024]).unwrap();
+        }),
+        ("loosened to 0644", |sb| {
+            std::fs::set_permissions(
+                sb.lock_file(),
+                std::os::unix::fs::PermissionsExt::from_mode(0o644),
+            )
+            .unwrap()
+        }),
+        ("a FIFO at the PID file", |sb| {
+            std::fs::remove_file(sb.pid_file()).unwrap();
+            mkfifo(&sb.pid_file());
+        }),
+    ];
+    for (what, damage) in damages {
+        damage(&sb);
+        assert!(whole().is_none(), "{what}: the damage took");
+        // Default period 2 s: a few periods, then the deadline fails the test.
+        poll(
+            &format!("the holder record to heal after: {what}"),
+            DEADLINE,
+            whole,
+        );
+        let (code, out, err) = sb.cli(port, &["status"]);
+        assert_eq!(code, 0, "{what}: {out}{err}");
+        assert!(out.contains(&format!("PID:     {pid}")), "{what}: {out}");
+    }
+    let (code, out, err) = sb.cli(port, &["stop"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.contains(&format!("Stopped Memory Service (PID {pid}")),
+        "{out}"
+    );
+    assert_eq!(p.wait_code(), 0);
+}
+
 /// A supervisor (systemd's `StandardOutput=append:`, launchd's
 /// `StandardOutPath`) hands `serve` the home's log as stdout and stderr: `logs`
 /// shows that instance's lines, and a log over the cap is rotated by `serve`
