@@ -640,6 +640,13 @@ fn special_files_at_the_lock_or_log_path_are_refused_with_their_kind() {
             "{out}"
         );
 
+        let (code, out, err) = sb.cli(port, &["start", "--timeout", "5"]);
+        assert_eq!(code, 15, "{kind}: {out}{err}");
+        assert!(err.contains(&named), "{kind}: `start` names it: {err}");
+        assert!(
+            !err.contains("failed to start"),
+            "{kind}: `start` spawns no `serve` to find out: {err}"
+        );
         let (code, out, err) = sb.cli(port, &["stop"]);
         assert_eq!(code, 0, "{kind}: not running: {out}{err}");
         assert!(
