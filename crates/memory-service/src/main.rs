@@ -38,6 +38,10 @@ fn main() -> ProcessExit {
             );
         }
     }
+    // Everything any command creates (the log `start` opens, the database,
+    // WAL, PID and lock files `serve` writes) is private to the user, whatever
+    // umask we were started with (issue 13: chat history was world-readable).
+    nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o077));
     // `serve` logs at info; the client commands only show warnings.
     let default = if matches!(cli.command, Command::Serve(_)) {
         "info"

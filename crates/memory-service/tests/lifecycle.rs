@@ -551,6 +551,62 @@ fn a_fifo_at_the_pid_file_never_blocks_status_stop_or_serve() {
 }
 
 #[test]
+fn every_special_file_at_the_pid_path_is_named_stale_and_never_followed() {
+    type Make = fn(&std::path::Path);
+    let cases: [(&str, Make); 3] = [
+        ("a socket", |p| {
+            std::mem::forget(std::os::unix::net::UnixListener::bind(p).unwrap());
+        }),
+        ("a symbolic link", |p| {
+            std::os::unix::fs::symlink("/etc/passwd", p).unwrap()
+        }),
+        ("a directory", |p| std::fs::create_dir(p).unwrap()),
+    ];
+    let passwd = std::fs::read("/etc/passwd").unwrap();
+    for (kind, make) in cases {
+        let sb = Sandbox::new();
+        std::fs::create_dir_all(&sb.home).unwrap();
+        make(&sb.pid_file());
+        let port = free_port();
+        let named = format!(
+            "PID file {} is {kind}, not a regular file",
+            sb.pid_file().display()
+        );
+        let (code, out, err) = sb.cli(port, &["status"]);
+        assert_eq!(code, 3, "{kind}: stopped:\n{out}{err}");
+        assert!(out.contains(&named), "{kind}: {out}");
+        let (code, out, err) = sb.cli(port, &["stop"]);
+        assert_eq!(code, 0, "{kind}: {out}{err}");
+        assert!(out.contains(&named), "{kind}: {out}");
+        let mut p = sb.serve(port);
+        if kind == "a directory" {
+            assert_eq!(p.wait_code(), 15, "{kind}: {}", p.stderr_text());
+            assert!(
+                p.stderr_text().contains("is a directory, not a regular file"),
+                "{}",
+                p.stderr_text()
+            );
+            continue;
+        }
+        wait_healthy(port, &mut p);
+        assert_eq!(
+            sb.pid_from_file(),
+            Some(p.pid()),
+            "{kind}: replaced by a regular file"
+        );
+        assert_eq!(mode(&sb.pid_file()), 0o600);
+        let (code, out, err) = sb.cli(port, &["stop"]);
+        assert_eq!(code, 0, "{out}{err}");
+        assert_eq!(p.wait_code(), 0);
+    }
+    assert_eq!(
+        std::fs::read("/etc/passwd").unwrap(),
+        passwd,
+        "a link is never followed"
+    );
+}
+
+#[test]
 fn special_files_at_the_lock_or_log_path_are_refused_with_their_kind() {
     type Make = fn(&std::path::Path);
     let cases: [(&str, Make); 4] = [
@@ -582,6 +638,20 @@ fn special_files_at_the_lock_or_log_path_are_refused_with_their_kind() {
         assert!(
             out.contains(&format!("lock file {} is {kind}", sb.lock_file().display())),
             "{out}"
+        );
+
+        let (code, out, err) = sb.cli(port, &["start", "--timeout", "5"]);
+        assert_eq!(code, 15, "{kind}: {out}{err}");
+        assert!(err.contains(&named), "{kind}: `start` names it: {err}");
+        assert!(
+            !err.contains("failed to start"),
+            "{kind}: `start` spawns no `serve` to find out: {err}"
+        );
+        let (code, out, err) = sb.cli(port, &["stop"]);
+        assert_eq!(code, 0, "{kind}: not running: {out}{err}");
+        assert!(
+            out.contains(&format!("lock file {} is {kind}", sb.lock_file().display())),
+            "{kind}: `stop` names it: {out}"
         );
 
         std::fs::remove_dir(sb.lock_file())
@@ -625,6 +695,7 @@ fn files_are_private_and_a_loose_home_is_tightened() {
     for name in [
         "memory.sqlite",
         "memory.sqlite-wal",
+        "memory.sqlite-shm",
         "memory_service.pid",
         "memory_service.lock",
         "memory_service.log",
@@ -634,6 +705,60 @@ fn files_are_private_and_a_loose_home_is_tightened() {
     }
     let (code, _, _) = sb.cli(port, &["stop"]);
     assert_eq!(code, 0);
+}
+
+/// Started from a shell with `umask 000`: the log `start` creates, and every
+/// file `serve` writes, are still 0600, and `serve` runs with umask 077.
+#[test]
+fn files_created_under_umask_000_are_private() {
+    let sb = Sandbox::new();
+    let port = free_port();
+    let home = sb.home.display().to_string();
+    let port_s = port.to_string();
+    let inner = sb.command(&["--home", &home, "--port", &port_s, "start"]);
+    let mut cmd = std::process::Command::new("sh");
+    cmd.arg("-c")
+        .arg("umask 000 && exec \"$0\" \"$@\"")
+        .arg(inner.get_program())
+        .args(inner.get_args())
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    for (k, v) in inner.get_envs() {
+        match v {
+            Some(v) => cmd.env(k, v),
+            None => cmd.env_remove(k),
+        };
+    }
+    let mut child = cmd.spawn().unwrap();
+    let status = poll("`start` under umask 000 to finish", DEADLINE, || {
+        child.try_wait().unwrap()
+    });
+    assert!(status.success(), "{status:?}");
+    let body = serde_json::json!({"project_id": "p", "chat_id": "c", "message_id": "m", "role": "user",
+        "content": "private", "timestamp": "2026-01-02T03:04:05Z", "message_index": 1});
+    let (status, v) = post(port, "/index-chat-message", &body);
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(mode(&sb.home), 0o700);
+    for name in [
+        "memory.sqlite",
+        "memory.sqlite-wal",
+        "memory.sqlite-shm",
+        "memory_service.pid",
+        "memory_service.lock",
+        "memory_service.log",
+    ] {
+        let path = sb.home.join(name);
+        assert_eq!(mode(&path), 0o600, "{name} is {:04o}", mode(&path));
+    }
+    let pid = sb.pid_from_file().unwrap();
+    let proc_status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    assert!(
+        proc_status.lines().any(|l| l == "Umask:\t0077"),
+        "serve's umask:\n{proc_status}"
+    );
+    let (code, out, err) = sb.cli(port, &["stop"]);
+    assert_eq!(code, 0, "{out}{err}");
 }
 
 #[test]
@@ -654,7 +779,9 @@ fn a_home_owned_by_another_user_is_refused_even_for_root() {
         assert_eq!(p.wait_code(), 15, "{cmd}: {}", p.stderr_text());
         let err = p.stderr_text();
         assert!(
-            err.contains("owned by user id") && err.contains("use your own home with --home"),
+            err.contains("owned by user id")
+                && err.contains(&format!("home directory {home} is unusable"))
+                && err.contains("use your own home with --home"),
             "{cmd}: {err}"
         );
     }
@@ -683,6 +810,84 @@ fn a_damaged_holder_record_heals_and_status_and_stop_see_the_holder() {
     let (code, out, _) = sb.cli(port, &["status"]);
     assert_eq!(code, 0, "{out}");
     assert!(out.contains(&format!("PID:     {pid}")), "{out}");
+    let (code, out, err) = sb.cli(port, &["stop"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.contains(&format!("Stopped Memory Service (PID {pid}")),
+        "{out}"
+    );
+    assert_eq!(p.wait_code(), 0);
+}
+
+/// Every kind of damage to a running instance's holder record, at the default
+/// re-check period (2 s): emptied, torn (a first line naming another PID),
+/// large garbage, loosened to 0644, and a FIFO in place of the PID file. Each
+/// comes back whole within a few periods; `status` and `stop` then see the
+/// holder.
+#[test]
+fn every_kind_of_damage_to_the_holder_record_heals_at_the_default_period() {
+    use std::io::Write as _;
+    let sb = Sandbox::new();
+    let port = free_port();
+    let mut p = sb.serve(port);
+    wait_healthy(port, &mut p);
+    let pid = p.pid();
+    let good = std::fs::read_to_string(sb.lock_file()).unwrap();
+    let whole = || {
+        // Never open a FIFO here: the test itself would block on it.
+        let pid_is_file = std::fs::symlink_metadata(sb.pid_file()).ok()?.is_file();
+        (pid_is_file
+            && std::fs::read_to_string(sb.lock_file()).ok()? == good
+            && mode(&sb.lock_file()) == 0o600
+            && sb.pid_from_file() == Some(pid))
+        .then_some(())
+    };
+    type Damage = fn(&Sandbox);
+    let damages: [(&str, Damage); 5] = [
+        ("emptied", |sb| {
+            std::fs::OpenOptions::new()
+                .write(true)
+                .open(sb.lock_file())
+                .unwrap()
+                .set_len(0)
+                .unwrap()
+        }),
+        ("torn, naming another PID", |sb| {
+            std::fs::write(sb.lock_file(), "1\n").unwrap()
+        }),
+        ("64 KiB of garbage", |sb| {
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .truncate(true)
+                .open(sb.lock_file())
+                .unwrap();
+            f.write_all(&vec![0xA5u8; 64 * 1024]).unwrap();
+        }),
+        ("loosened to 0644", |sb| {
+            std::fs::set_permissions(
+                sb.lock_file(),
+                std::os::unix::fs::PermissionsExt::from_mode(0o644),
+            )
+            .unwrap()
+        }),
+        ("a FIFO at the PID file", |sb| {
+            std::fs::remove_file(sb.pid_file()).unwrap();
+            mkfifo(&sb.pid_file());
+        }),
+    ];
+    for (what, damage) in damages {
+        damage(&sb);
+        assert!(whole().is_none(), "{what}: the damage took");
+        // Default period 2 s: a few periods, then the deadline fails the test.
+        poll(
+            &format!("the holder record to heal after: {what}"),
+            DEADLINE,
+            whole,
+        );
+        let (code, out, err) = sb.cli(port, &["status"]);
+        assert_eq!(code, 0, "{what}: {out}{err}");
+        assert!(out.contains(&format!("PID:     {pid}")), "{what}: {out}");
+    }
     let (code, out, err) = sb.cli(port, &["stop"]);
     assert_eq!(code, 0, "{out}{err}");
     assert!(

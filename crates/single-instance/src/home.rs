@@ -43,6 +43,14 @@ fn unusable(path: &Path, reason: impl Into<String>) -> Error {
     }
 }
 
+/// `" (name)"` for a user id the system knows, else nothing.
+fn user_name(uid: u32) -> String {
+    match nix::unistd::User::from_uid(Uid::from_raw(uid)) {
+        Ok(Some(user)) => format!(" ({})", user.name),
+        _ => String::new(),
+    }
+}
+
 /// What [`prepare`] did to the home, for the caller's log.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Prepared {
@@ -94,9 +102,10 @@ pub fn prepare(home: &Path, app: &AppIdentity) -> Result<Prepared> {
         return Err(unusable(
             home,
             format!(
-                "it is owned by user id {}, not by you (user id {}); use your own home with {option}, \
+                "it is owned by user id {}{}, not by you (user id {}); use your own home with {option}, \
                  or run as its owner",
                 meta.uid(),
+                user_name(meta.uid()),
                 me.as_raw()
             ),
         ));
@@ -179,8 +188,15 @@ mod tests {
         };
         let before = std::fs::metadata(&home).unwrap().permissions().mode();
         let err = prepare(&home, &app()).unwrap_err().to_string();
+        let owner = if Uid::effective().is_root() {
+            "user id 65534"
+        } else {
+            "user id 0 (root)"
+        };
         assert!(
-            err.contains("owned by user id") && err.contains("--home"),
+            err.contains(&format!("owned by {owner}"))
+                && err.contains("--home")
+                && err.contains(&home.display().to_string()),
             "{err}"
         );
         assert_eq!(

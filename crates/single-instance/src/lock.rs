@@ -76,7 +76,8 @@ pub enum LockCheck {
     /// The path still names our locked file, and it holds our record.
     Intact,
     /// The path still names our locked file, but its holder record had been
-    /// damaged (overwritten, truncated); we rewrote it in place.
+    /// damaged (overwritten, truncated) or its mode loosened; we rewrote it in
+    /// place (mode 0600). The PID file heals the same way.
     Healed,
     /// The file had been deleted or replaced; we recreated and relocked it.
     Recreated,
@@ -223,8 +224,16 @@ impl InstanceLock {
     pub fn check(&mut self, record: &HolderRecord) -> Result<LockCheck> {
         let now = path_id(&self.path).map_err(|e| Error::io("checking lock file", &self.path, e))?;
         if now == Some(self.id) {
+            // A `chmod` that let others read it counts as damage too.
+            let loosened = file::make_private(&self.file)
+                .map_err(|e| Error::io("making private the lock file", &self.path, e))?
+                .is_some();
             if read_text(&self.file) == record.to_text() {
-                return Ok(LockCheck::Intact);
+                return Ok(if loosened {
+                    LockCheck::Healed
+                } else {
+                    LockCheck::Intact
+                });
             }
             self.write_record(record)?;
             return Ok(LockCheck::Healed);

@@ -215,6 +215,24 @@ fn spawn_serve(config: &Config) -> anyhow::Result<Child> {
             "the home directory was mode {from:04o} (others could read it); made it private (0700)"
         );
     }
+    // A special file at the lock path would make `serve` exit 15 at once:
+    // say so here and spawn nothing (issue 13: a FIFO or link there).
+    let lock = crate::daemon::home_files(config).lock;
+    if let Ok(m) = std::fs::symlink_metadata(&lock)
+        && !m.is_file()
+    {
+        let kind = single_instance::file::Kind::of(m.file_type());
+        return Err(if kind == single_instance::file::Kind::Symlink {
+            single_instance::Error::LockIsSymlink { path: lock }
+        } else {
+            single_instance::Error::NotARegularFile {
+                what: "lock file",
+                path: lock,
+                kind,
+            }
+        }
+        .into());
+    }
     rotate_log(config);
     let log = log_path(config);
     let out = open_log(&log)?;
@@ -254,7 +272,9 @@ fn is_unusable_home(e: &anyhow::Error) -> bool {
         || matches!(
             e.downcast_ref::<single_instance::Error>(),
             Some(
-                single_instance::Error::HomeUnusable { .. } | single_instance::Error::NotARegularFile { .. }
+                single_instance::Error::HomeUnusable { .. }
+                    | single_instance::Error::NotARegularFile { .. }
+                    | single_instance::Error::LockIsSymlink { .. }
             )
         )
 }
