@@ -203,7 +203,8 @@ pub fn run(config: &Config, args: &StatusArgs) -> StatusCode {
         rows.push(("Error", e));
     }
     for (label, val) in rows {
-        println!("{:<9}{val}", format!("{label}:"));
+        // Values line up after 9 columns; a longer label ("Semantic:") keeps one space.
+        println!("{:<8} {val}", format!("{label}:"));
     }
     code
 }
