@@ -707,10 +707,16 @@ fn files_are_private_and_a_loose_home_is_tightened() {
     assert_eq!(code, 0);
 }
 
-/// Started from a shell with `umask 000`: the log `start` creates, and every
-/// file `serve` writes, are still 0600, and `serve` runs with umask 077.
+/// Started from a shell with `umask 000` and a soft open-files limit of 256: the log
+/// `start` creates, and every file `serve` writes, are still 0600, `serve` runs with
+/// umask 077, and its soft open-files limit is raised to the hard limit.
 #[test]
-fn files_created_under_umask_000_are_private() {
+fn started_from_a_loose_shell_files_are_private_and_open_files_are_raised() {
+    let (_, hard) = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE).unwrap();
+    assert!(
+        hard > 256,
+        "this test needs a hard open-files limit above 256 (it is {hard})"
+    );
     let sb = Sandbox::new();
     let port = free_port();
     let home = sb.home.display().to_string();
@@ -718,7 +724,7 @@ fn files_created_under_umask_000_are_private() {
     let inner = sb.command(&["--home", &home, "--port", &port_s, "start"]);
     let mut cmd = std::process::Command::new("sh");
     cmd.arg("-c")
-        .arg("umask 000 && exec \"$0\" \"$@\"")
+        .arg("umask 000 && ulimit -S -n 256 && exec \"$0\" \"$@\"")
         .arg(inner.get_program())
         .args(inner.get_args())
         .stdin(std::process::Stdio::null())
@@ -756,6 +762,23 @@ fn files_created_under_umask_000_are_private() {
     assert!(
         proc_status.lines().any(|l| l == "Umask:\t0077"),
         "serve's umask:\n{proc_status}"
+    );
+    // /proc/PID/limits: "Max open files  <soft>  <hard>  files".
+    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).unwrap();
+    let open_files: Vec<&str> = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .map(|l| l["Max open files".len()..].split_whitespace().collect())
+        .unwrap_or_default();
+    let hard_s = if hard == nix::sys::resource::RLIM_INFINITY {
+        "unlimited".to_string()
+    } else {
+        hard.to_string()
+    };
+    assert_eq!(
+        open_files.first().copied(),
+        Some(hard_s.as_str()),
+        "serve's soft open-files limit, raised from 256 to the hard limit:\n{limits}"
     );
     let (code, out, err) = sb.cli(port, &["stop"]);
     assert_eq!(code, 0, "{out}{err}");

@@ -124,6 +124,24 @@ fn bind(config: &Config) -> std::io::Result<TcpListener> {
     Ok(listener)
 }
 
+/// Raises the soft open-files limit (`RLIMIT_NOFILE`) to the hard limit. Each HTTP
+/// connection, watched folder and SQLite connection holds descriptors; a shell's
+/// default soft limit (often 1024, or 256 on macOS) let 300 idle connections make
+/// `/health` fail (issue 13). The hard limit is the most an unprivileged process may
+/// take; failing to raise it is logged, never fatal.
+fn raise_open_files_limit() {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    match getrlimit(Resource::RLIMIT_NOFILE) {
+        Ok((soft, hard)) if soft < hard => {
+            if let Err(e) = setrlimit(Resource::RLIMIT_NOFILE, hard, hard) {
+                tracing::warn!(soft, hard, error = %e, "could not raise the open-files limit");
+            }
+        }
+        Ok(_) => {}
+        Err(e) => tracing::warn!(error = %e, "could not read the open-files limit"),
+    }
+}
+
 /// Runs `serve` to completion and returns the exit code.
 pub fn run(config: Config) -> anyhow::Result<ExitCode> {
     // A parent that blocks SIGTERM/SIGINT passes its mask through exec; we
@@ -136,6 +154,7 @@ pub fn run(config: Config) -> anyhow::Result<ExitCode> {
     }
     // Everything we create (database, WAL, PID and lock files) is private.
     nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o077));
+    raise_open_files_limit();
     let files = home_files(&config);
     let policy = policy(&config);
     let claim = match single_instance::claim(
