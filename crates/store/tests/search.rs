@@ -248,3 +248,76 @@ fn arbitrary_project_ids_stay_isolated() {
     }
     assert!(search(&store, "x y z", "heron").is_empty());
 }
+
+/// BM25's IDF is the searched project's: a name in nearly every message of this project
+/// weighs little here, however rare it is across the whole store.
+#[test]
+fn idf_is_the_searched_projects_not_the_stores() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = open(dir.path());
+    let mut n = 0;
+    let mut add = |project: &str, chat: &str, text: &str| {
+        n += 1;
+        store
+            .index_chat_message(msg(project, chat, &format!("m{n}"), text))
+            .expect("index");
+    };
+    add("a", "x", "Caroline Caroline Caroline");
+    add(
+        "a",
+        "y",
+        "adoption went through after many long months of waiting",
+    );
+    for i in 0..10 {
+        add("a", &format!("f{i}"), "Caroline says hi to everyone here today");
+    }
+    for i in 0..1000 {
+        add(
+            "b",
+            "weather",
+            &format!("filler message number {i} about the weather"),
+        );
+    }
+    assert!(store.wait_idle(IDLE));
+    // Over the whole store (1012 chunks, Caroline in 11) the name's IDF is high and the
+    // short "Caroline Caroline Caroline" would outrank the adoption message; over
+    // project a (12 chunks, Caroline in 11) the name says almost nothing.
+    let hits = search(&store, "a", "Caroline adoption");
+    assert_eq!(
+        hits[0].text,
+        "adoption went through after many long months of waiting"
+    );
+    assert!(
+        hits[0].score > hits[1].score + 0.2,
+        "{} vs {}",
+        hits[0].score,
+        hits[1].score
+    );
+}
+
+/// A word in more chunks of the scope than are counted exactly still ranks (its document
+/// frequency estimated), and a rare word next to it is ranked over all its matches.
+#[test]
+fn common_words_are_estimated_and_rare_words_still_found() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = open(dir.path());
+    store
+        .index_chat_message(msg("p", "old", "m0", "a tornado warning in the weather report"))
+        .expect("index");
+    for i in 1..=1200 {
+        store
+            .index_chat_message(msg("p", "c", &format!("m{i}"), &format!("weather note {i}")))
+            .expect("index");
+    }
+    assert!(store.wait_idle(IDLE));
+    let hits = search(&store, "p", "tornado weather");
+    assert_eq!(hits[0].message_id.as_deref(), Some("m0"));
+    let mut q = query("p", "weather");
+    q.limit = 50;
+    let hits = store.search(&q).expect("search");
+    assert_eq!(hits.len(), 50);
+    for h in &hits {
+        assert!(h.text.contains("weather"), "{}", h.text);
+        assert!(h.score > 0.3, "{}", h.score);
+    }
+}
