@@ -816,7 +816,21 @@ mod tests {
             .with(|c| c.query_row("PRAGMA user_version", [], |r| r.get(0)).ctx("v"))
             .expect("version");
         assert_eq!(version, SCHEMA_VERSION);
-        assert_eq!(SCHEMA_VERSION, 6);
+        assert_eq!(SCHEMA_VERSION, 7);
+        let sizes = |sql: &str| -> Vec<(String, i64)> {
+            store
+                .inner
+                .readers
+                .with(|c| {
+                    let mut stmt = c.prepare(sql).ctx("sizes")?;
+                    let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).ctx("sizes")?;
+                    rows.collect::<Result<Vec<_>, _>>().ctx("sizes")
+                })
+                .expect("scope sizes")
+        };
+        let kept = sizes("SELECT scope, chunks FROM scope_sizes ORDER BY scope");
+        assert_eq!(kept.len(), 4, "two projects' chats and two generations: {kept:?}");
+        assert_eq!(kept, sizes("SELECT scope, count(*) FROM chunks GROUP BY scope ORDER BY scope"));
         let search = |project: &str| {
             let q = SearchRequest {
                 project_id: project.into(),

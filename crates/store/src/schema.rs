@@ -317,9 +317,39 @@ ALTER TABLE index_jobs ADD COLUMN skipped_extraction_failed INTEGER NOT NULL DEF
 ALTER TABLE index_jobs ADD COLUMN skipped_ignored INTEGER NOT NULL DEFAULT 0;
 "#;
 
+/// Chunks per search scope, kept by triggers: BM25's `N` over the searched scopes in one
+/// indexed lookup instead of counting the scope's FTS5 doclist (about 3 ms at 100,000
+/// chunks, on every search). Triggers, like the FTS table's, so no write path can forget
+/// it; a scope's row goes when its last chunk does.
+const SCOPE_SIZES: &str = r#"
+CREATE TABLE scope_sizes (
+    scope  TEXT PRIMARY KEY NOT NULL,
+    chunks INTEGER NOT NULL
+) WITHOUT ROWID;
+
+CREATE TRIGGER scope_sizes_insert AFTER INSERT ON chunks BEGIN
+    INSERT INTO scope_sizes(scope, chunks) VALUES (new.scope, 1)
+        ON CONFLICT(scope) DO UPDATE SET chunks = chunks + 1;
+END;
+CREATE TRIGGER scope_sizes_delete AFTER DELETE ON chunks BEGIN
+    UPDATE scope_sizes SET chunks = chunks - 1 WHERE scope = old.scope;
+    DELETE FROM scope_sizes WHERE scope = old.scope AND chunks <= 0;
+END;
+CREATE TRIGGER scope_sizes_update
+AFTER UPDATE OF kind, project_id, source_id, generation ON chunks
+WHEN old.scope IS NOT new.scope BEGIN
+    UPDATE scope_sizes SET chunks = chunks - 1 WHERE scope = old.scope;
+    DELETE FROM scope_sizes WHERE scope = old.scope AND chunks <= 0;
+    INSERT INTO scope_sizes(scope, chunks) VALUES (new.scope, 1)
+        ON CONFLICT(scope) DO UPDATE SET chunks = chunks + 1;
+END;
+
+INSERT INTO scope_sizes(scope, chunks) SELECT scope, count(*) FROM chunks GROUP BY scope;
+"#;
+
 /// All migrations in order; index `i` brings the database to version `i + 1`.
 /// Append new ones at the end; never edit a released one.
-const MIGRATIONS: &[&str] = &[V1, V2, V3, TERMS_AND_VECTORS, FACTS, SKIP_COUNTS];
+const MIGRATIONS: &[&str] = &[V1, V2, V3, TERMS_AND_VECTORS, FACTS, SKIP_COUNTS, SCOPE_SIZES];
 
 /// Registers the SQL functions the schema's triggers call (`memory_terms(text)`, see
 /// [`TERMS_AND_VECTORS`]) on a connection that writes chunks. Idempotent.

@@ -326,47 +326,44 @@ pub(crate) fn rank(w: &Weights, coverage: f64, bm25_rel: f64, cosine: Option<(f3
 
 /// A term's document frequency is counted exactly up to this many chunks of the
 /// searched scope; beyond, it is estimated from where the last counted match lies in the
-/// scope's rowids (see [`ScopeStats`]). Counting stops early so a common word costs
+/// scope's rowids (see [`scope_stats`]). Counting stops early so a common word costs
 /// about 0.3 ms instead of one pass over every chunk holding it (about 6 ms at 100,000).
 pub const DF_EXACT_UP_TO: usize = 1000;
-
-/// The BM25 candidate query ranks at most this many matches, the newest (highest
-/// rowids): FTS5 computes `bm25()` for every match before `ORDER BY ... LIMIT`, so a
-/// common word in 100,000 chunks would cost tens of milliseconds. Only binds when every
-/// query word is common in the scope (rare words are ranked over all their matches, see
-/// [`run`]); the vector channel still searches the whole scope.
-pub const RANKED_MATCHES: usize = 4000;
 
 /// BM25 statistics of the searched scope, so IDF is the scope's (the project's chats and
 /// the searched sources), not the whole database's: a name in half the turns of one
 /// conversation says little there, however rare it is across projects. FTS5's `bm25()`
-/// only knows the whole table. On the LoCoMo dev half, per-conversation IDF lifted
-/// recall@10 from 0.747 to 0.763 in the offline model (README, "Ranking").
+/// only knows the whole table. On the LoCoMo dev half this lifted hybrid recall@10 from
+/// 0.744 to 0.761 (README, "Ranking").
 struct ScopeStats {
     /// Chunks in the scope (`N`).
     chunks: f64,
     /// Per text term (same order as the indices given): chunks of the scope holding it,
-    /// and whether that count is exact (below [`DF_EXACT_UP_TO`]).
+    /// and whether that count is exact (below [`DF_EXACT_UP_TO`]: a *rare* term).
     df: Vec<(f64, bool)>,
 }
 
-/// Counts the scope's chunks and each text term's chunks in it, all in FTS5 (so the
-/// counts tokenize and stem exactly as the index does). A term in [`DF_EXACT_UP_TO`] or
-/// more chunks gets `DF_EXACT_UP_TO * span / (last - first + 1)`, where `span` is the
-/// scope's rowid range and `last` the rowid of the last counted match: exact when the
-/// term is spread evenly over the scope's rowids.
+/// `N` from `scope_sizes` (kept by triggers, schema version 7) and each text term's
+/// document frequency counted in FTS5 (so it tokenizes and stems exactly as the index
+/// does). A term in [`DF_EXACT_UP_TO`] or more chunks gets `DF_EXACT_UP_TO * span /
+/// (last - first + 1)`, where `span` is the scope's rowid range and `last` the rowid of
+/// the last counted match: exact when the term is spread evenly over the scope's rowids.
 fn scope_stats(
     conn: &Connection,
+    scopes: &[String],
     scope: &str,
     terms: &[QueryTerm],
     which: &[usize],
 ) -> Result<ScopeStats, StoreError> {
     let context = "while counting the searched scope's terms";
-    let chunks: i64 = conn
-        .prepare_cached("SELECT count(*) FROM chunks_fts WHERE chunks_fts MATCH ?1")
-        .ctx(context)?
-        .query_row([scope], |r| r.get(0))
+    let mut chunks = 0i64;
+    let mut size = conn
+        .prepare_cached("SELECT chunks FROM scope_sizes WHERE scope = ?1")
         .ctx(context)?;
+    for token in scopes {
+        let n: Option<i64> = size.query_row([token], |r| r.get(0)).optional().ctx(context)?;
+        chunks += n.unwrap_or(0).max(0);
+    }
     let chunks = chunks as f64;
     let mut span: Option<(i64, i64)> = None;
     let mut df = Vec::with_capacity(which.len());
@@ -405,18 +402,25 @@ fn scope_stats(
         };
         let last = last.unwrap_or(end);
         let share = (last - first + 1).max(1) as f64 / (end - first + 1).max(1) as f64;
-        let estimate = (DF_EXACT_UP_TO as f64 / share).clamp(DF_EXACT_UP_TO as f64, chunks);
+        let estimate = (DF_EXACT_UP_TO as f64 / share).clamp(DF_EXACT_UP_TO as f64, chunks.max(1.0));
         df.push((estimate, false));
     }
     Ok(ScopeStats { chunks, df })
 }
 
 /// Up to `want` BM25 candidates (chunk ids) for the text terms `which`, restricted to
-/// `scope` inside FTS5 and ranked by FTS5's `bm25()` (only to choose candidates; their
-/// score is [`bm25`] over the scope's statistics). When some terms are rare in the scope
-/// (counted exactly), their matches are ranked first, all of them (few by definition);
-/// then, if candidates are still missing, matches of every text term, among the newest
-/// [`RANKED_MATCHES`] of them. So no query ranks every chunk of a large scope.
+/// `scope` inside FTS5. Their order here does not matter: every candidate is then
+/// scored by [`bm25`] over the scope's statistics. What is avoided is FTS5's `bm25()`,
+/// which first walks the whole doclist of every phrase of the query, the scope's
+/// included (about 10 ms for one common word at 100,000 chunks, whatever the `LIMIT`):
+///
+/// 1. the matches of the *rare* terms (counted exactly, [`DF_EXACT_UP_TO`]): all of
+///    them when they are at most `want`, else the best `want` by FTS5's `bm25()` (cheap
+///    there: few matches);
+/// 2. then, while candidates are missing, the newest chunks holding every text term,
+///    then the newest holding any. Only common terms are left at this point, which
+///    hold many chunks each and say little; the vector channel still searches the whole
+///    scope by meaning.
 fn text_candidates(
     conn: &Connection,
     scope: &str,
@@ -432,54 +436,66 @@ fn text_candidates(
         .filter(|(_, (_, exact))| *exact)
         .map(|(&i, _)| i)
         .collect();
-    let mut passes: Vec<(String, bool)> = Vec::new();
-    if !rare.is_empty() && rare.len() < which.len() {
-        passes.extend(match_expression(terms, &rare).map(|e| (e, false)));
-    }
-    passes.extend(match_expression(terms, which).map(|e| (e, rare.len() < which.len())));
     let mut found: Vec<i64> = Vec::new();
-    for (expr, windowed) in passes {
-        if found.len() >= want {
-            break;
-        }
-        let full = format!("{scope} AND terms : ({expr})");
-        // The lowest rowid ranked: that of the RANKED_MATCHES-th newest match.
-        let floor: Option<i64> = if windowed {
-            conn.prepare_cached(
-                "SELECT rowid FROM chunks_fts WHERE chunks_fts MATCH ?1
-                 ORDER BY rowid DESC LIMIT 1 OFFSET ?2",
-            )
-            .ctx(context)?
-            .query_row(rusqlite::params![full, RANKED_MATCHES as i64 - 1], |r| r.get(0))
-            .optional()
-            .ctx(context)?
-        } else {
-            None
-        };
-        let mut stmt = conn
-            .prepare_cached(
-                "SELECT rowid, bm25(chunks_fts, 1.0, 0.0) AS r FROM chunks_fts
-                 WHERE chunks_fts MATCH ?1 AND rowid >= ?2 ORDER BY r LIMIT ?3",
-            )
-            .ctx(context)?;
-        let rows = stmt
-            .query_map(
-                rusqlite::params![full, floor.unwrap_or(i64::MIN), want as i64],
-                |r| r.get::<_, i64>(0),
-            )
-            .ctx(context)?;
-        for id in rows {
-            let id = id.ctx(context)?;
-            if found.len() < want && !found.contains(&id) {
+    let mut seen = std::collections::HashSet::new();
+    let mut take = |ids: Vec<i64>, found: &mut Vec<i64>| {
+        for id in ids {
+            if found.len() < want && seen.insert(id) {
                 found.push(id);
             }
+        }
+    };
+    let ids = |sql: &str, expr: &str, n: usize| -> Result<Vec<i64>, StoreError> {
+        let mut stmt = conn.prepare_cached(sql).ctx(context)?;
+        let rows = stmt
+            .query_map(rusqlite::params![expr, n as i64], |r| r.get::<_, i64>(0))
+            .ctx(context)?;
+        rows.collect::<Result<_, _>>().ctx(context)
+    };
+    if let Some(expr) = match_expression(terms, &rare) {
+        let full = format!("{scope} AND terms : ({expr})");
+        let all = ids(
+            "SELECT rowid FROM chunks_fts WHERE chunks_fts MATCH ?1 LIMIT ?2",
+            &full,
+            want + 1,
+        )?;
+        if all.len() <= want {
+            take(all, &mut found);
+        } else {
+            let best = ids(
+                "SELECT rowid FROM chunks_fts WHERE chunks_fts MATCH ?1
+                 ORDER BY bm25(chunks_fts, 1.0, 0.0) LIMIT ?2",
+                &full,
+                want,
+            )?;
+            take(best, &mut found);
+        }
+    }
+    if found.len() < want && rare.len() < which.len() {
+        let phrases: Vec<String> = which.iter().map(|&i| terms[i].phrase()).collect();
+        let mut exprs = Vec::new();
+        if phrases.len() > 1 {
+            exprs.push(phrases.join(" AND "));
+        }
+        exprs.push(phrases.join(" OR "));
+        for expr in exprs {
+            if found.len() >= want {
+                break;
+            }
+            let newest = ids(
+                "SELECT rowid FROM chunks_fts WHERE chunks_fts MATCH ?1
+                 ORDER BY rowid DESC LIMIT ?2",
+                &format!("{scope} AND terms : ({expr})"),
+                want,
+            )?;
+            take(newest, &mut found);
         }
     }
     Ok(found)
 }
 
 /// Runs the search on a read connection, in one read transaction (one snapshot):
-/// candidates from BM25 over the FTS index (see [`text_candidates`]) and, with
+/// candidates from the FTS index (see [`text_candidates`]) and, with
 /// `query_vector`, from the nearest vectors in `index`, both over the same scopes: the
 /// project's chat chunks (minus `exclude_chat_ids`) and the searchable generation of
 /// [`searched_sources`]'s file chunks. Each candidate is re-read from `chunks` with the
@@ -503,7 +519,7 @@ pub(crate) fn run(
 
     let which = text_terms(terms);
     let scope = scope_expression(&scopes);
-    let stats = scope_stats(conn, &scope, terms, &which)?;
+    let stats = scope_stats(conn, &scopes, &scope, terms, &which)?;
     let mut candidates = text_candidates(conn, &scope, terms, &which, &stats, want)?;
     if let Some((vector, index)) = semantic {
         let filter = Filter {

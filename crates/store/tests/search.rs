@@ -321,3 +321,37 @@ fn common_words_are_estimated_and_rare_words_still_found() {
         assert!(h.score > 0.3, "{}", h.score);
     }
 }
+
+/// `scope_sizes` (BM25's N per scope) follows every insert, update and delete of chunks.
+#[test]
+fn scope_sizes_follow_the_chunks() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = open(dir.path());
+    for (project, chat, id) in [("p", "c1", "a"), ("p", "c1", "b"), ("p", "c2", "c"), ("q", "c1", "d")] {
+        store
+            .index_chat_message(msg(project, chat, id, &format!("message {id} about owls")))
+            .expect("index");
+    }
+    // The same message id again: updated in place.
+    store
+        .index_chat_message(msg("p", "c1", "a", "an edited message about owls"))
+        .expect("update");
+    assert!(store.wait_idle(IDLE));
+    let conn = common::raw(dir.path());
+    let sizes = |sql: &str| -> Vec<(String, i64)> {
+        let mut stmt = conn.prepare(sql).expect("prepare");
+        stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .expect("query")
+            .collect::<Result<_, _>>()
+            .expect("rows")
+    };
+    let kept = "SELECT scope, chunks FROM scope_sizes ORDER BY scope";
+    let counted = "SELECT scope, count(*) FROM chunks GROUP BY scope ORDER BY scope";
+    assert_eq!(sizes(kept), sizes(counted));
+    assert_eq!(sizes(kept).iter().map(|(_, n)| n).collect::<Vec<_>>(), [&3, &1]);
+    store.delete_chat("p", "c1").expect("delete");
+    store.delete_chat("q", "c1").expect("delete");
+    assert!(store.wait_idle(IDLE));
+    assert_eq!(sizes(kept), sizes(counted));
+    assert_eq!(sizes(kept).len(), 1, "q's row goes with its last chunk");
+}
