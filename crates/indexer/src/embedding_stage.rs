@@ -5,6 +5,9 @@
 //! finds the same chunks missing at the next start, installing a model backfills every
 //! existing chunk, and a model change (another id) re-embeds everything.
 //!
+//! Facts (`/search-facts`) get theirs the same way, once no chunk waits: a fact without
+//! a vector of the current model is its queue entry.
+//!
 //! Chat chunks go first (a message should be searchable by meaning within seconds of
 //! its acknowledgement even while a large folder is being embedded). Inference runs on
 //! the [`EmbedPool`]'s own threads at background priority, so queries' embeddings
@@ -16,7 +19,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use memory_embedding::EmbedPool;
-use memory_store::{PendingChunk, Store, StoreError};
+use memory_store::{Store, StoreError};
 
 use crate::IndexerError;
 
@@ -154,13 +157,22 @@ impl Worker {
         }
     }
 
-    /// Embeds one batch; false when nothing above `cursor` is waiting.
+    /// Embeds one batch of chunks or, when no chunk above `cursor` waits, of facts
+    /// (`/search-facts` by meaning); false when neither is waiting.
     fn step(&self, cursor: &mut i64) -> Result<bool, StoreError> {
         let batch = self.store.chunks_to_embed(*cursor, BATCH_CHUNKS)?;
         if batch.is_empty() {
-            return Ok(false);
+            let facts = self.store.facts_to_embed(BATCH_CHUNKS)?;
+            if facts.is_empty() {
+                return Ok(false);
+            }
+            let texts: Vec<(i64, String)> = facts.into_iter().map(|f| (f.seq, f.text)).collect();
+            let rows = self.embed_texts(&texts, "fact");
+            self.store.store_fact_vectors(self.pool.model_id(), rows)?;
+            return Ok(true);
         }
-        let rows = self.embed(&batch);
+        let texts: Vec<(i64, String)> = batch.iter().map(|c| (c.chunk_id, c.text.clone())).collect();
+        let rows = self.embed_texts(&texts, "chunk");
         self.store.store_vectors(self.pool.model_id(), rows)?;
         // Chat chunks come first whatever the cursor, so a batch of chat chunks may
         // have skipped file chunks below its ids: only a batch holding file chunks (the
@@ -176,14 +188,15 @@ impl Worker {
         Ok(true)
     }
 
-    /// Vectors for a batch. A batch that fails is retried one text at a time; a text
-    /// that still fails gets a zero vector (it then ranks by its words alone) so it is
-    /// not retried forever, and is logged.
-    fn embed(&self, batch: &[PendingChunk]) -> Vec<(i64, Vec<f32>)> {
-        let texts: Vec<String> = batch.iter().map(|c| c.text.clone()).collect();
+    /// Vectors for a batch of `(id, text)` (chunk ids or fact seqs; `what` names them in
+    /// the log). A batch that fails is retried one text at a time; a text that still
+    /// fails gets a zero vector (it then ranks by its words alone) so it is not retried
+    /// forever, and is logged.
+    fn embed_texts(&self, batch: &[(i64, String)], what: &str) -> Vec<(i64, Vec<f32>)> {
+        let texts: Vec<String> = batch.iter().map(|(_, t)| t.clone()).collect();
         match self.pool.embed_batch(texts) {
             Ok(vectors) if vectors.len() == batch.len() => {
-                return batch.iter().map(|c| c.chunk_id).zip(vectors).collect();
+                return batch.iter().map(|(id, _)| *id).zip(vectors).collect();
             }
             Ok(vectors) => tracing::warn!(
                 want = batch.len(),
@@ -194,12 +207,12 @@ impl Worker {
         }
         batch
             .iter()
-            .map(|c| match self.pool.embed_batch(vec![c.text.clone()]) {
-                Ok(mut v) if v.len() == 1 => (c.chunk_id, v.remove(0)),
+            .map(|(id, text)| match self.pool.embed_batch(vec![text.clone()]) {
+                Ok(mut v) if v.len() == 1 => (*id, v.remove(0)),
                 other => {
                     let why = other.err().map_or_else(|| "no vector".to_string(), |e| e.to_string());
-                    tracing::warn!(chunk_id = c.chunk_id, error = %why, "chunk cannot be embedded; stored as a zero vector");
-                    (c.chunk_id, vec![0.0; self.pool.dim()])
+                    tracing::warn!(id, kind = what, error = %why, "text cannot be embedded; stored as a zero vector");
+                    (*id, vec![0.0; self.pool.dim()])
                 }
             })
             .collect()

@@ -132,6 +132,39 @@ fn meaning_finds_what_words_miss_and_health_reports_it() {
         .and_then(|h| h["score"].as_f64());
     assert!(weather.is_none_or(|w| top > 2.0 * w && top > w + 0.1), "{hits:?}");
 
+    // Facts by meaning: "favourite colour" shares no `LIKE` keyword with the key
+    // `user.favorites.color` (British spelling), so only its vector can find it.
+    for (key, value) in [("user.favorites.color", "blue"), ("user.home.city", "Lisbon")] {
+        let (status, body) = post(
+            port,
+            "/facts",
+            &json!({"project_id": "p", "fact_key": key, "value_text": value, "value_type": "string"}),
+        );
+        assert_eq!(status, 200, "{body}");
+    }
+    let facts = poll("the colour fact found by meaning", DEADLINE, || {
+        let (status, body) = post(
+            port,
+            "/search-facts",
+            &json!({"project_id": "p", "query": "what is my favourite colour?"}),
+        );
+        assert_eq!(status, 200, "{body}");
+        let facts = body["facts"].as_array().cloned().unwrap_or_default();
+        (!facts.is_empty()).then_some(facts)
+    });
+    assert_eq!(facts[0]["fact_key"], "user.favorites.color", "{facts:?}");
+    assert!(
+        facts.iter().all(|f| f["fact_key"] != "user.home.city"),
+        "unrelated: {facts:?}"
+    );
+    // A keyword match still comes first when the meaning points elsewhere.
+    let (_, body) = post(
+        port,
+        "/search-facts",
+        &json!({"project_id": "p", "query": "Lisbon colour"}),
+    );
+    assert_eq!(body["facts"][0]["fact_key"], "user.home.city", "{body}");
+
     let (_, metrics) = crate::helper::get_text(port, "/metrics");
     assert!(
         metrics.contains("memory_service_semantic_state{state=\"ready\"} 1"),

@@ -13,6 +13,12 @@
 //! word of the key beats one of the value, which beats a part of a word), then by
 //! date, and cut at `limit` after ranking.
 //!
+//! With an embedding model, each fact also has a vector (`fact_vectors`, filled by the
+//! embedding stage from [`fact_text`]); a search then also finds the current facts
+//! close in meaning to the query (cosine at least [`FACT_COSINE_MIN`]: "favourite
+//! colour" finds `user.favorites.color`, which no `LIKE` matches) and ranks by words
+//! and meaning together ([`FACT_WORDS_WEIGHT`]).
+//!
 //! Functions here run inside the writer's transaction (writes) or on a reader.
 
 use rusqlite::{Connection, OptionalExtension, Row, params};
@@ -361,36 +367,154 @@ fn score(f: &Fact, keywords: &[String]) -> u32 {
         .sum()
 }
 
-/// `POST /search-facts`: the current facts matching the original's rule, best match
-/// first, then newest (`effective_at`, then `created_at`), at most `limit`.
-pub(crate) fn search(conn: &Connection, q: &FactQuery) -> Result<Vec<Fact>, StoreError> {
+/// Weight of the words part in a fact's score next to the meaning part's `1 -
+/// FACT_WORDS_WEIGHT`, when a query vector is given. Equal weights: a judgement, not
+/// tuned (no development data for facts); words alone decide without a model.
+pub const FACT_WORDS_WEIGHT: f64 = 0.5;
+
+/// Cosine (all-MiniLM-L6-v2) from which a fact that no keyword matches is still found
+/// by its meaning. Paraphrases of a fact score about 0.5-0.8 there, unrelated facts
+/// below 0.3.
+pub const FACT_COSINE_MIN: f32 = 0.4;
+
+/// The text a fact is embedded as: the words of its key (`user.favorites.color.1` →
+/// `user favorites color`, numbers dropped) and its value: `user favorites color:
+/// blue`.
+pub fn fact_text(key: &str, value: &str) -> String {
+    let words: Vec<&str> = key
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty() && !w.chars().all(|c| c.is_ascii_digit()))
+        .collect();
+    format!("{}: {value}", words.join(" "))
+}
+
+/// One fact waiting for its embedding.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingFact {
+    /// `project_facts.seq`.
+    pub seq: i64,
+    /// [`fact_text`] of the fact.
+    pub text: String,
+}
+
+/// Up to `limit` facts (current or not: a deleted newer fact makes an older one current
+/// again) without a vector of `model`, oldest first.
+pub(crate) fn pending_vectors(
+    conn: &Connection,
+    model: &str,
+    limit: usize,
+) -> Result<Vec<PendingFact>, StoreError> {
+    let context = "while listing facts to embed";
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT seq, fact_key, value_text FROM project_facts f
+             WHERE NOT EXISTS (SELECT 1 FROM fact_vectors v WHERE v.seq = f.seq AND v.model = ?1)
+             ORDER BY seq LIMIT ?2",
+        )
+        .ctx(context)?;
+    let rows = stmt
+        .query_map(params![model, limit as i64], |r| {
+            let (key, value): (String, String) = (r.get(1)?, r.get(2)?);
+            Ok(PendingFact {
+                seq: r.get(0)?,
+                text: fact_text(&key, &value),
+            })
+        })
+        .ctx(context)?;
+    rows.collect::<Result<_, _>>().ctx(context)
+}
+
+/// Stores fact vectors of `model` (replacing another model's) for facts that still
+/// exist; how many were stored.
+pub(crate) fn write_vectors(
+    conn: &Connection,
+    model: &str,
+    rows: Vec<(i64, Vec<f32>)>,
+) -> Result<usize, StoreError> {
+    let context = "while storing fact vectors";
+    let mut insert = conn
+        .prepare_cached(
+            "INSERT OR REPLACE INTO fact_vectors (seq, model, vector)
+             SELECT seq, ?2, ?3 FROM project_facts WHERE seq = ?1",
+        )
+        .ctx(context)?;
+    let mut stored = 0;
+    for (seq, v) in rows {
+        stored += insert
+            .execute(params![seq, model, crate::vectors::to_blob(&v)])
+            .ctx(context)?;
+    }
+    Ok(stored)
+}
+
+/// `POST /search-facts`: the current facts matching the original's rule and, with
+/// `semantic` (the query's L2-normalised vector and the model that made it), those whose
+/// vector's cosine with it is at least [`FACT_COSINE_MIN`]. Ranked by how well the words
+/// match ([`score`] over its most, 3 per keyword) and, with `semantic`, by meaning (the
+/// cosine mapped as `/search` maps it), [`FACT_WORDS_WEIGHT`] between them; then
+/// newest (`effective_at`, then `created_at`); at most `limit`.
+pub(crate) fn search(
+    conn: &Connection,
+    q: &FactQuery,
+    semantic: Option<(&[f32], &str)>,
+) -> Result<Vec<Fact>, StoreError> {
     let context = "while searching facts";
     let kws = keywords(&q.query);
     let json =
         serde_json::to_string(&kws).map_err(|e| StoreError::Internal(format!("encoding keywords: {e}")))?;
     // The original's `LIKE` patterns, unescaped as it built them (so `_` and `%` in
     // a keyword are wildcards there too): the same rows match.
+    let like = "EXISTS (SELECT 1 FROM json_each(?3) k
+                        WHERE f.fact_key LIKE '%' || k.value || '%'
+                           OR f.value_text LIKE '%' || k.value || '%')";
+    let (vector, model) = semantic.unwrap_or((&[], ""));
+    // Without a vector only the `LIKE` matches; with one, every current fact of the
+    // project with a vector of the model too (a project holds hundreds of facts, not
+    // millions: read and compared here, nothing kept in memory).
     let mut stmt = conn
         .prepare_cached(&format!(
-            "SELECT {COLUMNS}, seq FROM project_facts f
+            "SELECT {COLUMNS}, f.seq, {like} AS matched, v.vector FROM project_facts f
+             LEFT JOIN fact_vectors v ON v.seq = f.seq AND v.model = ?4
              WHERE project_id = ?1 AND is_current = 1
                AND (?2 IS NULL OR source_message_uuid IS NULL OR source_message_uuid <> ?2)
-               AND EXISTS (SELECT 1 FROM json_each(?3) k
-                           WHERE f.fact_key LIKE '%' || k.value || '%'
-                              OR f.value_text LIKE '%' || k.value || '%')"
+               AND ({like} OR v.vector IS NOT NULL)"
         ))
         .ctx(context)?;
     let rows = stmt
-        .query_map(params![q.project_id, q.exclude_message_uuid, json], |r| {
-            Ok((fact_from(r)?, r.get::<_, i64>(11)?))
+        .query_map(params![q.project_id, q.exclude_message_uuid, json, model], |r| {
+            Ok((
+                fact_from(r)?,
+                r.get::<_, i64>(11)?,
+                r.get::<_, bool>(12)?,
+                r.get::<_, Option<Vec<u8>>>(13)?,
+            ))
         })
         .ctx(context)?;
-    let mut hits: Vec<(u32, Fact, i64)> = rows
-        .map(|r| r.map(|(f, seq)| (score(&f, &kws), f, seq)))
-        .collect::<Result<Vec<_>, _>>()
-        .ctx(context)?;
+    let most = 3.0 * kws.len().max(1) as f64;
+    let mut hits: Vec<(f64, Fact, i64)> = Vec::new();
+    for row in rows {
+        let (f, seq, matched, blob) = row.ctx(context)?;
+        let cosine = blob
+            .and_then(|b| crate::vectors::from_blob(&b, vector.len()))
+            .map(|v| crate::vectors::dot(vector, &v));
+        if !matched && cosine.is_none_or(|c| c < FACT_COSINE_MIN) {
+            continue;
+        }
+        let words = if matched {
+            score(&f, &kws) as f64 / most
+        } else {
+            0.0
+        };
+        let s = if semantic.is_some() {
+            let meaning = crate::search::cosine_score(cosine.unwrap_or(0.0) as f64);
+            FACT_WORDS_WEIGHT * words + (1.0 - FACT_WORDS_WEIGHT) * meaning
+        } else {
+            words
+        };
+        hits.push((s, f, seq));
+    }
     hits.sort_by(|a, b| {
-        b.0.cmp(&a.0)
+        b.0.total_cmp(&a.0)
             .then_with(|| b.1.effective_at.cmp(&a.1.effective_at))
             .then_with(|| b.1.created_at.cmp(&a.1.created_at))
             .then_with(|| b.2.cmp(&a.2))

@@ -61,7 +61,9 @@ pub use chat::{ChatAck, ChatMessageIn, MAX_CONTENT_BYTES, MAX_ID_BYTES, MAX_ROLE
 pub use chunk::{MIN_BREAK_CHARS, MIN_TAIL_CHARS, TARGET_CHARS};
 pub use chunk_stats::ChunkStats;
 pub use error::StoreError;
-pub use facts::{Fact, FactIn, FactQuery, VALUE_TYPES};
+pub use facts::{
+    FACT_COSINE_MIN, FACT_WORDS_WEIGHT, Fact, FactIn, FactQuery, PendingFact, VALUE_TYPES, fact_text,
+};
 pub use file_jobs::{ClaimedFileJob, FileJob, FileJobKind, FileJobState, INTERRUPTED, JobEnd};
 pub use files::{FileBatch, FileOp, FileRecord, FileUpsert, JobProgress, SkipCounts};
 pub use job::{JobState, JobStatus};
@@ -409,7 +411,31 @@ impl Store {
     /// replaced) and returns it once committed.
     pub fn add_fact(&self, mut f: FactIn) -> Result<Fact, StoreError> {
         facts::validate(&mut f)?;
-        self.write(false, move |c| facts::insert(c, &f))
+        let fact = self.write(false, move |c| facts::insert(c, &f))?;
+        // The embedding stage gives it a vector.
+        self.inner.changes.bump();
+        Ok(fact)
+    }
+
+    /// Embedding stage: up to `limit` facts without a vector of the current model
+    /// (empty without a model), oldest first.
+    pub fn facts_to_embed(&self, limit: usize) -> Result<Vec<PendingFact>, StoreError> {
+        self.check_open()?;
+        let model = self.inner.vectors.model();
+        if model.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.inner
+            .readers
+            .with(|c| facts::pending_vectors(c, &model, limit))
+    }
+
+    /// Embedding stage: stores fact vectors of `model` (`(seq, vector)`, from
+    /// [`Store::facts_to_embed`]) in one transaction; facts deleted meanwhile are
+    /// skipped. Returns how many were stored.
+    pub fn store_fact_vectors(&self, model: &str, rows: Vec<(i64, Vec<f32>)>) -> Result<usize, StoreError> {
+        let model = model.to_string();
+        self.write(true, move |c| facts::write_vectors(c, &model, rows))
     }
 
     /// `GET /facts?project_id=&include_history=`: current facts, or all of them, by key.
@@ -431,6 +457,18 @@ impl Store {
     /// `POST /search-facts`: current facts matching the original's keyword rule, best
     /// match first, then newest; `limit` clamped to 1..=[`MAX_LIMIT`].
     pub fn search_facts(&self, q: &FactQuery) -> Result<Vec<Fact>, StoreError> {
+        self.search_facts_with(q, None)
+    }
+
+    /// [`Store::search_facts`], and by meaning when `query_vector` (the query's
+    /// embedding by the model of [`Store::set_embedding_model`], L2-normalised) is
+    /// given: facts close in meaning are found too and meaning counts in the ranking
+    /// (see `facts::search`).
+    pub fn search_facts_with(
+        &self,
+        q: &FactQuery,
+        query_vector: Option<&[f32]>,
+    ) -> Result<Vec<Fact>, StoreError> {
         self.check_open()?;
         facts::require_project(&q.project_id)?;
         // Stored message UUIDs are lower-case hyphenated; compare in that form.
@@ -443,7 +481,11 @@ impl Store {
             exclude_message_uuid: exclude,
             ..q.clone()
         };
-        self.inner.readers.with(|c| facts::search(c, &q))
+        let model = self.inner.vectors.model();
+        let semantic = query_vector
+            .filter(|v| !v.is_empty() && !model.is_empty())
+            .map(|v| (v, model.as_str()));
+        self.inner.readers.with(|c| facts::search(c, &q, semantic))
     }
 
     /// Runs `work` on the writer; request handlers wait a bounded time, the file indexer
@@ -816,7 +858,7 @@ mod tests {
             .with(|c| c.query_row("PRAGMA user_version", [], |r| r.get(0)).ctx("v"))
             .expect("version");
         assert_eq!(version, SCHEMA_VERSION);
-        assert_eq!(SCHEMA_VERSION, 7);
+        assert_eq!(SCHEMA_VERSION, 8);
         let sizes = |sql: &str| -> Vec<(String, i64)> {
             store
                 .inner
@@ -830,7 +872,10 @@ mod tests {
         };
         let kept = sizes("SELECT scope, chunks FROM scope_sizes ORDER BY scope");
         assert_eq!(kept.len(), 4, "two projects' chats and two generations: {kept:?}");
-        assert_eq!(kept, sizes("SELECT scope, count(*) FROM chunks GROUP BY scope ORDER BY scope"));
+        assert_eq!(
+            kept,
+            sizes("SELECT scope, count(*) FROM chunks GROUP BY scope ORDER BY scope")
+        );
         let search = |project: &str| {
             let q = SearchRequest {
                 project_id: project.into(),

@@ -347,9 +347,29 @@ END;
 INSERT INTO scope_sizes(scope, chunks) SELECT scope, count(*) FROM chunks GROUP BY scope;
 "#;
 
+/// Facts by meaning (`/search-facts` with a model): one embedding per fact, tagged with
+/// its model, filled by the embedding stage like `chunk_vectors` (a fact without a
+/// vector of the current model is its durable work queue) and removed with its fact.
+const FACT_VECTORS: &str = r#"
+CREATE TABLE fact_vectors (
+    seq    INTEGER PRIMARY KEY NOT NULL REFERENCES project_facts(seq) ON DELETE CASCADE,
+    model  TEXT NOT NULL,
+    vector BLOB NOT NULL
+);
+"#;
+
 /// All migrations in order; index `i` brings the database to version `i + 1`.
 /// Append new ones at the end; never edit a released one.
-const MIGRATIONS: &[&str] = &[V1, V2, V3, TERMS_AND_VECTORS, FACTS, SKIP_COUNTS, SCOPE_SIZES];
+const MIGRATIONS: &[&str] = &[
+    V1,
+    V2,
+    V3,
+    TERMS_AND_VECTORS,
+    FACTS,
+    SKIP_COUNTS,
+    SCOPE_SIZES,
+    FACT_VECTORS,
+];
 
 /// Registers the SQL functions the schema's triggers call (`memory_terms(text)`, see
 /// [`TERMS_AND_VECTORS`]) on a connection that writes chunks. Idempotent.

@@ -260,6 +260,15 @@ pub const CANDIDATES_PER_CHANNEL: usize = 200;
 const COSINE_LOW: f64 = 0.15;
 const COSINE_HIGH: f64 = 0.70;
 
+/// A cosine similarity mapped linearly from [`COSINE_LOW`, `COSINE_HIGH`] to [0, 1]
+/// (clamped): the meaning part of a score.
+pub(crate) fn cosine_score(c: f64) -> f64 {
+    if c.is_nan() {
+        return 0.0;
+    }
+    ((c - COSINE_LOW) / (COSINE_HIGH - COSINE_LOW)).clamp(0.0, 1.0)
+}
+
 /// Weight of an English function word in [`coverage`], relative to 1 for other terms.
 const STOP_WORD_WEIGHT: f64 = 0.15;
 
@@ -316,7 +325,7 @@ pub(crate) fn rank(w: &Weights, coverage: f64, bm25_rel: f64, cosine: Option<(f3
                 Some(n) => w.own_cosine * own as f64 + (1.0 - w.own_cosine) * n as f64,
                 None => own as f64,
             };
-            ((c - COSINE_LOW) / (COSINE_HIGH - COSINE_LOW)).clamp(0.0, 1.0)
+            cosine_score(c)
         }
     };
     let total = w.coverage + w.bm25 + w.semantic;

@@ -195,3 +195,81 @@ fn deleting_a_chat_deletes_its_facts() {
     assert_eq!(store.integrity_check().expect("check"), "ok");
     store.shutdown().expect("shutdown");
 }
+
+/// With a model, facts get vectors through the embedding queue, are found by meaning
+/// when no keyword matches, and meaning joins words in the ranking.
+#[test]
+fn facts_are_found_and_ranked_by_meaning_with_vectors() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = open(dir.path());
+    assert!(
+        store.facts_to_embed(10).expect("pending").is_empty(),
+        "no model, no queue"
+    );
+    store.set_embedding_model("test-model", 4).expect("model");
+    for (key, value) in [
+        ("user.favorites.color.1", "blue"),
+        ("user.pet", "a golden retriever"),
+        ("user.city", "Lisbon"),
+    ] {
+        store.add_fact(fact("p", key, value)).expect("add");
+    }
+    let pending = store.facts_to_embed(10).expect("pending");
+    let texts: Vec<&str> = pending.iter().map(|f| f.text.as_str()).collect();
+    assert_eq!(
+        texts,
+        [
+            "user favorites color: blue",
+            "user pet: a golden retriever",
+            "user city: Lisbon"
+        ]
+    );
+    let unit = |i: usize| {
+        let mut v = vec![0.0f32; 4];
+        v[i] = 1.0;
+        v
+    };
+    let rows = pending
+        .iter()
+        .enumerate()
+        .map(|(i, f)| (f.seq, unit(i)))
+        .collect();
+    assert_eq!(store.store_fact_vectors("test-model", rows).expect("store"), 3);
+    assert!(store.facts_to_embed(10).expect("pending").is_empty());
+
+    let query = |q: &str, v: Option<&[f32]>| -> Vec<String> {
+        store
+            .search_facts_with(
+                &FactQuery {
+                    project_id: "p".into(),
+                    query: q.into(),
+                    limit: 10,
+                    exclude_message_uuid: None,
+                },
+                v,
+            )
+            .expect("search")
+            .into_iter()
+            .map(|f| f.value_text)
+            .collect()
+    };
+    // "favourite colour": no keyword matches (British spelling); the vector does.
+    let near_colour = [0.99f32, 0.141, 0.0, 0.0];
+    assert!(query("favourite colour", None).is_empty());
+    assert_eq!(query("favourite colour", Some(&near_colour)), ["blue"]);
+    // A keyword match (city) with a fair cosine beats a meaning-only match.
+    let between = [0.0f32, 0.8, 0.6, 0.0];
+    assert_eq!(query("city", Some(&between)), ["Lisbon", "a golden retriever"]);
+    assert_eq!(query("city", None), ["Lisbon"]);
+
+    // A vector goes with its fact; a model change queues every fact again.
+    let lisbon = store.list_facts("p", false).expect("list");
+    let lisbon = lisbon.iter().find(|f| f.value_text == "Lisbon").expect("lisbon");
+    assert!(store.delete_fact(&lisbon.fact_id).expect("delete"));
+    let left: i64 = common::raw(dir.path())
+        .query_row("SELECT count(*) FROM fact_vectors", [], |r| r.get(0))
+        .expect("count");
+    assert_eq!(left, 2);
+    store.set_embedding_model("other-model", 4).expect("model");
+    assert_eq!(store.facts_to_embed(10).expect("pending").len(), 2);
+}

@@ -168,5 +168,8 @@ pub async fn search(
         exclude_message_uuid: q.exclude_message_uuid,
     };
     let store = state.store()?.clone();
-    Ok(facts(blocking(move || store.search_facts(&req)).await?))
+    let vector = state.semantic.query_vector(&req.query).await;
+    Ok(facts(
+        blocking(move || store.search_facts_with(&req, vector.as_deref())).await?,
+    ))
 }
