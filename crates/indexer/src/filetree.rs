@@ -484,3 +484,82 @@ pub fn read_file(root: &Path, rel_path: &str, max_bytes: usize) -> Result<FileCo
         is_binary,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// A root holding `a/inside.txt`, links that point out of it (to its parent, to an
+    /// absolute path outside, in a loop) and a secret next to it, outside.
+    fn tree() -> tempfile::TempDir {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let root = dir.path().join("root");
+        std::fs::create_dir_all(root.join("a")).expect("mkdir");
+        std::fs::write(root.join("a/inside.txt"), "inside").expect("write");
+        std::fs::write(dir.path().join("secret.txt"), "SECRET").expect("write");
+        std::os::unix::fs::symlink("../..", root.join("a/up")).expect("link");
+        std::os::unix::fs::symlink(dir.path(), root.join("abs")).expect("link");
+        std::os::unix::fs::symlink("loop", root.join("loop")).expect("link");
+        std::os::unix::fs::symlink("a/inside.txt", root.join("ok")).expect("link");
+        dir
+    }
+
+    fn segment() -> impl Strategy<Value = &'static str> {
+        prop::sample::select(vec![
+            "..",
+            ".",
+            "",
+            "a",
+            "up",
+            "abs",
+            "loop",
+            "ok",
+            "inside.txt",
+            "secret.txt",
+            "/",
+            "a/..",
+            "root",
+            "\u{0}",
+            "%2e%2e",
+        ])
+    }
+
+    #[test]
+    fn the_fixture_reads_inside_and_refuses_the_obvious_escapes() {
+        let dir = tree();
+        let root = dir.path().join("root");
+        let read = |rel: &str| read_file(&root, rel, 4096).map(|f| f.content.unwrap_or_default());
+        assert_eq!(read("a/inside.txt").expect("inside"), "inside");
+        assert_eq!(
+            read("a/../a/./inside.txt").ok(),
+            None,
+            "dot segments are refused, not normalised"
+        );
+        for escape in [
+            "../secret.txt",
+            "a/up/secret.txt",
+            "abs/secret.txt",
+            "/etc/passwd",
+            "loop",
+        ] {
+            assert!(read(escape).is_err(), "{escape}");
+        }
+    }
+
+    proptest! {
+        /// Whatever path is asked for, built from dot segments, links out of the root,
+        /// absolute parts and NULs: nothing outside the root is ever read.
+        #[test]
+        fn no_path_reads_outside_the_root(parts in prop::collection::vec(segment(), 1..7), lead in any::<bool>()) {
+            let dir = tree();
+            let root = dir.path().join("root");
+            let rel = format!("{}{}", if lead { "/" } else { "" }, parts.join("/"));
+            if let Ok(f) = read_file(&root, &rel, 4096) {
+                let text = f.content.unwrap_or_default();
+                prop_assert!(!text.contains("SECRET"), "{rel:?} read the secret");
+                prop_assert_eq!(text, "inside", "{:?}", rel);
+            }
+        }
+    }
+}

@@ -145,4 +145,23 @@ mod tests {
             assert!(matches!(read(&p), PidFile::Garbage(_)), "{junk:?}");
         }
     }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+        /// Whatever bytes the file holds: `read` never panics, and names a PID only when
+        /// the content is one positive number (surrounding whitespace allowed).
+        #[test]
+        fn any_content_reads_as_a_pid_or_garbage(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..64)) {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("x.pid");
+            std::fs::write(&path, &bytes).unwrap();
+            let text = String::from_utf8_lossy(&bytes);
+            let want = text.trim().parse::<u32>().ok().filter(|p| *p > 0);
+            match read(&path) {
+                PidFile::Pid(pid) => proptest::prop_assert_eq!(Some(pid), want),
+                PidFile::Garbage(_) => proptest::prop_assert_eq!(None, want),
+                other => proptest::prop_assert!(false, "{:?}", other),
+            }
+        }
+    }
 }

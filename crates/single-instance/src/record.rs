@@ -148,4 +148,45 @@ mod tests {
         assert_ne!(new_instance_id(), new_instance_id());
         assert_eq!(new_instance_id().len(), 32);
     }
+
+    proptest::proptest! {
+        /// Whatever the bytes: parsing never panics, and a record that parses is one
+        /// that writes back to the same fields.
+        #[test]
+        fn any_text_parses_or_is_none(text in "(?s).{0,400}") {
+            if let Some(r) = HolderRecord::parse(&text) {
+                proptest::prop_assert_eq!(HolderRecord::parse(&r.to_text()), Some(r.clone()));
+                proptest::prop_assert!(r.pid > 0);
+            }
+            if let Some(pid) = HolderRecord::parse_pid(&text) {
+                proptest::prop_assert!(pid > 0);
+            }
+        }
+
+        /// Every record round-trips, and every strict prefix of its text is torn.
+        #[test]
+        fn records_round_trip_and_prefixes_are_torn(
+            pid in 1u32..,
+            process_start in proptest::prelude::any::<u64>(),
+            host in "[a-z0-9.:]{1,40}",
+            port in proptest::prelude::any::<u16>(),
+            home in "/[^\n\r]{0,80}[^\\s]",
+        ) {
+            let r = HolderRecord {
+                pid,
+                process_start,
+                instance_id: new_instance_id(),
+                host,
+                port,
+                home: PathBuf::from(home),
+                version: "0.1.0".into(),
+            };
+            let text = r.to_text();
+            proptest::prop_assert_eq!(HolderRecord::parse(&text), Some(r.clone()));
+            proptest::prop_assert_eq!(HolderRecord::parse_pid(&text), Some(pid));
+            for cut in (0..text.len()).filter(|&c| text.is_char_boundary(c)) {
+                proptest::prop_assert_eq!(HolderRecord::parse(&text[..cut]), None);
+            }
+        }
+    }
 }

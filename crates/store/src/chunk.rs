@@ -168,4 +168,19 @@ mod tests {
         assert_eq!(estimate(1000), 1);
         assert_eq!(estimate(1001), 2);
     }
+
+    proptest::proptest! {
+        /// Any text: chunks cover it exactly, in order, within the size bounds, and a
+        /// text that is not blank gives at least one chunk.
+        #[test]
+        fn chunks_cover_any_text(text in "(?s)(\\PC|\\s|\\p{Han}){0,3000}") {
+            let chunks = split(&text);
+            if text.trim().is_empty() {
+                proptest::prop_assert!(chunks.is_empty());
+            } else {
+                proptest::prop_assert!(!chunks.is_empty());
+                check_cover(&text, &chunks);
+            }
+        }
+    }
 }

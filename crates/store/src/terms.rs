@@ -430,4 +430,25 @@ mod tests {
         );
         assert_eq!(term_frequencies("", &q).tf, [0; 6]);
     }
+
+    proptest::proptest! {
+        /// Any text: its index terms are single tokens, its own query's terms all occur
+        /// in it, every phrase is one quoted FTS5 string, and BM25's length is the
+        /// number of index tokens.
+        #[test]
+        fn any_text_is_found_by_its_own_words(text in "(?s)(\\PC|\\s|[_\"*:^()-]){0,300}") {
+            let index = index_terms(&text);
+            let tokens = index.split(' ').filter(|t| !t.is_empty()).count();
+            let q = query_terms(&text, 32);
+            let counts = term_frequencies(&text, &q);
+            proptest::prop_assert_eq!(counts.length, tokens);
+            for (t, tf) in q.iter().zip(&counts.tf) {
+                proptest::prop_assert!(*tf >= 1, "{:?} not found in {:?}", t, text);
+                let phrase = t.phrase();
+                proptest::prop_assert!(phrase.starts_with('"') && phrase.ends_with('"'));
+                let inner = &phrase[1..phrase.len() - 1];
+                proptest::prop_assert!(!inner.replace("\"\"", "").contains('"'), "{}", phrase);
+            }
+        }
+    }
 }

@@ -360,3 +360,39 @@ fn scope_sizes_follow_the_chunks() {
     assert_eq!(sizes(kept), sizes(counted));
     assert_eq!(sizes(kept).len(), 1, "q's row goes with its last chunk");
 }
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(128))]
+    /// Any query text (quotes, FTS5 operators, every script): search answers without an
+    /// error, scores in [0, 1] best first, and a query of a stored message's own words
+    /// finds it.
+    #[test]
+    fn any_query_is_answered_and_finds_its_own_text(text in "(?s)(\\PC|\\s|[\"*:^()-]){1,120}") {
+        let (store, _dir) = &*SHARED;
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        store.index_chat_message(msg("prop", "c", &format!("m{n}"), &text)).expect("index");
+        proptest::prop_assert!(store.wait_idle(IDLE));
+        let hits = store.search(&query("prop", &text)).expect("search");
+        for w in hits.windows(2) {
+            proptest::prop_assert!(w[0].score >= w[1].score);
+        }
+        for h in &hits {
+            proptest::prop_assert!((0.0..=1.0).contains(&h.score), "{}", h.score);
+        }
+        let has_word = !memory_store::terms::query_terms(&text, memory_store::MAX_TERMS).is_empty();
+        if has_word {
+            proptest::prop_assert!(
+                hits.iter().any(|h| h.message_id.as_deref() == Some(&format!("m{n}"))),
+                "{:?} not found", text
+            );
+        }
+    }
+}
+
+/// One store for the property test's cases (opening one per case would dominate).
+static SHARED: std::sync::LazyLock<(memory_store::Store, tempfile::TempDir)> =
+    std::sync::LazyLock::new(|| {
+        let dir = tempfile::tempdir().expect("tempdir");
+        (open(dir.path()), dir)
+    });
+static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
