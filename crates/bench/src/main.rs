@@ -10,6 +10,7 @@
 mod baseline;
 mod client;
 mod corpus;
+mod fusion;
 mod instance;
 mod jobs;
 mod load;
@@ -50,6 +51,9 @@ enum Command {
     /// /search latency per query kind (two rare words, one common word, a
     /// natural question) in one large project, vs bare FTS5, with RSS.
     Search(search::SearchArgs),
+    /// Store search at scale with random vectors standing for embeddings: what the
+    /// vector scan and fusion add, without embedding every chunk first.
+    Fusion(fusion::FusionArgs),
 }
 
 fn main() -> ExitCode {
@@ -59,6 +63,7 @@ fn main() -> ExitCode {
         Command::Load(args) => load::run(args),
         Command::Recall(args) => recall::run(args),
         Command::Search(args) => search::run(args),
+        Command::Fusion(args) => fusion::run(args),
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -65,7 +65,7 @@ pub enum Kind {
 impl Kind {
     const ALL: [Kind; 3] = [Kind::TwoRareWords, Kind::OneCommonWord, Kind::NaturalQuestion];
 
-    fn label(self) -> &'static str {
+    pub fn label(self) -> &'static str {
         match self {
             Kind::TwoRareWords => "two rare words",
             Kind::OneCommonWord => "one common word",
