@@ -280,8 +280,16 @@ pub fn term_frequencies(text: &str, terms: &[QueryTerm]) -> TermCounts {
     // The text's index tokens: `Some` where the token is one the query wants.
     let mut stream: Vec<Option<String>> = Vec::new();
     let mut push = |token: &str| {
-        let folded = fold(token);
-        let hit = if prefixes.iter().any(|p| folded.starts_with(p)) {
+        // Most tokens are ASCII and wanted by no term: rule them out without allocating.
+        let maybe = if token.is_ascii() {
+            prefixes.iter().any(|p| {
+                token.len() >= p.len() && token.as_bytes()[..p.len()].eq_ignore_ascii_case(p.as_bytes())
+            })
+        } else {
+            let folded = fold(token);
+            prefixes.iter().any(|p| folded.starts_with(p))
+        };
+        let hit = if maybe {
             Some(normalize(token)).filter(|n| wanted.contains(n.as_str()))
         } else {
             None
