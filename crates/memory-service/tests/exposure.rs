@@ -66,6 +66,21 @@ fn a_non_loopback_host_is_refused_without_allow_remote() {
             );
         }
     }
+    // install-service cannot carry --allow-remote into a unit: refused alike.
+    let mut p = sb.spawn(
+        &[
+            "--home",
+            &home,
+            "--allow-remote",
+            "--host",
+            "0.0.0.0",
+            "install-service",
+            "--print",
+        ],
+        &[],
+    );
+    assert_eq!(p.wait_code(), USAGE, "{}", p.stderr_text());
+    assert!(p.stderr_text().contains("loopback-only"), "{}", p.stderr_text());
     // The environment is held to the same rule.
     let mut p = sb.spawn(
         &["--home", &home, "--port", &ps, "serve"],
@@ -198,6 +213,13 @@ fn host_headers_are_checked_first_and_every_error_has_a_detail() {
     let (status, _, body) = raw(port, "GET /health HTTP/1.1\r\nConnection: close\r\n\r\n");
     assert_eq!(status, 400, "HTTP/1.1 without Host: {body}");
     assert!(detail(&body).contains("needs a Host header"), "{body}");
+
+    // An absolute-form target is held to the same rule as the header.
+    let (status, _, body) = raw(
+        port,
+        &format!("GET http://evil.example:{port}/health HTTP/1.1\r\n{ok_host}Connection: close\r\n\r\n"),
+    );
+    assert_eq!(status, 403, "{body}");
 
     // HTTP/1.0 has no Host requirement.
     let (status, _, body) = raw(port, "GET /health HTTP/1.0\r\n\r\n");

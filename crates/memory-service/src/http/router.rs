@@ -153,6 +153,19 @@ async fn check_host(State(state): State<AppState>, req: Request, next: Next) -> 
     if second.is_some() {
         return ApiError::client(StatusCode::BAD_REQUEST, "more than one Host header").into_response();
     }
+    // An absolute-form target (`GET http://name/ HTTP/1.1`) names the host
+    // too, and wins over the header (RFC 9112 section 3.2.2): check it alike.
+    let authority = req.uri().authority().map(|a| a.as_str().to_string());
+    if let Some(a) = &authority
+        && !state.config.allow_remote
+        && !host_allowed(a, &state.config.host, state.monitor.identity().port)
+    {
+        return ApiError::client(
+            StatusCode::FORBIDDEN,
+            "the request target names a host that is not a loopback name of this service (DNS rebinding protection)",
+        )
+        .into_response();
+    }
     match first {
         None if req.version() == Version::HTTP_11 => {
             return ApiError::client(
