@@ -391,3 +391,62 @@ fn silent_and_idle_keep_alive_connections_are_closed_after_the_timeout() {
     );
     stop(&mut p);
 }
+
+/// Issue 13's case: under `ulimit -n 256` (soft and hard, so nothing can be
+/// raised), 300 idle connections made `/health` fail for a minute. The cap
+/// now shrinks to what the limit holds, and `/health` answers.
+#[test]
+fn a_low_open_files_limit_shrinks_the_cap_and_health_still_answers() {
+    let sb = Sandbox::new();
+    let port = free_port();
+    let home = sb.home.display().to_string();
+    let port_s = port.to_string();
+    let mut inner = sb.command(&["--home", &home, "--port", &port_s, "serve"]);
+    // Long: idle connections hold what they take for the whole test.
+    inner.env("MEMORY_SERVICE_HEADER_TIMEOUT_MS", "120000");
+    let err_path = sb.path().join("serve-ulimit.stderr");
+    let mut cmd = std::process::Command::new("sh");
+    cmd.arg("-c")
+        .arg("ulimit -n 256 && exec \"$0\" \"$@\"")
+        .arg(inner.get_program())
+        .args(inner.get_args())
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&err_path).unwrap());
+    for (k, v) in inner.get_envs() {
+        match v {
+            Some(v) => cmd.env(k, v),
+            None => cmd.env_remove(k),
+        };
+    }
+    let mut child = cmd.spawn().unwrap();
+    let pid = child.id();
+    poll("serve under ulimit -n 256 to be ready", DEADLINE, || {
+        if let Some(st) = child.try_wait().unwrap() {
+            panic!(
+                "exited {st:?}: {}",
+                std::fs::read_to_string(&err_path).unwrap_or_default()
+            );
+        }
+        let (status, body) = get(port, "/health")?;
+        (status == 200 && body["pid"].as_u64() == Some(pid as u64) && body["state"] == "ready").then_some(())
+    });
+    let log = std::fs::read_to_string(&err_path).unwrap();
+    // 256 - 128 kept for the database and the rest - 16 /health-only slots.
+    assert!(log.contains("serving at most 112"), "{log}");
+    assert!(log.contains("max_connections=112"), "{log}");
+
+    // More idle connections than the cap and the /health slots together, and
+    // more than the open-files limit would hold (without the smaller cap the
+    // accept loop runs out of descriptors and `/health` waits behind them),
+    // yet within the listen backlog, so every connect completes.
+    let idle = idle_connections(port, 250);
+    let deadline = Duration::from_secs(45);
+    let (status, body) = memory_service::probe::get_json("127.0.0.1", port, "/health", deadline)
+        .unwrap_or_else(|e| panic!("/health did not answer within {deadline:?}: {e}"));
+    assert_eq!((status, body["pid"].as_u64()), (200, Some(pid as u64)));
+    drop(idle);
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), Signal::SIGTERM).unwrap();
+    let status = poll("serve to exit", DEADLINE, || child.try_wait().unwrap());
+    assert!(status.success(), "{status:?}");
+}
