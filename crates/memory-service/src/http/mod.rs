@@ -244,7 +244,10 @@ fn too_many_connections(max: usize) -> axum::response::Response {
 /// [`HEALTH_ONLY_HEADER_TIMEOUT`] plus one answer). `header_timeout` bounds
 /// the wait for each request head, from the connection's start and again
 /// after each response (hyper starts its timer whenever it waits for a
-/// head), so it closes idle keep-alive connections too.
+/// head), so it closes idle keep-alive connections too. Source: hyper
+/// 1.12's `proto/h1/conn.rs` (`poll_read_head` arms the timer whenever it is
+/// not running; it is disarmed once a head is parsed); see
+/// hyperium/hyper#3828.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: AppState,
