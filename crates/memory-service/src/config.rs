@@ -32,7 +32,8 @@ pub struct ConfigArgs {
     #[arg(long, global = true, value_name = "DIR")]
     pub home: Option<PathBuf>,
     /// The service's address: bound by serve/start, dialled by the other
-    /// commands [env: MEMORY_SERVICE_HOST] [default: 127.0.0.1]
+    /// commands; loopback only unless --allow-remote
+    /// [env: MEMORY_SERVICE_HOST] [default: 127.0.0.1]
     #[arg(long, global = true, value_name = "HOST")]
     pub host: Option<String>,
     /// The service's port: bound by serve/start, dialled by the other
