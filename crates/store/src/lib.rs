@@ -830,10 +830,7 @@ mod tests {
         };
         let kept = sizes("SELECT scope, chunks FROM scope_sizes ORDER BY scope");
         assert_eq!(kept.len(), 4, "two projects' chats and two generations: {kept:?}");
-        assert_eq!(
-            kept,
-            sizes("SELECT scope, count(*) FROM chunks GROUP BY scope ORDER BY scope")
-        );
+        assert_eq!(kept, sizes("SELECT scope, count(*) FROM chunks GROUP BY scope ORDER BY scope"));
         let search = |project: &str| {
             let q = SearchRequest {
                 project_id: project.into(),

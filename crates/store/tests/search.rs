@@ -327,12 +327,7 @@ fn common_words_are_estimated_and_rare_words_still_found() {
 fn scope_sizes_follow_the_chunks() {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = open(dir.path());
-    for (project, chat, id) in [
-        ("p", "c1", "a"),
-        ("p", "c1", "b"),
-        ("p", "c2", "c"),
-        ("q", "c1", "d"),
-    ] {
+    for (project, chat, id) in [("p", "c1", "a"), ("p", "c1", "b"), ("p", "c2", "c"), ("q", "c1", "d")] {
         store
             .index_chat_message(msg(project, chat, id, &format!("message {id} about owls")))
             .expect("index");
