@@ -32,13 +32,21 @@ pub struct ConfigArgs {
     #[arg(long, global = true, value_name = "DIR")]
     pub home: Option<PathBuf>,
     /// The service's address: bound by serve/start, dialled by the other
-    /// commands [env: MEMORY_SERVICE_HOST] [default: 127.0.0.1]
+    /// commands; loopback only unless --allow-remote
+    /// [env: MEMORY_SERVICE_HOST] [default: 127.0.0.1]
     #[arg(long, global = true, value_name = "HOST")]
     pub host: Option<String>,
     /// The service's port: bound by serve/start, dialled by the other
     /// commands [env: MEMORY_SERVICE_PORT] [default: 5858]
     #[arg(long, global = true, value_name = "PORT")]
     pub port: Option<u16>,
+    /// Allow a --host that is not loopback (e.g. 0.0.0.0: every interface).
+    /// Other machines can then reach the service, so every request but
+    /// /health must carry `Authorization: Bearer TOKEN`, the token `serve`
+    /// keeps in HOME/auth_token (created once, random, 0600); the client
+    /// commands send it. Without this flag such a host is refused (exit 2).
+    #[arg(long, global = true)]
+    pub allow_remote: bool,
     /// [`ServiceArgs::embedding_model`], also accepted before the command
     /// (`--embedding-model DIR serve`, as scripts written before the options
     /// moved to the commands that use them do); hidden from `--help`.
@@ -84,6 +92,90 @@ pub struct ServiceArgs {
     pub chatdo_projects: Option<PathBuf>,
 }
 
+/// How long a connection may take to deliver a complete request head,
+/// counted from when it starts waiting for one: at connect and again after
+/// each response, so it is also the idle keep-alive timeout. hyper's own
+/// default (30 s); `MEMORY_SERVICE_HEADER_TIMEOUT_MS`.
+pub const DEFAULT_HEADER_TIMEOUT: Duration = Duration::from_secs(30);
+/// Open HTTP connections served at once, beyond which only `/health` is
+/// answered (see `http::serve`); `MEMORY_SERVICE_MAX_CONNECTIONS`. ChatDO
+/// opens a handful; 512 leaves the rest of a 1024 open-files limit to the
+/// database, the watchers and the model.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 512;
+
+/// A non-loopback `--host` without `--allow-remote`: a usage error (exit 2).
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "--host {host} is not a loopback address: other machines could reach the service\n  \
+     next: use --host 127.0.0.1 (the default), or add --allow-remote to serve other machines \
+     (every request but /health then needs the bearer token in <home>/auth_token)"
+)]
+pub struct RemoteNotAllowed {
+    /// The host given.
+    pub host: String,
+}
+
+/// The bearer token of an instance started with `--allow-remote` (the
+/// contents of `<home>/auth_token`). Its `Debug` never shows it and equality
+/// is constant-time (`subtle`), so neither a log line nor a comparison's
+/// timing reveals it.
+#[derive(Clone)]
+pub struct AuthToken(String);
+
+impl AuthToken {
+    /// Wraps a token's text.
+    pub fn new(token: impl Into<String>) -> AuthToken {
+        AuthToken(token.into())
+    }
+
+    /// Whether `given` is this token, compared in constant time (for equal
+    /// lengths; the length itself is not secret: always 64 hex digits).
+    pub fn matches(&self, given: &[u8]) -> bool {
+        use subtle::ConstantTimeEq;
+        self.0.as_bytes().ct_eq(given).into()
+    }
+
+    /// The token's text (to send it).
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for AuthToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AuthToken(<redacted>)")
+    }
+}
+
+impl PartialEq for AuthToken {
+    fn eq(&self, other: &AuthToken) -> bool {
+        self.matches(other.0.as_bytes())
+    }
+}
+
+impl Eq for AuthToken {}
+
+/// Whether `host` (an address or a name) is loopback only: an IP address in
+/// 127.0.0.0/8 or `::1`, `localhost`, or a name every address of which is
+/// loopback. A name that does not resolve is not loopback.
+pub fn is_loopback_host(host: &str) -> bool {
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    if let Ok(ip) = bare.parse::<std::net::IpAddr>() {
+        return ip.is_loopback();
+    }
+    if bare.eq_ignore_ascii_case("localhost") {
+        return true;
+    }
+    use std::net::ToSocketAddrs;
+    match (bare, 0).to_socket_addrs() {
+        Ok(addrs) => {
+            let addrs: Vec<_> = addrs.collect();
+            !addrs.is_empty() && addrs.iter().all(|a| a.ip().is_loopback())
+        }
+        Err(_) => false,
+    }
+}
+
 /// The resolved configuration.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
@@ -106,6 +198,16 @@ pub struct Config {
     /// ChatDO's `projects.json` (absolute), if configured: the source of
     /// `connected_projects`, edited when a source is deleted.
     pub chatdo_projects: Option<PathBuf>,
+    /// `--allow-remote`: a non-loopback host is accepted, and `serve` then
+    /// requires the bearer token on every request but `/health`.
+    pub allow_remote: bool,
+    /// See [`DEFAULT_HEADER_TIMEOUT`].
+    pub header_timeout: Duration,
+    /// See [`DEFAULT_MAX_CONNECTIONS`].
+    pub max_connections: usize,
+    /// The token every request but `/health` must carry; set by `serve` when
+    /// `allow_remote` (never by [`Config::load`]), `None` otherwise.
+    pub auth_token: Option<AuthToken>,
 }
 
 impl Config {
@@ -142,6 +244,9 @@ impl Config {
             (None, Some(h)) => h,
             (None, None) => DEFAULT_HOST.to_string(),
         };
+        if !args.allow_remote && !is_loopback_host(&host) {
+            return Err(RemoteNotAllowed { host }.into());
+        }
         let port = match (args.port, env("MEMORY_SERVICE_PORT").filter(|s| !s.is_empty())) {
             (Some(p), _) => p,
             (None, Some(p)) => p
@@ -172,7 +277,27 @@ impl Config {
             (None, Some(d)) => absolute(PathBuf::from(d), "MEMORY_SERVICE_EMBEDDING_MODEL")?,
             (None, None) => home.join(MODELS_DIR).join(memory_embedding::default_model_name()),
         };
+        let header_timeout = millis(
+            "MEMORY_SERVICE_HEADER_TIMEOUT_MS",
+            DEFAULT_HEADER_TIMEOUT.as_millis() as u64,
+        )?;
+        if header_timeout.is_zero() {
+            bail!("MEMORY_SERVICE_HEADER_TIMEOUT_MS must be at least 1 (milliseconds)");
+        }
+        let max_connections = match env("MEMORY_SERVICE_MAX_CONNECTIONS").filter(|s| !s.is_empty()) {
+            Some(v) => match v.trim().parse::<usize>() {
+                Ok(n) if n >= 1 => n,
+                _ => {
+                    bail!("MEMORY_SERVICE_MAX_CONNECTIONS={v:?} is not a number of connections (at least 1)")
+                }
+            },
+            None => DEFAULT_MAX_CONNECTIONS,
+        };
         Ok(Config {
+            allow_remote: args.allow_remote,
+            header_timeout,
+            max_connections,
+            auth_token: None,
             embedding_model,
             home,
             host,
@@ -318,6 +443,76 @@ mod tests {
             Config::load(&flag, &env).unwrap().chatdo_projects,
             Some(PathBuf::from("/f/p.json"))
         );
+    }
+
+    #[test]
+    fn a_remote_host_needs_allow_remote() {
+        let env = env_of(&[("HOME", "/u")]);
+        for host in ["0.0.0.0", "::", "192.0.2.1", "[::]"] {
+            let args = ConfigArgs {
+                host: Some(host.into()),
+                ..Default::default()
+            };
+            let err = Config::load(&args, &env).unwrap_err();
+            assert!(
+                err.downcast_ref::<RemoteNotAllowed>().is_some(),
+                "{host}: {err:#}"
+            );
+            assert!(format!("{err:#}").contains("--allow-remote"), "{err:#}");
+            let c = Config::load(
+                &ConfigArgs {
+                    allow_remote: true,
+                    ..args
+                },
+                &env,
+            )
+            .unwrap();
+            assert!(c.allow_remote && c.auth_token.is_none());
+        }
+        for host in ["127.0.0.1", "127.1.2.3", "::1", "[::1]", "localhost", "LocalHost"] {
+            let args = ConfigArgs {
+                host: Some(host.into()),
+                ..Default::default()
+            };
+            assert!(Config::load(&args, &env).is_ok(), "{host}");
+        }
+        let env = env_of(&[("HOME", "/u"), ("MEMORY_SERVICE_HOST", "0.0.0.0")]);
+        assert!(Config::load(&ConfigArgs::default(), &env).is_err());
+    }
+
+    #[test]
+    fn connection_limits_from_env() {
+        let c = Config::load(&ConfigArgs::default(), &env_of(&[("HOME", "/u")])).unwrap();
+        assert_eq!(
+            (c.header_timeout, c.max_connections),
+            (DEFAULT_HEADER_TIMEOUT, DEFAULT_MAX_CONNECTIONS)
+        );
+        let env = env_of(&[
+            ("HOME", "/u"),
+            ("MEMORY_SERVICE_HEADER_TIMEOUT_MS", "250"),
+            ("MEMORY_SERVICE_MAX_CONNECTIONS", "8"),
+        ]);
+        let c = Config::load(&ConfigArgs::default(), &env).unwrap();
+        assert_eq!(
+            (c.header_timeout, c.max_connections),
+            (Duration::from_millis(250), 8)
+        );
+        for (k, v) in [
+            ("MEMORY_SERVICE_HEADER_TIMEOUT_MS", "0"),
+            ("MEMORY_SERVICE_MAX_CONNECTIONS", "0"),
+            ("MEMORY_SERVICE_MAX_CONNECTIONS", "many"),
+        ] {
+            let err = Config::load(&ConfigArgs::default(), &env_of(&[("HOME", "/u"), (k, v)])).unwrap_err();
+            assert!(format!("{err:#}").contains(k), "{err:#}");
+        }
+    }
+
+    #[test]
+    fn the_token_never_prints_and_compares_whole() {
+        let t = AuthToken::new("s3cret");
+        assert!(!format!("{t:?}").contains("s3cret"));
+        assert!(t.matches(b"s3cret"));
+        assert!(!t.matches(b"s3cre") && !t.matches(b"s3cret!") && !t.matches(b""));
     }
 
     #[test]

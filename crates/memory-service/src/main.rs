@@ -93,7 +93,17 @@ fn run(cli: Cli) -> anyhow::Result<ProcessExit> {
         | Command::Model { service, .. } => cli.config.with_service(service),
         _ => cli.config.clone(),
     };
-    let config = Config::from_env(&args)?;
+    let config = match Config::from_env(&args) {
+        Ok(c) => c,
+        Err(e)
+            if e.downcast_ref::<memory_service::config::RemoteNotAllowed>()
+                .is_some() =>
+        {
+            eprintln!("memory-service: {e:#}");
+            return Ok(ExitCode::Usage.into());
+        }
+        Err(e) => return Err(e),
+    };
     let code = match cli.command {
         Command::Serve(_) => {
             if lifecycle::logs::rotate_inherited(&config) {

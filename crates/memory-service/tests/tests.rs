@@ -3,6 +3,7 @@
 
 mod chat;
 mod client;
+mod exposure;
 mod helper;
 mod import;
 mod lifecycle;

@@ -87,6 +87,9 @@ fn hint_for(status: u16) -> &'static str {
         400 | 422 => "check the command's arguments (`memory-service help COMMAND`)",
         404 => "`memory-service sources list` shows what exists",
         409 => "wait for the running job (`memory-service sources list` shows it) and try again",
+        401 => {
+            "the instance needs its bearer token: run this on the service's machine with the same --home (the token is <home>/auth_token)"
+        }
         413 => "send less at once",
         503 => "the service is still starting or busy; try again in a few seconds",
         _ => "see what the service logged with `memory-service logs`",
@@ -97,6 +100,9 @@ fn hint_for(status: u16) -> &'static str {
 pub struct Client {
     base: String,
     agent: ureq::Agent,
+    /// `Authorization` for an instance started with `--allow-remote` (its
+    /// `<home>/auth_token`); `None` when the home holds no token.
+    authorization: Option<String>,
 }
 
 impl Client {
@@ -125,7 +131,13 @@ impl Client {
             .proxy(None)
             .build()
             .new_agent();
-        Ok(Client { base: url, agent })
+        let authorization =
+            crate::http::auth::client_token(&config.home).map(|t| format!("Bearer {}", t.expose()));
+        Ok(Client {
+            base: url,
+            agent,
+            authorization,
+        })
     }
 
     fn finish(
@@ -156,12 +168,21 @@ impl Client {
         })
     }
 
+    /// A request builder with the token, when there is one.
+    fn with_auth<B>(&self, r: ureq::RequestBuilder<B>) -> ureq::RequestBuilder<B> {
+        match &self.authorization {
+            Some(a) => r.header("Authorization", a),
+            None => r,
+        }
+    }
+
     /// GET a JSON document.
     pub fn get(&self, path: &str) -> Result<Value, ClientError> {
         Self::finish(
             "GET",
             path,
-            self.agent.get(&format!("{}{path}", self.base)).call(),
+            self.with_auth(self.agent.get(&format!("{}{path}", self.base)))
+                .call(),
         )
     }
 
@@ -170,7 +191,8 @@ impl Client {
         Self::finish(
             "POST",
             path,
-            self.agent.post(&format!("{}{path}", self.base)).send_json(body),
+            self.with_auth(self.agent.post(&format!("{}{path}", self.base)))
+                .send_json(body),
         )
     }
 
@@ -179,7 +201,8 @@ impl Client {
         Self::finish(
             "DELETE",
             path,
-            self.agent.delete(&format!("{}{path}", self.base)).call(),
+            self.with_auth(self.agent.delete(&format!("{}{path}", self.base)))
+                .call(),
         )
     }
 }

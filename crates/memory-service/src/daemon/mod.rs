@@ -142,8 +142,54 @@ fn raise_open_files_limit() {
     }
 }
 
+/// Descriptors kept back from HTTP connections for the database, the file
+/// watchers, the log and the embedding model.
+const RESERVED_DESCRIPTORS: u64 = 128;
+
+/// `wanted` connections, or fewer when the open-files soft limit cannot hold
+/// them next to [`RESERVED_DESCRIPTORS`] and the `/health`-only slots (a
+/// connection over the limit fails to accept, and `/health` with it).
+fn connection_cap(wanted: usize) -> usize {
+    use nix::sys::resource::{Resource, getrlimit};
+    let Ok((soft, _)) = getrlimit(Resource::RLIMIT_NOFILE) else {
+        return wanted;
+    };
+    let room = soft.saturating_sub(RESERVED_DESCRIPTORS + http::HEALTH_ONLY_SLOTS as u64);
+    let cap = wanted.min(usize::try_from(room).unwrap_or(usize::MAX)).max(1);
+    if cap < wanted {
+        tracing::warn!(
+            wanted,
+            cap,
+            open_files_limit = soft,
+            "the open-files limit allows fewer HTTP connections than configured; serving at most {cap}"
+        );
+    }
+    cap
+}
+
+/// The warning of an instance that other machines can reach, in the log and
+/// on stderr.
+fn warn_remote(config: &Config) {
+    let token = crate::http::auth::token_path(&config.home);
+    tracing::warn!(
+        host = %config.host,
+        token = %token.display(),
+        "--allow-remote: serving on a non-loopback address; other machines can reach this service. \
+         Every request but /health needs `Authorization: Bearer <token>` (the token is in the token file)"
+    );
+    let mut err = std::io::stderr().lock();
+    let _ = writeln!(
+        err,
+        "WARNING: Memory Service listens on {} (--allow-remote): other machines can reach it.\n\
+         WARNING: every request but /health needs `Authorization: Bearer <token>`, the token in {}.\n\
+         WARNING: traffic is plain HTTP; use it only on a network you trust, or behind a TLS proxy.",
+        config.host,
+        token.display()
+    );
+}
+
 /// Runs `serve` to completion and returns the exit code.
-pub fn run(config: Config) -> anyhow::Result<ExitCode> {
+pub fn run(mut config: Config) -> anyhow::Result<ExitCode> {
     // A parent that blocks SIGTERM/SIGINT passes its mask through exec; we
     // would then never see the signals we drain on. Unblock them first.
     let mut wanted = nix::sys::signal::SigSet::empty();
@@ -193,6 +239,17 @@ pub fn run(config: Config) -> anyhow::Result<ExitCode> {
     if let Some(stale) = instance.stale() {
         tracing::info!(stale, "replaced a stale PID file");
     }
+    if config.allow_remote {
+        match crate::http::auth::load_or_create(&config.home) {
+            Ok(token) => config.auth_token = Some(token),
+            Err(e) => {
+                let _ = instance.release();
+                return Err(e.context("preparing the bearer token for --allow-remote"));
+            }
+        }
+        warn_remote(&config);
+    }
+    config.max_connections = connection_cap(config.max_connections);
     let listener = match bind(&config) {
         Ok(l) => l,
         Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
@@ -209,7 +266,8 @@ pub fn run(config: Config) -> anyhow::Result<ExitCode> {
             return Err(e).with_context(|| format!("binding {}:{}", config.host, config.port));
         }
     };
-    let port = listener.local_addr()?.port();
+    let bound = listener.local_addr()?;
+    let port = bound.port();
     instance.set_port(port)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -218,7 +276,7 @@ pub fn run(config: Config) -> anyhow::Result<ExitCode> {
         .build()
         .context("starting the async runtime")?;
     let instance = Arc::new(Mutex::new(Some(instance)));
-    let outcome = runtime.block_on(serve_async(config, listener, port, instance.clone()));
+    let outcome = runtime.block_on(serve_async(config, listener, bound, instance.clone()));
     // Blocking tasks still running (a slow file read) must not hold the exit
     // (and the lock) forever.
     runtime.shutdown_timeout(std::time::Duration::from_secs(5));
@@ -235,9 +293,10 @@ pub fn run(config: Config) -> anyhow::Result<ExitCode> {
 async fn serve_async(
     config: Config,
     listener: TcpListener,
-    port: u16,
+    bound: std::net::SocketAddr,
     instance: Arc<Mutex<Option<Instance>>>,
 ) -> anyhow::Result<ExitCode> {
+    let port = bound.port();
     let record = {
         let g = instance.lock().unwrap_or_else(|e| e.into_inner());
         g.as_ref()
@@ -249,7 +308,9 @@ async fn serve_async(
         pid: record.pid,
         instance_id: record.instance_id.clone(),
         version: VERSION,
-        host: config.host.clone(),
+        // The address actually bound (`0.0.0.0` for every interface), which
+        // `status` shows; the home's record keeps the host as given.
+        host: bound.ip().to_string(),
         port,
         home: config.home.clone(),
         started_at: chrono::Local::now().format("%Y-%m-%dT%H:%M:%S%.6f").to_string(),
@@ -288,8 +349,12 @@ async fn serve_async(
     let server = tokio::spawn(http::serve(listener, state.clone(), shutdown.clone(), drain));
     tracing::info!(
         pid = record.pid,
-        url = %probe::base_url(&state.config.host, port),
+        listening = %bound,
+        url = %probe::base_url(&bound.ip().to_string(), port),
         home = %state.config.home.display(),
+        max_connections = state.config.max_connections,
+        header_timeout = ?state.config.header_timeout,
+        token_required = state.config.auth_token.is_some(),
         "Memory Service is serving; opening the database"
     );
     let opened = open_services(&state.config).await;

@@ -2,7 +2,15 @@
 //! call the core, and map results; the core never names axum. `serve` takes
 //! an already-bound listener and a shutdown token, so tests bind port 0 and
 //! never wait for start-up, and `main` decides how and where to bind.
+//!
+//! The accept loop is ours (hyper's HTTP/1 connection builder, as
+//! `axum::serve` uses, which offers no knobs): idle or slow connections must
+//! not be able to starve `/health`, which ChatDO gives one second. So every
+//! connection has a header-read deadline that also ends idle keep-alive
+//! connections, at most `max_connections` are served at once, and a few more
+//! slots beyond that answer only `/health` (everything else 503 at once).
 
+pub mod auth;
 mod chat;
 mod error;
 mod extract;
@@ -187,21 +195,150 @@ pub(crate) async fn blocking<T: Send + 'static, E: Into<ApiError> + Send + 'stat
     }
 }
 
-/// Serves `state` on `listener` until `shutdown` is cancelled, then drains
-/// in-flight requests for at most `drain`.
+/// Connections accepted beyond `max_connections` that answer `/health` only
+/// (anything else: 503 at once), one request each, so a flood of idle
+/// connections never leaves supervisors and ChatDO without an answer.
+pub const HEALTH_ONLY_SLOTS: usize = 16;
+
+/// The header-read deadline of a `/health`-only connection: it frees its slot
+/// this soon when the client says nothing (a probe speaks at once).
+pub const HEALTH_ONLY_HEADER_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// The slot a connection holds until it closes.
+struct Slot {
+    /// Released when the connection's task ends.
+    _permit: tokio::sync::OwnedSemaphorePermit,
+    /// One of [`HEALTH_ONLY_SLOTS`], not of `max_connections`.
+    health_only: bool,
+}
+
+/// The answer on a `/health`-only connection to any other route.
+fn too_many_connections(max: usize) -> axum::response::Response {
+    use axum::response::IntoResponse as _;
+    let mut resp = ApiError {
+        status: axum::http::StatusCode::SERVICE_UNAVAILABLE,
+        detail: format!(
+            "too many open connections (the limit is {max}; MEMORY_SERVICE_MAX_CONNECTIONS); \
+             only /health is answered until some close; retry shortly"
+        ),
+    }
+    .into_response();
+    let h = resp.headers_mut();
+    h.insert(
+        axum::http::header::RETRY_AFTER,
+        axum::http::HeaderValue::from_static("1"),
+    );
+    h.insert(
+        axum::http::header::CONNECTION,
+        axum::http::HeaderValue::from_static("close"),
+    );
+    resp
+}
+
+/// Serves `state` on `listener` until `shutdown` is cancelled, then stops
+/// accepting and drains in-flight requests for at most `drain`.
+///
+/// Connections are bounded by `state.config`: `max_connections` served at
+/// once plus [`HEALTH_ONLY_SLOTS`] for `/health`; beyond both, connections
+/// wait in the kernel's backlog (a health-only slot frees within
+/// [`HEALTH_ONLY_HEADER_TIMEOUT`] plus one answer). `header_timeout` bounds
+/// the wait for each request head, from the connection's start and again
+/// after each response (hyper starts its timer whenever it waits for a
+/// head), so it closes idle keep-alive connections too. Source: hyper
+/// 1.12's `proto/h1/conn.rs` (`poll_read_head` arms the timer whenever it is
+/// not running; it is disarmed once a head is parsed); see
+/// hyperium/hyper#3828.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: AppState,
     shutdown: CancellationToken,
     drain: Duration,
 ) -> std::io::Result<()> {
+    use std::sync::Arc;
+    use tokio::sync::Semaphore;
+    use tower::ServiceExt as _;
+
+    let max = state.config.max_connections;
+    let header_timeout = state.config.header_timeout;
     let app = router(state);
-    let graceful = axum::serve(listener, app).with_graceful_shutdown(shutdown.clone().cancelled_owned());
-    tokio::select! {
-        r = graceful => r,
-        () = async { shutdown.cancelled().await; tokio::time::sleep(drain).await } => {
-            tracing::warn!(?drain, "requests still in flight after the drain timeout; closing them");
-            Ok(())
-        }
+    let full = Arc::new(Semaphore::new(max));
+    let health_only = Arc::new(Semaphore::new(HEALTH_ONLY_SLOTS));
+    // Each connection task holds a receiver; the drain waits for all to drop.
+    let (open_tx, open_rx) = tokio::sync::watch::channel(());
+    loop {
+        let slot = tokio::select! {
+            biased;
+            () = shutdown.cancelled() => break,
+            p = full.clone().acquire_owned() => Slot { _permit: p.expect("never closed"), health_only: false },
+            p = health_only.clone().acquire_owned() => Slot { _permit: p.expect("never closed"), health_only: true },
+        };
+        let (stream, _peer) = tokio::select! {
+            () = shutdown.cancelled() => break,
+            r = listener.accept() => match r {
+                Ok(x) => x,
+                Err(e) => {
+                    // EMFILE and the like: give descriptors a moment to come back.
+                    tracing::warn!(error = %e, "accepting a connection failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        // A full slot may have freed while we waited in accept.
+        let slot = match full.clone().try_acquire_owned() {
+            Ok(p) if slot.health_only => Slot {
+                _permit: p,
+                health_only: false,
+            },
+            _ => slot,
+        };
+        let only_health = slot.health_only;
+        let app = app.clone();
+        let service = hyper::service::service_fn(move |req: axum::http::Request<hyper::body::Incoming>| {
+            let app = app.clone();
+            async move {
+                if only_health && req.uri().path() != "/health" {
+                    return Ok::<_, std::convert::Infallible>(too_many_connections(max));
+                }
+                app.oneshot(req.map(axum::body::Body::new)).await
+            }
+        });
+        let mut builder = hyper::server::conn::http1::Builder::new();
+        builder
+            .timer(hyper_util::rt::TokioTimer::new())
+            .header_read_timeout(if only_health {
+                header_timeout.min(HEALTH_ONLY_HEADER_TIMEOUT)
+            } else {
+                header_timeout
+            })
+            .keep_alive(!only_health);
+        let shutdown = shutdown.clone();
+        let open = open_rx.clone();
+        tokio::spawn(async move {
+            let _slot = slot;
+            let _open = open;
+            let conn = builder.serve_connection(hyper_util::rt::TokioIo::new(stream), service);
+            tokio::pin!(conn);
+            let r = tokio::select! {
+                r = conn.as_mut() => r,
+                () = shutdown.cancelled() => {
+                    conn.as_mut().graceful_shutdown();
+                    conn.await
+                }
+            };
+            if let Err(e) = r {
+                tracing::debug!(error = %e, "connection ended with an error");
+            }
+        });
     }
+    // Stop accepting: new connections are refused from here on.
+    drop(listener);
+    drop(open_rx);
+    if tokio::time::timeout(drain, open_tx.closed()).await.is_err() {
+        tracing::warn!(
+            ?drain,
+            "requests still in flight after the drain timeout; closing them"
+        );
+    }
+    Ok(())
 }

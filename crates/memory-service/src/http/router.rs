@@ -1,15 +1,17 @@
 //! Every route, in one list, and the layers around them: a `Host` check
 //! (DNS-rebinding defence: a page on evil.example resolving to 127.0.0.1
-//! must not reach us), CORS for the configured origins only, a body limit,
-//! a request timeout, and a panic catcher that turns a handler panic into a
-//! 500 while the service stays up.
+//! must not reach us; it runs before CORS, so a preflight from such a page is
+//! refused, not answered), CORS for the configured origins only, the bearer
+//! token of a remote instance, a body limit, a request timeout, a panic
+//! catcher that turns a handler panic into a 500 while the service stays up,
+//! and a `{"detail"}` body for the framework's own bodiless errors (405, 408).
 
 use std::time::Duration;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::extract::{MatchedPath, Request, State};
-use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::http::{HeaderValue, Method, StatusCode, Version, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
@@ -17,7 +19,7 @@ use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::cors::{AllowHeaders, AllowMethods, AllowOrigin, CorsLayer};
 use tower_http::timeout::TimeoutLayer;
 
-use super::{ApiError, AppState, chat, facts, filetree, health, metrics, page, search, sources};
+use super::{ApiError, AppState, auth, chat, facts, filetree, health, metrics, page, search, sources};
 
 /// Largest request body accepted (413 above it, from `ApiJson`).
 pub const BODY_LIMIT: usize = 10 * 1024 * 1024;
@@ -67,15 +69,18 @@ pub fn router(state: AppState) -> Router {
     );
     routes
         .fallback(|| async { ApiError::client(StatusCode::NOT_FOUND, "Not Found") })
+        // Innermost first: the last layer added sees the request first.
         .layer(middleware::from_fn_with_state(state.clone(), wait_for_open))
+        .layer(middleware::from_fn_with_state(state.clone(), auth::require_token))
+        .layer(cors)
         .layer(middleware::from_fn_with_state(state.clone(), check_host))
         .layer(middleware::from_fn_with_state(state.clone(), count))
-        .layer(cors)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
             REQUEST_TIMEOUT,
         ))
+        .layer(middleware::map_response(detail_for_bodiless_errors))
         .layer(CatchPanicLayer::custom(|_: Box<dyn std::any::Any + Send>| {
             tracing::error!("a request handler panicked; the service goes on");
             ApiError {
@@ -137,20 +142,87 @@ async fn wait_for_open(State(state): State<AppState>, req: Request, next: Next) 
     next.run(req).await
 }
 
+/// One `Host` header naming this service: two are 400 (a proxy and we could
+/// read different ones), none on HTTP/1.1 is 400 (RFC 9112 section 3.2); a
+/// foreign name is 403, unless the instance serves other machines
+/// (`--allow-remote`), whose clients name it by any address and whose
+/// requests the bearer token guards instead.
 async fn check_host(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    if let Some(host) = req.headers().get(header::HOST) {
-        let ok = host
-            .to_str()
-            .is_ok_and(|h| host_allowed(h, &state.config.host, state.monitor.identity().port));
-        if !ok {
+    let mut hosts = req.headers().get_all(header::HOST).iter();
+    let (first, second) = (hosts.next(), hosts.next());
+    if second.is_some() {
+        return ApiError::client(StatusCode::BAD_REQUEST, "more than one Host header").into_response();
+    }
+    // An absolute-form target (`GET http://name/ HTTP/1.1`) names the host
+    // too, and wins over the header (RFC 9112 section 3.2.2): check it alike.
+    let authority = req.uri().authority().map(|a| a.as_str().to_string());
+    if let Some(a) = &authority
+        && !state.config.allow_remote
+        && !host_allowed(a, &state.config.host, state.monitor.identity().port)
+    {
+        return ApiError::client(
+            StatusCode::FORBIDDEN,
+            "the request target names a host that is not a loopback name of this service (DNS rebinding protection)",
+        )
+        .into_response();
+    }
+    match first {
+        None if req.version() == Version::HTTP_11 => {
             return ApiError::client(
-                StatusCode::FORBIDDEN,
-                "Host header is not a loopback name of this service (DNS rebinding protection)",
+                StatusCode::BAD_REQUEST,
+                "an HTTP/1.1 request needs a Host header (RFC 9112 section 3.2)",
             )
             .into_response();
         }
+        None => {}
+        Some(host) => {
+            let ok = host.to_str().is_ok_and(|h| {
+                state.config.allow_remote
+                    || host_allowed(h, &state.config.host, state.monitor.identity().port)
+            });
+            if !ok {
+                return ApiError::client(
+                    StatusCode::FORBIDDEN,
+                    "Host header is not a loopback name of this service (DNS rebinding protection)",
+                )
+                .into_response();
+            }
+        }
     }
     next.run(req).await
+}
+
+/// Gives an error the framework answered without a body (405 for a method a
+/// route lacks, 408 from the timeout) the `{"detail"}` every error has.
+async fn detail_for_bodiless_errors(resp: Response) -> Response {
+    let status = resp.status();
+    if !(status.is_client_error() || status.is_server_error())
+        || resp.headers().contains_key(header::CONTENT_TYPE)
+        || axum::body::HttpBody::size_hint(resp.body()).exact() != Some(0)
+    {
+        return resp;
+    }
+    let (mut parts, _) = resp.into_parts();
+    parts.headers.remove(header::CONTENT_LENGTH);
+    let detail = match status {
+        StatusCode::METHOD_NOT_ALLOWED => format!(
+            "method not allowed here; this route accepts {}",
+            parts
+                .headers
+                .get(header::ALLOW)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("other methods")
+        ),
+        StatusCode::REQUEST_TIMEOUT => format!(
+            "the request took longer than {} s and was abandoned",
+            REQUEST_TIMEOUT.as_secs()
+        ),
+        s => s.canonical_reason().unwrap_or("error").to_string(),
+    };
+    let body = ApiError::client(status, detail).into_response();
+    let (body_parts, body) = body.into_parts();
+    parts.headers.extend(body_parts.headers);
+    Response::from_parts(parts, body)
 }
 
 #[cfg(test)]

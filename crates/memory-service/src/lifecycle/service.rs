@@ -74,6 +74,15 @@ fn run_commands(cmds: &[Vec<String>], must_succeed: bool) -> anyhow::Result<()> 
 
 /// Runs `install-service`.
 pub fn install(config: &Config, args: &InstallArgs) -> anyhow::Result<ExitCode> {
+    if config.allow_remote {
+        eprintln!(
+            "memory-service: install-service writes a loopback-only service; --allow-remote is not carried into it\n  \
+             next: install without --allow-remote and --host, or write your own unit running \
+             `memory-service --allow-remote --host {} serve`",
+            config.host
+        );
+        return Ok(ExitCode::Usage);
+    }
     let kind = args.kind.kind();
     let paths = Paths::from_env()?;
     let exe = std::env::current_exe()

@@ -239,6 +239,9 @@ fn spawn_serve(config: &Config) -> anyhow::Result<Child> {
     let err = out.try_clone().context("duplicating the log handle")?;
     let exe = std::env::current_exe().context("finding this program's path")?;
     let mut cmd = Command::new(exe);
+    if config.allow_remote {
+        cmd.arg("--allow-remote");
+    }
     cmd.arg("--home")
         .arg(&config.home)
         .arg("--host")
@@ -321,6 +324,15 @@ fn spawn_and_wait(config: &Config, deadline: Instant) -> anyhow::Result<Spawned>
                 println!("   URL:  {}", config.base_url());
                 println!("   Home: {}", config.home.display());
                 println!("   Log:  {}", log.display());
+                if config.allow_remote {
+                    eprintln!(
+                        "⚠️  --allow-remote: it listens on {}:{}; other machines can reach it. Every request \
+                         but /health needs `Authorization: Bearer <token>`, the token in {}",
+                        config.host,
+                        config.port,
+                        crate::http::auth::token_path(&config.home).display()
+                    );
+                }
                 if !ready {
                     println!(
                         "   (still opening its database; `memory-service status` shows when it is ready)"

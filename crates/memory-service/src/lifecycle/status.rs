@@ -31,6 +31,21 @@ fn uptime(secs: u64) -> String {
     }
 }
 
+/// `host:port` (`[v6]:port`), with what an unspecified or non-loopback
+/// address means for people.
+fn listening(host: &str, port: u64) -> String {
+    let addr = if host.contains(':') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    };
+    match host.parse::<std::net::IpAddr>() {
+        Ok(ip) if ip.is_unspecified() => format!("{addr} (every interface; other machines can reach it)"),
+        Ok(ip) if !ip.is_loopback() => format!("{addr} (other machines can reach it)"),
+        _ => addr,
+    }
+}
+
 /// Gathers the status as a JSON object and its exit code.
 pub fn gather(config: &Config) -> (serde_json::Value, StatusCode) {
     let log = log_path(config);
@@ -69,6 +84,11 @@ pub fn gather(config: &Config) -> (serde_json::Value, StatusCode) {
                     v[k] = body[k].clone();
                 }
                 v["health"] = body["state"].clone();
+                // The address the instance bound (its /health `host`), not the
+                // loopback URL we dial: `0.0.0.0` means every interface.
+                if let (Some(h), Some(p)) = (body["host"].as_str(), body["port"].as_u64()) {
+                    v["listening"] = json!(listening(h, p));
+                }
             }
             StatusCode::Running
         }
@@ -178,6 +198,7 @@ pub fn run(config: &Config, args: &StatusArgs) -> StatusCode {
         ("PID", "pid"),
         ("Program", "program"),
         ("URL", "url"),
+        ("Listen", "listening"),
         ("Home", "home"),
         ("Version", "version"),
     ] {
@@ -247,6 +268,14 @@ mod tests {
         s.state = SemanticState::Off;
         s.reason = Some("no embedding model at /x; run `memory-service model install`".into());
         assert!(super::semantic_line(&s).starts_with("off: no embedding model at /x"));
+    }
+
+    #[test]
+    fn listening_addresses() {
+        assert_eq!(super::listening("127.0.0.1", 5858), "127.0.0.1:5858");
+        assert_eq!(super::listening("::1", 1), "[::1]:1");
+        assert!(super::listening("0.0.0.0", 2).starts_with("0.0.0.0:2 (every interface"));
+        assert!(super::listening("192.0.2.1", 3).ends_with("(other machines can reach it)"));
     }
 
     #[test]

@@ -40,6 +40,10 @@ pub(super) fn fixture_with(cfg: memory_indexer::IndexerConfig) -> Fixture {
         cors_origins: vec!["http://localhost:5173".into()],
         embedding_model: dir.path().join("no-model"),
         chatdo_projects: None,
+        allow_remote: false,
+        header_timeout: crate::config::DEFAULT_HEADER_TIMEOUT,
+        max_connections: crate::config::DEFAULT_MAX_CONNECTIONS,
+        auth_token: None,
     };
     let monitor = Monitor::new(Identity {
         service: "memory-service",
