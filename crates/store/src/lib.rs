@@ -511,6 +511,16 @@ impl Store {
         Ok(deleted)
     }
 
+    /// Indexer side: a source's root folder is gone. Marks it `error` with `message` and
+    /// hides its files from search at once (an empty generation swapped in; the old one
+    /// is collected as garbage); chat rows are untouched. False for an unknown id.
+    pub fn mark_source_missing(&self, id: &str, message: &str) -> Result<bool, StoreError> {
+        let (id, message) = (id.to_string(), message.to_string());
+        let marked = self.write(true, move |c| sources::mark_missing(c, &id, &message))?;
+        self.inner.changes.bump();
+        Ok(marked)
+    }
+
     /// `GET /sources/{id}/jobs`: the newest `limit` jobs, newest first.
     pub fn source_jobs(&self, id: &str, limit: usize) -> Result<Vec<FileJob>, StoreError> {
         self.check_open()?;
@@ -830,7 +840,10 @@ mod tests {
         };
         let kept = sizes("SELECT scope, chunks FROM scope_sizes ORDER BY scope");
         assert_eq!(kept.len(), 4, "two projects' chats and two generations: {kept:?}");
-        assert_eq!(kept, sizes("SELECT scope, count(*) FROM chunks GROUP BY scope ORDER BY scope"));
+        assert_eq!(
+            kept,
+            sizes("SELECT scope, count(*) FROM chunks GROUP BY scope ORDER BY scope")
+        );
         let search = |project: &str| {
             let q = SearchRequest {
                 project_id: project.into(),
