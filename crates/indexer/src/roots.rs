@@ -5,7 +5,7 @@
 //! `IndexerConfig::root_check` (and at once when a watcher reports the root removed),
 //! gathers facts ([`observe`]: exists? a directory? which device and inode?) and lets a
 //! pure function ([`decide`]) say what to do with them and the source's stored state:
-//! - gone: the source becomes `error` with [`missing_message`], its files leave search
+//! - gone (or only the empty mount point of a drive unmounted is left): the source becomes `error` with [`missing_message`], its files leave search
 //!   (the store swaps in an empty generation; the old one is garbage-collected), its
 //!   watcher is dropped, and `/health` lists it (see [`Monitor::missing`]);
 //! - back: the watcher is re-armed on the directory now there and a sync job indexes it
@@ -17,7 +17,7 @@
 //! (which rewrites the status) is corrected at the next round, and a restart changes
 //! nothing: a missing root is recognised by its stored message.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
@@ -32,13 +32,16 @@ use crate::watch::Watchers;
 /// How every "root missing" `last_error` starts (how a restart recognises one).
 pub const ROOT_MISSING: &str = "Source folder is missing: ";
 
-/// A directory's identity: device and inode number (`stat(2)`'s `st_dev`, `st_ino`).
+/// A directory's identity: device and inode number (`stat(2)`'s `st_dev`, `st_ino`), and
+/// whether it is a mount point (on another device than its parent).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct RootId {
     /// `st_dev`.
     pub dev: u64,
     /// `st_ino`.
     pub ino: u64,
+    /// Its parent is on another device: a drive is mounted here.
+    pub mount_point: bool,
 }
 
 /// What is at a root's path now.
@@ -67,6 +70,10 @@ pub(crate) fn observe(root: &Path) -> Observed {
         Ok(m) if m.is_dir() => Observed::Dir(RootId {
             dev: m.dev(),
             ino: m.ino(),
+            mount_point: root
+                .parent()
+                .and_then(|p| std::fs::symlink_metadata(p).ok())
+                .is_some_and(|p| p.dev() != m.dev()),
         }),
         Ok(m) if m.file_type().is_symlink() => Observed::Gone(missing_message(
             root,
@@ -78,6 +85,19 @@ pub(crate) fn observe(root: &Path) -> Observed {
             "does not exist (deleted, renamed, or its drive unmounted)",
         )),
         Err(e) => Observed::Gone(missing_message(root, &format!("cannot be looked at ({e})"))),
+    }
+}
+
+/// What is at a root that was a mount point when last seen (`was_mount_point`): a plain
+/// directory there now is the empty mount point of an unmounted drive, not the source's
+/// folder, so it counts as gone (indexing it would drop every file of the drive). Pure.
+pub(crate) fn unless_unmounted(root: &Path, observed: Observed, was_mount_point: bool) -> Observed {
+    match observed {
+        Observed::Dir(id) if was_mount_point && !id.mount_point => Observed::Gone(missing_message(
+            root,
+            "is no longer a mounted drive (only its empty mount point is left)",
+        )),
+        other => other,
     }
 }
 
@@ -171,6 +191,9 @@ struct MonitorState {
     kicked: bool,
     /// Source id -> its missing message, as of the last round.
     missing: BTreeMap<String, String>,
+    /// Sources whose root was last seen as a mount point (in memory: after a restart
+    /// with the drive unmounted, its empty mount point looks like an empty folder).
+    mounted: BTreeSet<String>,
 }
 
 impl Monitor {
@@ -235,7 +258,17 @@ fn round(shared: &Arc<Shared>, watchers: &Watchers) -> Result<(), IndexerError> 
     let sources = shared.store.list_sources()?;
     let mut missing = BTreeMap::new();
     for s in &sources {
-        let observed = observe(Path::new(&s.root_path));
+        let root = Path::new(&s.root_path);
+        let was_mount_point = shared.roots.lock().mounted.contains(&s.id);
+        let observed = unless_unmounted(root, observe(root), was_mount_point);
+        if let Observed::Dir(RootId { mount_point, .. }) = observed {
+            let mut state = shared.roots.lock();
+            if mount_point {
+                state.mounted.insert(s.id.clone());
+            } else {
+                state.mounted.remove(&s.id);
+            }
+        }
         let facts = Facts {
             status: s.status,
             last_error: s.last_error.as_deref(),
@@ -264,7 +297,9 @@ fn round(shared: &Arc<Shared>, watchers: &Watchers) -> Result<(), IndexerError> 
         }
     }
     watchers.retain(|id| sources.iter().any(|s| s.id == id));
-    shared.roots.lock().missing = missing;
+    let mut state = shared.roots.lock();
+    state.missing = missing;
+    state.mounted.retain(|id| sources.iter().any(|s| s.id == *id));
     Ok(())
 }
 
@@ -315,8 +350,47 @@ fn start_watcher(shared: &Arc<Shared>, watchers: &Watchers, s: &Source) {
 mod tests {
     use super::*;
 
-    const A: RootId = RootId { dev: 1, ino: 10 };
-    const B: RootId = RootId { dev: 1, ino: 11 };
+    const A: RootId = RootId {
+        dev: 1,
+        ino: 10,
+        mount_point: false,
+    };
+    const B: RootId = RootId {
+        dev: 1,
+        ino: 11,
+        mount_point: false,
+    };
+
+    #[test]
+    fn an_empty_mount_point_left_by_an_unmounted_drive_counts_as_gone() {
+        let root = Path::new("/mnt/usb");
+        let drive = RootId {
+            dev: 9,
+            ino: 1,
+            mount_point: true,
+        };
+        let empty_mount_point = RootId {
+            dev: 1,
+            ino: 77,
+            mount_point: false,
+        };
+        let Observed::Gone(m) = unless_unmounted(root, Observed::Dir(empty_mount_point), true) else {
+            panic!("an unmounted drive is gone")
+        };
+        assert!(
+            m.starts_with(ROOT_MISSING) && m.contains("no longer a mounted drive"),
+            "{m}"
+        );
+        // Mounted again, or never a mount point: the directory is the folder.
+        assert_eq!(
+            unless_unmounted(root, Observed::Dir(drive), true),
+            Observed::Dir(drive)
+        );
+        assert_eq!(
+            unless_unmounted(root, Observed::Dir(empty_mount_point), false),
+            Observed::Dir(empty_mount_point)
+        );
+    }
 
     fn facts<'a>(observed: &'a Observed) -> Facts<'a> {
         Facts {
