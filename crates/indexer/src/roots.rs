@@ -320,6 +320,8 @@ fn act(shared: &Arc<Shared>, watchers: &Watchers, s: &Source, verdict: Verdict) 
                 // being hidden: stop it (the next round corrects the status it leaves).
                 shared.cancel_source(&s.id);
                 shared.store.mark_source_missing(&s.id, &message)?;
+                // The worker deletes the hidden generation's rows after its next task.
+                shared.notify_jobs();
             }
         }
         Verdict::Returned { arm } => {

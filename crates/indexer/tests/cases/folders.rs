@@ -18,6 +18,14 @@ fn watching() -> IndexerConfig {
     }
 }
 
+fn file_chunk_rows(env: &Env) -> i64 {
+    let conn = rusqlite::Connection::open(env.db()).expect("raw open");
+    conn.query_row("SELECT count(*) FROM chunks WHERE kind = 'file'", [], |r| {
+        r.get(0)
+    })
+    .expect("count")
+}
+
 fn status(store: &Store, id: &str) -> (SourceStatus, Option<String>) {
     let s = store.get_source(id).expect("get").expect("known");
     (s.status, s.last_error)
@@ -65,6 +73,9 @@ fn a_deleted_root_is_flagged_and_hidden_then_indexed_and_watched_again() {
         store.get_source(&id).expect("get").expect("known").files_indexed,
         0
     );
+    eventually("the hidden chunks deleted in the background", || {
+        file_chunk_rows(&env) == 0
+    });
 
     std::fs::create_dir(&root).expect("mkdir root");
     write(&root, "back.md", "the bison came back");
