@@ -74,7 +74,7 @@ impl Watchers {
         let result = Self::try_start(source, root, shared, debounce);
         let mut reg = self.lock();
         if reg.closed {
-            return Ok(()); // dropped outside the lock, below
+            return Ok(()); // the new watcher is dropped after the lock (declared before it)
         }
         let (watcher, result) = match result {
             Ok(w) => {
