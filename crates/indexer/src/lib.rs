@@ -12,6 +12,7 @@
 //! - `pass`: one incremental pass over a source, in small batches.
 //! - `runner`: the worker thread running jobs and watcher refreshes one at a time.
 //! - `watch`: one debounced watcher per source.
+//! - `roots`: source folders that disappear, come back or are replaced.
 //! - [`filetree`]: the two filetree endpoints' core, strictly confined to the root.
 //! - [`embedding_stage`]: the thread giving every chunk its embedding.
 //! - `error`: [`IndexerError`].
@@ -31,6 +32,7 @@ pub mod extract;
 pub mod filetree;
 pub mod guard;
 mod pass;
+mod roots;
 mod runner;
 pub mod walk;
 mod watch;
@@ -43,6 +45,7 @@ use std::time::{Duration, Instant};
 use memory_store::{FileJob, FileJobKind, FileJobState, NewSource, Source, Store};
 
 pub use error::IndexerError;
+pub use roots::{ROOT_MISSING, missing_message};
 
 use runner::Shared;
 use watch::Watchers;
@@ -75,6 +78,10 @@ pub struct IndexerConfig {
     /// Directories no source may be or contain (the service's home); see
     /// [`guard::check_root`]. Default none.
     pub protected: Vec<PathBuf>,
+    /// How often every source root is looked at (one `lstat` each) to notice a folder
+    /// deleted, unmounted, back again or replaced (default 1 s: "within seconds", at a
+    /// cost of microseconds per source; a watcher event on a root also triggers a look).
+    pub root_check: Duration,
 }
 
 impl Default for IndexerConfig {
@@ -90,6 +97,7 @@ impl Default for IndexerConfig {
             read_timeout: Duration::from_secs(30),
             shutdown_wait: Duration::from_secs(5),
             protected: Vec::new(),
+            root_check: Duration::from_secs(1),
         }
     }
 }
@@ -97,8 +105,11 @@ impl Default for IndexerConfig {
 /// The file indexer: cheap to share behind an `Arc`, blocking methods.
 pub struct Indexer {
     shared: Arc<Shared>,
-    watchers: Watchers,
+    watchers: Arc<Watchers>,
     worker: Mutex<Option<JoinHandle<()>>>,
+    /// The root monitor thread (see `roots`) and its end signal (disconnected when it
+    /// has returned).
+    monitor: Mutex<Option<(JoinHandle<()>, std::sync::mpsc::Receiver<()>)>>,
     /// Disconnected when the worker thread has returned (or panicked).
     worker_gone: Mutex<Option<std::sync::mpsc::Receiver<()>>>,
 }
@@ -123,8 +134,8 @@ fn expand_tilde(path: &str) -> PathBuf {
 
 impl Indexer {
     /// Starts the worker, queues an incremental sync for every source that has no job
-    /// waiting, and starts a watcher per source (a watcher that fails is reported by
-    /// [`Indexer::problems`], not fatal).
+    /// waiting, starts a watcher per source (a watcher that fails is reported by
+    /// [`Indexer::problems`], not fatal) and the monitor of source roots.
     pub fn start(store: Store, cfg: IndexerConfig) -> Result<Indexer, IndexerError> {
         let sources = store.list_sources()?;
         for s in &sources {
@@ -148,13 +159,26 @@ impl Indexer {
             .map_err(|e| IndexerError::Unavailable(format!("starting the file indexer thread: {e}")))?;
         let indexer = Indexer {
             shared,
-            watchers: Watchers::default(),
+            watchers: Arc::new(Watchers::default()),
             worker: Mutex::new(Some(worker)),
+            monitor: Mutex::new(None),
             worker_gone: Mutex::new(Some(gone_rx)),
         };
         for s in &sources {
             indexer.watch(s);
         }
+        let (shared, watchers) = (Arc::clone(&indexer.shared), Arc::clone(&indexer.watchers));
+        let (gone_tx, gone_rx) = std::sync::mpsc::channel::<()>();
+        let monitor = std::thread::Builder::new()
+            .name("source-roots".into())
+            .spawn(move || {
+                let _gone = gone_tx;
+                roots::run(shared, watchers)
+            })
+            .map_err(|e| {
+                IndexerError::Unavailable(format!("starting the source folder monitor thread: {e}"))
+            })?;
+        *indexer.monitor.lock().unwrap_or_else(PoisonError::into_inner) = Some((monitor, gone_rx));
         Ok(indexer)
     }
 
@@ -299,13 +323,20 @@ impl Indexer {
     }
 
     /// Health hook for `/health`: a pass stuck without progress, watchers that could not
-    /// start, a stopped worker. Empty when all is well. Never touches the database.
+    /// start, source folders that are missing (see [`missing_message`]), a stopped
+    /// worker or root monitor. Empty when all is well. Never touches the database.
     pub fn problems(&self) -> Vec<String> {
         let mut out = Vec::new();
         if let Some(stuck) = self.shared.stuck() {
             out.push(stuck);
         }
         out.extend(self.watchers.problems());
+        out.extend(self.shared.roots.missing());
+        let monitor = self.monitor.lock().unwrap_or_else(PoisonError::into_inner);
+        if monitor.as_ref().is_some_and(|(m, _)| m.is_finished()) {
+            out.push("the source folder monitor thread has stopped: deleted or returning folders go unnoticed; restart the service".into());
+        }
+        drop(monitor);
         let worker = self.worker.lock().unwrap_or_else(PoisonError::into_inner);
         if worker.as_ref().is_some_and(|w| w.is_finished()) {
             out.push("the file indexer thread has stopped".into());
@@ -313,13 +344,36 @@ impl Indexer {
         out
     }
 
+    /// Tests only: while `paused`, every pass (job or refresh) waits at its start, counted
+    /// as running without progress (what `/health`'s stuck-job reason reports).
+    #[doc(hidden)]
+    pub fn pause_passes_for_tests(&self, paused: bool) {
+        self.shared.pause_passes(paused);
+    }
+
     /// Stops the watchers, then the worker at a file boundary (its job is re-queued and
     /// resumes at the next start). Waits at most `cfg.shutdown_wait` for the worker: one
     /// blocked in the file system is left behind (logged) so that `stop` always ends.
     /// Idempotent; also run on drop. Call before [`Store::shutdown`].
     pub fn shutdown(&self) {
-        self.watchers.stop_all();
         self.shared.stop();
+        self.watchers.stop_all();
+        // The monitor ends at its wake-up (now) unless an `lstat` of a hung mount holds
+        // it; it is then left behind, like a blocked worker.
+        let monitor = self.monitor.lock().unwrap_or_else(PoisonError::into_inner).take();
+        if let Some((m, gone)) = monitor {
+            let ended = !matches!(
+                gone.recv_timeout(self.shared.cfg.shutdown_wait),
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout)
+            );
+            if !ended {
+                tracing::error!(
+                    "the source folder monitor thread did not stop (blocked in the file system?); leaving it behind"
+                );
+            } else if m.join().is_err() {
+                tracing::error!("the source folder monitor thread panicked");
+            }
+        }
         let worker = self.worker.lock().unwrap_or_else(PoisonError::into_inner).take();
         let gone = self
             .worker_gone

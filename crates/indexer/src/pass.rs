@@ -162,13 +162,18 @@ pub(crate) fn run(
     tick: &dyn Fn(),
 ) -> Result<PassEnd, IndexerError> {
     let root = target.rules.root();
-    if !root.is_dir() {
-        return Err(IndexerError::InvalidInput(format!(
-            "Source root path does not exist: {}",
-            root.display()
-        )));
+    // The same message the root monitor records, so a job failing on a missing root and
+    // the monitor agree (see `roots`).
+    if let crate::roots::Observed::Gone(message) = crate::roots::observe(root) {
+        return Err(IndexerError::InvalidInput(message));
     }
-    let walked = target.rules.walk(stop);
+    let walked = target.rules.walk(stop)?;
+    for why in &walked.unsafe_dirs {
+        tracing::warn!(
+            source = target.source_id,
+            "folder skipped: {why}; replace or remove that file"
+        );
+    }
     let mut known: HashMap<String, FileRecord> = store
         .file_records(target.source_id, target.generation)?
         .into_iter()

@@ -14,6 +14,7 @@ use memory_store::{ClaimedFileJob, JobEnd, Store, StoreError};
 use crate::IndexerConfig;
 use crate::error::IndexerError;
 use crate::pass::{self, PassEnd, Target};
+use crate::roots::Monitor;
 use crate::walk::Rules;
 
 /// Rows deleted per garbage-collection transaction.
@@ -35,6 +36,8 @@ struct State {
     /// Sources whose watcher saw changes.
     refresh: BTreeSet<String>,
     current: Option<Current>,
+    /// Tests only: a pass waits at its start, without progress, while set.
+    paused: bool,
 }
 
 /// State shared by the handle, the worker and the watchers.
@@ -50,6 +53,8 @@ pub(crate) struct Shared {
     /// When the worker last made progress (ms since `epoch`), for the stuck detector.
     heartbeat_ms: AtomicU64,
     epoch: Instant,
+    /// The source-root monitor's wake-ups and findings (see `roots`).
+    pub roots: Monitor,
 }
 
 impl Shared {
@@ -66,6 +71,7 @@ impl Shared {
             job_done_lock: Mutex::new(()),
             heartbeat_ms: AtomicU64::new(0),
             epoch: Instant::now(),
+            roots: Monitor::default(),
         }
     }
 
@@ -102,8 +108,16 @@ impl Shared {
         }
     }
 
-    /// Asks the worker to exit after the current file.
+    /// Tests only: passes wait at their start (running, without progress) while
+    /// `paused`; a way to wedge a job that the walker's own defences do not undo.
+    pub fn pause_passes(&self, paused: bool) {
+        self.lock().paused = paused;
+        self.wake.notify_all();
+    }
+
+    /// Asks the worker to exit after the current file, and the root monitor to end.
     pub fn stop(&self) {
+        self.roots.stop();
         let mut s = self.lock();
         s.stop = true;
         if let Some(c) = &s.current {
@@ -193,6 +207,9 @@ fn begin(shared: &Shared, source_id: &str, job_id: Option<i64>) -> Arc<AtomicBoo
         cancel: Arc::clone(&cancel),
     });
     shared.beat();
+    while s.paused && !s.stop && !cancel.load(Ordering::Relaxed) {
+        s = shared.wake.wait(s).unwrap_or_else(PoisonError::into_inner);
+    }
     cancel
 }
 
@@ -237,7 +254,9 @@ fn run_job(shared: &Shared, claimed: ClaimedFileJob) -> bool {
     let end = match outcome {
         Ok(PassEnd::Done(_)) => JobEnd::Completed,
         Ok(PassEnd::Stopped(_)) if stopping => JobEnd::Requeued,
-        Ok(PassEnd::Stopped(_)) => JobEnd::Cancelled("cancelled: its source was deleted".into()),
+        Ok(PassEnd::Stopped(_)) => {
+            JobEnd::Cancelled("cancelled: its source was deleted or its folder went missing".into())
+        }
         // The job stopped running under us (source deleted): nothing to record.
         Err(IndexerError::NotFound(_)) => return stopping,
         Err(e) => JobEnd::Failed(e.to_string()),

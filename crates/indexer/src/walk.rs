@@ -2,8 +2,18 @@
 //! `.ignore` and `.git/info/exclude` honoured, in a git repository or not), the source's
 //! exclude globs (the original's defaults) and include globs. It never follows a
 //! symlink (so never leaves the root) and never reads file contents: it only stats.
+//!
+//! The `ignore` crate opens each directory's ignore files with a plain blocking `open`,
+//! without checking their type: a FIFO named `.gitignore` would block the single indexer
+//! thread forever. So every directory is checked before the walker enters it
+//! ([`unsafe_ignore_file`]): one whose ignore file is a FIFO, socket or device is skipped
+//! (counted as unreadable, with a log line naming it); when the root or one of its
+//! ancestors has one, the walk refuses to start and says which file to fix.
 
+use std::fs::FileType;
+use std::os::unix::fs::FileTypeExt;
 use std::path::{Component, Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::UNIX_EPOCH;
 
 use globset::{Glob, GlobSet, GlobSetBuilder};
@@ -29,6 +39,47 @@ pub const DEFAULT_EXCLUDES: &[&str] = &[
     "*-wal",
     "*-shm",
 ];
+
+/// The files the `ignore` crate (0.4, `dir.rs`: `add_child_path`, `resolve_git_commondir`)
+/// opens in each directory it enters with our settings: `.ignore`, `.gitignore`, `.git`
+/// when it is a file (a worktree's pointer, read to find the real repository) and
+/// `.git/info/exclude`.
+const IGNORE_FILES: &[&str] = &[".ignore", ".gitignore", ".git", ".git/info/exclude"];
+
+/// What kind of file `t` is when opening it could block or never end (a FIFO, socket or
+/// device); `None` for a regular file, a directory or a symlink (the caller passes the
+/// type of what a link points to, as `open` follows it).
+fn blocking_kind(t: FileType) -> Option<&'static str> {
+    if t.is_fifo() {
+        Some("a FIFO (named pipe)")
+    } else if t.is_socket() {
+        Some("a socket")
+    } else if t.is_char_device() {
+        Some("a character device")
+    } else if t.is_block_device() {
+        Some("a block device")
+    } else {
+        None
+    }
+}
+
+/// Why the walker must not enter `dir`: one of its ignore files ([`IGNORE_FILES`]) is a
+/// FIFO, socket or device (followed through symlinks, as `open` would), which the
+/// `ignore` crate would open and block on. `None` when entering is safe. Only stats.
+/// A file swapped in between this check and the crate's open is not caught (a race a
+/// user would have to engineer; the stuck detector then reports the pass).
+pub fn unsafe_ignore_file(dir: &Path) -> Option<String> {
+    IGNORE_FILES.iter().find_map(|name| {
+        let path = dir.join(name);
+        let meta = std::fs::metadata(&path).ok()?;
+        blocking_kind(meta.file_type()).map(|kind| {
+            format!(
+                "{} is {kind}, not a regular file, so its ignore rules cannot be read",
+                path.display()
+            )
+        })
+    })
+}
 
 /// A source's file-selection rules, built once per pass or watcher.
 #[derive(Debug, Clone)]
@@ -62,6 +113,9 @@ pub struct WalkOutcome {
     /// Files outside the include globs (skipped; `.gitignore`d and excluded entries are
     /// pruned by the walker unvisited, so not counted).
     pub ignored: usize,
+    /// Directories skipped, unvisited, because an ignore file in them is a FIFO, socket
+    /// or device (see [`unsafe_ignore_file`]); each also counts once in `unreadable`.
+    pub unsafe_dirs: Vec<String>,
 }
 
 impl Rules {
@@ -123,14 +177,41 @@ impl Rules {
     }
 
     /// Walks the root; stops early (returning what it has) when `stop` says so.
-    pub fn walk(&self, stop: &dyn Fn() -> bool) -> WalkOutcome {
+    /// `InvalidInput` when the root or one of its ancestors has an ignore file the walker
+    /// would block on (see [`unsafe_ignore_file`]): nothing can be decided safely then.
+    pub fn walk(&self, stop: &dyn Fn() -> bool) -> Result<WalkOutcome, IndexerError> {
+        // The walker reads the root's and every ancestor's ignore files before the filter
+        // below can see anything.
+        if let Some(why) = self.root.ancestors().find_map(unsafe_ignore_file) {
+            return Err(IndexerError::InvalidInput(format!(
+                "Source folder {} cannot be indexed: {why}; replace or remove that file",
+                self.root.display()
+            )));
+        }
         let mut out = WalkOutcome::default();
+        let skipped: Arc<Mutex<Vec<String>>> = Arc::default();
+        let skipped_in_filter = Arc::clone(&skipped);
         let walker = WalkBuilder::new(&self.root)
             .hidden(false)
             .follow_links(false)
             .git_global(false)
             .require_git(false)
             .overrides(self.excludes.clone())
+            .filter_entry(move |entry| {
+                if !entry.file_type().is_some_and(|t| t.is_dir()) {
+                    return true;
+                }
+                match unsafe_ignore_file(entry.path()) {
+                    None => true,
+                    Some(why) => {
+                        skipped_in_filter
+                            .lock()
+                            .unwrap_or_else(PoisonError::into_inner)
+                            .push(why);
+                        false
+                    }
+                }
+            })
             .build();
         for entry in walker {
             if stop() {
@@ -169,7 +250,9 @@ impl Rules {
                 mtime_ns,
             });
         }
-        out
+        out.unsafe_dirs = std::mem::take(&mut *skipped.lock().unwrap_or_else(PoisonError::into_inner));
+        out.unreadable += out.unsafe_dirs.len();
+        Ok(out)
     }
 }
 

@@ -2,6 +2,8 @@
 
 #[path = "cases/documents.rs"]
 mod documents;
+#[path = "cases/folders.rs"]
+mod folders;
 mod helper;
 #[path = "cases/tree.rs"]
 mod tree;

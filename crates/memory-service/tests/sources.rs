@@ -438,3 +438,97 @@ fn chatdo_projects_file_end_to_end() {
     p.signal(Signal::SIGTERM);
     assert_eq!(p.wait_code(), 0);
 }
+
+/// Issue 11, item 4: a source folder deleted under a running service turns the source
+/// `error` with a `last_error` naming the folder, `/health` lists it and its files leave
+/// `/search` (chat untouched); recreated, it is indexed and watched again with no restart
+/// or reindex; a folder replaced by another at the same path is watched on the new one.
+#[test]
+fn a_deleted_recreated_or_replaced_folder_is_noticed_and_watched_again() {
+    let sb = Sandbox::new();
+    let docs = sb.path().join("docs");
+    std::fs::create_dir_all(&docs).unwrap();
+    std::fs::write(docs.join("a.md"), "the quetzal nests here\n").unwrap();
+    let (mut p, port) = serve(&sb);
+    let (id, job) = add_source(port, &docs, "docs");
+    assert_eq!(wait_job_done(port, &id, job)["status"], "completed");
+    assert_eq!(search_files(port, "proj", "quetzal").len(), 1);
+    let body = json!({"project_id": "proj", "chat_id": "c", "message_id": "m", "role": "user",
+                      "content": "we spoke of the quetzal", "timestamp": "2026-01-02T03:04:05Z",
+                      "message_index": 0});
+    let (s, v) = post(port, "/index-chat-message", &body);
+    assert_eq!(s, 200, "{v}");
+    let chat_hits = || {
+        let (s, v) = post(
+            port,
+            "/search",
+            &json!({"project_id": "proj", "query": "quetzal"}),
+        );
+        assert_eq!(s, 200, "{v}");
+        v["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|h| h["source_type"] == "chat")
+            .count()
+    };
+    poll("the chat message searchable", DEADLINE, || {
+        (chat_hits() == 1).then_some(())
+    });
+    let source = |port: u16| -> Option<Value> {
+        let (_, v) = get(port, "/sources")?;
+        v["sources"].as_array()?.iter().find(|s| s["id"] == id).cloned()
+    };
+    let canon = std::fs::canonicalize(&docs).unwrap().display().to_string();
+
+    std::fs::remove_dir_all(&docs).unwrap();
+    let s = poll("the source to say its folder is missing", DEADLINE, || {
+        source(port).filter(|s| s["status"] == "error")
+    });
+    let err = s["last_error"].as_str().unwrap();
+    assert!(
+        err.contains(&canon) && err.contains("does not exist") && err.contains("delete the source"),
+        "{err}"
+    );
+    assert!(search_files(port, "proj", "quetzal").is_empty());
+    assert_eq!(chat_hits(), 1, "chat is untouched");
+    let (_, h) = poll("/health to list the missing folder", DEADLINE, || {
+        get(port, "/health").filter(|(_, h)| h["state"] == "degraded")
+    });
+    let reasons = h["reasons"].to_string();
+    assert!(reasons.contains(&id) && reasons.contains(&canon), "{h}");
+
+    std::fs::create_dir(&docs).unwrap();
+    std::fs::write(docs.join("b.md"), "a rhea came back\n").unwrap();
+    poll("the recreated folder indexed, the source idle", DEADLINE, || {
+        let s = source(port)?;
+        (s["status"] == "idle" && s["last_error"].is_null() && search_files(port, "proj", "rhea").len() == 1)
+            .then_some(())
+    });
+    poll("/health ready again", DEADLINE, || {
+        get(port, "/health").filter(|(_, h)| h["state"] == "ready")
+    });
+    std::fs::write(docs.join("c.md"), "then a sloth\n").unwrap();
+    poll("a later file found by the re-armed watcher", DEADLINE, || {
+        (search_files(port, "proj", "sloth").len() == 1).then_some(())
+    });
+
+    std::fs::rename(&docs, sb.path().join("docs.old")).unwrap();
+    std::fs::create_dir(&docs).unwrap();
+    std::fs::write(docs.join("d.md"), "a tapir in the new folder\n").unwrap();
+    poll(
+        "the replacing folder indexed, the old one's files gone",
+        DEADLINE,
+        || {
+            (search_files(port, "proj", "tapir").len() == 1 && search_files(port, "proj", "rhea").is_empty())
+                .then_some(())
+        },
+    );
+    std::fs::write(docs.join("e.md"), "and an urial\n").unwrap();
+    poll("a later file in the replacing folder", DEADLINE, || {
+        (search_files(port, "proj", "urial").len() == 1).then_some(())
+    });
+    assert_eq!(chat_hits(), 1);
+    p.signal(Signal::SIGTERM);
+    assert_eq!(p.wait_code(), 0);
+}

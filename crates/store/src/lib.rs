@@ -553,6 +553,16 @@ impl Store {
         Ok(deleted)
     }
 
+    /// Indexer side: a source's root folder is gone. Marks it `error` with `message` and
+    /// hides its files from search at once (an empty generation swapped in; the old one
+    /// is collected as garbage); chat rows are untouched. False for an unknown id.
+    pub fn mark_source_missing(&self, id: &str, message: &str) -> Result<bool, StoreError> {
+        let (id, message) = (id.to_string(), message.to_string());
+        let marked = self.write(true, move |c| sources::mark_missing(c, &id, &message))?;
+        self.inner.changes.bump();
+        Ok(marked)
+    }
+
     /// `GET /sources/{id}/jobs`: the newest `limit` jobs, newest first.
     pub fn source_jobs(&self, id: &str, limit: usize) -> Result<Vec<FileJob>, StoreError> {
         self.check_open()?;

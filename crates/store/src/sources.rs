@@ -317,6 +317,50 @@ pub(crate) fn delete(conn: &Connection, id: &str) -> Result<bool, StoreError> {
     Ok(n > 0)
 }
 
+/// Records that a source's root is gone: status `error` with `message` as `last_error`,
+/// and, when its searchable generation has files, a fresh empty generation swapped in
+/// (the old one becomes garbage, deleted in small batches later), so its files leave
+/// search at once and the next sync indexes whatever is there again. Chat rows are not
+/// touched. False when the source does not exist.
+pub(crate) fn mark_missing(conn: &Connection, id: &str, message: &str) -> Result<bool, StoreError> {
+    let context = "while recording a missing source folder";
+    let n = conn
+        .prepare_cached("UPDATE sources SET status = 'error', last_error = ?2 WHERE id = ?1")
+        .ctx(context)?
+        .execute(params![id, message])
+        .ctx(context)?;
+    if n == 0 {
+        return Ok(false);
+    }
+    let has_files: bool = conn
+        .prepare_cached(
+            "SELECT EXISTS (SELECT 1 FROM files f JOIN sources s ON s.id = f.source_id
+                            WHERE s.id = ?1 AND f.generation = s.generation)",
+        )
+        .ctx(context)?
+        .query_row([id], |r| r.get(0))
+        .ctx(context)?;
+    if has_files {
+        conn.prepare_cached(
+            "INSERT OR IGNORE INTO garbage_generations (source_id, generation)
+             SELECT id, generation FROM sources WHERE id = ?1",
+        )
+        .ctx(context)?
+        .execute([id])
+        .ctx(context)?;
+        // SQLite evaluates every right-hand side on the old row: both become old max + 1.
+        conn.prepare_cached(
+            "UPDATE sources SET max_generation = max_generation + 1, generation = max_generation + 1
+             WHERE id = ?1",
+        )
+        .ctx(context)?
+        .execute([id])
+        .ctx(context)?;
+    }
+    refresh_totals(conn, id)?;
+    Ok(true)
+}
+
 /// Recomputes `files_indexed` and `bytes_indexed` from the searchable generation.
 pub(crate) fn refresh_totals(conn: &Connection, source_id: &str) -> Result<(), StoreError> {
     conn.prepare_cached(
