@@ -63,7 +63,7 @@ fn blocking_kind(t: FileType) -> Option<&'static str> {
     }
 }
 
-/// Why the walker must not enter `dir`: one of its ignore files ([`IGNORE_FILES`]) is a
+/// Why the walker must not enter `dir`: one of its ignore files (`IGNORE_FILES`) is a
 /// FIFO, socket or device (followed through symlinks, as `open` would), which the
 /// `ignore` crate would open and block on. `None` when entering is safe. Only stats.
 /// A file swapped in between this check and the crate's open is not caught (a race a
