@@ -373,7 +373,7 @@ impl Store {
         self.inner.vectors.len()
     }
 
-    /// Wakes when chunks are added or removed (see [`ChunkChanges`]).
+    /// Wakes when chunks are added or removed, or facts added (see [`ChunkChanges`]).
     pub fn chunk_changes(&self) -> Arc<ChunkChanges> {
         Arc::clone(&self.inner.changes)
     }

@@ -423,8 +423,9 @@ impl Ord for OrdF32 {
     }
 }
 
-/// A counter of chunk changes (inserts, deletes, generation swaps) that the embedding
-/// stage sleeps on, so it wakes when there is work and never polls.
+/// A counter of changes to what the embedding stage embeds (chunk inserts, deletes and
+/// generation swaps, and new facts) that the stage sleeps on, so it wakes when there is
+/// work and never polls.
 #[derive(Debug, Default)]
 pub struct ChunkChanges {
     count: std::sync::Mutex<u64>,
