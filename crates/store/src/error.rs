@@ -97,6 +97,36 @@ impl StoreError {
         }
     }
 
+    /// True when the disk (or the file system holding the database) is full:
+    /// SQLite's `SQLITE_FULL`, or an I/O error `ENOSPC` / `EDQUOT`. SQLite's Unix
+    /// layer maps only `ENOSPC` to `SQLITE_FULL`; a file-size limit (`EFBIG`)
+    /// arrives as a generic `SQLITE_IOERR` and is not counted here.
+    pub fn is_disk_full(&self) -> bool {
+        match self {
+            StoreError::Sqlite {
+                cause: rusqlite::Error::SqliteFailure(e, _),
+                ..
+            } => e.code == rusqlite::ErrorCode::DiskFull,
+            StoreError::Io { cause, .. } => matches!(
+                cause.kind(),
+                std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded
+            ),
+            _ => false,
+        }
+    }
+
+    /// True when SQLite found the database file damaged (`SQLITE_CORRUPT`) or not a
+    /// database at all (`SQLITE_NOTADB`): `memory-service doctor` is the way out.
+    pub fn is_damage(&self) -> bool {
+        matches!(
+            self,
+            StoreError::Sqlite {
+                cause: rusqlite::Error::SqliteFailure(e, _),
+                ..
+            } if matches!(e.code, rusqlite::ErrorCode::DatabaseCorrupt | rusqlite::ErrorCode::NotADatabase)
+        )
+    }
+
     /// True when SQLite reported the database busy or locked (worth a retry later).
     pub fn is_busy(&self) -> bool {
         matches!(

@@ -22,6 +22,8 @@
 //! - `search`: safe FTS5 queries, hybrid ranking (BM25, word coverage, embeddings).
 //! - `vectors`: chunk embeddings in `chunk_vectors` and their in-memory copy.
 //! - `stats`: in-memory counters and the pending-job tracker.
+//! - [`repair`]: `quick_check`, and the offline check and rebuild behind
+//!   `memory-service doctor`.
 //! - `clock`: timestamps. `error`: [`StoreError`].
 //!
 //! # Threads
@@ -41,6 +43,7 @@ mod files;
 mod indexer;
 mod job;
 mod readers;
+pub mod repair;
 mod schema;
 mod search;
 mod sources;
@@ -196,8 +199,13 @@ impl Store {
         for (ms, id) in found {
             pending.add(ms, id);
         }
-        let readers = Readers::open(cfg.path.clone(), cfg.readers, cfg.busy_timeout)?;
         let counters = Arc::new(Counters::default());
+        let readers = Readers::open(
+            cfg.path.clone(),
+            cfg.readers,
+            cfg.busy_timeout,
+            Arc::clone(&counters),
+        )?;
         let wal = WalGuard::new(&cfg.path, cfg.wal_limit_bytes, cfg.busy_timeout);
         let (writer, writer_thread) = Writer::spawn(conn, Arc::clone(&counters), wal)?;
         let signal = Arc::new(IndexerSignal::default());
@@ -654,6 +662,8 @@ impl Store {
             wal_checkpoint_stall_max_us: load(&c.wal_stall_us_max),
             wal_checkpoint_stall_total_us: load(&c.wal_stall_us_total),
             shut_down: c.shut_down.load(Ordering::Relaxed),
+            disk_full: c.disk_full.load(Ordering::Relaxed),
+            damage: c.damage.lock().unwrap_or_else(PoisonError::into_inner).clone(),
             writer_exited: self.thread_exited(|t| &t.writer),
             indexer_exited: self.thread_exited(|t| &t.indexer),
         }
@@ -671,6 +681,36 @@ impl Store {
     /// last clone is dropped.
     pub fn shutdown(&self) -> Result<(), StoreError> {
         self.inner.shutdown()
+    }
+
+    /// `PRAGMA quick_check` on a fresh read-only connection (so no page cached by
+    /// another connection hides damage on disk): `Ok(None)` when the database is
+    /// whole, else `Ok(Some(problems))`, at most 20, one a line. The result is also
+    /// what [`StoreStats::damage`] says from now on. Reads the whole file (seconds
+    /// for a few hundred MB) without blocking writers (WAL); cheaper than
+    /// [`Store::integrity_check`], which also checks indexes against tables and FTS.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`] after shutdown; a SQLite error other than damage
+    /// (e.g. the file cannot be opened) as [`StoreError::Sqlite`].
+    pub fn quick_check(&self) -> Result<Option<String>, StoreError> {
+        self.check_open()?;
+        let found = repair::quick_check(&self.inner.path)?;
+        let mut damage = self
+            .inner
+            .counters
+            .damage
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        damage.clone_from(&found);
+        Ok(found)
+    }
+
+    /// Forgets a disk-full condition, when the caller has seen that the disk has room
+    /// again (`/health` stops saying "disk full" without waiting for the next write).
+    /// A write that fails again sets it again.
+    pub fn clear_disk_full(&self) {
+        self.inner.counters.disk_full.store(false, Ordering::Relaxed);
     }
 
     /// `PRAGMA integrity_check` plus FTS5's own check of `chunks_fts`: `"ok"` when both
@@ -740,6 +780,22 @@ impl Store {
     /// The database file.
     pub fn path(&self) -> &std::path::Path {
         &self.inner.path
+    }
+
+    /// Tests only: caps the database at `pages` pages (`PRAGMA max_page_count` on the
+    /// write connection), so a write that would grow it fails with `SQLITE_FULL`
+    /// exactly as on a full disk; returns the cap SQLite applied (never below the
+    /// current size). `u32::MAX` lifts it.
+    #[doc(hidden)]
+    pub fn limit_pages_for_tests(&self, pages: u32) -> Result<i64, StoreError> {
+        self.inner.writer.execute_then(
+            Wait::Forever,
+            move |c| {
+                c.query_row(&format!("PRAGMA max_page_count = {pages}"), [], |r| r.get(0))
+                    .ctx("while setting max_page_count")
+            },
+            |_| {},
+        )
     }
 
     /// Tests only: stop (`true`) or resume (`false`) taking new index jobs.

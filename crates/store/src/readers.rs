@@ -4,12 +4,13 @@
 //! another request wait. It must never write: connections are read-only and `query_only`.
 
 use std::path::PathBuf;
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags};
 
 use crate::error::{SqlContext, StoreError, on_path};
+use crate::stats::Counters;
 
 /// Read-only connections to one database file.
 pub(crate) struct Readers {
@@ -17,16 +18,24 @@ pub(crate) struct Readers {
     busy_timeout: Duration,
     capacity: usize,
     idle: Mutex<Vec<Connection>>,
+    /// Where damage SQLite reports on a read is recorded (`/health` shows it).
+    counters: Arc<Counters>,
 }
 
 impl Readers {
     /// A pool for `path`, pre-opening `capacity` connections (at least 1).
-    pub fn open(path: PathBuf, capacity: usize, busy_timeout: Duration) -> Result<Self, StoreError> {
+    pub fn open(
+        path: PathBuf,
+        capacity: usize,
+        busy_timeout: Duration,
+        counters: Arc<Counters>,
+    ) -> Result<Self, StoreError> {
         let readers = Readers {
             path,
             busy_timeout,
             capacity: capacity.max(1),
             idle: Mutex::new(Vec::new()),
+            counters,
         };
         let mut conns = Vec::with_capacity(readers.capacity);
         for _ in 0..readers.capacity {
@@ -46,8 +55,19 @@ impl Readers {
         Ok(conn)
     }
 
-    /// Runs `f` on a connection taken from the pool (or a fresh one).
+    /// Runs `f` on a connection taken from the pool (or a fresh one). Damage SQLite
+    /// reports on the way is recorded for `/health`.
     pub fn with<T>(&self, f: impl FnOnce(&Connection) -> Result<T, StoreError>) -> Result<T, StoreError> {
+        let result = self.run(f);
+        if let Err(e) = &result
+            && e.is_damage()
+        {
+            self.counters.note_damage(&e.to_string());
+        }
+        result
+    }
+
+    fn run<T>(&self, f: impl FnOnce(&Connection) -> Result<T, StoreError>) -> Result<T, StoreError> {
         let pooled = self.idle.lock().unwrap_or_else(PoisonError::into_inner).pop();
         let conn = match pooled {
             Some(c) => c,

@@ -48,6 +48,13 @@ pub struct StoreStats {
     pub wal_checkpoint_stall_total_us: u64,
     /// True once `shutdown` has started.
     pub shut_down: bool,
+    /// The last write failed because the disk is full (`SQLITE_FULL`); cleared by the
+    /// next commit that writes something, or by [`crate::Store::clear_disk_full`].
+    pub disk_full: bool,
+    /// Damage SQLite reported (`SQLITE_CORRUPT`, `SQLITE_NOTADB`) on any connection,
+    /// or the problems of the last [`crate::Store::quick_check`], one per line; `None`
+    /// while none was seen. Cleared only by a `quick_check` that finds none.
+    pub damage: Option<String>,
 }
 
 /// Monotone counters shared by the writer, the indexer and the handle.
@@ -66,6 +73,8 @@ pub(crate) struct Counters {
     pub wal_stall_us_max: AtomicU64,
     pub wal_stall_us_total: AtomicU64,
     pub shut_down: AtomicBool,
+    pub disk_full: AtomicBool,
+    pub damage: Mutex<Option<String>>,
 }
 
 impl Counters {
@@ -76,6 +85,14 @@ impl Counters {
         self.writes_committed.fetch_add(writes as u64, Ordering::Relaxed);
         self.commit_us_total.fetch_add(us, Ordering::Relaxed);
         self.commit_us_max.fetch_max(us, Ordering::Relaxed);
+    }
+
+    /// Records damage SQLite reported (the first report is kept until a clean check).
+    pub fn note_damage(&self, what: &str) {
+        let mut damage = self.damage.lock().unwrap_or_else(PoisonError::into_inner);
+        if damage.is_none() {
+            *damage = Some(what.to_string());
+        }
     }
 
     /// Records one forced WAL checkpoint attempt that held the writer for `stall`.

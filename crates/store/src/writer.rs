@@ -115,8 +115,9 @@ type Completion = Box<dyn FnOnce(Result<(), &StoreError>) + Send>;
 /// A type-erased write request.
 trait Request: Send {
     /// Runs the request inside the open transaction. `Ok` = keep its changes; `Err` = roll
-    /// back its savepoint. Either way the completion is called after the batch ends.
-    fn run(self: Box<Self>, conn: &Connection) -> Result<Completion, Completion>;
+    /// back its savepoint. Either way the completion is called after the batch ends. A
+    /// failure because the disk is full is recorded in `counters` (`/health` says so).
+    fn run(self: Box<Self>, conn: &Connection, counters: &Counters) -> Result<Completion, Completion>;
     /// Fails the request without running it.
     fn fail(self: Box<Self>, err: StoreError);
 }
@@ -134,7 +135,7 @@ where
     F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
     H: FnOnce(&T) + Send + 'static,
 {
-    fn run(self: Box<Self>, conn: &Connection) -> Result<Completion, Completion> {
+    fn run(self: Box<Self>, conn: &Connection, counters: &Counters) -> Result<Completion, Completion> {
         let Typed {
             work,
             on_commit,
@@ -150,9 +151,14 @@ where
                     Err(e) => reply.send(Err(e.duplicate())),
                 };
             })),
-            Err(e) => Err(Box::new(move |_| {
-                let _ = reply.send(Err(e));
-            })),
+            Err(e) => {
+                if e.is_disk_full() {
+                    counters.disk_full.store(true, Ordering::Relaxed);
+                }
+                Err(Box::new(move |_| {
+                    let _ = reply.send(Err(e));
+                }))
+            }
         }
     }
 
@@ -245,8 +251,8 @@ impl Writer {
                 "the writer dropped the request (it panicked, or the store was shutting down)".into(),
             )
         };
-        match wait {
-            Wait::Forever => answer.recv().map_err(|_| dropped())?,
+        let result = match wait {
+            Wait::Forever => answer.recv().map_err(|_| dropped()).and_then(|r| r),
             Wait::Bounded(limit) => match answer.recv_timeout(limit) {
                 Ok(result) => result,
                 Err(RecvTimeoutError::Timeout) => Err(StoreError::Unavailable(format!(
@@ -255,7 +261,13 @@ impl Writer {
                 ))),
                 Err(RecvTimeoutError::Disconnected) => Err(dropped()),
             },
+        };
+        if let Err(e) = &result
+            && e.is_damage()
+        {
+            self.counters.note_damage(&e.to_string());
         }
+        result
     }
 
     /// Asks the thread to commit what is queued, checkpoint the WAL and close; waits.
@@ -356,6 +368,9 @@ fn commit_batch(conn: &Connection, batch: Vec<Box<dyn Request>>, counters: &Coun
     if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
         let err = StoreError::sqlite("while beginning a write transaction", e);
         counters.commit_failures.fetch_add(1, Ordering::Relaxed);
+        if err.is_disk_full() {
+            counters.disk_full.store(true, Ordering::Relaxed);
+        }
         for r in batch {
             r.fail(err.duplicate());
         }
@@ -371,7 +386,7 @@ fn commit_batch(conn: &Connection, batch: Vec<Box<dyn Request>>, counters: &Coun
             request.fail(StoreError::Unavailable("write transaction failed".into()));
             break;
         }
-        let outcome = catch_unwind(AssertUnwindSafe(|| request.run(conn)));
+        let outcome = catch_unwind(AssertUnwindSafe(|| request.run(conn, counters)));
         let (keep, completion) = match outcome {
             Ok(Ok(c)) => (true, Some(c)),
             Ok(Err(c)) => (false, Some(c)),
@@ -383,7 +398,22 @@ fn commit_batch(conn: &Connection, batch: Vec<Box<dyn Request>>, counters: &Coun
             "ROLLBACK TO w; RELEASE w"
         };
         if let Err(e) = conn.execute_batch(end).ctx("while closing a savepoint") {
-            broken = Some(e);
+            // After SQLITE_FULL, SQLite may roll the whole transaction back on its own,
+            // and the savepoint is gone: say why, so every caller gets the disk-full
+            // answer (HTTP 507) rather than "no such savepoint".
+            broken = Some(
+                if conn.is_autocommit() && counters.disk_full.load(Ordering::Relaxed) {
+                    StoreError::sqlite(
+                        "while writing (SQLite rolled the transaction back)",
+                        rusqlite::Error::SqliteFailure(
+                            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_FULL),
+                            Some("database or disk is full".into()),
+                        ),
+                    )
+                } else {
+                    e
+                },
+            );
             if let Some(c) = completion {
                 if keep { kept.push(c) } else { rolled_back.push(c) }
             }
@@ -402,9 +432,18 @@ fn commit_batch(conn: &Connection, batch: Vec<Box<dyn Request>>, counters: &Coun
             .ctx("while committing a write transaction"),
     };
     match &result {
-        Ok(()) => counters.record_commit(started.elapsed(), kept.len()),
-        Err(_) => {
+        Ok(()) => {
+            counters.record_commit(started.elapsed(), kept.len());
+            // Something was written and committed: the disk has room again.
+            if !kept.is_empty() {
+                counters.disk_full.store(false, Ordering::Relaxed);
+            }
+        }
+        Err(e) => {
             counters.commit_failures.fetch_add(1, Ordering::Relaxed);
+            if e.is_disk_full() {
+                counters.disk_full.store(true, Ordering::Relaxed);
+            }
             if !conn.is_autocommit() {
                 let _ = conn.execute_batch("ROLLBACK");
             }
@@ -423,7 +462,7 @@ fn commit_batch(conn: &Connection, batch: Vec<Box<dyn Request>>, counters: &Coun
 }
 
 /// `PRAGMA wal_checkpoint(TRUNCATE)` then close.
-fn checkpoint_and_close(conn: Connection) -> Result<(), StoreError> {
+pub(crate) fn checkpoint_and_close(conn: Connection) -> Result<(), StoreError> {
     let checkpoint = conn
         .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get::<_, i64>(0))
         .ctx("while checkpointing the WAL at shutdown");
