@@ -119,6 +119,15 @@ pub enum Command {
     /// sources), through the running instance; ChatDO's own service must be
     /// stopped. Idempotent.
     ImportChatdo(crate::import::ImportArgs),
+    /// Check the database for damage (every page and the FTS index) and, when
+    /// there is some, rebuild it from what can still be read: messages, facts
+    /// and sources are copied, everything derived is indexed again at the next
+    /// start. The service must be stopped. Says what was kept and what was lost.
+    #[command(
+        after_help = "Examples:\n  memory-service stop && memory-service doctor && memory-service start\n  \
+        memory-service doctor --check-only"
+    )]
+    Doctor(crate::lifecycle::doctor::DoctorArgs),
     /// Print a shell completion script.
     #[command(after_help = "Examples:\n  \
         memory-service completions bash > ~/.local/share/bash-completion/completions/memory-service\n  \

@@ -37,11 +37,15 @@ pub enum ExitCode {
     /// A program that is not Memory Service (e.g. `flock(1)`) holds the
     /// home's lock; it was named, never signalled. `status` uses the same code.
     ForeignLockHolder = 20,
+    /// `doctor` found damage it did not fully repair: `--check-only`, rows
+    /// that could not be read (listed; the damaged file is kept), or a file
+    /// that cannot be read at all.
+    Damaged = 21,
 }
 
 impl ExitCode {
     /// Every code, for documentation and tests.
-    pub const ALL: [ExitCode; 14] = [
+    pub const ALL: [ExitCode; 15] = [
         ExitCode::Ok,
         ExitCode::Error,
         ExitCode::Usage,
@@ -56,6 +60,7 @@ impl ExitCode {
         ExitCode::Unverified,
         ExitCode::NotRunning,
         ExitCode::ForeignLockHolder,
+        ExitCode::Damaged,
     ];
 
     /// The process exit status.

@@ -140,6 +140,7 @@ fn run(cli: Cli) -> anyhow::Result<ProcessExit> {
         )?,
         Command::Search(args) => client_result(&config, memory_service::client::search::run(&config, &args))?,
         Command::Model { command, .. } => memory_service::models::run(&config, &command)?,
+        Command::Doctor(args) => lifecycle::home_result(&config, lifecycle::doctor::run(&config, &args))?,
         Command::ImportChatdo(args) => client_result(&config, memory_service::import::run(&config, &args))?,
         Command::Completions { .. } | Command::Man => unreachable!("handled before the configuration"),
     };

@@ -11,3 +11,4 @@ mod page;
 mod semantic;
 mod serve;
 mod sources;
+mod storage;

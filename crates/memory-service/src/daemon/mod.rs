@@ -365,6 +365,7 @@ async fn serve_async(
                 s.indexer.clone(),
                 semantic.clone(),
                 monitor.clone(),
+                state.config.integrity_check_interval,
                 shutdown.clone(),
             );
             // The model loads behind `/health` and the data routes (seconds).

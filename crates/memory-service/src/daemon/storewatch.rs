@@ -1,8 +1,12 @@
 //! Watches the store's in-memory counters once a second and reports trouble
 //! to the monitor, so `/health` turns `degraded` with a reason when the writer
-//! falls behind or a file job is stuck, without `/health` itself ever
-//! touching the store or the indexer.
+//! falls behind, a file job is stuck, the disk is full or the database is
+//! damaged, without `/health` itself ever touching the store or the indexer.
+//! It also runs the periodic `quick_check` (once at start, then every
+//! `MEMORY_SERVICE_INTEGRITY_CHECK_MS`), since damage that no request happens
+//! to read would otherwise stay hidden until the data is needed.
 
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -45,6 +49,48 @@ pub fn problem(s: &memory_store::StoreStats) -> Option<String> {
     None
 }
 
+/// Free bytes on the database's file system above which a disk-full state is
+/// forgotten without waiting for a write to succeed: 64 MiB, or a quarter of
+/// the file system when that is less (a small volume).
+pub const ROOM_TO_RESUME_BYTES: u64 = 64 * 1024 * 1024;
+
+/// The `/health` reason for a full disk, if the last write found it full
+/// (pure, for tests). `db`: the database file.
+pub fn disk_problem(s: &memory_store::StoreStats, db: &Path) -> Option<String> {
+    s.disk_full.then(|| {
+        format!(
+            "disk full: writes to {} fail; free space on its disk (writes resume by themselves)",
+            db.display()
+        )
+    })
+}
+
+/// The `/health` reason for damage SQLite reported or `quick_check` found,
+/// first line only (pure, for tests).
+pub fn damage_problem(s: &memory_store::StoreStats) -> Option<String> {
+    s.damage.as_ref().map(|d| {
+        format!(
+            "the database is damaged ({}); run `memory-service stop` then `memory-service doctor`",
+            d.lines().next().unwrap_or_default()
+        )
+    })
+}
+
+/// Whether a file system with `available` of `total` bytes free has room again.
+pub fn has_room(available: u64, total: u64) -> bool {
+    available >= ROOM_TO_RESUME_BYTES.min(total / 4)
+}
+
+/// Free and total bytes of the file system holding `path`.
+fn space(path: &Path) -> Option<(u64, u64)> {
+    let st = nix::sys::statvfs::statvfs(path).ok()?;
+    let unit = st.fragment_size() as u64;
+    Some((
+        (st.blocks_available() as u64).saturating_mul(unit),
+        (st.blocks() as u64).saturating_mul(unit),
+    ))
+}
+
 /// Starts the watcher. The indexer's `problems()` reads its own in-memory
 /// state (stuck jobs, failed watchers); it runs off the async workers anyway.
 pub fn spawn(
@@ -52,16 +98,43 @@ pub fn spawn(
     indexer: Arc<memory_indexer::Indexer>,
     semantic: Arc<crate::semantic::Semantic>,
     monitor: Arc<Monitor>,
+    integrity_every: Duration,
     shutdown: CancellationToken,
 ) {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(1));
+        let db = store.path().to_path_buf();
+        let mut integrity = tokio::time::interval(integrity_every);
+        let mut check: Option<tokio::task::JoinHandle<()>> = None;
         loop {
             tokio::select! {
                 () = shutdown.cancelled() => return,
                 _ = tick.tick() => {}
+                _ = integrity.tick() => {
+                    if check.as_ref().is_none_or(|c| c.is_finished()) {
+                        let s = store.clone();
+                        check = Some(tokio::task::spawn_blocking(move || match s.quick_check() {
+                            Ok(None) => tracing::info!("quick_check: the database is whole"),
+                            Ok(Some(found)) => tracing::error!(%found, "quick_check found damage"),
+                            Err(e) => tracing::warn!(error = %e, "quick_check could not run"),
+                        }));
+                    }
+                }
             }
-            monitor.report("store", problem(&store.stats()));
+            let stats = store.stats();
+            if stats.disk_full {
+                let dir = db.parent().unwrap_or(&db).to_path_buf();
+                let room = tokio::task::spawn_blocking(move || space(&dir)).await;
+                if let Ok(Some((available, total))) = room
+                    && has_room(available, total)
+                {
+                    store.clear_disk_full();
+                }
+            }
+            let stats = store.stats();
+            monitor.report("store", problem(&stats));
+            monitor.report("disk", disk_problem(&stats, &db));
+            monitor.report("integrity", damage_problem(&stats));
             monitor.report(
                 "embedding",
                 semantic.stage_died().then(|| {
@@ -100,5 +173,38 @@ mod tests {
                 .unwrap()
                 .contains("oldest of 4 pending jobs waits for 31 s")
         );
+    }
+
+    #[test]
+    fn disk_and_damage_reasons() {
+        let ok = memory_store::StoreStats::default();
+        let db = Path::new("/h/memory.sqlite");
+        assert_eq!((disk_problem(&ok, db), damage_problem(&ok)), (None, None));
+        let full = memory_store::StoreStats {
+            disk_full: true,
+            ..Default::default()
+        };
+        let reason = disk_problem(&full, db).unwrap();
+        assert!(
+            reason.starts_with("disk full: writes to /h/memory.sqlite fail"),
+            "{reason}"
+        );
+        let damaged = memory_store::StoreStats {
+            damage: Some("*** in database main ***\nPage 7: btreeInitPage() returns error code 11".into()),
+            ..Default::default()
+        };
+        let reason = damage_problem(&damaged).unwrap();
+        assert!(reason.contains("damaged (*** in database main ***)"), "{reason}");
+        assert!(reason.contains("memory-service doctor"), "{reason}");
+    }
+
+    #[test]
+    fn room_to_resume() {
+        let gib = 1024 * 1024 * 1024;
+        assert!(has_room(ROOM_TO_RESUME_BYTES, 100 * gib));
+        assert!(!has_room(ROOM_TO_RESUME_BYTES - 1, 100 * gib));
+        // A small volume: a quarter of it is enough.
+        assert!(has_room(2 * 1024 * 1024, 8 * 1024 * 1024));
+        assert!(!has_room(1024 * 1024, 8 * 1024 * 1024));
     }
 }

@@ -1,6 +1,8 @@
 //! One error type for every handler, rendered as `{"detail": "..."}` (the
 //! shape ChatDO's backend reads and shows to users). 4xx are the caller's
-//! mistake and are not logged; 5xx are logged in full and sent generically.
+//! mistake and are not logged; 5xx are logged in full and sent generically,
+//! except the two a user can act on: a full disk (507, "disk full: ...") and a
+//! damaged database (500 naming `doctor`).
 
 use axum::Json;
 use axum::http::StatusCode;
@@ -52,6 +54,25 @@ impl From<memory_store::StoreError> for ApiError {
                 ApiError {
                     status: StatusCode::SERVICE_UNAVAILABLE,
                     detail: format!("temporarily unavailable: {m}; retry shortly"),
+                }
+            }
+            e if e.is_disk_full() => {
+                tracing::error!(error = %e, "disk full: a write failed");
+                ApiError {
+                    status: StatusCode::INSUFFICIENT_STORAGE,
+                    detail: format!(
+                        "disk full: {e}; free space on the disk holding the service's home; \
+                         writes resume by themselves, nothing acknowledged was lost"
+                    ),
+                }
+            }
+            e if e.is_damage() => {
+                tracing::error!(error = %e, "the database is damaged");
+                ApiError {
+                    status: StatusCode::INTERNAL_SERVER_ERROR,
+                    detail: "the database is damaged; run `memory-service stop` then \
+                             `memory-service doctor` (see the service log)"
+                        .into(),
                 }
             }
             e if e.is_busy() => {

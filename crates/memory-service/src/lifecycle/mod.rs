@@ -4,6 +4,7 @@
 //! and `/health`; they signal only through `single_instance::signal_holder`,
 //! which re-verifies the holder right before each signal. Never by name.
 
+pub mod doctor;
 pub mod logs;
 pub mod service;
 pub mod start;

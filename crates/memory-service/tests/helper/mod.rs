@@ -78,7 +78,12 @@ impl Sandbox {
     /// A command for the binary with a clean environment (no MEMORY_SERVICE_*
     /// from the caller, HOME inside the sandbox so ~/.chatdo is never touched).
     pub fn command(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::new(bin());
+        self.command_for(bin(), args)
+    }
+
+    /// Like [`Sandbox::command`], for any program.
+    pub fn command_for(&self, program: &str, args: &[&str]) -> Command {
+        let mut cmd = Command::new(program);
         for (k, _) in std::env::vars() {
             if k.starts_with("MEMORY_SERVICE_") {
                 cmd.env_remove(k);
@@ -94,6 +99,20 @@ impl Sandbox {
 
     /// Spawns the binary with `args`, capturing output to files.
     pub fn spawn(&self, args: &[&str], envs: &[(&str, &str)]) -> Proc {
+        let mut cmd = self.command(args);
+        cmd.envs(envs.iter().copied());
+        self.spawn_command(cmd, &format!("memory-service {}", args.join(" ")))
+    }
+
+    /// Spawns another program (e.g. `unshare` wrapping the binary) with the
+    /// same clean environment, capturing output to files.
+    pub fn spawn_program(&self, program: &str, args: &[&str], envs: &[(&str, &str)]) -> Proc {
+        let mut cmd = self.command_for(program, args);
+        cmd.envs(envs.iter().copied());
+        self.spawn_command(cmd, &format!("{program} {}", args.join(" ")))
+    }
+
+    fn spawn_command(&self, mut cmd: Command, label: &str) -> Proc {
         let n = {
             let mut c = self.counter.lock().unwrap();
             *c += 1;
@@ -101,13 +120,11 @@ impl Sandbox {
         };
         let out = self.path().join(format!("proc-{n}.stdout"));
         let err = self.path().join(format!("proc-{n}.stderr"));
-        let mut cmd = self.command(args);
-        cmd.envs(envs.iter().copied());
         cmd.stdout(File::create(&out).unwrap())
             .stderr(File::create(&err).unwrap());
         let child = cmd.spawn().unwrap();
         self.logs.lock().unwrap().push((
-            format!("#{n} (pid {}): memory-service {}", child.id(), args.join(" ")),
+            format!("#{n} (pid {}): {label}", child.id()),
             out.clone(),
             err.clone(),
         ));

@@ -43,6 +43,7 @@ pub(super) fn fixture_with(cfg: memory_indexer::IndexerConfig) -> Fixture {
         allow_remote: false,
         header_timeout: crate::config::DEFAULT_HEADER_TIMEOUT,
         max_connections: crate::config::DEFAULT_MAX_CONNECTIONS,
+        integrity_check_interval: crate::config::DEFAULT_INTEGRITY_CHECK_INTERVAL,
         auth_token: None,
     };
     let monitor = Monitor::new(Identity {

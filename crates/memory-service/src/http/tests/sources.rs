@@ -448,6 +448,7 @@ async fn a_stuck_file_job_shows_in_health_reasons() {
         f.state.indexer().unwrap().clone(),
         f.state.semantic.clone(),
         f.state.monitor.clone(),
+        crate::config::DEFAULT_INTEGRITY_CHECK_INTERVAL,
         shutdown.clone(),
     );
     let (s, v) = f

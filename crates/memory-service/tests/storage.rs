@@ -1,0 +1,221 @@
+//! Damaged or full storage (issue 13 item 7), on real files: a real small
+//! file system that fills up (a tmpfs mounted in a private mount namespace
+//! with `unshare`, so no root-wide mount is left behind), and a database file
+//! with a page overwritten while the service was stopped.
+
+use std::io::{Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+
+use nix::sys::signal::Signal;
+use serde_json::{Value, json};
+
+use crate::helper::{DEADLINE, Sandbox, bin, free_port, get, poll, try_post, wait_healthy};
+
+fn message(i: usize, text: &str) -> Value {
+    json!({
+        "project_id": "p", "chat_id": "c", "message_id": format!("m{i}"),
+        "role": "user", "content": text, "timestamp": "2025-12-27T21:10:29+01:00",
+        "message_index": i,
+    })
+}
+
+fn health(port: u16) -> Value {
+    get(port, "/health").expect("/health answers").1
+}
+
+fn reasons(v: &Value) -> String {
+    v["reasons"].to_string()
+}
+
+/// Writes zeros to `path` until the file system says it is full.
+fn fill(path: &Path) -> u64 {
+    let mut f = std::fs::File::create(path).expect("create filler");
+    let block = vec![0u8; 64 * 1024];
+    let mut written = 0u64;
+    loop {
+        match f.write(&block) {
+            Ok(0) => break,
+            Ok(n) => written += n as u64,
+            Err(e) => {
+                assert_eq!(e.raw_os_error(), Some(28), "only ENOSPC ends the filler: {e}");
+                break;
+            }
+        }
+    }
+    written
+}
+
+#[test]
+fn a_full_disk_answers_507_and_degraded_then_recovers_without_a_restart() {
+    let sb = Sandbox::new();
+    std::fs::create_dir_all(&sb.home).unwrap();
+    let port = free_port();
+    let home = sb.home.display().to_string();
+    let port_s = port.to_string();
+    // An 8 MiB tmpfs over the home, visible only to the service's process.
+    let script =
+        r#"mount -t tmpfs -o size=8m,mode=0700 tmpfs "$1" && exec "$2" --home "$1" --port "$3" serve"#;
+    let mut p = sb.spawn_program(
+        "unshare",
+        &[
+            "--user",
+            "--map-root-user",
+            "--mount",
+            "sh",
+            "-c",
+            script,
+            "sh",
+            &home,
+            bin(),
+            &port_s,
+        ],
+        &[],
+    );
+    wait_healthy(port, &mut p);
+    // The service's view of its home, through its mount namespace.
+    let inside = PathBuf::from(format!("/proc/{}/root{home}", p.pid()));
+    assert!(
+        inside.join("memory.sqlite").is_file(),
+        "the database is on the tmpfs at {}",
+        inside.display()
+    );
+    let (s, _) = try_post(
+        port,
+        "/index-chat-message",
+        &message(0, "before the disk filled: heron"),
+    )
+    .unwrap();
+    assert_eq!(s, 200);
+
+    let filler = inside.join("filler");
+    let filled = fill(&filler);
+    assert!(
+        filled > 1024 * 1024,
+        "the filler took the free space ({filled} bytes)"
+    );
+    let big = "kingfisher ".repeat(2_000);
+    let mut acked = Vec::new();
+    let (status, body) = (1..200)
+        .find_map(|i| {
+            let (s, v) = try_post(port, "/index-chat-message", &message(i, &big)).unwrap();
+            if s == 200 {
+                acked.push(i);
+                None
+            } else {
+                Some((s, v))
+            }
+        })
+        .expect("a write must fail on a full disk");
+    assert_eq!(status, 507, "{body}");
+    let detail = body["detail"].as_str().unwrap();
+    assert!(detail.starts_with("disk full: "), "{detail}");
+    // The watcher looks once a second.
+    poll("/health to say the disk is full", DEADLINE, || {
+        let v = health(port);
+        (v["state"] == "degraded" && reasons(&v).contains("disk full")).then_some(())
+    });
+
+    std::fs::remove_file(&filler).unwrap();
+    poll("/health to be ready again once space is back", DEADLINE, || {
+        (health(port)["state"] == "ready").then_some(())
+    });
+    let (s, v) = try_post(port, "/index-chat-message", &message(500, "room again: egret")).unwrap();
+    assert_eq!(s, 200, "{v}");
+    for (word, expected) in [("egret", 1), ("heron", 1), ("kingfisher", acked.len().min(10))] {
+        poll(&format!("{word} to be searchable"), DEADLINE, || {
+            let (s, v) = try_post(
+                port,
+                "/search",
+                &json!({"project_id": "p", "query": word, "limit": 10}),
+            )
+            .unwrap();
+            (s == 200 && v["results"].as_array().unwrap().len() == expected).then_some(())
+        });
+    }
+    p.signal(Signal::SIGTERM);
+    assert_eq!(p.wait_code(), 0, "{}", p.stderr_text());
+}
+
+/// Overwrites one leaf page of `table` in the (checkpointed, closed) database.
+fn smash_a_leaf_of(db: &Path, table: &str) {
+    let conn = rusqlite::Connection::open(db).unwrap();
+    let size: i64 = conn.query_row("PRAGMA page_size", [], |r| r.get(0)).unwrap();
+    let pages: Vec<i64> = conn
+        .prepare("SELECT pageno FROM dbstat WHERE name = ?1 AND pagetype = 'leaf' ORDER BY pageno")
+        .unwrap()
+        .query_map([table], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    drop(conn);
+    assert!(pages.len() > 2, "{table} spans {} leaves", pages.len());
+    let mut f = std::fs::OpenOptions::new().write(true).open(db).unwrap();
+    let page = pages[pages.len() / 2];
+    f.seek(SeekFrom::Start(u64::try_from((page - 1) * size).unwrap()))
+        .unwrap();
+    f.write_all(&vec![0x5A; usize::try_from(size).unwrap()]).unwrap();
+    f.sync_all().unwrap();
+}
+
+#[test]
+fn damage_found_at_start_is_reported_and_doctor_rebuilds_it() {
+    let sb = Sandbox::new();
+    let port = free_port();
+    let mut p = sb.serve(port);
+    wait_healthy(port, &mut p);
+    for i in 0..200 {
+        let text = format!("petrel number{i} {}", "shearwater ".repeat(40));
+        let (s, v) = try_post(port, "/index-chat-message", &message(i, &text)).unwrap();
+        assert_eq!(s, 200, "{v}");
+    }
+    poll("every message to be indexed", DEADLINE, || {
+        let (s, v) = try_post(port, "/search", &json!({"project_id": "p", "query": "number199"})).unwrap();
+        (s == 200 && !v["results"].as_array().unwrap().is_empty()).then_some(())
+    });
+    p.signal(Signal::SIGTERM);
+    assert_eq!(p.wait_code(), 0);
+    let db = sb.home.join("memory.sqlite");
+    smash_a_leaf_of(&db, "chunks");
+
+    let mut p = sb.serve(port);
+    poll("/health to report the damage", DEADLINE, || {
+        if let Some(st) = p.try_status() {
+            panic!("serve exited ({st:?}): {}", p.stderr_text());
+        }
+        let v = get(port, "/health")?.1;
+        (v["state"] == "degraded" && reasons(&v).contains("damaged")).then_some(())
+    });
+    let (code, out, _) = sb.cli(port, &["status"]);
+    assert_eq!(code, 0, "status still finds the instance running: {out}");
+    assert!(
+        out.contains("degraded") && out.contains("memory-service doctor"),
+        "{out}"
+    );
+    let (code, _, err) = sb.cli(port, &["doctor"]);
+    assert_eq!(code, 10, "doctor refuses while the service runs: {err}");
+    assert!(err.contains("memory-service stop"), "{err}");
+    p.signal(Signal::SIGTERM);
+    assert_eq!(p.wait_code(), 0);
+
+    let (code, out, err) = sb.cli(port, &["doctor", "--check-only"]);
+    assert_eq!(code, 21, "{out}{err}");
+    assert!(out.contains("damage found"), "{out}");
+    let (code, out, err) = sb.cli(port, &["doctor"]);
+    assert_eq!(code, 0, "only derived data was damaged: {out}{err}");
+    assert!(out.contains("chat_messages: 200 rows kept"), "{out}");
+    assert!(out.contains("nothing stored was lost"), "{out}");
+    let (code, out, _) = sb.cli(port, &["doctor"]);
+    assert_eq!(code, 0);
+    assert!(out.contains("no damage found"), "{out}");
+
+    let mut p = sb.serve(port);
+    wait_healthy(port, &mut p);
+    poll("messages to be searchable again", DEADLINE, || {
+        let (s, v) = try_post(port, "/search", &json!({"project_id": "p", "query": "number123"})).unwrap();
+        (s == 200 && v["results"].as_array().unwrap().len() == 1).then_some(())
+    });
+    let v = health(port);
+    assert_eq!(v["state"], "ready", "{v}");
+    p.signal(Signal::SIGTERM);
+    assert_eq!(p.wait_code(), 0);
+}
