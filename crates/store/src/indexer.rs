@@ -253,7 +253,7 @@ fn step(conn: &Connection, jobs: Vec<Claimed>, claim: bool) -> Result<Step, Stor
 }
 
 /// Indexes one claimed job inside its own savepoint; a failure rolls back its partial
-/// work and marks it `error`. `Err` only when the savepoint itself fails.
+/// work and marks it `error`. `Err` when the savepoint itself fails or the disk is full.
 fn finish_one(conn: &Connection, job: &Claimed) -> Result<Outcome, StoreError> {
     conn.execute_batch("SAVEPOINT idx")
         .ctx("while opening the indexer savepoint")?;
@@ -269,6 +269,9 @@ fn finish_one(conn: &Connection, job: &Claimed) -> Result<Outcome, StoreError> {
                 Outcome::Skipped
             })
         }
+        // A full disk is not the message's fault: fail the step, so the whole batch
+        // is retried later instead of the job being marked `error` for good.
+        Err(e) if e.is_disk_full() => Err(e),
         Err(e) => {
             conn.execute_batch("ROLLBACK TO idx; RELEASE idx")
                 .ctx("while rolling back a failed index")?;

@@ -160,8 +160,12 @@ fn a_root_missing_at_start_is_flagged_and_picked_up_when_it_appears() {
         status(&store, &id).1.is_some_and(|e| e.starts_with(ROOT_MISSING))
             && files_found(&store, "koala").is_empty()
     });
-    std::fs::create_dir(&root).expect("mkdir");
-    write(&root, "x.md", "a lemur");
+    // The folder appears whole (renamed into place): this indexer does not watch, so
+    // a file written after the sync of a just-created empty root would never be seen.
+    let staged = root.with_extension("staged");
+    std::fs::create_dir(&staged).expect("mkdir");
+    write(&staged, "x.md", "a lemur");
+    std::fs::rename(&staged, &root).expect("rename into place");
     eventually("indexed when back", || {
         status(&store, &id) == (SourceStatus::Idle, None) && files_found(&store, "lemur").len() == 1
     });
