@@ -176,6 +176,10 @@ fn open_write_connection(cfg: &StoreConfig) -> Result<Connection, StoreError> {
     }
     conn.pragma_update(None, "synchronous", "FULL").ctx(&context)?;
     conn.pragma_update(None, "foreign_keys", true).ctx(&context)?;
+    // Statement journals (every statement inside the writer's per-request savepoint
+    // that may fail halfway has one) in memory: as temporary files, each was created
+    // and deleted again, about 5 % of the writer's time while indexing files.
+    conn.pragma_update(None, "temp_store", "MEMORY").ctx(&context)?;
     if cfg.wal_limit_bytes > 0 {
         let limit = i64::try_from(cfg.wal_limit_bytes).unwrap_or(i64::MAX);
         conn.query_row(&format!("PRAGMA journal_size_limit = {limit}"), [], |_| Ok(()))
