@@ -14,7 +14,7 @@ use sha2::{Digest, Sha256};
 use crate::IndexerConfig;
 use crate::error::IndexerError;
 use crate::extract::{self, Extracted, Kind};
-use crate::walk::{Rules, WalkedFile};
+use crate::walk::{Rules, WalkOutcome, WalkedFile};
 
 /// What a pass writes into.
 pub(crate) struct Target<'a> {
@@ -48,7 +48,49 @@ struct Batcher<'a> {
     progress: JobProgress,
 }
 
-impl Batcher<'_> {
+impl<'a> Batcher<'a> {
+    /// A batcher whose progress starts with what the walk already skipped.
+    fn new(store: &'a Store, cfg: &'a IndexerConfig, target: &'a Target<'a>, walked: &WalkOutcome) -> Self {
+        let skipped = SkipCounts {
+            unreadable: walked.unreadable as i64,
+            ignored: walked.ignored as i64,
+            ..SkipCounts::default()
+        };
+        Batcher {
+            store,
+            cfg,
+            target,
+            ops: Vec::new(),
+            text_bytes: 0,
+            last_flush: Instant::now(),
+            progress: JobProgress {
+                files_total: Some(walked.files.len() as i64),
+                files_skipped: skipped.total(),
+                skipped,
+                ..JobProgress::default()
+            },
+        }
+    }
+
+    /// A file whose text is searchable (indexed now or before).
+    fn count_indexed(&mut self, file: &WalkedFile) {
+        self.progress.files_indexed += 1;
+        self.progress.bytes_indexed += file.size as i64;
+    }
+
+    /// A file not indexed, by reason.
+    fn count_skipped(&mut self, skip: Skip) {
+        let s = &mut self.progress.skipped;
+        *match skip {
+            Skip::Binary => &mut s.binary,
+            Skip::TooLarge => &mut s.too_large,
+            Skip::Unsupported => &mut s.unsupported,
+            Skip::Unreadable => &mut s.unreadable,
+            Skip::ExtractionFailed => &mut s.extraction_failed,
+        } += 1;
+        self.progress.files_skipped = s.total();
+    }
+
     fn push(&mut self, op: FileOp) {
         if let FileOp::Upsert(u) = &op {
             self.text_bytes += u.chunks.iter().map(|c| c.text.len()).sum::<usize>();
@@ -179,26 +221,8 @@ pub(crate) fn run(
         .into_iter()
         .map(|r| (r.rel_path.clone(), r))
         .collect();
-    let mut b = Batcher {
-        store,
-        cfg,
-        target,
-        ops: Vec::new(),
-        text_bytes: 0,
-        last_flush: Instant::now(),
-        progress: JobProgress {
-            files_total: Some(walked.files.len() as i64),
-            skipped: SkipCounts {
-                unreadable: walked.unreadable as i64,
-                ignored: walked.ignored as i64,
-                ..SkipCounts::default()
-            },
-            ..JobProgress::default()
-        },
-    };
-    b.progress.files_skipped = b.progress.skipped.total();
+    let mut b = Batcher::new(store, cfg, target, &walked);
     b.flush()?;
-    let abs = |rel: &str| root.join(rel).display().to_string();
     for file in &walked.files {
         if stop() {
             b.flush()?;
@@ -213,78 +237,22 @@ pub(crate) fn run(
             .is_some_and(|p| p.size == file.size as i64 && p.mtime_ns == file.mtime_ns)
         {
             // Unchanged: not even opened; its row exists only if its text was indexed.
-            b.progress.files_indexed += 1;
-            b.progress.bytes_indexed += file.size as i64;
+            b.count_indexed(file);
             continue;
         }
-        let ft = filetype(&file.rel_path);
-        let kind = extract::kind(ft.as_deref());
-        let read = match kind {
-            Kind::Binary => Err(Skip::Binary),
-            Kind::Unsupported => Err(Skip::Unsupported),
-            Kind::Text | Kind::Document => {
-                // Documents have their own, larger cap; text is sniffed for binary.
-                let (cap, sniff) = match kind {
-                    Kind::Document => (cfg.max_file_bytes.max(extract::MAX_DOCUMENT_BYTES), false),
-                    _ => (cfg.max_file_bytes, true),
-                };
-                let f = file.clone();
-                match crate::guard::within(cfg.read_timeout, move || read_file(&f, cap, sniff)) {
-                    Some(read) => read.map_err(Skip::from),
-                    None => {
-                        tracing::warn!(source = target.source_id, file = %file.rel_path,
-                            "file skipped: reading it took longer than {} s", cfg.read_timeout.as_secs());
-                        Err(Skip::Unreadable)
-                    }
-                }
-            }
-        };
-        let indexed = match read {
-            Err(skip) => Err(skip),
-            Ok(bytes) => {
-                let hash = hash_hex(&bytes);
-                if previous.as_ref().is_some_and(|p| p.content_hash == hash) {
-                    Ok(FileOp::Touch(record(file, hash)))
-                } else {
-                    match extract::extract_isolated(ft.as_deref(), bytes, extract::EXTRACT_DEADLINE) {
-                        Extracted::Binary => Err(Skip::Binary),
-                        Extracted::Failed(reason) => {
-                            tracing::info!(source = target.source_id, file = %file.rel_path, %reason,
-                                "document skipped: extraction failed");
-                            Err(Skip::ExtractionFailed)
-                        }
-                        Extracted::Text(text) => {
-                            b.progress.files_updated += 1;
-                            Ok(FileOp::Upsert(FileUpsert {
-                                record: record(file, hash),
-                                abs_path: abs(&file.rel_path),
-                                filetype: ft,
-                                chunks: chunk::split(&text),
-                            }))
-                        }
-                    }
-                }
-            }
-        };
-        let op = match indexed {
+        let op = match index_file(cfg, target, file, previous.as_ref()) {
             Ok(op) => {
-                b.progress.files_indexed += 1;
-                b.progress.bytes_indexed += file.size as i64;
+                if matches!(op, FileOp::Upsert(_)) {
+                    b.progress.files_updated += 1;
+                }
+                b.count_indexed(file);
                 Some(op)
             }
             Err(skip) => {
-                let s = &mut b.progress.skipped;
-                *match skip {
-                    Skip::Binary => &mut s.binary,
-                    Skip::TooLarge => &mut s.too_large,
-                    Skip::Unsupported => &mut s.unsupported,
-                    Skip::Unreadable => &mut s.unreadable,
-                    Skip::ExtractionFailed => &mut s.extraction_failed,
-                } += 1;
-                b.progress.files_skipped = s.total();
+                b.count_skipped(skip);
                 previous.map(|_| FileOp::Remove {
                     rel_path: file.rel_path.clone(),
-                    abs_path: abs(&file.rel_path),
+                    abs_path: abs_path(root, &file.rel_path),
                 })
             }
         };
@@ -304,7 +272,7 @@ pub(crate) fn run(
     // Whatever the walk no longer finds is gone (deleted, now ignored or excluded).
     for (rel, _) in known {
         b.push(FileOp::Remove {
-            abs_path: abs(&rel),
+            abs_path: abs_path(root, &rel),
             rel_path: rel,
         });
         if b.ops.len() >= cfg.batch_files {
@@ -313,4 +281,65 @@ pub(crate) fn run(
     }
     b.flush()?;
     Ok(PassEnd::Done(b.progress))
+}
+
+/// The absolute path stored with a file's chunks.
+fn abs_path(root: &Path, rel: &str) -> String {
+    root.join(rel).display().to_string()
+}
+
+/// A new or changed file: read it (bounded by `cfg.read_timeout`), then, unless its
+/// content hash is the one indexed, extract its text and chunk it.
+fn index_file(
+    cfg: &IndexerConfig,
+    target: &Target<'_>,
+    file: &WalkedFile,
+    previous: Option<&FileRecord>,
+) -> Result<FileOp, Skip> {
+    let ft = filetype(&file.rel_path);
+    let bytes = read_bounded(cfg, target, file, extract::kind(ft.as_deref()))?;
+    let hash = hash_hex(&bytes);
+    if previous.is_some_and(|p| p.content_hash == hash) {
+        return Ok(FileOp::Touch(record(file, hash)));
+    }
+    match extract::extract_isolated(ft.as_deref(), bytes, extract::EXTRACT_DEADLINE) {
+        Extracted::Binary => Err(Skip::Binary),
+        Extracted::Failed(reason) => {
+            tracing::info!(source = target.source_id, file = %file.rel_path, %reason,
+                "document skipped: extraction failed");
+            Err(Skip::ExtractionFailed)
+        }
+        Extracted::Text(text) => Ok(FileOp::Upsert(FileUpsert {
+            record: record(file, hash),
+            abs_path: abs_path(target.rules.root(), &file.rel_path),
+            filetype: ft,
+            chunks: chunk::split(&text),
+        })),
+    }
+}
+
+/// Reads a file of a kind worth reading, on its own thread, giving up after
+/// `cfg.read_timeout` (a file that blocks is abandoned, counted unreadable).
+fn read_bounded(
+    cfg: &IndexerConfig,
+    target: &Target<'_>,
+    file: &WalkedFile,
+    kind: Kind,
+) -> Result<Vec<u8>, Skip> {
+    // Documents have their own, larger cap; text is sniffed for binary.
+    let (cap, sniff) = match kind {
+        Kind::Binary => return Err(Skip::Binary),
+        Kind::Unsupported => return Err(Skip::Unsupported),
+        Kind::Document => (cfg.max_file_bytes.max(extract::MAX_DOCUMENT_BYTES), false),
+        Kind::Text => (cfg.max_file_bytes, true),
+    };
+    let f = file.clone();
+    match crate::guard::within(cfg.read_timeout, move || read_file(&f, cap, sniff)) {
+        Some(read) => read.map_err(Skip::from),
+        None => {
+            tracing::warn!(source = target.source_id, file = %file.rel_path,
+                "file skipped: reading it took longer than {} s", cfg.read_timeout.as_secs());
+            Err(Skip::Unreadable)
+        }
+    }
 }
