@@ -201,44 +201,10 @@ pub fn run(mut config: Config) -> anyhow::Result<ExitCode> {
     // Everything we create (database, WAL, PID and lock files) is private.
     nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o077));
     raise_open_files_limit();
-    let files = home_files(&config);
-    let policy = policy(&config);
-    let claim = match single_instance::claim(
-        &files,
-        &config.host,
-        config.port,
-        VERSION,
-        &policy,
-        &probe::guard_probe,
-    ) {
-        Ok(c) => c,
-        Err(
-            e @ (single_instance::Error::HomeUnusable { .. }
-            | single_instance::Error::NotARegularFile { .. }
-            | single_instance::Error::LockIsSymlink { .. }),
-        ) => {
-            eprintln!("memory-service: {e}");
-            return Ok(ExitCode::HomeUnusable);
-        }
-        Err(e) => return Err(e).context("claiming the home directory"),
+    let instance = match claim_home(&config)? {
+        Ok(instance) => instance,
+        Err(code) => return Ok(code),
     };
-    let mut instance = match claim {
-        Claim::Won(instance) => *instance,
-        Claim::Refused(verdict) => {
-            // Said once, by the seed's lines (stderr: the log under a supervisor).
-            report_refusal(&verdict, &config);
-            return Ok(ExitCode::for_verdict(&verdict));
-        }
-    };
-    if let Some(from) = instance.prepared().tightened_from {
-        tracing::warn!(
-            home = %config.home.display(),
-            "the home directory was mode {from:04o} (others could read it); made it private (0700)"
-        );
-    }
-    if let Some(stale) = instance.stale() {
-        tracing::info!(stale, "replaced a stale PID file");
-    }
     if config.allow_remote {
         match crate::http::auth::load_or_create(&config.home) {
             Ok(token) => config.auth_token = Some(token),
@@ -250,25 +216,12 @@ pub fn run(mut config: Config) -> anyhow::Result<ExitCode> {
         warn_remote(&config);
     }
     config.max_connections = connection_cap(config.max_connections);
-    let listener = match bind(&config) {
-        Ok(l) => l,
-        Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
-            let verdict =
-                single_instance::examine_port(&config.host, config.port, &policy, &probe::guard_probe);
-            instance
-                .release()
-                .context("releasing the lock after a port conflict")?;
-            report_refusal(&verdict, &config);
-            return Ok(ExitCode::for_verdict(&verdict));
-        }
-        Err(e) => {
-            let _ = instance.release();
-            return Err(e).with_context(|| format!("binding {}:{}", config.host, config.port));
-        }
+    let (listener, mut instance) = match bind_or_release(&config, instance)? {
+        Ok(bound) => bound,
+        Err(code) => return Ok(code),
     };
     let bound = listener.local_addr()?;
-    let port = bound.port();
-    instance.set_port(port)?;
+    instance.set_port(bound.port())?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .worker_threads(2)
@@ -290,6 +243,79 @@ pub fn run(mut config: Config) -> anyhow::Result<ExitCode> {
     Ok(code)
 }
 
+/// Claims the home through the guard: `Ok(Ok(instance))` when ours now;
+/// `Ok(Err(code))` after the refusal was reported (an unusable home, another
+/// holder), so the caller only exits with it.
+fn claim_home(config: &Config) -> anyhow::Result<Result<Instance, ExitCode>> {
+    let files = home_files(config);
+    let policy = policy(config);
+    let claim = match single_instance::claim(
+        &files,
+        &config.host,
+        config.port,
+        VERSION,
+        &policy,
+        &probe::guard_probe,
+    ) {
+        Ok(c) => c,
+        Err(
+            e @ (single_instance::Error::HomeUnusable { .. }
+            | single_instance::Error::NotARegularFile { .. }
+            | single_instance::Error::LockIsSymlink { .. }),
+        ) => {
+            eprintln!("memory-service: {e}");
+            return Ok(Err(ExitCode::HomeUnusable));
+        }
+        Err(e) => return Err(e).context("claiming the home directory"),
+    };
+    let instance = match claim {
+        Claim::Won(instance) => *instance,
+        Claim::Refused(verdict) => {
+            // Said once, by the seed's lines (stderr: the log under a supervisor).
+            report_refusal(&verdict, config);
+            return Ok(Err(ExitCode::for_verdict(&verdict)));
+        }
+    };
+    if let Some(from) = instance.prepared().tightened_from {
+        tracing::warn!(
+            home = %config.home.display(),
+            "the home directory was mode {from:04o} (others could read it); made it private (0700)"
+        );
+    }
+    if let Some(stale) = instance.stale() {
+        tracing::info!(stale, "replaced a stale PID file");
+    }
+    Ok(Ok(instance))
+}
+
+/// Binds the configured address; on failure releases the claim first. A port
+/// someone else holds is examined and reported (`Ok(Err(code))`).
+fn bind_or_release(
+    config: &Config,
+    instance: Instance,
+) -> anyhow::Result<Result<(TcpListener, Instance), ExitCode>> {
+    match bind(config) {
+        Ok(l) => Ok(Ok((l, instance))),
+        Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
+            let verdict = single_instance::examine_port(
+                &config.host,
+                config.port,
+                &policy(config),
+                &probe::guard_probe,
+            );
+            instance
+                .release()
+                .context("releasing the lock after a port conflict")?;
+            report_refusal(&verdict, config);
+            Ok(Err(ExitCode::for_verdict(&verdict)))
+        }
+        Err(e) => {
+            let _ = instance.release();
+            Err(e).with_context(|| format!("binding {}:{}", config.host, config.port))
+        }
+    }
+}
+
 async fn serve_async(
     config: Config,
     listener: TcpListener,
@@ -303,18 +329,7 @@ async fn serve_async(
             .map(|i| i.record().clone())
             .context("instance already released")?
     };
-    let monitor = Monitor::new(Identity {
-        service: SERVICE,
-        pid: record.pid,
-        instance_id: record.instance_id.clone(),
-        version: VERSION,
-        // The address actually bound (`0.0.0.0` for every interface), which
-        // `status` shows; the home's record keeps the host as given.
-        host: bound.ip().to_string(),
-        port,
-        home: config.home.clone(),
-        started_at: chrono::Local::now().format("%Y-%m-%dT%H:%M:%S%.6f").to_string(),
-    });
+    let monitor = Monitor::new(identity(&record, bound, &config));
     let shutdown = CancellationToken::new();
     let exit = Arc::new(Mutex::new(ExitCode::Ok));
     let metrics = Arc::new(Metrics::default());
@@ -357,24 +372,9 @@ async fn serve_async(
         token_required = state.config.auth_token.is_some(),
         "Memory Service is serving; opening the database"
     );
-    let opened = open_services(&state.config).await;
-    match opened {
+    match open_services(&state.config).await {
         Ok(s) => {
-            storewatch::spawn(
-                s.store.clone(),
-                s.indexer.clone(),
-                semantic.clone(),
-                monitor.clone(),
-                state.config.integrity_check_interval,
-                shutdown.clone(),
-            );
-            // The model loads behind `/health` and the data routes (seconds).
-            semantic.start(
-                state.config.embedding_model.clone(),
-                state.config.home.clone(),
-                s.store.clone(),
-                monitor.clone(),
-            );
+            start_background_work(&state, &s, &shutdown);
             let _ = services.set(s);
             monitor.set_ready();
             notify::ready();
@@ -389,27 +389,71 @@ async fn serve_async(
         }
     }
     let served = server.await.context("the HTTP server task failed")?;
-    // Requests are drained: stop the file indexer at a file boundary (its
-    // job goes back to queued), the chat indexer at a message boundary, flush
-    // the writer and checkpoint, before our caller releases the lock.
     if let Some(s) = services.get() {
-        let (store, indexer) = (s.store.clone(), s.indexer.clone());
-        let semantic = semantic.clone();
-        match tokio::task::spawn_blocking(move || {
-            indexer.shutdown();
-            semantic.shutdown();
-            store.shutdown()
-        })
-        .await
-        {
-            Ok(Ok(())) => tracing::info!("database closed cleanly"),
-            Ok(Err(e)) => tracing::error!(error = %e, "closing the database"),
-            Err(e) => tracing::error!(error = %e, "closing the database"),
-        }
+        close_services(s, &semantic).await;
     }
     served.context("serving HTTP")?;
     let code = *exit.lock().unwrap_or_else(|e| e.into_inner());
     Ok(code)
+}
+
+/// What `/health` says about this instance: the holder record's PID and id,
+/// and the address actually bound (`0.0.0.0` for every interface, which
+/// `status` shows; the home's record keeps the host as given).
+fn identity(
+    record: &single_instance::HolderRecord,
+    bound: std::net::SocketAddr,
+    config: &Config,
+) -> Identity {
+    Identity {
+        service: SERVICE,
+        pid: record.pid,
+        instance_id: record.instance_id.clone(),
+        version: VERSION,
+        host: bound.ip().to_string(),
+        port: bound.port(),
+        home: config.home.clone(),
+        started_at: chrono::Local::now().format("%Y-%m-%dT%H:%M:%S%.6f").to_string(),
+    }
+}
+
+/// Once the data is open: the store watcher (and its `quick_check`) and the
+/// embedding model, which loads behind `/health` and the data routes (seconds).
+fn start_background_work(state: &AppState, s: &Services, shutdown: &CancellationToken) {
+    storewatch::spawn(
+        s.store.clone(),
+        s.indexer.clone(),
+        state.semantic.clone(),
+        state.monitor.clone(),
+        state.config.integrity_check_interval,
+        shutdown.clone(),
+    );
+    state.semantic.start(
+        state.config.embedding_model.clone(),
+        state.config.home.clone(),
+        s.store.clone(),
+        state.monitor.clone(),
+    );
+}
+
+/// Requests are drained: stops the file indexer at a file boundary (its job
+/// goes back to queued), the embedding stage, the chat indexer at a message
+/// boundary, then flushes the writer and checkpoints, before our caller
+/// releases the lock.
+async fn close_services(s: &Services, semantic: &Arc<Semantic>) {
+    let (store, indexer) = (s.store.clone(), s.indexer.clone());
+    let semantic = semantic.clone();
+    match tokio::task::spawn_blocking(move || {
+        indexer.shutdown();
+        semantic.shutdown();
+        store.shutdown()
+    })
+    .await
+    {
+        Ok(Ok(())) => tracing::info!("database closed cleanly"),
+        Ok(Err(e)) => tracing::error!(error = %e, "closing the database"),
+        Err(e) => tracing::error!(error = %e, "closing the database"),
+    }
 }
 
 /// Opens the database (only now: the lock is ours and the port bound) and
@@ -423,7 +467,15 @@ async fn open_services(config: &Config) -> anyhow::Result<Services> {
     tokio::task::spawn_blocking(move || {
         check_database_files(&db_path)?;
         // The store's error already says "while opening database <path>".
-        let store = memory_store::Store::open(memory_store::StoreConfig::new(&db_path))?;
+        let store = memory_store::Store::open(memory_store::StoreConfig::new(&db_path)).map_err(|e| {
+            if e.is_damage() {
+                anyhow::Error::new(e).context(
+                    "the database is damaged; run `memory-service doctor` (it rebuilds what can be read)",
+                )
+            } else {
+                e.into()
+            }
+        })?;
         let cfg = memory_indexer::IndexerConfig {
             protected,
             ..memory_indexer::IndexerConfig::default()
