@@ -518,6 +518,40 @@ pub(crate) fn run(
     semantic: Option<(&[f32], &VectorIndex)>,
     limit: usize,
 ) -> Result<Vec<SearchHit>, StoreError> {
+    let (rows, idfs) = gather(conn, q, terms, semantic, limit)?;
+    let weights = if semantic.is_some() { HYBRID } else { TEXT_ONLY };
+    let counts: Vec<crate::terms::TermCounts> = rows
+        .iter()
+        .map(|c| crate::terms::term_frequencies(&c.hit.text, terms))
+        .collect();
+    let smoothed = smoothed_bm25(&rows, &counts, &idfs, &weights);
+    let best_bm25 = smoothed.iter().copied().fold(0.0, f64::max);
+    let own_scores: Vec<f64> = rows
+        .iter()
+        .zip(&smoothed)
+        .zip(&counts)
+        .map(|((c, &x), n)| {
+            let rel = if best_bm25 > 0.0 { x / best_bm25 } else { 0.0 };
+            let cosine = semantic.and_then(|(v, index)| index.cosines(v, c.id));
+            rank(&weights, coverage(terms, &n.tf), rel, cosine)
+        })
+        .collect();
+    let mut hits = with_context_prior(&rows, &own_scores, &weights);
+    hits.sort_by(|(ia, a), (ib, b)| b.score.total_cmp(&a.score).then(ia.cmp(ib)));
+    hits.truncate(limit);
+    Ok(hits.into_iter().map(|(_, h)| h).collect())
+}
+
+/// The database part of a search, in one read transaction: the candidates of both
+/// channels (words over the scope, nearest neighbours when `semantic`), read with the
+/// exact filters, and each query term's IDF over the scope (`None`: not a text term).
+fn gather(
+    conn: &Connection,
+    q: &SearchRequest,
+    terms: &[QueryTerm],
+    semantic: Option<(&[f32], &VectorIndex)>,
+    limit: usize,
+) -> Result<(Vec<Candidate>, Vec<Option<f64>>), StoreError> {
     let context = "while searching";
     let tx = conn.unchecked_transaction().ctx(context)?;
     let sources = searched_sources(conn, q)?;
@@ -548,73 +582,63 @@ pub(crate) fn run(
     }
     let rows = read_candidates(conn, q, &sources, &candidates)?;
     tx.commit().ctx(context)?;
-
-    let weights = if semantic.is_some() { HYBRID } else { TEXT_ONLY };
-    // Every candidate's BM25 over the scope's statistics (the text score of a vector
-    // candidate too), with the candidates' mean length standing in for the scope's.
     let mut idfs: Vec<Option<f64>> = vec![None; terms.len()];
     for (&i, &(df, _)) in which.iter().zip(&stats.df) {
         idfs[i] = Some(idf(stats.chunks, df));
     }
-    let counts: Vec<crate::terms::TermCounts> = rows
-        .iter()
-        .map(|c| crate::terms::term_frequencies(&c.hit.text, terms))
-        .collect();
+    Ok((rows, idfs))
+}
+
+/// Every candidate's BM25 over the scope's statistics (a vector candidate's too), with
+/// the candidates' mean length standing in for the scope's, smoothed with the chunks
+/// before and after it in its chat or file (absent: 0) by `weights.own_bm25`.
+fn smoothed_bm25(
+    rows: &[Candidate],
+    counts: &[crate::terms::TermCounts],
+    idfs: &[Option<f64>],
+    weights: &Weights,
+) -> Vec<f64> {
     let avg_length = if counts.is_empty() {
         1.0
     } else {
         counts.iter().map(|c| c.length as f64).sum::<f64>() / counts.len() as f64
     };
-    let text_score: Vec<f64> = counts.iter().map(|c| bm25(c, &idfs, avg_length)).collect();
-    // BM25 smoothed with the chunks before and after (absent: 0), then relative to the
-    // best of this search.
+    let text_score: Vec<f64> = counts.iter().map(|c| bm25(c, idfs, avg_length)).collect();
     let mut at: HashMap<(&str, i64), f64> = HashMap::new();
     for (c, &x) in rows.iter().zip(&text_score) {
         let e = at.entry((c.group.as_str(), c.position)).or_insert(0.0);
         *e = e.max(x);
     }
-    let smoothed: Vec<f64> = rows
-        .iter()
+    rows.iter()
         .zip(&text_score)
         .map(|(c, &own)| {
             let near = |p: i64| at.get(&(c.group.as_str(), p)).copied().unwrap_or(0.0);
             let around = (near(c.position - 1) + near(c.position + 1)) / 2.0;
             weights.own_bm25 * own + (1.0 - weights.own_bm25) * around
         })
-        .collect();
-    let best_bm25 = smoothed.iter().copied().fold(0.0, f64::max);
-    let own_scores: Vec<f64> = rows
-        .iter()
-        .zip(&smoothed)
-        .zip(&counts)
-        .map(|((c, &x), n)| {
-            let rel = if best_bm25 > 0.0 { x / best_bm25 } else { 0.0 };
-            let cosine = semantic.and_then(|(v, index)| index.cosines(v, c.id));
-            rank(&weights, coverage(terms, &n.tf), rel, cosine)
-        })
-        .collect();
-    // The context prior: the best own score among the chunks at most CONTEXT_WINDOW
-    // places away in the same chat (or file).
+        .collect()
+}
+
+/// The hits with their final scores: each own score lifted by the best own score among
+/// the chunks at most [`CONTEXT_WINDOW`] places away in the same chat or file
+/// ([`with_context`]); unsorted, with their chunk ids for a stable order.
+fn with_context_prior(rows: &[Candidate], own_scores: &[f64], weights: &Weights) -> Vec<(i64, SearchHit)> {
     let mut own_at: HashMap<(&str, i64), f64> = HashMap::new();
-    for (c, &s) in rows.iter().zip(&own_scores) {
+    for (c, &s) in rows.iter().zip(own_scores) {
         let e = own_at.entry((c.group.as_str(), c.position)).or_insert(0.0);
         *e = e.max(s);
     }
-    let mut hits: Vec<(i64, SearchHit)> = rows
-        .iter()
-        .zip(&own_scores)
+    rows.iter()
+        .zip(own_scores)
         .map(|(c, &own)| {
             let best_near = (c.position - CONTEXT_WINDOW..=c.position + CONTEXT_WINDOW)
                 .filter_map(|p| own_at.get(&(c.group.as_str(), p)).copied())
                 .fold(own, f64::max);
             let mut hit = c.hit.clone();
-            hit.score = with_context(&weights, own, best_near);
+            hit.score = with_context(weights, own, best_near);
             (c.id, hit)
         })
-        .collect();
-    hits.sort_by(|(ia, a), (ib, b)| b.score.total_cmp(&a.score).then(ia.cmp(ib)));
-    hits.truncate(limit);
-    Ok(hits.into_iter().map(|(_, h)| h).collect())
+        .collect()
 }
 
 /// A chunk's final score from its own score and the best own score near it (see
