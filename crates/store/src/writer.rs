@@ -376,56 +376,9 @@ fn commit_batch(conn: &Connection, batch: Vec<Box<dyn Request>>, counters: &Coun
         }
         return;
     }
-    let mut kept: Vec<Completion> = Vec::with_capacity(batch.len());
-    let mut rolled_back: Vec<Completion> = Vec::new();
-    let mut broken: Option<StoreError> = None;
     let mut rest = batch.into_iter();
-    for request in rest.by_ref() {
-        if let Err(e) = conn.execute_batch("SAVEPOINT w").ctx("while opening a savepoint") {
-            broken = Some(e);
-            request.fail(StoreError::Unavailable("write transaction failed".into()));
-            break;
-        }
-        let outcome = catch_unwind(AssertUnwindSafe(|| request.run(conn, counters)));
-        let (keep, completion) = match outcome {
-            Ok(Ok(c)) => (true, Some(c)),
-            Ok(Err(c)) => (false, Some(c)),
-            Err(_) => (false, None), // panicked: its reply channel is gone, caller sees it
-        };
-        let end = if keep {
-            "RELEASE w"
-        } else {
-            "ROLLBACK TO w; RELEASE w"
-        };
-        if let Err(e) = conn.execute_batch(end).ctx("while closing a savepoint") {
-            // After SQLITE_FULL, SQLite may roll the whole transaction back on its own,
-            // and the savepoint is gone: say why, so every caller gets the disk-full
-            // answer (HTTP 507) rather than "no such savepoint".
-            broken = Some(
-                if conn.is_autocommit() && counters.disk_full.load(Ordering::Relaxed) {
-                    StoreError::sqlite(
-                        "while writing (SQLite rolled the transaction back)",
-                        rusqlite::Error::SqliteFailure(
-                            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_FULL),
-                            Some("database or disk is full".into()),
-                        ),
-                    )
-                } else {
-                    e
-                },
-            );
-            if let Some(c) = completion {
-                if keep { kept.push(c) } else { rolled_back.push(c) }
-            }
-            break;
-        }
-        match (keep, completion) {
-            (true, Some(c)) => kept.push(c),
-            (false, Some(c)) => rolled_back.push(c),
-            _ => {}
-        }
-    }
-    let result = match broken {
+    let ran = run_requests(conn, &mut rest, counters);
+    let result = match ran.broken {
         Some(e) => Err(e),
         None => conn
             .execute_batch("COMMIT")
@@ -433,9 +386,9 @@ fn commit_batch(conn: &Connection, batch: Vec<Box<dyn Request>>, counters: &Coun
     };
     match &result {
         Ok(()) => {
-            counters.record_commit(started.elapsed(), kept.len());
+            counters.record_commit(started.elapsed(), ran.kept.len());
             // Something was written and committed: the disk has room again.
-            if !kept.is_empty() {
+            if !ran.kept.is_empty() {
                 counters.disk_full.store(false, Ordering::Relaxed);
             }
         }
@@ -450,7 +403,7 @@ fn commit_batch(conn: &Connection, batch: Vec<Box<dyn Request>>, counters: &Coun
         }
     }
     let result_ref = result.as_ref().map(|_| ());
-    for c in kept.into_iter().chain(rolled_back) {
+    for c in ran.kept.into_iter().chain(ran.rolled_back) {
         // A panicking hook must not take the writer thread down with it.
         let _ = catch_unwind(AssertUnwindSafe(|| c(result_ref)));
     }
@@ -458,6 +411,76 @@ fn commit_batch(conn: &Connection, batch: Vec<Box<dyn Request>>, counters: &Coun
         for r in rest {
             r.fail(e.duplicate());
         }
+    }
+}
+
+/// What running a batch's requests left to do once the transaction ends.
+struct Ran {
+    /// Completions of requests whose changes are kept.
+    kept: Vec<Completion>,
+    /// Completions of requests that failed (their savepoint rolled back).
+    rolled_back: Vec<Completion>,
+    /// The transaction itself failed; requests not yet run stay in the iterator.
+    broken: Option<StoreError>,
+}
+
+/// Runs requests from `batch`, each inside its own savepoint, until it is empty or the
+/// transaction breaks (then the rest stay in `batch` for the caller to fail).
+fn run_requests(
+    conn: &Connection,
+    batch: &mut impl Iterator<Item = Box<dyn Request>>,
+    counters: &Counters,
+) -> Ran {
+    let mut ran = Ran {
+        kept: Vec::new(),
+        rolled_back: Vec::new(),
+        broken: None,
+    };
+    for request in batch.by_ref() {
+        if let Err(e) = conn.execute_batch("SAVEPOINT w").ctx("while opening a savepoint") {
+            ran.broken = Some(e);
+            request.fail(StoreError::Unavailable("write transaction failed".into()));
+            break;
+        }
+        let outcome = catch_unwind(AssertUnwindSafe(|| request.run(conn, counters)));
+        let (keep, completion) = match outcome {
+            Ok(Ok(c)) => (true, Some(c)),
+            Ok(Err(c)) => (false, Some(c)),
+            Err(_) => (false, None), // panicked: its reply channel is gone, caller sees it
+        };
+        let end = if keep {
+            "RELEASE w"
+        } else {
+            "ROLLBACK TO w; RELEASE w"
+        };
+        let closed = conn.execute_batch(end).ctx("while closing a savepoint");
+        match (keep, completion) {
+            (true, Some(c)) => ran.kept.push(c),
+            (false, Some(c)) => ran.rolled_back.push(c),
+            _ => {}
+        }
+        if let Err(e) = closed {
+            ran.broken = Some(savepoint_failure(conn, counters, e));
+            break;
+        }
+    }
+    ran
+}
+
+/// Why a savepoint could not be closed. After `SQLITE_FULL`, SQLite may roll the whole
+/// transaction back on its own and the savepoint is gone: then say so, so every caller
+/// gets the disk-full answer (HTTP 507) rather than "no such savepoint".
+fn savepoint_failure(conn: &Connection, counters: &Counters, e: StoreError) -> StoreError {
+    if conn.is_autocommit() && counters.disk_full.load(Ordering::Relaxed) {
+        StoreError::sqlite(
+            "while writing (SQLite rolled the transaction back)",
+            rusqlite::Error::SqliteFailure(
+                rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_FULL),
+                Some("database or disk is full".into()),
+            ),
+        )
+    } else {
+        e
     }
 }
 
