@@ -553,106 +553,149 @@ fn rtf(bytes: &[u8]) -> Result<String, String> {
     if !bytes.starts_with(b"{\\rtf") {
         return Err("not an RTF document (no {\\rtf header)".into());
     }
-    let cp1252 = |b: u8| {
-        let byte = [b];
-        let (s, _) = encoding_rs::WINDOWS_1252.decode_without_bom_handling(&byte);
-        s.chars().next().unwrap_or('\u{FFFD}')
+    let mut r = Rtf {
+        bytes,
+        i: 0,
+        stack: Vec::new(),
+        skip: false,
+        uc: 1,
+        pending: 0,
+        out: String::new(),
     };
-    // Per group: (skipped, characters to skip after \uN).
-    let mut stack: Vec<(bool, usize)> = Vec::new();
-    let (mut skip, mut uc) = (false, 1usize);
-    let mut pending = 0usize; // fallback characters still to drop after a \uN
-    let mut out = String::new();
-    let emit = |c: char, skip: bool, pending: &mut usize, out: &mut String| {
-        if !skip {
-            if *pending > 0 {
-                *pending -= 1;
-            } else if out.len() < MAX_TEXT_BYTES {
-                out.push(c);
-            }
-        }
-    };
-    let mut i = 0;
-    while i < bytes.len() {
-        let b = bytes[i];
-        i += 1;
+    while let Some(&b) = r.bytes.get(r.i) {
+        r.i += 1;
         match b {
             b'{' => {
-                stack.push((skip, uc));
-                if stack.len() > MAX_RTF_DEPTH {
+                r.stack.push((r.skip, r.uc));
+                if r.stack.len() > MAX_RTF_DEPTH {
                     return Err(format!("RTF groups nested deeper than {MAX_RTF_DEPTH}"));
                 }
-                pending = 0;
+                r.pending = 0;
             }
             b'}' => {
-                (skip, uc) = stack.pop().unwrap_or((false, 1));
-                pending = 0;
+                (r.skip, r.uc) = r.stack.pop().unwrap_or((false, 1));
+                r.pending = 0;
             }
             b'\r' | b'\n' => {}
             b'\\' => {
-                let Some(&c) = bytes.get(i) else { break };
-                i += 1;
+                let Some(&c) = r.bytes.get(r.i) else { break };
+                r.i += 1;
                 if c.is_ascii_alphabetic() {
-                    let start = i - 1;
-                    while i < bytes.len() && bytes[i].is_ascii_alphabetic() {
-                        i += 1;
-                    }
-                    let word = std::str::from_utf8(&bytes[start..i]).unwrap_or_default();
-                    let num_start = i;
-                    if i < bytes.len() && bytes[i] == b'-' {
-                        i += 1;
-                    }
-                    while i < bytes.len() && bytes[i].is_ascii_digit() && i - num_start < 11 {
-                        i += 1;
-                    }
-                    let param: Option<i64> = std::str::from_utf8(&bytes[num_start..i])
-                        .ok()
-                        .and_then(|s| s.parse().ok());
-                    if i < bytes.len() && bytes[i] == b' ' {
-                        i += 1;
-                    }
-                    match word {
-                        "par" | "line" | "row" | "sect" | "page" => emit('\n', skip, &mut 0, &mut out),
-                        "tab" | "cell" => emit('\t', skip, &mut 0, &mut out),
-                        "uc" => uc = param.unwrap_or(1).clamp(0, 10) as usize,
-                        "u" => {
-                            let n = param.unwrap_or(0);
-                            let n = if n < 0 { n + 65_536 } else { n };
-                            let c = u32::try_from(n)
-                                .ok()
-                                .and_then(char::from_u32)
-                                .unwrap_or('\u{FFFD}');
-                            emit(c, skip, &mut 0, &mut out);
-                            pending = uc;
-                        }
-                        "bin" => i += param.unwrap_or(0).max(0) as usize,
-                        w if RTF_SKIPPED.contains(&w) => skip = true,
-                        _ => {}
-                    }
+                    r.control_word();
                 } else {
-                    match c {
-                        b'*' => skip = true,
-                        b'\'' => {
-                            let hex = bytes.get(i..i + 2).and_then(|h| std::str::from_utf8(h).ok());
-                            if let Some(v) = hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
-                                emit(cp1252(v), skip, &mut pending, &mut out);
-                            }
-                            i += 2;
-                        }
-                        b'~' => emit(' ', skip, &mut pending, &mut out),
-                        b'\r' | b'\n' => emit('\n', skip, &mut 0, &mut out),
-                        b'\\' | b'{' | b'}' => emit(c as char, skip, &mut pending, &mut out),
-                        _ => {}
-                    }
+                    r.control_symbol(c);
                 }
             }
-            _ => {
-                let c = if b.is_ascii() { b as char } else { cp1252(b) };
-                emit(c, skip, &mut pending, &mut out);
-            }
+            _ => r.emit(if b.is_ascii() { b as char } else { cp1252(b) }),
         }
     }
-    Ok(out)
+    Ok(r.out)
+}
+
+/// A byte of Windows-1252, RTF's default code page.
+fn cp1252(b: u8) -> char {
+    let byte = [b];
+    let (s, _) = encoding_rs::WINDOWS_1252.decode_without_bom_handling(&byte);
+    s.chars().next().unwrap_or('\u{FFFD}')
+}
+
+/// The state of [`rtf`]'s one pass over the bytes.
+struct Rtf<'a> {
+    bytes: &'a [u8],
+    /// The next byte to read.
+    i: usize,
+    /// Per enclosing group: (skipped, characters to skip after `\uN`).
+    stack: Vec<(bool, usize)>,
+    /// Inside a destination whose text is not shown (`\*`, fonts, pictures, ...).
+    skip: bool,
+    /// `\ucN`: fallback characters that follow each `\uN`.
+    uc: usize,
+    /// Fallback characters still to drop after the last `\uN`.
+    pending: usize,
+    out: String,
+}
+
+impl Rtf<'_> {
+    /// A character of text, unless skipped, a fallback still owed, or past the cap.
+    fn emit(&mut self, c: char) {
+        if self.skip {
+            return;
+        }
+        if self.pending > 0 {
+            self.pending -= 1;
+        } else if self.out.len() < MAX_TEXT_BYTES {
+            self.out.push(c);
+        }
+    }
+
+    /// A break or a `\uN` character: never taken for a fallback.
+    fn emit_always(&mut self, c: char) {
+        let pending = std::mem::take(&mut self.pending);
+        self.emit(c);
+        self.pending = pending;
+    }
+
+    /// `\word[-]N?[ ]`, the backslash and first letter already read.
+    fn control_word(&mut self) {
+        let bytes = self.bytes;
+        let start = self.i - 1;
+        while self.i < bytes.len() && bytes[self.i].is_ascii_alphabetic() {
+            self.i += 1;
+        }
+        let word = std::str::from_utf8(&bytes[start..self.i]).unwrap_or_default();
+        let num_start = self.i;
+        if self.i < bytes.len() && bytes[self.i] == b'-' {
+            self.i += 1;
+        }
+        while self.i < bytes.len() && bytes[self.i].is_ascii_digit() && self.i - num_start < 11 {
+            self.i += 1;
+        }
+        let param: Option<i64> = std::str::from_utf8(&bytes[num_start..self.i])
+            .ok()
+            .and_then(|s| s.parse().ok());
+        if self.i < bytes.len() && bytes[self.i] == b' ' {
+            self.i += 1;
+        }
+        match word {
+            "par" | "line" | "row" | "sect" | "page" => self.emit_always('\n'),
+            "tab" | "cell" => self.emit_always('\t'),
+            "uc" => self.uc = param.unwrap_or(1).clamp(0, 10) as usize,
+            "u" => {
+                let n = param.unwrap_or(0);
+                let n = if n < 0 { n + 65_536 } else { n };
+                let c = u32::try_from(n)
+                    .ok()
+                    .and_then(char::from_u32)
+                    .unwrap_or('\u{FFFD}');
+                self.emit_always(c);
+                self.pending = self.uc;
+            }
+            "bin" => self.i += param.unwrap_or(0).max(0) as usize,
+            w if RTF_SKIPPED.contains(&w) => self.skip = true,
+            _ => {}
+        }
+    }
+
+    /// `\` followed by a non-letter `c`.
+    fn control_symbol(&mut self, c: u8) {
+        match c {
+            b'*' => self.skip = true,
+            b'\'' => {
+                let hex = self
+                    .bytes
+                    .get(self.i..self.i + 2)
+                    .and_then(|h| std::str::from_utf8(h).ok());
+                if let Some(v) = hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
+                    self.emit(cp1252(v));
+                }
+                self.i += 2;
+            }
+            b'~' => self.emit(' '),
+            b'\r' | b'\n' => self.emit_always('\n'),
+            b'\\' | b'{' | b'}' => self.emit(c as char),
+            _ => {}
+        }
+    }
 }
 
 #[cfg(test)]
