@@ -264,105 +264,141 @@ fn extract_model_zip(
     dest: &Path,
     progress: &dyn Progress,
 ) -> Result<Option<String>, EmbeddingError> {
-    let zip_err = |e: zip::result::ZipError| EmbeddingError::Zip {
-        path: zip_path.to_path_buf(),
-        source: Box::new(e),
-    };
     let file = File::open(zip_path).map_err(|e| EmbeddingError::io(zip_path, e))?;
-    let mut archive = zip::ZipArchive::new(file).map_err(zip_err)?;
-
-    // Every entry's path is checked before anything is written.
-    let mut names = Vec::with_capacity(archive.len());
-    for i in 0..archive.len() {
-        let entry = archive.by_index_raw(i).map_err(zip_err)?;
-        let Some(path) = entry.enclosed_name() else {
-            return Err(bad_source(
-                zip_path,
-                format!("entry {:?} points outside the archive; refusing it", entry.name()),
-            ));
-        };
-        names.push((i, path, entry.is_file(), entry.size()));
-    }
-
-    let has_all = |prefix: &Path| {
-        REQUIRED_FILES.iter().all(|f| {
-            names
-                .iter()
-                .any(|(_, p, is_file, _)| *is_file && p == &prefix.join(f))
-        })
-    };
-    let prefix = if has_all(Path::new("")) {
-        PathBuf::new()
-    } else {
-        let mut tops: Vec<PathBuf> = names
-            .iter()
-            .filter_map(|(_, p, _, _)| p.components().next())
-            .map(|c| PathBuf::from(c.as_os_str()))
-            .collect();
-        tops.sort();
-        tops.dedup();
-        match tops.as_slice() {
-            [only] if has_all(only) => only.clone(),
-            _ => {
-                return Err(bad_source(
-                    zip_path,
-                    format!(
-                        "the archive must hold {} at its root or inside one folder",
-                        REQUIRED_FILES.join(", ")
-                    ),
-                ));
-            }
-        }
-    };
-
-    let wanted: Vec<(usize, PathBuf, u64)> = names
+    let mut archive = zip::ZipArchive::new(file).map_err(|e| zip_error(zip_path, e))?;
+    let entries = checked_entries(&mut archive, zip_path)?;
+    let prefix = model_folder(&entries, zip_path)?;
+    let wanted: Vec<&ZipEntry> = entries
         .iter()
-        .filter(|(_, _, is_file, _)| *is_file)
-        .filter_map(|(i, p, _, size)| {
-            let rel = p.strip_prefix(&prefix).ok()?;
-            let keep = REQUIRED_FILES
-                .iter()
-                .chain(OPTIONAL_FILES.iter())
-                .any(|f| rel == Path::new(f));
-            keep.then(|| (*i, rel.to_path_buf(), *size))
+        .filter(|e| e.is_file)
+        .filter(|e| {
+            e.path.strip_prefix(&prefix).is_ok_and(|rel| {
+                REQUIRED_FILES
+                    .iter()
+                    .chain(OPTIONAL_FILES.iter())
+                    .any(|f| rel == Path::new(f))
+            })
         })
         .collect();
-    let declared: u64 = wanted.iter().map(|(_, _, s)| *s).sum();
+    let declared: u64 = wanted.iter().map(|e| e.size).sum();
     if declared > MAX_ZIP_BYTES {
         return Err(bad_source(
             zip_path,
             format!("its model files expand to {declared} bytes, over the {MAX_ZIP_BYTES}-byte limit"),
         ));
     }
-
     let mut budget = MAX_ZIP_BYTES;
-    for (i, rel, size) in wanted {
-        let mut entry = archive.by_index(i).map_err(zip_err)?;
-        let to = dest.join(&rel);
-        if let Some(parent) = to.parent() {
-            std::fs::create_dir_all(parent).map_err(|e| EmbeddingError::io(parent, e))?;
-        }
-        let mut output = File::create(&to).map_err(|e| EmbeddingError::io(&to, e))?;
-        progress.start(&rel.to_string_lossy(), Some(size));
-        // The declared size may lie; the budget also bounds what is really inflated.
-        let written = copy_with_progress(&mut entry, &mut output, progress, budget).map_err(|e| {
-            if e.kind() == std::io::ErrorKind::Other && e.to_string().starts_with("more than") {
-                bad_source(
-                    zip_path,
-                    format!("it expands beyond the {MAX_ZIP_BYTES}-byte limit"),
-                )
-            } else {
-                EmbeddingError::Zip {
-                    path: zip_path.to_path_buf(),
-                    source: Box::new(e),
-                }
-            }
-        })?;
-        budget -= written;
-        output.sync_all().map_err(|e| EmbeddingError::io(&to, e))?;
-        progress.finish();
+    for e in wanted {
+        let rel = e.path.strip_prefix(&prefix).unwrap_or(&e.path);
+        budget -= extract_entry(&mut archive, e.index, zip_path, &dest.join(rel), progress, budget)?;
     }
     Ok((!prefix.as_os_str().is_empty()).then(|| prefix.to_string_lossy().into_owned()))
+}
+
+/// One entry of a model archive, its path checked to stay inside it.
+struct ZipEntry {
+    index: usize,
+    path: PathBuf,
+    is_file: bool,
+    /// Declared (uncompressed) size in bytes; may lie.
+    size: u64,
+}
+
+fn zip_error(zip_path: &Path, e: zip::result::ZipError) -> EmbeddingError {
+    EmbeddingError::Zip {
+        path: zip_path.to_path_buf(),
+        source: Box::new(e),
+    }
+}
+
+/// Every entry's path, checked before anything is written: one pointing outside the
+/// archive (`..`, absolute) refuses the whole archive.
+fn checked_entries(
+    archive: &mut zip::ZipArchive<File>,
+    zip_path: &Path,
+) -> Result<Vec<ZipEntry>, EmbeddingError> {
+    let mut entries = Vec::with_capacity(archive.len());
+    for index in 0..archive.len() {
+        let entry = archive.by_index_raw(index).map_err(|e| zip_error(zip_path, e))?;
+        let Some(path) = entry.enclosed_name() else {
+            return Err(bad_source(
+                zip_path,
+                format!("entry {:?} points outside the archive; refusing it", entry.name()),
+            ));
+        };
+        entries.push(ZipEntry {
+            index,
+            path,
+            is_file: entry.is_file(),
+            size: entry.size(),
+        });
+    }
+    Ok(entries)
+}
+
+/// Where the model files are in the archive: at its root (`""`) or inside its one
+/// top-level folder.
+fn model_folder(entries: &[ZipEntry], zip_path: &Path) -> Result<PathBuf, EmbeddingError> {
+    let has_all = |prefix: &Path| {
+        REQUIRED_FILES
+            .iter()
+            .all(|f| entries.iter().any(|e| e.is_file && e.path == prefix.join(f)))
+    };
+    if has_all(Path::new("")) {
+        return Ok(PathBuf::new());
+    }
+    let mut tops: Vec<PathBuf> = entries
+        .iter()
+        .filter_map(|e| e.path.components().next())
+        .map(|c| PathBuf::from(c.as_os_str()))
+        .collect();
+    tops.sort();
+    tops.dedup();
+    match tops.as_slice() {
+        [only] if has_all(only) => Ok(only.clone()),
+        _ => Err(bad_source(
+            zip_path,
+            format!(
+                "the archive must hold {} at its root or inside one folder",
+                REQUIRED_FILES.join(", ")
+            ),
+        )),
+    }
+}
+
+/// Inflates entry `index` to `to` (synced), at most `budget` bytes whatever its declared
+/// size says; returns the bytes written.
+fn extract_entry(
+    archive: &mut zip::ZipArchive<File>,
+    index: usize,
+    zip_path: &Path,
+    to: &Path,
+    progress: &dyn Progress,
+    budget: u64,
+) -> Result<u64, EmbeddingError> {
+    let mut entry = archive.by_index(index).map_err(|e| zip_error(zip_path, e))?;
+    if let Some(parent) = to.parent() {
+        std::fs::create_dir_all(parent).map_err(|e| EmbeddingError::io(parent, e))?;
+    }
+    let mut output = File::create(to).map_err(|e| EmbeddingError::io(to, e))?;
+    let name = to.file_name().map(|n| n.to_string_lossy()).unwrap_or_default();
+    progress.start(&name, Some(entry.size()));
+    let written = copy_with_progress(&mut entry, &mut output, progress, budget).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::Other && e.to_string().starts_with("more than") {
+            bad_source(
+                zip_path,
+                format!("it expands beyond the {MAX_ZIP_BYTES}-byte limit"),
+            )
+        } else {
+            EmbeddingError::Zip {
+                path: zip_path.to_path_buf(),
+                source: Box::new(e),
+            }
+        }
+    })?;
+    output.sync_all().map_err(|e| EmbeddingError::io(to, e))?;
+    progress.finish();
+    Ok(written)
 }
 
 /// Forwards hf-hub's progress calls to ours (hf-hub calls `init` more than once per file).
