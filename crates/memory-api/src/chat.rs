@@ -45,7 +45,7 @@ pub struct Queued {
 }
 
 /// Where a chat message's indexing job is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum ChatJobState {
     /// Committed, waiting for the indexer.

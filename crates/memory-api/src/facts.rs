@@ -91,7 +91,7 @@ pub struct SearchFacts {
     #[serde(default = "default_limit")]
     pub limit: i64,
     /// Leave out facts from this message (the one being answered).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub exclude_message_uuid: Option<String>,
 }
 

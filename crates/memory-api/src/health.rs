@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 /// The state `/health` reports.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum State {
     /// Serving, but start-up work (recovery, migrations) is not finished.
@@ -21,8 +21,19 @@ pub enum State {
     Degraded,
 }
 
+impl State {
+    /// The wire name, e.g. `ready`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            State::Starting => "starting",
+            State::Ready => "ready",
+            State::Degraded => "degraded",
+        }
+    }
+}
+
 /// Whether search ranks by meaning too (the `semantic` object of `/health`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum SemanticState {
     /// No embedding model installed (or none wanted): search is BM25 and word coverage.
@@ -81,7 +92,30 @@ pub struct HealthReport {
     /// Starting, ready or degraded.
     pub state: State,
     /// Why degraded, one `"<component>: <problem>"` each (empty otherwise).
+    /// Read as empty from an older instance that did not send it.
+    #[serde(default)]
+    #[schema(required = true)]
     pub reasons: Vec<String>,
     /// Semantic search: whether it is on, why not, and the embedding backlog.
+    /// Read as off from an older instance that did not send it.
+    #[serde(default)]
+    #[schema(required = true)]
     pub semantic: SemanticReport,
+}
+
+/// The part of the `/health` body that says which instance answered: what
+/// the single-instance guard and the client compare with the holder record
+/// of the lock. Read on its own (other fields ignored), so an instance of
+/// another version is still recognised as ours and never taken for a stranger.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct HealthIdentity {
+    /// `"memory-service"` for ours.
+    pub service: String,
+    /// The serving process's PID.
+    pub pid: u32,
+    /// The random id of its run, as in the holder record.
+    pub instance_id: String,
+    /// Its home directory.
+    #[schema(value_type = String)]
+    pub home: PathBuf,
 }

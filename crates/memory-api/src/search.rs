@@ -17,13 +17,13 @@ pub struct SearchRequest {
     #[serde(default = "default_limit")]
     pub limit: i64,
     /// File sources to search; null (or absent) means the project's own.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source_ids: Option<Vec<String>>,
     /// Accepted and ignored, as in the original.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub chat_id: Option<String>,
     /// Chats left out (ChatDO sends its trashed and archived chats).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub exclude_chat_ids: Option<Vec<String>>,
 }
 
@@ -32,7 +32,7 @@ fn default_limit() -> i64 {
 }
 
 /// Where a result comes from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum SourceType {
     /// A chat message (`chat_id` and `message_id` set).

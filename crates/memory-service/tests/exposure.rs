@@ -317,9 +317,10 @@ fn idle_connections_beyond_the_cap_leave_room_for_health() {
     // the /health slots free themselves, and /health still answers.
     let flood = idle_connections(port, 16 * 2 + 10);
     let deadline = Duration::from_secs(20);
-    let (status, body) = memory_service::probe::get_json("127.0.0.1", port, "/health", deadline)
-        .unwrap_or_else(|e| panic!("/health did not answer within {deadline:?} under the flood: {e}"));
-    assert_eq!((status, body["pid"].as_u64()), (200, Some(p.pid() as u64)));
+    let (status, body) =
+        memory_service::probe::get_json::<memory_api::HealthReport>("127.0.0.1", port, "/health", deadline)
+            .unwrap_or_else(|e| panic!("/health did not answer within {deadline:?} under the flood: {e}"));
+    assert_eq!((status, body.map(|h| h.pid)), (200, Some(p.pid())));
     drop(flood);
 
     // Once the idle connections go, data requests are served again.
@@ -442,9 +443,10 @@ fn a_low_open_files_limit_shrinks_the_cap_and_health_still_answers() {
     // yet within the listen backlog, so every connect completes.
     let idle = idle_connections(port, 250);
     let deadline = Duration::from_secs(45);
-    let (status, body) = memory_service::probe::get_json("127.0.0.1", port, "/health", deadline)
-        .unwrap_or_else(|e| panic!("/health did not answer within {deadline:?}: {e}"));
-    assert_eq!((status, body["pid"].as_u64()), (200, Some(pid as u64)));
+    let (status, body) =
+        memory_service::probe::get_json::<memory_api::HealthReport>("127.0.0.1", port, "/health", deadline)
+            .unwrap_or_else(|e| panic!("/health did not answer within {deadline:?}: {e}"));
+    assert_eq!((status, body.map(|h| h.pid)), (200, Some(pid)));
     drop(idle);
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), Signal::SIGTERM).unwrap();
     let status = poll("serve to exit", DEADLINE, || child.try_wait().unwrap());
