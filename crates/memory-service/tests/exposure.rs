@@ -35,12 +35,9 @@ fn raw(port: u16, request: &str) -> (u16, String, String) {
 
 /// The `detail` of a JSON error body, or a panic saying what came instead.
 fn detail(body: &str) -> String {
-    let v: serde_json::Value =
-        serde_json::from_str(body).unwrap_or_else(|e| panic!("not JSON ({e}): {body:?}"));
-    v["detail"]
-        .as_str()
-        .unwrap_or_else(|| panic!("no string detail: {body}"))
-        .to_string()
+    serde_json::from_str::<memory_api::ErrorBody>(body)
+        .unwrap_or_else(|e| panic!("not a {{\"detail\": \"...\"}} body ({e}): {body:?}"))
+        .detail
 }
 
 fn stop(p: &mut Proc) {
@@ -122,8 +119,8 @@ fn allow_remote_binds_every_interface_and_wants_the_token() {
     assert_eq!(token.len(), 64, "{token:?}");
 
     // /health needs nothing and names the address bound.
-    let (status, body) = get(port, "/health").unwrap();
-    assert_eq!((status, body["host"].as_str()), (200, Some("0.0.0.0")));
+    let body = health(port).expect("/health answers 200");
+    assert_eq!(body.host, "0.0.0.0");
 
     // Everything else: 401 without the right token, in every way it can be wrong.
     for auth in [
@@ -429,8 +426,8 @@ fn a_low_open_files_limit_shrinks_the_cap_and_health_still_answers() {
                 std::fs::read_to_string(&err_path).unwrap_or_default()
             );
         }
-        let (status, body) = get(port, "/health")?;
-        (status == 200 && body["pid"].as_u64() == Some(pid as u64) && body["state"] == "ready").then_some(())
+        let h = health(port)?;
+        (h.pid == pid && h.state == memory_api::health::State::Ready).then_some(())
     });
     let log = std::fs::read_to_string(&err_path).unwrap();
     // 256 - 128 kept for the database and the rest - 16 /health-only slots.
