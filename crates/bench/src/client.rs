@@ -7,7 +7,8 @@
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
-use serde_json::Value;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 
 /// How long a data request may take before we call the service hung: the
 /// service's own request timeout is 60 s, so anything longer is a failure.
@@ -59,8 +60,9 @@ impl Client {
         Ok(Answer { status, body })
     }
 
-    /// `POST path` with a JSON body (`Content-Type: application/json`).
-    pub fn post(&self, path: &str, body: &Value) -> Result<Answer> {
+    /// `POST path` with a JSON body (`Content-Type: application/json`),
+    /// usually a `memory_api` request type.
+    pub fn post(&self, path: &str, body: &impl Serialize) -> Result<Answer> {
         let mut resp = self
             .agent
             .post(format!("{}{path}", self.base))
@@ -76,9 +78,10 @@ impl Client {
 }
 
 impl Answer {
-    /// The body as JSON if the status is 200; otherwise an error naming `what`,
+    /// The body as `T` (a `memory_api` type; `serde::de::IgnoredAny` for
+    /// "any JSON") if the status is 200; otherwise an error naming `what`,
     /// the status and (the start of) the body.
-    pub fn json_200(self, what: &str) -> Result<Value> {
+    pub fn json_200<T: DeserializeOwned>(self, what: &str) -> Result<T> {
         if self.status != 200 {
             let mut body = self.body;
             if body.len() > 500 {
@@ -92,7 +95,7 @@ impl Answer {
             bail!("{what}: HTTP {} {body}", self.status);
         }
         serde_json::from_str(&self.body)
-            .with_context(|| format!("{what}: the 200 body is not JSON: {:.200}", self.body))
+            .with_context(|| format!("{what}: the 200 body is not the contract's: {:.200}", self.body))
     }
 }
 

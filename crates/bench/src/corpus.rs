@@ -471,17 +471,18 @@ pub fn message_ids(i: usize) -> (String, String, &'static str, usize) {
 }
 
 /// The `/index-chat-message` body of message `i`.
-pub fn message_body(i: usize, content: &str) -> serde_json::Value {
+pub fn message_body(i: usize, content: &str) -> memory_api::chat::IndexChatMessage {
     let (chat_id, message_id, role, index) = message_ids(i);
-    serde_json::json!({
-        "project_id": PROJECT,
-        "chat_id": chat_id,
-        "message_id": message_id,
-        "role": role,
-        "content": content,
-        "timestamp": "2026-01-01T00:00:00Z",
-        "message_index": index,
-    })
+    memory_api::chat::IndexChatMessage {
+        project_id: PROJECT.to_string(),
+        chat_id,
+        message_id,
+        role: role.to_string(),
+        content: content.to_string(),
+        timestamp: "2026-01-01T00:00:00Z".to_string(),
+        message_index: index as i64,
+        message_uuid: None,
+    }
 }
 
 /// A search query like a user's: one common word (40 %), two words (30 %),

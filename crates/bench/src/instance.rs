@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use serde_json::Value;
+use memory_api::chat::{ChatJobState, ChatJobStatus, IndexChatMessage};
 
 use crate::client::{Client, REQUEST_GUARD};
 use crate::jobs::{self, Counts, Drained};
@@ -183,7 +183,7 @@ impl Instance {
     pub fn post_messages(
         &self,
         n: usize,
-        body: &(dyn Fn(usize) -> Value + Sync),
+        body: &(dyn Fn(usize) -> IndexChatMessage + Sync),
         clients: usize,
     ) -> Result<Posted> {
         let next = AtomicUsize::new(0);
@@ -240,7 +240,7 @@ impl Instance {
     fn post_some(
         &self,
         n: usize,
-        body: &(dyn Fn(usize) -> Value + Sync),
+        body: &(dyn Fn(usize) -> IndexChatMessage + Sync),
         next: &AtomicUsize,
         failed: &AtomicBool,
     ) -> Result<WriterOut> {
@@ -256,7 +256,7 @@ impl Instance {
             let a = c.post("/index-chat-message", &b)?;
             last = Instant::now();
             lat.push((last - t).as_secs_f64() * 1e3);
-            let job = jobs::check_ack(a, i).with_context(|| format!("message_id {}", b["message_id"]))?;
+            let job = jobs::check_ack(a, i).with_context(|| format!("message_id {:?}", b.message_id))?;
             if i + 1 == n {
                 last_job = Some(job);
             }
@@ -285,13 +285,13 @@ impl Instance {
         if errors > 0 {
             bail!("{errors} acknowledged chat message(s) ended with their index job in `error`");
         }
-        let v = c
+        let v: ChatJobStatus = c
             .get(&format!("/index-job-status/{last_job}"))?
             .json_200(&format!("GET /index-job-status/{last_job}"))?;
-        if v["state"] != "success" {
+        if v.state != ChatJobState::Success {
             bail!(
-                "every job ended, but the last one ({last_job}) is {}, not success: {v}",
-                v["state"]
+                "every job ended, but the last one ({last_job}) is {:?}, not success: {v:?}",
+                v.state
             );
         }
         Ok(d)

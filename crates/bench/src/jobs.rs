@@ -7,7 +7,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use serde_json::Value;
+use memory_api::chat::Queued;
+use memory_api::search::{SearchRequest, SearchResult, SearchResults};
 
 use crate::client::{self, Client};
 use crate::proc::HANG_GUARD;
@@ -114,26 +115,36 @@ pub fn wait_drained(
 
 /// Checks the `/index-chat-message` answer; returns the job id.
 pub fn check_ack(a: client::Answer, i: usize) -> Result<String> {
-    let v = a.json_200(&format!("POST /index-chat-message (message m-{i})"))?;
-    if v["status"] != "queued" {
+    let v: Queued = a.json_200(&format!("POST /index-chat-message (message m-{i})"))?;
+    if v.status != "queued" {
         bail!(
-            "POST /index-chat-message (message m-{i}): status is {}, not \"queued\"",
-            v["status"]
+            "POST /index-chat-message (message m-{i}): status is {:?}, not \"queued\"",
+            v.status
         );
     }
-    match v["job_id"].as_str() {
-        Some(id) if !id.is_empty() => Ok(id.to_string()),
-        _ => bail!("POST /index-chat-message (message m-{i}): no job_id in {v}"),
+    if v.job_id.is_empty() {
+        bail!("POST /index-chat-message (message m-{i}): an empty job_id in {v:?}");
     }
+    Ok(v.job_id)
 }
 
-/// `POST /search` with `body`; returns the results array.
-pub fn search(c: &Client, body: &Value) -> Result<Vec<Value>> {
-    let v = c
+/// `POST /search` with `body`; returns the results.
+pub fn search(c: &Client, body: &SearchRequest) -> Result<Vec<SearchResult>> {
+    let v: SearchResults = c
         .post("/search", body)?
-        .json_200(&format!("POST /search {body}"))?;
-    match v.get("results").and_then(Value::as_array) {
-        Some(r) => Ok(r.clone()),
-        None => bail!("POST /search {body}: no results array in the answer"),
+        .json_200(&format!("POST /search {body:?}"))?;
+    Ok(v.results)
+}
+
+/// A `/search` body: `query` in `project`, at most `limit` results, over
+/// `source_ids` if given.
+pub fn search_body(project: &str, query: &str, limit: i64, source_ids: Option<Vec<String>>) -> SearchRequest {
+    SearchRequest {
+        project_id: project.to_string(),
+        query: query.to_string(),
+        limit,
+        source_ids,
+        chat_id: None,
+        exclude_chat_ids: None,
     }
 }

@@ -12,8 +12,9 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{Context, Result, anyhow};
+use memory_api::chat::IndexChatMessage;
+use memory_api::search::SearchResult;
 use serde::Serialize;
-use serde_json::{Value, json};
 
 use crate::instance::{self, Instance};
 use crate::jobs;
@@ -214,7 +215,7 @@ impl Plan<'_> {
         } else {
             inst.check_bm25_only()?;
         }
-        let bodies: Vec<Value> = self
+        let bodies: Vec<IndexChatMessage> = self
             .convs
             .iter()
             .flat_map(|c| c.turns.iter().map(|t| message_body(&c.id, t)))
@@ -235,7 +236,7 @@ impl Plan<'_> {
         let mut search_ms = Vec::new();
         for conv in self.convs {
             for q in &conv.questions {
-                let body = json!({"project_id": conv.id, "query": q.text, "limit": self.search_limit});
+                let body = jobs::search_body(&conv.id, &q.text, self.search_limit as i64, None);
                 let t = Instant::now();
                 let hits = jobs::search(&c, &body)?;
                 search_ms.push(t.elapsed().as_secs_f64() * 1e3);
@@ -257,16 +258,17 @@ impl Plan<'_> {
 }
 
 /// The `/index-chat-message` body of one turn of conversation `project`.
-fn message_body(project: &str, t: &locomo::Turn) -> Value {
-    json!({
-        "project_id": project,
-        "chat_id": t.chat_id,
-        "message_id": t.message_id,
-        "role": "user",
-        "content": t.content,
-        "timestamp": t.timestamp,
-        "message_index": t.index,
-    })
+fn message_body(project: &str, t: &locomo::Turn) -> IndexChatMessage {
+    IndexChatMessage {
+        project_id: project.to_string(),
+        chat_id: t.chat_id.clone(),
+        message_id: t.message_id.clone(),
+        role: "user".to_string(),
+        content: t.content.clone(),
+        timestamp: t.timestamp.clone(),
+        message_index: t.index as i64,
+        message_uuid: None,
+    }
 }
 
 /// One question's outcome per k.
@@ -279,7 +281,7 @@ struct Score {
 }
 
 /// Scores the ranked `hits` (`message_id`, `chat_id`) of `q` at each k.
-fn score(q: &Question, hits: &[Value], ks: &[usize]) -> Score {
+fn score(q: &Question, hits: &[SearchResult], ks: &[usize]) -> Score {
     let mut recall = Vec::with_capacity(ks.len());
     let mut session_hit = Vec::with_capacity(ks.len());
     for &k in ks {
@@ -287,12 +289,12 @@ fn score(q: &Question, hits: &[Value], ks: &[usize]) -> Score {
         let found = q
             .evidence
             .iter()
-            .filter(|e| top.iter().any(|h| h["message_id"].as_str() == Some(e.as_str())))
+            .filter(|e| top.iter().any(|h| h.message_id.as_deref() == Some(e.as_str())))
             .count();
         recall.push(found as f64 / q.evidence.len() as f64);
         let hit = top.iter().any(|h| {
-            h["chat_id"]
-                .as_str()
+            h.chat_id
+                .as_deref()
                 .is_some_and(|c| q.sessions.iter().any(|s| s == c))
         });
         session_hit.push(if hit { 1.0 } else { 0.0 });
@@ -439,8 +441,22 @@ mod tests {
         }
     }
 
-    fn hit(m: &str, c: &str) -> Value {
-        json!({"message_id": m, "chat_id": c})
+    fn hit(m: &str, c: &str) -> SearchResult {
+        SearchResult {
+            score: 0.5,
+            project_id: "p".into(),
+            source_id: "project-p".into(),
+            file_path: None,
+            filetype: None,
+            chunk_index: 0,
+            text: String::new(),
+            start_char: 0,
+            end_char: 0,
+            source_type: memory_api::search::SourceType::Chat,
+            chat_id: Some(c.into()),
+            message_id: Some(m.into()),
+            message_uuid: None,
+        }
     }
 
     #[test]

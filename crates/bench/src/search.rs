@@ -11,7 +11,6 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow};
 use serde::Serialize;
-use serde_json::json;
 
 use crate::baseline::Bare;
 use crate::corpus::{self, Rng, WORDS};
@@ -310,7 +309,8 @@ impl Plan<'_> {
     fn measure_on(&self, inst: &Instance, sandbox: &Sandbox) -> Result<(Measured, PathBuf)> {
         let c = inst.client();
         for _ in 0..20 {
-            c.get("/health")?.json_200("GET /health")?;
+            c.get("/health")?
+                .json_200::<serde::de::IgnoredAny>("GET /health")?;
         }
         if inst.model.is_some() {
             inst.wait_model_ready()?;
@@ -359,7 +359,7 @@ impl Plan<'_> {
 fn time_kind(c: &crate::client::Client, kind: Kind, qs: &[String]) -> Result<KindLatency> {
     let (mut ms, mut results) = (Vec::new(), 0);
     for (i, q) in qs.iter().enumerate() {
-        let body = json!({"project_id": corpus::PROJECT, "query": q, "limit": 10});
+        let body = jobs::search_body(corpus::PROJECT, q, 10, None);
         let t = Instant::now();
         let hits = jobs::search(c, &body)?;
         if i >= WARM_UP {

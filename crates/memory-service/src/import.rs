@@ -24,6 +24,11 @@ use anyhow::{Context, bail};
 use rusqlite::{Connection, OpenFlags};
 use serde_json::{Value, json};
 
+use memory_api::chat::IndexChatMessage;
+use memory_api::facts::{Facts, NewFact};
+use memory_api::health::HealthIdentity;
+use memory_api::sources::{AddSource, SourceList};
+
 use crate::client::{Client, ClientError, segment};
 use crate::config::Config;
 use crate::exit_code::ExitCode;
@@ -41,7 +46,7 @@ pub struct ImportArgs {
 /// One chat message read from a project DB.
 #[derive(Debug, Clone)]
 struct Message {
-    body: Value,
+    body: IndexChatMessage,
     uuid: String,
 }
 
@@ -50,7 +55,7 @@ struct Message {
 struct Found {
     messages: Vec<Message>,
     /// Per project id, its facts oldest first (so the latest stays current).
-    facts: Vec<(String, Vec<Value>)>,
+    facts: Vec<(String, Vec<NewFact>)>,
     sources: Vec<Value>,
     skipped: Vec<String>,
 }
@@ -118,9 +123,16 @@ fn read_project(db: &Path, project: &str, found: &mut Found) -> anyhow::Result<(
                 .filter(|u| uuid::Uuid::parse_str(u).is_ok())
                 .unwrap_or_else(|| derived_uuid(project, &chat, &message));
             found.messages.push(Message {
-                body: json!({"project_id": project, "chat_id": chat, "message_id": message,
-                             "role": role, "content": content, "timestamp": timestamp,
-                             "message_index": index, "message_uuid": uuid}),
+                body: IndexChatMessage {
+                    project_id: project.to_string(),
+                    chat_id: chat,
+                    message_id: message,
+                    role,
+                    content,
+                    timestamp,
+                    message_index: index,
+                    message_uuid: Some(uuid.clone()),
+                },
                 uuid,
             });
         }
@@ -135,15 +147,15 @@ fn read_project(db: &Path, project: &str, found: &mut Found) -> anyhow::Result<(
             .with_context(context)?;
         let rows = stmt
             .query_map([], |r| {
-                Ok(json!({
-                    "project_id": project,
-                    "fact_key": r.get::<_, String>(0)?,
-                    "value_text": r.get::<_, String>(1)?,
-                    "value_type": r.get::<_, String>(2)?,
-                    "confidence": r.get::<_, Option<f64>>(3)?,
-                    "source_message_uuid": r.get::<_, Option<String>>(4)?,
-                    "effective_at": r.get::<_, Option<String>>(5)?,
-                }))
+                Ok(NewFact {
+                    project_id: project.to_string(),
+                    fact_key: r.get::<_, String>(0)?,
+                    value_text: r.get::<_, String>(1)?,
+                    value_type: r.get::<_, String>(2)?,
+                    confidence: r.get::<_, Option<f64>>(3)?,
+                    source_message_uuid: r.get::<_, Option<String>>(4)?,
+                    effective_at: r.get::<_, Option<String>>(5)?,
+                })
             })
             .with_context(context)?;
         let facts = rows.collect::<Result<Vec<_>, _>>().with_context(context)?;
@@ -233,9 +245,12 @@ fn read_chatdo(dir: &Path) -> anyhow::Result<Found> {
 /// on the port, or ChatDO's PID file (`~/.chatdo/memory_service.pid`) naming a live
 /// process that is not our instance.
 fn refuse_if_chatdo_runs(config: &Config, ours: Option<u32>) -> anyhow::Result<()> {
-    if let Ok((200, body)) =
-        crate::probe::get_json(&config.host, config.port, "/health", crate::probe::PROBE_TIMEOUT)
-        && crate::probe::identity_of(&body).is_none_or(|id| id.service != crate::daemon::SERVICE)
+    if let Ok((200, body)) = crate::probe::get_json::<HealthIdentity>(
+        &config.host,
+        config.port,
+        "/health",
+        crate::probe::PROBE_TIMEOUT,
+    ) && body.is_none_or(|id| id.service != crate::daemon::SERVICE)
     {
         bail!(
             "ChatDO's own Memory Service answers on {}; stop it (its data must not change while it is read), then run import-chatdo again",
@@ -285,10 +300,22 @@ fn write_ledger(config: &Config, done: &HashSet<String>) -> anyhow::Result<()> {
 
 /// What makes an imported fact "already present": key, value, `effective_at` and
 /// source message (our fact ids and `created_at` are new).
-fn fact_signature(f: &Value) -> String {
-    let uuid = f["source_message_uuid"].as_str().map(str::to_lowercase);
-    json!([f["fact_key"], f["value_text"], f["effective_at"], uuid]).to_string()
+fn fact_signature(
+    key: &str,
+    value: &str,
+    effective_at: Option<&str>,
+    source_message_uuid: Option<&str>,
+) -> FactSignature {
+    (
+        key.to_string(),
+        value.to_string(),
+        effective_at.map(str::to_string),
+        source_message_uuid.map(str::to_lowercase),
+    )
 }
+
+/// Key, value, `effective_at` and lower-cased source message UUID.
+type FactSignature = (String, String, Option<String>, Option<String>);
 
 /// The service refused one item (bad input, already there): the reason, to report
 /// it as skipped and go on. Anything else (the service gone, a 5xx) stops the run.
@@ -311,10 +338,16 @@ pub fn run(config: &Config, args: &ImportArgs) -> anyhow::Result<ExitCode> {
     let ours = client
         .as_ref()
         .and_then(|_| {
-            crate::probe::get_json(&config.host, config.port, "/health", crate::probe::PROBE_TIMEOUT).ok()
+            crate::probe::get_json::<HealthIdentity>(
+                &config.host,
+                config.port,
+                "/health",
+                crate::probe::PROBE_TIMEOUT,
+            )
+            .ok()
         })
-        .and_then(|(_, b)| b["pid"].as_u64())
-        .map(|p| p as u32);
+        .and_then(|(_, b)| b)
+        .map(|b| b.pid);
     refuse_if_chatdo_runs(config, ours)?;
     // Not running: start it (it must run anyway to index the imported sources).
     let client = match client {
@@ -342,11 +375,11 @@ pub fn run(config: &Config, args: &ImportArgs) -> anyhow::Result<ExitCode> {
 
     // Sources first: they index in the background meanwhile.
     let existing: HashSet<String> = match &client {
-        Some(c) => c.get("/sources")?["sources"]
-            .as_array()
+        Some(c) => c
+            .get::<SourceList>("/sources")?
+            .sources
             .into_iter()
-            .flatten()
-            .filter_map(|s| s["id"].as_str().map(str::to_string))
+            .map(|s| s.id)
             .collect(),
         None => HashSet::new(),
     };
@@ -369,9 +402,14 @@ pub fn run(config: &Config, args: &ImportArgs) -> anyhow::Result<ExitCode> {
         if let Some(c) = &client
             && !args.dry_run
         {
-            let body = json!({"root_path": expanded, "display_name": s["display_name"],
-                              "project_id": s["project_id"], "source_id": id});
-            if let Err(e) = c.post("/sources", &body) {
+            let text = |k: &str| s.get(k).and_then(Value::as_str).map(str::to_string);
+            let body = AddSource {
+                root_path: expanded.display().to_string(),
+                display_name: text("display_name"),
+                project_id: text("project_id"),
+                source_id: Some(id.to_string()),
+            };
+            if let Err(e) = c.post::<_, memory_api::sources::SourceAdded>("/sources", &body) {
                 skipped.push(format!("source {id}: {}", refused(e)?));
                 continue;
             }
@@ -396,14 +434,17 @@ pub fn run(config: &Config, args: &ImportArgs) -> anyhow::Result<ExitCode> {
         if let Some(c) = &client
             && !args.dry_run
         {
-            match c.post("/index-chat-message", &m.body).map_err(refused) {
+            match c
+                .post::<_, memory_api::chat::Queued>("/index-chat-message", &m.body)
+                .map_err(refused)
+            {
                 Ok(_) => {
                     done.insert(m.uuid.clone());
                 }
                 Err(Ok(why)) => {
                     skipped.push(format!(
-                        "message {} of chat {}: {why}",
-                        m.body["message_id"], m.body["chat_id"]
+                        "message {:?} of chat {:?}: {why}",
+                        m.body.message_id, m.body.chat_id
                     ));
                     bar.inc(1);
                     continue;
@@ -425,33 +466,46 @@ pub fn run(config: &Config, args: &ImportArgs) -> anyhow::Result<ExitCode> {
 
     let mut facts = 0;
     for (project, list) in &found.facts {
-        let have: HashSet<String> = match &client {
-            Some(c) => c.get(&format!(
-                "/facts?project_id={}&include_history=true",
-                segment(project)
-            ))?["facts"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .map(fact_signature)
+        let have: HashSet<FactSignature> = match &client {
+            Some(c) => c
+                .get::<Facts>(&format!(
+                    "/facts?project_id={}&include_history=true",
+                    segment(project)
+                ))?
+                .facts
+                .iter()
+                .map(|f| {
+                    fact_signature(
+                        &f.fact_key,
+                        &f.value_text,
+                        Some(&f.effective_at),
+                        f.source_message_uuid.as_deref(),
+                    )
+                })
                 .collect(),
             None => HashSet::new(),
         };
         for f in list {
-            if have.contains(&fact_signature(f)) {
+            let signature = fact_signature(
+                &f.fact_key,
+                &f.value_text,
+                f.effective_at.as_deref(),
+                f.source_message_uuid.as_deref(),
+            );
+            if have.contains(&signature) {
                 skipped.push(format!(
-                    "fact {} of project {project}: already present",
-                    f["fact_key"]
+                    "fact {:?} of project {project}: already present",
+                    f.fact_key
                 ));
                 continue;
             }
             if let Some(c) = &client
                 && !args.dry_run
-                && let Err(e) = c.post("/facts", f)
+                && let Err(e) = c.post::<_, memory_api::facts::Fact>("/facts", f)
             {
                 skipped.push(format!(
-                    "fact {} of project {project}: {}",
-                    f["fact_key"],
+                    "fact {:?} of project {project}: {}",
+                    f.fact_key,
                     refused(e)?
                 ));
                 continue;

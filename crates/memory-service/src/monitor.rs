@@ -35,65 +35,10 @@ pub struct Identity {
     pub started_at: String,
 }
 
-/// The state reported by `/health`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum State {
-    /// Serving, but start-up work (recovery, migrations) is not finished.
-    Starting,
-    /// All well.
-    Ready,
-    /// Serving, with open problems listed in `reasons`.
-    Degraded,
-}
-
-/// Whether search ranks by meaning too (the `semantic` object of `/health`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum SemanticState {
-    /// No embedding model installed (or none wanted): search is BM25 and word coverage.
-    #[default]
-    Off,
-    /// The model is loading (seconds); search is text-only meanwhile.
-    Loading,
-    /// The model is loaded; new and old chunks are embedded in the background.
-    Ready,
-    /// The model could not be loaded; `reason` says why.
-    Error,
-}
-
-/// The `semantic` object of `/health` and `status`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
-pub struct SemanticReport {
-    /// Off, loading, ready or error.
-    pub state: SemanticState,
-    /// The model's id (`<name>@<hash>`) once loaded.
-    pub model: Option<String>,
-    /// Why semantic search is off or failed, with what to do (e.g. the install command).
-    pub reason: Option<String>,
-    /// Chunks still waiting for their embedding (0 when off).
-    pub pending_chunks: u64,
-    /// Chunks embedded with the current model.
-    pub embedded_chunks: u64,
-}
-
-/// The `/health` body.
-#[derive(Debug, Clone, Serialize)]
-pub struct HealthReport {
-    /// Always "ok" while we answer: ChatDO's client checks only this.
-    pub status: &'static str,
-    /// Who we are.
-    #[serde(flatten)]
-    pub identity: Identity,
-    /// Seconds since start.
-    pub uptime_s: u64,
-    /// Starting, ready or degraded.
-    pub state: State,
-    /// Why degraded (empty otherwise).
-    pub reasons: Vec<String>,
-    /// Semantic search: whether it is on, why not, and the embedding backlog.
-    pub semantic: SemanticReport,
-}
+// The wire types of `/health` live in the contract crate; re-exported here
+// because the semantic stage and `status` name them through this module.
+pub use memory_api::HealthReport;
+pub use memory_api::health::{SemanticReport, SemanticState, State};
 
 /// The published part of the state: swapped whole, read without locking.
 #[derive(Debug, Clone)]
@@ -191,9 +136,17 @@ impl Monitor {
     /// The `/health` body, built from memory.
     pub fn report_now(&self) -> HealthReport {
         let snap = self.snapshot.load();
+        let id = &self.identity;
         HealthReport {
-            status: "ok",
-            identity: self.identity.clone(),
+            status: "ok".into(),
+            service: id.service.into(),
+            pid: id.pid,
+            instance_id: id.instance_id.clone(),
+            version: id.version.into(),
+            host: id.host.clone(),
+            port: id.port,
+            home: id.home.clone(),
+            started_at: id.started_at.clone(),
             uptime_s: self.uptime_s(),
             state: snap.state,
             reasons: snap.reasons.clone(),

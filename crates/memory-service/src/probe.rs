@@ -3,9 +3,10 @@
 //! a short timeout, no proxy (a loopback probe must never leave the machine),
 //! no redirects, and a small body limit: a stranger on the port gets no say.
 
-use std::path::PathBuf;
 use std::time::Duration;
 
+use memory_api::health::HealthIdentity;
+use serde::de::DeserializeOwned;
 use single_instance::{Health, Identity};
 
 /// The timeout of one probe. ChatDO's own client allows `/health` 1 s; a
@@ -37,14 +38,15 @@ fn agent(timeout: Duration) -> ureq::Agent {
         .new_agent()
 }
 
-/// GETs `path` on `host:port`; returns the status and the body parsed as JSON
-/// (`Null` when it is not JSON). `Err` when nothing answered over HTTP.
-pub fn get_json(
+/// GETs `path` on `host:port`; returns the status and the body read as `T`
+/// (a `memory_api` type; `None` when it is not one). `Err` when nothing
+/// answered over HTTP.
+pub fn get_json<T: DeserializeOwned>(
     host: &str,
     port: u16,
     path: &str,
     timeout: Duration,
-) -> Result<(u16, serde_json::Value), String> {
+) -> Result<(u16, Option<T>), String> {
     let url = format!("{}{path}", base_url(host, port));
     let mut resp = agent(timeout).get(&url).call().map_err(|e| e.to_string())?;
     let status = resp.status().as_u16();
@@ -54,28 +56,25 @@ pub fn get_json(
         .limit(64 * 1024)
         .read_to_string()
         .unwrap_or_default();
-    Ok((
-        status,
-        serde_json::from_str(&body).unwrap_or(serde_json::Value::Null),
-    ))
+    Ok((status, serde_json::from_str(&body).ok()))
 }
 
-/// Reads the identity fields out of a `/health` body, if they are all there.
-pub fn identity_of(body: &serde_json::Value) -> Option<Identity> {
-    Some(Identity {
-        service: body.get("service")?.as_str()?.to_string(),
-        pid: u32::try_from(body.get("pid")?.as_u64()?).ok()?,
-        instance_id: body.get("instance_id")?.as_str()?.to_string(),
-        home: PathBuf::from(body.get("home")?.as_str()?),
-    })
+/// The guard's identity of the instance that sent `body`.
+pub fn identity_of(body: HealthIdentity) -> Identity {
+    Identity {
+        service: body.service,
+        pid: body.pid,
+        instance_id: body.instance_id,
+        home: body.home,
+    }
 }
 
 /// Probes `/health` on `host:port` once.
 pub fn probe_health(host: &str, port: u16, timeout: Duration) -> Health {
-    match get_json(host, port, "/health", timeout) {
+    match get_json::<HealthIdentity>(host, port, "/health", timeout) {
         Ok((status, body)) => Health::Answered {
             status,
-            identity: if status == 200 { identity_of(&body) } else { None },
+            identity: body.filter(|_| status == 200).map(identity_of),
         },
         Err(reason) => Health::NoAnswer { reason },
     }
@@ -98,16 +97,23 @@ mod tests {
         assert_eq!(base_url("localhost", 3), "http://localhost:3");
     }
 
+    /// Bodies as a stranger (or another version) might send them.
     #[test]
     fn identity_needs_every_field() {
-        let full = serde_json::json!({"service":"memory-service","pid":5,"instance_id":"i","home":"/h"});
-        assert_eq!(identity_of(&full).unwrap().pid, 5);
+        let read = |v: &serde_json::Value| serde_json::from_value::<HealthIdentity>(v.clone()).ok();
+        let full =
+            serde_json::json!({"service":"memory-service","pid":5,"instance_id":"i","home":"/h","extra":1});
+        assert_eq!(identity_of(read(&full).unwrap()).pid, 5);
         for missing in ["service", "pid", "instance_id", "home"] {
             let mut v = full.clone();
             v.as_object_mut().unwrap().remove(missing);
-            assert_eq!(identity_of(&v), None, "without {missing}");
+            assert_eq!(read(&v), None, "without {missing}");
         }
-        assert_eq!(identity_of(&serde_json::json!({"status":"ok"})), None);
+        assert_eq!(read(&serde_json::json!({"status":"ok"})), None);
+        assert_eq!(
+            read(&serde_json::json!({"service":"x","pid":-1,"instance_id":"i","home":"/h"})),
+            None
+        );
     }
 
     #[test]

@@ -5,37 +5,38 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
+use memory_api::chat::{ChatDeleted, ChatJobState, ChatJobStatus, Queued};
+use memory_api::facts::{Fact, Facts};
+use memory_api::search::{SearchResult, SearchResults, SourceType};
 use nix::sys::signal::Signal;
 use serde_json::{Value, json};
 
 use crate::helper::*;
 
-fn index(port: u16, project: &str, chat: &str, id: &str, content: &str) -> Value {
+fn index(port: u16, project: &str, chat: &str, id: &str, content: &str) -> Queued {
     let body = json!({"project_id": project, "chat_id": chat, "message_id": id, "role": "user",
                       "content": content, "timestamp": "2026-01-02T03:04:05Z", "message_index": 1});
-    let (s, v) = try_post(port, "/index-chat-message", &body).unwrap();
-    assert_eq!(s, 200, "{v}");
-    assert_eq!(v["status"], "queued");
+    let v: Queued = post_as(port, "/index-chat-message", &body);
+    assert_eq!(v.status, "queued");
     v
 }
 
-fn wait_job(port: u16, job: &str) -> Value {
+fn wait_job(port: u16, job: &str) -> ChatJobStatus {
     poll(&format!("job {job} to finish"), DEADLINE, || {
         let (s, v) = get(port, &format!("/index-job-status/{job}"))?;
-        (s == 200 && (v["state"] == "success" || v["state"] == "error")).then_some(v)
+        let st: ChatJobStatus = serde_json::from_value(v).ok().filter(|_| s == 200)?;
+        matches!(st.state, ChatJobState::Success | ChatJobState::Error).then_some(st)
     })
 }
 
-fn search(port: u16, project: &str, query: &str, extra: Value) -> Vec<Value> {
+fn search(port: u16, project: &str, query: &str, extra: Value) -> Vec<SearchResult> {
     let mut body = json!({"project_id": project, "query": query});
     if let Value::Object(m) = extra {
         for (k, v) in m {
             body[k] = v;
         }
     }
-    let (s, v) = try_post(port, "/search", &body).unwrap();
-    assert_eq!(s, 200, "{v}");
-    v["results"].as_array().unwrap().clone()
+    post_as::<SearchResults>(port, "/search", &body).results
 }
 
 /// ChatDO's order (issue 10): `/health`, then at once a message. The message
@@ -49,14 +50,13 @@ fn a_message_posted_the_moment_health_first_answers_is_accepted() {
         if let Some(st) = p.try_status() {
             panic!("exited ({st:?}) before serving:\n{}", p.stderr_text());
         }
-        let (status, body) = get(port, "/health")?;
-        (status == 200).then(|| body["state"].as_str().unwrap_or_default().to_string())
+        health(port).map(|h| h.state)
     });
     let body = json!({"project_id": "proj", "chat_id": "c", "message_id": "m", "role": "user",
                       "content": "first words", "timestamp": "2026-01-02T03:04:05Z", "message_index": 0});
     let (s, v) = post(port, "/index-chat-message", &body);
     assert_eq!(s, 200, "health said {state:?} and then: {v}");
-    assert_eq!(v["status"], "queued");
+    assert_eq!(serde_json::from_value::<Queued>(v).unwrap().status, "queued");
     p.signal(Signal::SIGTERM);
     assert_eq!(p.wait_code(), 0);
 }
@@ -70,35 +70,38 @@ fn facts_store_search_and_go_with_their_chat() {
     let mut p = sb.serve(port);
     wait_healthy(port, &mut p);
     let ack = index(port, "proj", "chat1", "m1", "my favourite colour is teal");
-    let (s, fact) = post(
+    let fact: Fact = post_as(
         port,
         "/facts",
         &json!({"project_id": "proj", "fact_key": "user.favorite.color", "value_text": "teal",
-                "source_message_uuid": ack["message_uuid"]}),
+                "source_message_uuid": ack.message_uuid}),
     );
-    assert_eq!(s, 200, "{fact}");
-    let (s, v) = post(
+    let v: Facts = post_as(
         port,
         "/search-facts",
         &json!({"project_id": "proj", "query": "favorite color?"}),
     );
-    assert_eq!(s, 200, "{v}");
-    assert_eq!(v["facts"][0]["fact_id"], fact["fact_id"]);
-    assert_eq!(v["facts"][0]["source_message_uuid"], ack["message_uuid"]);
-    let (s, v) = post(
+    assert_eq!(v.facts[0].fact_id, fact.fact_id);
+    assert_eq!(
+        v.facts[0].source_message_uuid.as_deref(),
+        Some(ack.message_uuid.as_str())
+    );
+    let v: Facts = post_as(
         port,
         "/search-facts",
-        &json!({"project_id": "proj", "query": "color", "exclude_message_uuid": ack["message_uuid"]}),
+        &json!({"project_id": "proj", "query": "color", "exclude_message_uuid": ack.message_uuid}),
     );
-    assert_eq!((s, v["facts"].as_array().map(Vec::len)), (200, Some(0)), "{v}");
+    assert!(v.facts.is_empty(), "{v:?}");
     let (s, v) = delete(port, "/chats/proj/chat1");
+    assert_eq!(s, 200, "{v}");
+    let deleted: ChatDeleted = serde_json::from_value(v).unwrap();
     assert_eq!(
-        (s, v["deleted_count"].as_u64(), v["deleted_facts_count"].as_u64()),
-        (200, Some(1), Some(1)),
-        "{v}"
+        (deleted.deleted_count, deleted.deleted_facts_count),
+        (1, 1),
+        "{deleted:?}"
     );
-    let (s, v) = get(port, "/facts?project_id=proj&include_history=true").unwrap();
-    assert_eq!((s, v["facts"].as_array().map(Vec::len)), (200, Some(0)), "{v}");
+    let v: Facts = get_as(port, "/facts?project_id=proj&include_history=true");
+    assert!(v.facts.is_empty(), "{v:?}");
     p.signal(Signal::SIGTERM);
     assert_eq!(p.wait_code(), 0);
 }
@@ -120,33 +123,27 @@ fn index_search_update_isolate_exclude_delete() {
     let b = index(port, "proj", "chat2", "m2", "Another capybara story");
     let c = index(port, "other", "chat3", "m3", "A capybara in another project");
     for ack in [&a, &b, &c] {
-        assert_eq!(
-            wait_job(port, ack["job_id"].as_str().unwrap())["state"],
-            "success"
-        );
+        assert_eq!(wait_job(port, &ack.job_id).state, ChatJobState::Success);
     }
     let hits = search(port, "proj", "capybara", json!({}));
     assert_eq!(hits.len(), 2, "project isolation: {hits:?}");
     assert!(
         hits.iter()
-            .all(|h| h["source_type"] == "chat" && h["project_id"] == "proj")
+            .all(|h| h.source_type == SourceType::Chat && h.project_id == "proj")
     );
-    assert!(
-        hits[0]["score"].as_f64() >= hits[1]["score"].as_f64(),
-        "best first"
-    );
+    assert!(hits[0].score >= hits[1].score, "best first");
     let hits = search(port, "proj", "capybara", json!({"exclude_chat_ids": ["chat1"]}));
     assert_eq!(hits.len(), 1);
-    assert_eq!(hits[0]["chat_id"], "chat2");
+    assert_eq!(hits[0].chat_id.as_deref(), Some("chat2"));
 
     // Update in place: same (chat, message), new content, same UUID.
     let a2 = index(port, "proj", "chat1", "m1", "Now it is about a wombat");
-    assert_eq!(a2["message_uuid"], a["message_uuid"]);
-    wait_job(port, a2["job_id"].as_str().unwrap());
+    assert_eq!(a2.message_uuid, a.message_uuid);
+    wait_job(port, &a2.job_id);
     assert!(search(port, "proj", "Bartholomew", json!({})).is_empty());
     assert_eq!(
-        search(port, "proj", "wombat", json!({}))[0]["message_uuid"],
-        a["message_uuid"]
+        search(port, "proj", "wombat", json!({}))[0].message_uuid,
+        Some(a.message_uuid.clone())
     );
 
     for q in [
@@ -165,7 +162,8 @@ fn index_search_update_isolate_exclude_delete() {
     }
 
     let (s, v) = delete(port, "/chats/proj/chat2");
-    assert_eq!((s, v["deleted_count"].as_u64()), (200, Some(1)), "{v}");
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(serde_json::from_value::<ChatDeleted>(v).unwrap().deleted_count, 1);
     assert!(search(port, "proj", "capybara", json!({})).is_empty());
     assert_eq!(search(port, "other", "capybara", json!({})).len(), 1);
     p.signal(Signal::SIGTERM);
@@ -227,7 +225,7 @@ fn acknowledged_messages_survive_kill_9_mid_stream() {
         poll(&format!("{token} to be searchable"), DEADLINE, || {
             let hits = search(port, "crash", token, json!({"limit": 1}));
             hits.first()
-                .filter(|h| h["text"].as_str().unwrap_or("").contains(token.as_str()))
+                .filter(|h| h.text.contains(token.as_str()))
                 .map(|_| ())
         });
     }

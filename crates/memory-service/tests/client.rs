@@ -8,14 +8,12 @@ use crate::helper::*;
 fn index(port: u16, chat: &str, id: &str, content: &str) {
     let body = serde_json::json!({"project_id": "proj", "chat_id": chat, "message_id": id, "role": "user",
                                   "content": content, "timestamp": "2026-01-02T03:04:05Z", "message_index": 0});
-    let mut r = ureq::post(&format!("http://127.0.0.1:{port}/index-chat-message"))
-        .send_json(&body)
-        .unwrap();
-    let v: serde_json::Value = r.body_mut().read_json().unwrap();
-    let job = v["job_id"].as_str().unwrap().to_string();
+    let v: memory_api::chat::Queued = post_as(port, "/index-chat-message", &body);
+    let job = v.job_id;
     poll("the message to be indexed", DEADLINE, || {
         let (_, s) = get(port, &format!("/index-job-status/{job}"))?;
-        (s["state"] == "success").then_some(())
+        let s: memory_api::chat::ChatJobStatus = serde_json::from_value(s).ok()?;
+        (s.state == memory_api::chat::ChatJobState::Success).then_some(())
     });
 }
 
@@ -55,8 +53,8 @@ fn search_prints_readable_results_with_the_match_marked() {
     assert!(out.contains("[aardvark]"), "match marked: {out}");
     let (code, out, _) = sb.cli(port, &["search", "--project", "proj", "--json", "aardvark"]);
     assert_eq!(code, 0);
-    let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
-    assert_eq!(v["results"][0]["chat_id"], "c1");
+    let v: memory_api::search::SearchResults = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(v.results[0].chat_id.as_deref(), Some("c1"));
     let (code, out, _) = sb.cli(port, &["search", "--project", "proj", "nothinglikethis"]);
     assert_eq!(code, 0);
     assert!(out.contains("No results"), "{out}");

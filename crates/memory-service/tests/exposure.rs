@@ -35,12 +35,9 @@ fn raw(port: u16, request: &str) -> (u16, String, String) {
 
 /// The `detail` of a JSON error body, or a panic saying what came instead.
 fn detail(body: &str) -> String {
-    let v: serde_json::Value =
-        serde_json::from_str(body).unwrap_or_else(|e| panic!("not JSON ({e}): {body:?}"));
-    v["detail"]
-        .as_str()
-        .unwrap_or_else(|| panic!("no string detail: {body}"))
-        .to_string()
+    serde_json::from_str::<memory_api::ErrorBody>(body)
+        .unwrap_or_else(|e| panic!("not a {{\"detail\": \"...\"}} body ({e}): {body:?}"))
+        .detail
 }
 
 fn stop(p: &mut Proc) {
@@ -122,8 +119,8 @@ fn allow_remote_binds_every_interface_and_wants_the_token() {
     assert_eq!(token.len(), 64, "{token:?}");
 
     // /health needs nothing and names the address bound.
-    let (status, body) = get(port, "/health").unwrap();
-    assert_eq!((status, body["host"].as_str()), (200, Some("0.0.0.0")));
+    let body = health(port).expect("/health answers 200");
+    assert_eq!(body.host, "0.0.0.0");
 
     // Everything else: 401 without the right token, in every way it can be wrong.
     for auth in [
@@ -317,9 +314,10 @@ fn idle_connections_beyond_the_cap_leave_room_for_health() {
     // the /health slots free themselves, and /health still answers.
     let flood = idle_connections(port, 16 * 2 + 10);
     let deadline = Duration::from_secs(20);
-    let (status, body) = memory_service::probe::get_json("127.0.0.1", port, "/health", deadline)
-        .unwrap_or_else(|e| panic!("/health did not answer within {deadline:?} under the flood: {e}"));
-    assert_eq!((status, body["pid"].as_u64()), (200, Some(p.pid() as u64)));
+    let (status, body) =
+        memory_service::probe::get_json::<memory_api::HealthReport>("127.0.0.1", port, "/health", deadline)
+            .unwrap_or_else(|e| panic!("/health did not answer within {deadline:?} under the flood: {e}"));
+    assert_eq!((status, body.map(|h| h.pid)), (200, Some(p.pid())));
     drop(flood);
 
     // Once the idle connections go, data requests are served again.
@@ -428,8 +426,8 @@ fn a_low_open_files_limit_shrinks_the_cap_and_health_still_answers() {
                 std::fs::read_to_string(&err_path).unwrap_or_default()
             );
         }
-        let (status, body) = get(port, "/health")?;
-        (status == 200 && body["pid"].as_u64() == Some(pid as u64) && body["state"] == "ready").then_some(())
+        let h = health(port)?;
+        (h.pid == pid && h.state == memory_api::health::State::Ready).then_some(())
     });
     let log = std::fs::read_to_string(&err_path).unwrap();
     // 256 - 128 kept for the database and the rest - 16 /health-only slots.
@@ -442,9 +440,10 @@ fn a_low_open_files_limit_shrinks_the_cap_and_health_still_answers() {
     // yet within the listen backlog, so every connect completes.
     let idle = idle_connections(port, 250);
     let deadline = Duration::from_secs(45);
-    let (status, body) = memory_service::probe::get_json("127.0.0.1", port, "/health", deadline)
-        .unwrap_or_else(|e| panic!("/health did not answer within {deadline:?}: {e}"));
-    assert_eq!((status, body["pid"].as_u64()), (200, Some(pid as u64)));
+    let (status, body) =
+        memory_service::probe::get_json::<memory_api::HealthReport>("127.0.0.1", port, "/health", deadline)
+            .unwrap_or_else(|e| panic!("/health did not answer within {deadline:?}: {e}"));
+    assert_eq!((status, body.map(|h| h.pid)), (200, Some(pid)));
     drop(idle);
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), Signal::SIGTERM).unwrap();
     let status = poll("serve to exit", DEADLINE, || child.try_wait().unwrap());

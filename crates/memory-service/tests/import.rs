@@ -6,9 +6,12 @@
 
 use std::path::Path;
 
+use memory_api::facts::Facts;
+use memory_api::search::{SearchResult, SearchResults};
+use memory_api::sources::SourceList;
 use nix::sys::signal::Signal;
 use rusqlite::{Connection, params};
-use serde_json::{Value, json};
+use serde_json::json;
 
 use crate::helper::*;
 
@@ -115,10 +118,16 @@ fn chatdo(sb: &Sandbox) -> std::path::PathBuf {
     dir
 }
 
-fn search(port: u16, project: &str, q: &str) -> Vec<Value> {
-    let (s, v) = post(port, "/search", &json!({"project_id": project, "query": q}));
-    assert_eq!(s, 200, "{v}");
-    v["results"].as_array().unwrap().clone()
+fn search(port: u16, project: &str, q: &str) -> Vec<SearchResult> {
+    post_as::<SearchResults>(port, "/search", &json!({"project_id": project, "query": q})).results
+}
+
+fn source_ids(port: u16) -> Vec<String> {
+    get_as::<SourceList>(port, "/sources")
+        .sources
+        .into_iter()
+        .map(|s| s.id)
+        .collect()
 }
 
 /// With no instance running, the import starts one and goes through it.
@@ -163,11 +172,7 @@ fn import_dry_run_then_import_then_nothing_more() {
     );
     assert!(out.contains("orphan"), "the unnamed directory is reported: {out}");
     assert!(out.contains("gone-dir"), "{out}");
-    assert_eq!(
-        get(port, "/sources").unwrap().1["sources"],
-        json!([]),
-        "a dry run changes nothing"
-    );
+    assert!(source_ids(port).is_empty(), "a dry run changes nothing");
 
     let (code, out, err) = sb.cli(port, &["import-chatdo", &dir_s]);
     assert_eq!(code, 0, "{out}\n{err}");
@@ -176,35 +181,28 @@ fn import_dry_run_then_import_then_nothing_more() {
         out.contains("skipped: message \"big\" of chat \"c9\": refused by the service (HTTP 400)"),
         "{out}"
     );
-    let ids: Vec<String> = get(port, "/sources").unwrap().1["sources"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| s["id"].as_str().unwrap().to_string())
-        .collect();
-    assert_eq!(ids, ["drr-repo", "notes-dir"]);
+    assert_eq!(source_ids(port), ["drr-repo", "notes-dir"]);
     poll("the messages to be indexed", DEADLINE, || {
         let hits = search(port, P1, "axolotl");
         (hits.len() == 1).then_some(())
     });
     assert_eq!(
-        search(port, P1, "axolotl")[0]["message_uuid"],
-        U1,
+        search(port, P1, "axolotl")[0].message_uuid.as_deref(),
+        Some(U1),
         "ChatDO's message_uuid is kept"
     );
     poll("the old project's message", DEADLINE, || {
         (search(port, "old-proj", "quokka").len() == 1).then_some(())
     });
-    let old_uuid = search(port, "old-proj", "quokka")[0]["message_uuid"].clone();
-    let (_, facts) = get(port, &format!("/facts?project_id={P1}&include_history=true")).unwrap();
-    let facts = facts["facts"].as_array().unwrap().clone();
+    let old_uuid = search(port, "old-proj", "quokka")[0].message_uuid.clone();
+    let facts = get_as::<Facts>(port, &format!("/facts?project_id={P1}&include_history=true")).facts;
     assert_eq!(facts.len(), 2, "{facts:?}");
     assert_eq!(
-        (facts[0]["value_text"].as_str(), facts[0]["is_current"].as_bool()),
-        (Some("blue"), Some(true))
+        (facts[0].value_text.as_str(), facts[0].is_current),
+        ("blue", true)
     );
-    assert_eq!(facts[0]["source_message_uuid"], U1);
-    assert_eq!(facts[1]["value_text"], "red");
+    assert_eq!(facts[0].source_message_uuid.as_deref(), Some(U1));
+    assert_eq!(facts[1].value_text, "red");
 
     let (code, out, err) = sb.cli(port, &["import-chatdo", &dir_s]);
     assert_eq!(code, 0, "{out}\n{err}");
@@ -213,7 +211,7 @@ fn import_dry_run_then_import_then_nothing_more() {
         "a second run adds nothing: {out}"
     );
     assert_eq!(
-        search(port, "old-proj", "quokka")[0]["message_uuid"],
+        search(port, "old-proj", "quokka")[0].message_uuid,
         old_uuid,
         "stable UUID"
     );

@@ -8,6 +8,8 @@ use std::time::Duration;
 
 use nix::sys::signal::Signal;
 
+use memory_service::lifecycle::status::StatusReport;
+
 use crate::helper::*;
 
 #[test]
@@ -55,11 +57,8 @@ fn start_start_status_stop_status_round_trip() {
     }
     let (code, out, _) = sb.cli(port, &["status", "--json"]);
     assert_eq!(code, 0);
-    let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
-    assert_eq!(
-        (v["state"].as_str(), v["pid"].as_u64()),
-        (Some("running"), Some(pid as u64))
-    );
+    let v: StatusReport = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!((v.state.as_str(), v.pid), ("running", Some(Some(pid))));
 
     let (code, out, _) = sb.cli(port, &["stop"]);
     assert_eq!(code, 0, "{out}");
@@ -415,10 +414,10 @@ fn a_lock_holder_that_is_not_ours_is_named_by_every_command_and_never_signalled(
         );
         let (code, out, _) = sb.cli(port, &["status", "--json"]);
         assert_eq!(code, FOREIGN, "{out}");
-        let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
-        assert_eq!(v["state"], "locked", "{v}");
-        assert_eq!(v["pid"].as_u64(), Some(locker.id() as u64), "{v}");
-        assert!(v["program"].as_str().is_some_and(|p| p.contains("flock")), "{v}");
+        let v: StatusReport = serde_json::from_str(out.trim()).unwrap();
+        assert_eq!(v.state, "locked", "{v:?}");
+        assert_eq!(v.pid, Some(Some(locker.id())), "{v:?}");
+        assert!(v.program.as_deref().is_some_and(|p| p.contains("flock")), "{v:?}");
         let (code, out, err) = sb.cli(port, &["start", "--timeout", "5"]);
         assert_eq!(code, FOREIGN, "{out}{err}");
         assert!(err.contains(&named) && err.contains("flock"), "{err}");
@@ -945,8 +944,7 @@ fn a_supervised_serve_logs_where_logs_reads_and_rotates_it() {
     let pid = child.id();
     poll("the supervised serve to answer /health", DEADLINE, || {
         assert!(child.try_wait().unwrap().is_none(), "serve exited early");
-        let (s, v) = get(port, "/health")?;
-        (s == 200 && v["pid"] == pid).then_some(())
+        (health(port)?.pid == pid).then_some(())
     });
     assert_eq!(
         std::fs::metadata(sb.home.join("memory_service.log.1"))
@@ -1001,6 +999,6 @@ fn an_unusable_home_has_one_exit_code_for_every_command() {
     }
     let (code, out, err) = sb.cli(port, &["status", "--json"]);
     assert_eq!(code, 15, "{out}{err}");
-    let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
-    assert_eq!(v["state"], "unusable", "{out}");
+    let v: StatusReport = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(v.state, "unusable", "{out}");
 }

@@ -447,19 +447,20 @@ fn status_page_end_to_end_in_headless_chromium() {
     let content = format!(
         "Status page check: the {word} sleeps here, beside <b>not bold</b> and <img src=x onerror=alert(1)>."
     );
-    let (s, v) = post(
+    let v: memory_api::chat::Queued = post_as(
         port,
         "/index-chat-message",
         &json!({"project_id": "general", "chat_id": "page-chat", "message_id": "m1", "role": "user",
                 "content": content, "timestamp": "2026-01-01T00:00:00Z", "message_index": 0}),
     );
-    assert_eq!(s, 200, "{v}");
-    let job = v["job_id"].as_str().expect("job_id").to_string();
+    let job = v.job_id;
     poll(&format!("chat job {job} to be indexed"), DEADLINE, || {
+        use memory_api::chat::{ChatJobState, ChatJobStatus};
         let (s, v) = get(port, &format!("/index-job-status/{job}"))?;
-        match v["state"].as_str() {
-            Some("success") if s == 200 => Some(()),
-            Some("error" | "timeout") => panic!("indexing failed: {v}"),
+        let st: ChatJobStatus = serde_json::from_value(v).ok()?;
+        match st.state {
+            ChatJobState::Success if s == 200 => Some(()),
+            ChatJobState::Error | ChatJobState::Timeout => panic!("indexing failed: {st:?}"),
             _ => None,
         }
     });
@@ -545,9 +546,9 @@ fn status_page_end_to_end_in_headless_chromium() {
         true,
         "the empty state goes once a source exists"
     );
-    let (_, v) = get(port, "/sources").expect("GET /sources");
-    assert_eq!(v["sources"][0]["project_id"], "general", "{v}");
-    assert_eq!(v["sources"][0]["root_path"], dir.display().to_string(), "{v}");
+    let v: memory_api::sources::SourceList = get_as(port, "/sources");
+    assert_eq!(v.sources[0].project_id, "general", "{v:?}");
+    assert_eq!(v.sources[0].root_path, dir.display().to_string(), "{v:?}");
     // The same folder again: refused on the page, nothing posted.
     type_into(&mut cdp, "a-path", &format!("{}/", dir.display()));
     cdp.eval("document.getElementById('a-submit').click()");
@@ -558,12 +559,8 @@ fn status_page_end_to_end_in_headless_chromium() {
             js(&id)
         ),
     );
-    let (_, v) = get(port, "/sources").expect("GET /sources");
-    assert_eq!(
-        v["sources"].as_array().map(Vec::len),
-        Some(1),
-        "no second source: {v}"
-    );
+    let v: memory_api::sources::SourceList = get_as(port, "/sources");
+    assert_eq!(v.sources.len(), 1, "no second source: {v:?}");
     cdp.wait_for(
         "the recent jobs of \"docs\" to show a completed job",
         &format!(

@@ -7,10 +7,13 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use memory_api::facts::Facts;
+use memory_api::health::{SemanticReport, SemanticState};
+use memory_api::search::{SearchResult, SearchResults};
 use nix::sys::signal::Signal;
 use serde_json::json;
 
-use crate::helper::{DEADLINE, Sandbox, free_port, get, poll, post, wait_healthy};
+use crate::helper::{DEADLINE, Sandbox, free_port, health, poll, post, post_as, wait_healthy};
 
 /// The model directory, or a panic naming the command that fetches it.
 fn model_dir() -> PathBuf {
@@ -27,25 +30,21 @@ fn model_dir() -> PathBuf {
 /// our crates (the numeric crates are optimised) is a few hundred texts a second.
 const SEMANTIC_DEADLINE: Duration = Duration::from_secs(180);
 
-fn semantic(port: u16) -> serde_json::Value {
-    get(port, "/health")
-        .map(|(_, b)| b["semantic"].clone())
-        .unwrap_or_default()
+fn semantic(port: u16) -> SemanticReport {
+    health(port).map(|h| h.semantic).unwrap_or_default()
 }
 
 /// Waits until the model is loaded and at least `chunks` chunks are embedded with
 /// none pending.
-fn wait_embedded(port: u16, chunks: u64) -> serde_json::Value {
+fn wait_embedded(port: u16, chunks: u64) -> SemanticReport {
     poll(
         "semantic search to be ready with nothing pending",
         SEMANTIC_DEADLINE,
         || {
             let s = semantic(port);
-            assert_ne!(s["state"], "error", "the model failed to load: {s}");
-            (s["state"] == "ready"
-                && s["pending_chunks"] == 0
-                && s["embedded_chunks"].as_u64() >= Some(chunks))
-            .then_some(s)
+            assert_ne!(s.state, SemanticState::Error, "the model failed to load: {s:?}");
+            (s.state == SemanticState::Ready && s.pending_chunks == 0 && s.embedded_chunks >= chunks)
+                .then_some(s)
         },
     )
 }
@@ -57,14 +56,13 @@ fn message(project: &str, chat: &str, id: &str, content: &str) -> serde_json::Va
     })
 }
 
-fn search(port: u16, project: &str, query: &str) -> Vec<serde_json::Value> {
-    let (status, body) = post(
+fn search(port: u16, project: &str, query: &str) -> Vec<SearchResult> {
+    post_as::<SearchResults>(
         port,
         "/search",
         &json!({"project_id": project, "query": query, "limit": 5}),
-    );
-    assert_eq!(status, 200, "{body}");
-    body["results"].as_array().cloned().unwrap_or_default()
+    )
+    .results
 }
 
 #[test]
@@ -106,30 +104,29 @@ fn meaning_finds_what_words_miss_and_health_reports_it() {
     }
     let s = wait_embedded(port, texts.len() as u64);
     assert!(
-        s["model"]
-            .as_str()
+        s.model
+            .as_deref()
             .is_some_and(|m| m.starts_with("all-MiniLM-L6-v2@")),
-        "{s}"
+        "{s:?}"
     );
 
     // No word in common with the dog message: only its meaning finds it.
     let hits = search(port, "p", "puppy");
-    assert_eq!(hits[0]["message_id"], "m0", "{hits:?}");
+    assert_eq!(hits[0].message_id.as_deref(), Some("m0"), "{hits:?}");
     let hits = search(port, "p", "what did we decide about the database migration");
-    assert_eq!(hits[0]["message_id"], "m2", "{hits:?}");
+    assert_eq!(hits[0].message_id.as_deref(), Some("m2"), "{hits:?}");
     for h in &hits {
-        let score = h["score"].as_f64().expect("score");
-        assert!((0.0..=1.0).contains(&score), "{h}");
+        assert!((0.0..=1.0).contains(&h.score), "{h:?}");
     }
     // Scores mean something: the related message clearly above an unrelated one. The
     // weather message sits next to it in the same chat, so it shares a little of its
     // score by design (the context prior, README "Ranking": 0.75 / 1.75 of it at most);
     // it must stay below half the match's score.
-    let top = hits[0]["score"].as_f64().unwrap();
+    let top = hits[0].score;
     let weather = hits
         .iter()
-        .find(|h| h["message_id"] == "m3")
-        .and_then(|h| h["score"].as_f64());
+        .find(|h| h.message_id.as_deref() == Some("m3"))
+        .map(|h| h.score);
     assert!(weather.is_none_or(|w| top > 2.0 * w && top > w + 0.1), "{hits:?}");
 
     // Facts by meaning: "favourite colour" shares no `LIKE` keyword with the key
@@ -143,27 +140,26 @@ fn meaning_finds_what_words_miss_and_health_reports_it() {
         assert_eq!(status, 200, "{body}");
     }
     let facts = poll("the colour fact found by meaning", DEADLINE, || {
-        let (status, body) = post(
+        let facts = post_as::<Facts>(
             port,
             "/search-facts",
             &json!({"project_id": "p", "query": "what is my favourite colour?"}),
-        );
-        assert_eq!(status, 200, "{body}");
-        let facts = body["facts"].as_array().cloned().unwrap_or_default();
+        )
+        .facts;
         (!facts.is_empty()).then_some(facts)
     });
-    assert_eq!(facts[0]["fact_key"], "user.favorites.color", "{facts:?}");
+    assert_eq!(facts[0].fact_key, "user.favorites.color", "{facts:?}");
     assert!(
-        facts.iter().all(|f| f["fact_key"] != "user.home.city"),
+        facts.iter().all(|f| f.fact_key != "user.home.city"),
         "unrelated: {facts:?}"
     );
     // A keyword match still comes first when the meaning points elsewhere.
-    let (_, body) = post(
+    let body: Facts = post_as(
         port,
         "/search-facts",
         &json!({"project_id": "p", "query": "Lisbon colour"}),
     );
-    assert_eq!(body["facts"][0]["fact_key"], "user.home.city", "{body}");
+    assert_eq!(body.facts[0].fact_key, "user.home.city", "{body:?}");
 
     let (_, metrics) = crate::helper::get_text(port, "/metrics");
     assert!(
@@ -185,8 +181,8 @@ fn without_a_model_health_says_how_to_install_one_and_search_still_works() {
     let mut p = sb.serve(port);
     wait_healthy(port, &mut p);
     let s = semantic(port);
-    assert_eq!(s["state"], "off", "{s}");
-    let reason = s["reason"].as_str().expect("reason");
+    assert_eq!(s.state, SemanticState::Off, "{s:?}");
+    let reason = s.reason.as_deref().expect("reason");
     assert!(reason.contains("memory-service model install"), "{reason}");
     let (status, _) = post(
         port,
@@ -198,7 +194,7 @@ fn without_a_model_health_says_how_to_install_one_and_search_still_works() {
         let h = search(port, "p", "osprey");
         (!h.is_empty()).then_some(h)
     });
-    assert!(hits[0]["score"].as_f64().unwrap() > 0.9, "{hits:?}");
+    assert!(hits[0].score > 0.9, "{hits:?}");
     p.signal(Signal::SIGTERM);
     assert_eq!(p.wait_code(), 0);
 }
@@ -240,7 +236,7 @@ fn kill_9_while_embedding_loses_no_vector() {
     // Killed as soon as embedding has started and before it can have finished.
     poll("embedding to start", SEMANTIC_DEADLINE, || {
         let s = semantic(port);
-        (s["embedded_chunks"].as_u64().unwrap_or(0) > 0).then_some(())
+        (s.embedded_chunks > 0).then_some(())
     });
     p.signal(Signal::SIGKILL);
     let _ = p.wait_code_or_signal();
@@ -248,7 +244,7 @@ fn kill_9_while_embedding_loses_no_vector() {
     let mut p = sb.spawn(&args, &[]);
     wait_healthy(port, &mut p);
     let s = wait_embedded(port, n);
-    assert_eq!(s["embedded_chunks"], n, "{s}");
+    assert_eq!(s.embedded_chunks, n, "{s:?}");
     p.signal(Signal::SIGTERM);
     assert_eq!(p.wait_code(), 0);
 }
@@ -284,7 +280,7 @@ fn words_inside_cjk_text_are_found_over_http() {
             (!h.is_empty()).then_some(h)
         });
         assert_eq!(hits.len(), 1, "{q}: {hits:?}");
-        assert_eq!(hits[0]["message_id"], want, "{q}");
+        assert_eq!(hits[0].message_id.as_deref(), Some(want), "{q}");
     }
     p.signal(Signal::SIGTERM);
     assert_eq!(p.wait_code(), 0);

@@ -382,21 +382,17 @@ fn health_reports_identity_matching_the_lock_record() {
     let port = free_port();
     let mut p = sb.serve(port);
     wait_healthy(port, &mut p);
-    let (status, body) = get(port, "/health").unwrap();
-    assert_eq!(status, 200);
+    let body: memory_api::HealthReport = get_as(port, "/health");
     let record = std::fs::read_to_string(sb.lock_file()).unwrap();
     let lines: Vec<&str> = record.lines().collect();
-    assert_eq!(body["status"], "ok");
-    assert_eq!(body["service"], "memory-service");
-    assert_eq!(body["pid"].as_u64(), Some(p.pid() as u64));
+    assert_eq!(body.status, "ok");
+    assert_eq!(body.service, "memory-service");
+    assert_eq!(body.pid, p.pid());
     assert_eq!(lines[0], p.pid().to_string());
-    assert_eq!(body["instance_id"].as_str(), Some(lines[2]));
-    assert_eq!(body["port"].as_u64(), Some(port as u64));
-    assert_eq!(
-        body["home"].as_str(),
-        Some(sb.home.display().to_string().as_str())
-    );
-    assert_eq!(body["state"], "ready");
+    assert_eq!(body.instance_id, lines[2]);
+    assert_eq!(body.port, port);
+    assert_eq!(body.home, sb.home);
+    assert_eq!(body.state, memory_api::health::State::Ready);
     stop_clean(&sb, &mut p, Signal::SIGTERM);
 }
 

@@ -6,50 +6,49 @@ use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
+use memory_api::filetree::FileContent;
+use memory_api::health::State;
+use memory_api::search::{SearchResult, SearchResults, SourceType};
+use memory_api::sources::{
+    Job, JobList, JobStatus, Reindexing, Source, SourceAdded, SourceList, SourceStatus,
+};
 use nix::sys::signal::Signal;
-use serde_json::{Value, json};
+use serde_json::json;
 
 use crate::helper::*;
 
-fn search_files(port: u16, project: &str, q: &str) -> Vec<Value> {
-    let (s, v) = post(
+fn search_files(port: u16, project: &str, q: &str) -> Vec<SearchResult> {
+    post_as::<SearchResults>(
         port,
         "/search",
         &json!({"project_id": project, "query": q, "limit": 50}),
-    );
-    assert_eq!(s, 200, "{v}");
-    v["results"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|h| h["source_type"] == "file")
-        .cloned()
-        .collect()
+    )
+    .results
+    .into_iter()
+    .filter(|h| h.source_type == SourceType::File)
+    .collect()
 }
 
-fn wait_job_done(port: u16, source: &str, job: i64) -> Value {
+/// The jobs of `source`, if the service answers with them.
+fn jobs(port: u16, source: &str, limit: u32) -> Option<Vec<Job>> {
+    let (_, v) = get(port, &format!("/sources/{source}/jobs?limit={limit}"))?;
+    serde_json::from_value::<JobList>(v).ok().map(|l| l.jobs)
+}
+
+fn wait_job_done(port: u16, source: &str, job: i64) -> Job {
     poll(&format!("job {job} of {source} to end"), DEADLINE, || {
-        let (_, v) = get(port, &format!("/sources/{source}/jobs?limit=20"))?;
-        let j = v["jobs"]
-            .as_array()?
-            .iter()
-            .find(|j| j["id"].as_i64() == Some(job))?
-            .clone();
-        (j["status"] != "running" && j["status"] != "queued").then_some(j)
+        let j = jobs(port, source, 20)?.into_iter().find(|j| j.id == job)?;
+        j.status.is_finished().then_some(j)
     })
 }
 
 fn add_source(port: u16, dir: &Path, name: &str) -> (String, i64) {
-    let (s, v) = post(
+    let v: SourceAdded = post_as(
         port,
         "/sources",
         &json!({"root_path": dir, "display_name": name, "project_id": "proj"}),
     );
-    assert_eq!(s, 200, "{v}");
-    (
-        v["source_id"].as_str().unwrap().to_string(),
-        v["job_id"].as_i64().unwrap(),
-    )
+    (v.source_id, v.job_id)
 }
 
 fn serve(sb: &Sandbox) -> (Proc, u16) {
@@ -72,9 +71,9 @@ fn index_gitignore_watch_and_confinement() {
     let (mut p, port) = serve(&sb);
 
     let (id, job) = add_source(port, &docs, "docs");
-    assert_eq!(wait_job_done(port, &id, job)["status"], "completed");
+    assert_eq!(wait_job_done(port, &id, job).status, JobStatus::Completed);
     let hits = search_files(port, "proj", "pangolin");
-    let paths: Vec<&str> = hits.iter().map(|h| h["file_path"].as_str().unwrap()).collect();
+    let paths: Vec<&str> = hits.iter().map(|h| h.file_path.as_deref().unwrap()).collect();
     assert_eq!(
         paths.len(),
         1,
@@ -111,9 +110,8 @@ fn index_gitignore_watch_and_confinement() {
         assert_eq!(s, 400, "{q}: {v}");
         assert!(!v.to_string().contains("secret"));
     }
-    let (s, v) = get(port, &format!("/filetree/{id}/file?path=sub/kept.md")).unwrap();
-    assert_eq!(s, 200);
-    assert!(v["content"].as_str().unwrap().contains("pangolin"));
+    let v: FileContent = get_as(port, &format!("/filetree/{id}/file?path=sub/kept.md"));
+    assert!(v.content.as_deref().unwrap().contains("pangolin"));
     p.signal(Signal::SIGTERM);
     assert_eq!(p.wait_code(), 0);
 }
@@ -148,12 +146,8 @@ fn reindex_never_shows_an_empty_source_to_searches() {
         })
     };
     for _ in 0..3 {
-        let (s, v) = post(port, "/reindex", &json!({"source_id": id}));
-        assert_eq!(s, 200, "{v}");
-        assert_eq!(
-            wait_job_done(port, &id, v["job_id"].as_i64().unwrap())["status"],
-            "completed"
-        );
+        let v: Reindexing = post_as(port, "/reindex", &json!({"source_id": id}));
+        assert_eq!(wait_job_done(port, &id, v.job_id).status, JobStatus::Completed);
     }
     stop.store(true, Ordering::Relaxed);
     searcher.join().unwrap();
@@ -184,13 +178,8 @@ fn kill_9_mid_index_leaves_no_running_job_and_a_sound_database() {
     let (mut p, port) = serve(&sb);
     let (id, job) = add_source(port, &docs, "docs");
     let progressed = poll("the job to make progress", DEADLINE, || {
-        let (_, v) = get(port, &format!("/sources/{id}/jobs?limit=5"))?;
-        let j = v["jobs"]
-            .as_array()?
-            .iter()
-            .find(|j| j["id"].as_i64() == Some(job))?
-            .clone();
-        (j["files_processed"].as_i64().unwrap_or(0) > 0).then_some(j)
+        let j = jobs(port, &id, 5)?.into_iter().find(|j| j.id == job)?;
+        (j.files_processed > 0).then_some(j)
     });
     p.signal(Signal::SIGKILL);
     p.wait_code_or_signal();
@@ -201,19 +190,20 @@ fn kill_9_mid_index_leaves_no_running_job_and_a_sound_database() {
         store.shutdown().unwrap();
     }
     let (mut p, port) = serve(&sb);
-    let (_, v) = get(port, &format!("/sources/{id}/jobs?limit=10")).unwrap();
-    let jobs = v["jobs"].as_array().unwrap();
-    let cut = jobs.iter().find(|j| j["id"].as_i64() == Some(job)).unwrap();
-    if progressed["status"] == "running" {
+    let listed: JobList = get_as(port, &format!("/sources/{id}/jobs?limit=10"));
+    let cut = listed.jobs.iter().find(|j| j.id == job).unwrap();
+    if progressed.status == JobStatus::Running {
         assert_ne!(
-            cut["status"], "running",
-            "an interrupted job is never left running: {cut}"
+            cut.status,
+            JobStatus::Running,
+            "an interrupted job is never left running: {cut:?}"
         );
     }
     // The restart's own sync finishes the work: every file becomes searchable.
     poll("all 3000 files indexed after the restart", DEADLINE * 2, || {
         let (_, v) = get(port, &format!("/sources/{id}/status"))?;
-        (v["files_indexed"].as_i64() == Some(3000) && v["status"] == "idle").then_some(())
+        let s: Source = serde_json::from_value(v).ok()?;
+        (s.files_indexed == 3000 && s.status == SourceStatus::Idle).then_some(())
     });
     p.signal(Signal::SIGTERM);
     assert_eq!(p.wait_code(), 0);
@@ -287,12 +277,16 @@ fn people_commands_add_wait_list_reindex_rm() {
         out.contains("--duplicate"),
         "names the flag that adds a second one: {out}"
     );
-    let (_, v) = get(port, "/sources").unwrap();
-    assert_eq!(v["sources"].as_array().unwrap().len(), 1, "{v}");
+    let v: SourceList = get_as(port, "/sources");
+    assert_eq!(v.sources.len(), 1, "{v:?}");
     let (code, out, _) = sb.cli(port, &["sources", "add", &dir, "--json"]);
     assert_eq!(code, 0);
-    let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
-    assert_eq!(v["existing"]["id"], "notes-dir", "{out}");
+    #[derive(serde::Deserialize)]
+    struct Existing {
+        existing: Source,
+    }
+    let v: Existing = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(v.existing.id, "notes-dir", "{out}");
 
     // An explicit second source of the same folder: `/search` still returns
     // each file chunk once (30 one-chunk files: 30 hits, not 60).
@@ -310,18 +304,17 @@ fn people_commands_add_wait_list_reindex_rm() {
     );
     assert_eq!(code, 0, "{out}{err}");
     assert!(out.contains("completed: 30 files"), "{out}");
-    let (_, v) = get(port, "/sources").unwrap();
-    let twin = v["sources"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| s["id"].as_str().unwrap().to_string())
+    let v: SourceList = get_as(port, "/sources");
+    let twin = v
+        .sources
+        .into_iter()
+        .map(|s| s.id)
         .find(|id| id != "notes-dir")
         .expect("a second source");
     let hits = search_files(port, "proj", "tapir");
     let chunks: std::collections::HashSet<String> = hits
         .iter()
-        .map(|h| format!("{}#{}", h["file_path"], h["chunk_index"]))
+        .map(|h| format!("{:?}#{}", h.file_path, h.chunk_index))
         .collect();
     assert_eq!(chunks.len(), hits.len(), "each file chunk once: {hits:?}");
     assert_eq!(hits.len(), 30, "every file found once");
@@ -346,15 +339,15 @@ fn people_commands_add_wait_list_reindex_rm() {
         &["search", "--source", "notes-dir", "--json", "tapir", "-n", "30"],
     );
     assert_eq!(code, 0);
-    let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
-    let hits = v["results"].as_array().unwrap();
+    let v: SearchResults = serde_json::from_str(out.trim()).unwrap();
+    let hits = v.results;
     assert!(
-        !hits.is_empty() && hits.iter().all(|h| h["source_id"] == "notes-dir"),
+        !hits.is_empty() && hits.iter().all(|h| h.source_id == "notes-dir"),
         "{out}"
     );
     let chunks: std::collections::HashSet<String> = hits
         .iter()
-        .map(|h| format!("{}#{}", h["file_path"], h["chunk_index"]))
+        .map(|h| format!("{:?}#{}", h.file_path, h.chunk_index))
         .collect();
     assert_eq!(chunks.len(), hits.len(), "each chunk once: {out}");
 
@@ -405,16 +398,20 @@ fn chatdo_projects_file_end_to_end() {
         "/sources",
         &json!({"root_path": docs, "display_name": "Impact Doc: report.pdf", "source_id": "drr-repo"}),
     );
-    assert_eq!((s, v["source_id"].as_str()), (200, Some("drr-repo")), "{v}");
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(
+        serde_json::from_value::<SourceAdded>(v).unwrap().source_id,
+        "drr-repo"
+    );
     let (s, v) = post(
         port,
         "/sources",
         &json!({"root_path": docs, "display_name": "Impact Doc: report.pdf"}),
     );
+    assert_eq!(s, 200, "{v}");
     assert_eq!(
-        (s, v["source_id"].as_str()),
-        (200, Some("impact-doc-reportpdf-dir")),
-        "{v}"
+        serde_json::from_value::<SourceAdded>(v).unwrap().source_id,
+        "impact-doc-reportpdf-dir"
     );
     let (s, v) = post(
         port,
@@ -423,11 +420,18 @@ fn chatdo_projects_file_end_to_end() {
     );
     assert_eq!(s, 409, "{v}");
 
-    let (_, v) = get(port, "/sources").unwrap();
-    let list = v["sources"].as_array().unwrap();
-    let of = |id: &str| list.iter().find(|s| s["id"] == id).unwrap()["connected_projects"].clone();
-    assert_eq!(of("drr-repo"), json!(["Research"]));
-    assert_eq!(of("impact-doc-reportpdf-dir"), json!([]));
+    let list: SourceList = get_as(port, "/sources");
+    let of = |id: &str| {
+        list.sources
+            .iter()
+            .find(|s| s.id == id)
+            .unwrap()
+            .connected_projects
+            .clone()
+            .expect("a list has connected_projects")
+    };
+    assert_eq!(of("drr-repo"), ["Research"]);
+    assert!(of("impact-doc-reportpdf-dir").is_empty());
 
     let (s, v) = delete(port, "/sources/drr-repo");
     assert_eq!(s, 200, "{v}");
@@ -451,7 +455,7 @@ fn a_deleted_recreated_or_replaced_folder_is_noticed_and_watched_again() {
     std::fs::write(docs.join("a.md"), "the quetzal nests here\n").unwrap();
     let (mut p, port) = serve(&sb);
     let (id, job) = add_source(port, &docs, "docs");
-    assert_eq!(wait_job_done(port, &id, job)["status"], "completed");
+    assert_eq!(wait_job_done(port, &id, job).status, JobStatus::Completed);
     assert_eq!(search_files(port, "proj", "quetzal").len(), 1);
     let body = json!({"project_id": "proj", "chat_id": "c", "message_id": "m", "role": "user",
                       "content": "we spoke of the quetzal", "timestamp": "2026-01-02T03:04:05Z",
@@ -459,54 +463,54 @@ fn a_deleted_recreated_or_replaced_folder_is_noticed_and_watched_again() {
     let (s, v) = post(port, "/index-chat-message", &body);
     assert_eq!(s, 200, "{v}");
     let chat_hits = || {
-        let (s, v) = post(
+        post_as::<SearchResults>(
             port,
             "/search",
             &json!({"project_id": "proj", "query": "quetzal"}),
-        );
-        assert_eq!(s, 200, "{v}");
-        v["results"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|h| h["source_type"] == "chat")
-            .count()
+        )
+        .results
+        .iter()
+        .filter(|h| h.source_type == SourceType::Chat)
+        .count()
     };
     poll("the chat message searchable", DEADLINE, || {
         (chat_hits() == 1).then_some(())
     });
-    let source = |port: u16| -> Option<Value> {
+    let source = |port: u16| -> Option<Source> {
         let (_, v) = get(port, "/sources")?;
-        v["sources"].as_array()?.iter().find(|s| s["id"] == id).cloned()
+        let list: SourceList = serde_json::from_value(v).ok()?;
+        list.sources.into_iter().find(|s| s.id == id)
     };
     let canon = std::fs::canonicalize(&docs).unwrap().display().to_string();
 
     std::fs::remove_dir_all(&docs).unwrap();
     let s = poll("the source to say its folder is missing", DEADLINE, || {
-        source(port).filter(|s| s["status"] == "error")
+        source(port).filter(|s| s.status == SourceStatus::Error)
     });
-    let err = s["last_error"].as_str().unwrap();
+    let err = s.last_error.as_deref().unwrap();
     assert!(
         err.contains(&canon) && err.contains("does not exist") && err.contains("delete the source"),
         "{err}"
     );
     assert!(search_files(port, "proj", "quetzal").is_empty());
     assert_eq!(chat_hits(), 1, "chat is untouched");
-    let (_, h) = poll("/health to list the missing folder", DEADLINE, || {
-        get(port, "/health").filter(|(_, h)| h["state"] == "degraded")
+    let h = poll("/health to list the missing folder", DEADLINE, || {
+        health(port).filter(|h| h.state == State::Degraded)
     });
-    let reasons = h["reasons"].to_string();
-    assert!(reasons.contains(&id) && reasons.contains(&canon), "{h}");
+    let reasons = h.reasons.join("\n");
+    assert!(reasons.contains(&id) && reasons.contains(&canon), "{h:?}");
 
     std::fs::create_dir(&docs).unwrap();
     std::fs::write(docs.join("b.md"), "a rhea came back\n").unwrap();
     poll("the recreated folder indexed, the source idle", DEADLINE, || {
         let s = source(port)?;
-        (s["status"] == "idle" && s["last_error"].is_null() && search_files(port, "proj", "rhea").len() == 1)
+        (s.status == SourceStatus::Idle
+            && s.last_error.is_none()
+            && search_files(port, "proj", "rhea").len() == 1)
             .then_some(())
     });
     poll("/health ready again", DEADLINE, || {
-        get(port, "/health").filter(|(_, h)| h["state"] == "ready")
+        health(port).filter(|h| h.state == State::Ready)
     });
     std::fs::write(docs.join("c.md"), "then a sloth\n").unwrap();
     poll("a later file found by the re-armed watcher", DEADLINE, || {

@@ -6,13 +6,13 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
+use memory_api::chat::{ChatJobState, ChatJobStatus};
 use serde::Serialize;
-use serde_json::json;
 
 use super::{Ctx, summary};
 use crate::baseline;
 use crate::corpus;
-use crate::jobs::{Counts, Drained, check_ack, counts, search, wait_drained};
+use crate::jobs::{Counts, Drained, check_ack, counts, search, search_body, wait_drained};
 use crate::stats::Summary;
 
 /// Phase 1: the fill.
@@ -211,14 +211,14 @@ fn write_messages(
 fn check_jobs(ctx: &Ctx, jobs: &[(usize, String)]) -> Result<()> {
     let c = ctx.client();
     for (i, job) in jobs {
-        let v = c
+        let v: ChatJobStatus = c
             .get(&format!("/index-job-status/{job}"))?
             .json_200(&format!("GET /index-job-status/{job} (message m-{i})"))?;
-        match v["state"].as_str() {
-            Some("success") => {}
-            Some("error") => bail!(
+        match v.state {
+            ChatJobState::Success => {}
+            ChatJobState::Error => bail!(
                 "message m-{i} was acknowledged but its job {job} ended in error: {}",
-                v["error_message"]
+                v.error_message.as_deref().unwrap_or("no error message")
             ),
             other => bail!("message m-{i}: job {job} is {other:?} after every job was done, not \"success\""),
         }
@@ -232,10 +232,13 @@ fn check_markers(ctx: &Ctx, n: usize) -> Result<usize> {
     let c = ctx.client();
     let mut markers_found = 0;
     for i in (0..n).step_by((n / 20).max(1)) {
-        let body = json!({"project_id": corpus::PROJECT, "query": corpus::message_marker(i), "limit": 5});
+        let body = search_body(corpus::PROJECT, &corpus::message_marker(i), 5, None);
         let results = search(&c, &body)?;
         let want = format!("m-{i}");
-        if !results.iter().any(|r| r["message_id"] == want.as_str()) {
+        if !results
+            .iter()
+            .any(|r| r.message_id.as_deref() == Some(want.as_str()))
+        {
             bail!(
                 "message m-{i} was acknowledged and indexed, but /search for its marker {} does not return it ({} results)",
                 corpus::message_marker(i),

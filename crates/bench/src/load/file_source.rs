@@ -8,8 +8,8 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
+use memory_api::sources::{AddSource, Job, JobList, JobStatus, SourceAdded};
 use serde::Serialize;
-use serde_json::{Value, json};
 
 use super::mixed::{Samples, chat_query, drain, for_duration, under_load};
 use super::{Ctx, LoadSummary};
@@ -34,7 +34,7 @@ pub struct Files {
     /// The source id the service gave.
     pub source_id: String,
     /// The job's end: files_total, files_processed, bytes_processed, ...
-    pub job: Value,
+    pub job: Job,
     /// Job duration: the service's completed_at - started_at when parseable,
     /// else POST to "completed" as seen by polling every 100 ms.
     pub job_secs: f64,
@@ -77,8 +77,8 @@ fn iso_secs(s: &str) -> Option<f64> {
 /// Phase 4; `Err(reason)` inside `Ok` when the service has no file sources.
 pub(super) fn files(ctx: &Ctx, next: &AtomicUsize) -> Result<std::result::Result<Files, String>> {
     let c = ctx.client();
-    // An empty body: 404 means no such route; anything else (422, 400) means it exists.
-    let probe = c.post("/sources", &json!({}))?;
+    // An empty object: 404 means no such route; anything else (422, 400) means it exists.
+    let probe = c.post("/sources", &serde_json::Map::new())?;
     if probe.status == 404 {
         ctx.say("4. files: skipped (POST /sources answered 404)");
         return Ok(Err(
@@ -110,7 +110,7 @@ pub(super) fn files(ctx: &Ctx, next: &AtomicUsize) -> Result<std::result::Result
     let after = search_after(ctx, next, &ix.source_id, tree.files.len())?;
 
     let chunks = ctx.chunk_counts();
-    let bytes_processed = ix.job["bytes_processed"].as_u64().unwrap_or(0);
+    let bytes_processed = ix.job.bytes_processed.max(0) as u64;
     let mb_per_sec = bytes_processed as f64 / 1e6 / ix.job_secs;
     Ok(Ok(Files {
         files: included.len(),
@@ -138,7 +138,7 @@ pub(super) fn files(ctx: &Ctx, next: &AtomicUsize) -> Result<std::result::Result
 struct Indexed {
     source_id: String,
     /// The job's last state from `/sources/{id}/jobs`.
-    job: Value,
+    job: Job,
     /// The service's started_at..completed_at, or the client's view.
     job_secs: f64,
     /// POST /sources to "completed" seen by polling.
@@ -153,31 +153,32 @@ struct Indexed {
 fn index_under_load(ctx: &Ctx, c: &Client, root: &Path, next: &AtomicUsize) -> Result<Indexed> {
     let before = counts(c)?;
     let t_post = Instant::now();
-    let v = c
+    let v: SourceAdded = c
         .post(
             "/sources",
-            &json!({"root_path": root, "display_name": "bench", "project_id": corpus::PROJECT}),
+            &AddSource {
+                root_path: root.display().to_string(),
+                display_name: Some("bench".into()),
+                project_id: Some(corpus::PROJECT.into()),
+                source_id: None,
+            },
         )?
         .json_200("POST /sources")?;
-    let source_id = v["source_id"]
-        .as_str()
-        .with_context(|| format!("POST /sources: no source_id in {v}"))?
-        .to_string();
-    let job_id = v["job_id"].clone();
+    let (source_id, job_id) = (v.source_id, v.job_id);
     let sid = source_id.clone();
     let query = chat_query(next.load(Ordering::Relaxed));
     let query = move |rng: &mut Rng| {
         let mut q = query(rng);
-        q["source_ids"] = json!([sid]);
+        q.source_ids = Some(vec![sid.clone()]);
         q
     };
     let (during, (job, t_done)) =
         under_load(ctx, ctx.size.clients, ctx.size.clients, next, &query, |failed| {
-            wait_job(c, &source_id, &job_id, failed, ctx)
+            wait_job(c, &source_id, job_id, failed, ctx)
         })?;
     let job_seen_secs = (t_done - t_post).as_secs_f64();
-    if job["bytes_processed"].as_u64().unwrap_or(0) == 0 {
-        ctx.warn(format!("the file job reports bytes_processed 0: {job}"));
+    if job.bytes_processed == 0 {
+        ctx.warn(format!("the file job reports bytes_processed 0: {job:?}"));
     }
     let posted = during.ack_ms.len() as u64;
     drain(ctx, c, before, posted)?;
@@ -192,11 +193,13 @@ fn index_under_load(ctx: &Ctx, c: &Client, root: &Path, next: &AtomicUsize) -> R
 
 /// The job's duration by the service's clock (completed_at - started_at), or
 /// `seen_secs` with a warning when those are missing or unparseable.
-fn job_secs(ctx: &Ctx, job: &Value, seen_secs: f64) -> f64 {
-    let server_secs = match (job["started_at"].as_str(), job["completed_at"].as_str()) {
-        (Some(a), Some(b)) => iso_secs(b).zip(iso_secs(a)).map(|(b, a)| b - a),
-        _ => None,
-    };
+fn job_secs(ctx: &Ctx, job: &Job, seen_secs: f64) -> f64 {
+    let server_secs = job
+        .completed_at
+        .as_deref()
+        .and_then(iso_secs)
+        .zip(iso_secs(&job.started_at))
+        .map(|(b, a)| b - a);
     match server_secs {
         Some(s) if s > 0.0 => s,
         _ => {
@@ -240,14 +243,11 @@ fn bare_files(ctx: &Ctx, root: &Path, included: &[&corpus::TreeFile]) -> Result<
 /// ignored found).
 fn check_file_markers(ctx: &Ctx, c: &Client, source_id: &str, tree: &corpus::Tree) -> Result<(usize, usize)> {
     let marker_search = |f: &corpus::TreeFile| -> Result<bool> {
-        let body =
-            json!({"project_id": corpus::PROJECT, "query": f.marker, "limit": 5, "source_ids": [source_id]});
+        let body = crate::jobs::search_body(corpus::PROJECT, &f.marker, 5, Some(vec![source_id.to_string()]));
         let want = f.rel.to_string_lossy();
-        Ok(search(c, &body)?.iter().any(|r| {
-            r["file_path"]
-                .as_str()
-                .is_some_and(|p| p.ends_with(want.as_ref()))
-        }))
+        Ok(search(c, &body)?
+            .iter()
+            .any(|r| r.file_path.as_deref().is_some_and(|p| p.ends_with(want.as_ref()))))
     };
     let prose: Vec<&corpus::TreeFile> = tree.included().filter(|f| f.prose).collect();
     let mut markers_found = 0;
@@ -284,7 +284,7 @@ fn search_after(ctx: &Ctx, next: &AtomicUsize, source_id: &str, n_files: usize) 
     let sid = source_id.to_string();
     let file_query = move |rng: &mut Rng| {
         let q = corpus::query(rng, &|r: &mut Rng| corpus::file_marker(r.below(n_files)));
-        json!({"project_id": corpus::PROJECT, "query": q, "limit": 10, "source_ids": [sid]})
+        crate::jobs::search_body(corpus::PROJECT, &q, 10, Some(vec![sid.clone()]))
     };
     let duration = Duration::from_secs(ctx.size.duration_secs);
     let (after, ()) = under_load(
@@ -303,48 +303,53 @@ fn search_after(ctx: &Ctx, next: &AtomicUsize, source_id: &str, n_files: usize) 
 fn wait_job(
     c: &Client,
     source_id: &str,
-    job_id: &Value,
+    job_id: i64,
     failed: &AtomicBool,
     ctx: &Ctx,
-) -> Result<(Value, Instant)> {
-    let mut last = (Instant::now(), Value::Null);
+) -> Result<(Job, Instant)> {
+    let mut last = (Instant::now(), None);
     let mut last_report = Instant::now();
     loop {
         if failed.load(Ordering::Relaxed) {
             bail!("stopped: a client failed");
         }
-        let v = c
+        let list: JobList = c
             .get(&format!("/sources/{source_id}/jobs?limit=5"))?
             .json_200(&format!("GET /sources/{source_id}/jobs"))?;
         let now = Instant::now();
-        let jobs = v["jobs"]
-            .as_array()
-            .with_context(|| format!("GET /sources/{source_id}/jobs: no jobs array in {v}"))?;
-        let same = |j: &&Value| {
-            j["id"] == *job_id
-                || j["id"].to_string().trim_matches('"') == job_id.to_string().trim_matches('"')
-        };
-        let job = jobs
+        let Some(job) = list
+            .jobs
             .iter()
-            .find(same)
-            .or(jobs.first())
+            .find(|j| j.id == job_id)
+            .or(list.jobs.first())
             .cloned()
-            .unwrap_or(Value::Null);
-        match job["status"].as_str() {
-            Some("completed") => return Ok((job, now)),
-            Some(s @ ("failed" | "cancelled")) => bail!("the file index job ended {s}: {job}"),
-            _ => {}
+        else {
+            if now - last.0 > Duration::from_secs(120) {
+                bail!("GET /sources/{source_id}/jobs listed no job for 120 s");
+            }
+            std::thread::sleep(Duration::from_millis(100));
+            continue;
+        };
+        match job.status {
+            JobStatus::Completed => return Ok((job, now)),
+            JobStatus::Failed | JobStatus::Cancelled => {
+                bail!("the file index job ended {}: {job:?}", job.status.as_str())
+            }
+            JobStatus::Queued | JobStatus::Running => {}
         }
-        let progress = json!([job["status"], job["files_processed"], job["bytes_processed"]]);
+        let progress = Some((job.status, job.files_processed, job.bytes_processed));
         if progress != last.1 {
             last = (now, progress);
         } else if now - last.0 > Duration::from_secs(120) {
-            bail!("the file index job made no progress for 120 s: {job}");
+            bail!("the file index job made no progress for 120 s: {job:?}");
         }
         if now - last_report > Duration::from_secs(5) {
+            let total = job.files_total.map_or_else(|| "?".to_string(), |t| t.to_string());
             ctx.note(&format!(
-                "job {}: {} of {} files, {} bytes",
-                job["status"], job["files_processed"], job["files_total"], job["bytes_processed"]
+                "job {}: {} of {total} files, {} bytes",
+                job.status.as_str(),
+                job.files_processed,
+                job.bytes_processed
             ));
             last_report = now;
         }

@@ -7,8 +7,8 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Result, bail};
+use memory_api::search::SearchRequest;
 use serde::Serialize;
-use serde_json::{Value, json};
 
 use super::Ctx;
 use crate::client::Client;
@@ -95,7 +95,7 @@ pub(super) fn under_load<T>(
     writers: usize,
     searchers: usize,
     next: &AtomicUsize,
-    query: &(dyn Fn(&mut Rng) -> Value + Sync),
+    query: &(dyn Fn(&mut Rng) -> SearchRequest + Sync),
     body: impl FnOnce(&AtomicBool) -> Result<T>,
 ) -> Result<(Samples, T)> {
     let stop = AtomicBool::new(false);
@@ -160,7 +160,8 @@ fn probe_health(ctx: &Ctx, running: &dyn Fn() -> bool) -> Result<Vec<f64>> {
     let mut tick = Instant::now();
     while running() {
         let t = Instant::now();
-        c.get("/health")?.json_200("GET /health under load")?;
+        c.get("/health")?
+            .json_200::<serde::de::IgnoredAny>("GET /health under load")?;
         lat.push(t.elapsed().as_secs_f64() * 1e3);
         tick += Duration::from_millis(10);
         let now = Instant::now();
@@ -195,7 +196,7 @@ fn write_new(ctx: &Ctx, next: &AtomicUsize, running: &dyn Fn() -> bool) -> Resul
 fn search_repeatedly(
     ctx: &Ctx,
     k: usize,
-    query: &(dyn Fn(&mut Rng) -> Value + Sync),
+    query: &(dyn Fn(&mut Rng) -> SearchRequest + Sync),
     results: &AtomicUsize,
     running: &dyn Fn() -> bool,
 ) -> Result<Vec<f64>> {
@@ -225,10 +226,10 @@ pub(super) fn for_duration(d: Duration) -> impl FnOnce(&AtomicBool) -> Result<()
 }
 
 /// A query body over the chat project; markers of messages `0..n`.
-pub(super) fn chat_query(n: usize) -> impl Fn(&mut Rng) -> Value + Sync {
+pub(super) fn chat_query(n: usize) -> impl Fn(&mut Rng) -> SearchRequest + Sync {
     move |rng: &mut Rng| {
         let q = corpus::query(rng, &|r: &mut Rng| corpus::message_marker(r.below(n)));
-        json!({"project_id": corpus::PROJECT, "query": q, "limit": 10})
+        crate::jobs::search_body(corpus::PROJECT, &q, 10, None)
     }
 }
 

@@ -189,7 +189,9 @@ fn start_idle(sandbox: &Sandbox, home: &std::path::Path) -> Result<(Service, u16
     proc::wait_healthy(&proc::agent(), &mut svc, port)?;
     let health = Client::new(port, REQUEST_GUARD);
     for _ in 0..100 {
-        health.get("/health")?.json_200("GET /health")?;
+        health
+            .get("/health")?
+            .json_200::<serde::de::IgnoredAny>("GET /health")?;
     }
     let idle_mib = proc::resident_mib(svc.pid())?;
     Ok((svc, port, idle_mib))

@@ -144,9 +144,11 @@ fn print_files(r: &Report) {
             );
             println!(
                 "  job              {} files_total, {} processed, {} bytes in {:.2} s (seen by polling: {:.2} s): {:.2} MB/s",
-                f.job["files_total"],
-                f.job["files_processed"],
-                f.job["bytes_processed"],
+                f.job
+                    .files_total
+                    .map_or_else(|| "null".to_string(), |t| t.to_string()),
+                f.job.files_processed,
+                f.job.bytes_processed,
                 f.job_secs,
                 f.job_seen_secs,
                 f.mb_per_sec

@@ -10,7 +10,8 @@ pub mod sources;
 
 use std::time::Duration;
 
-use serde_json::Value;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 
 use crate::config::Config;
 use crate::probe;
@@ -53,6 +54,19 @@ pub enum ClientError {
         /// The service's `detail`.
         detail: String,
     },
+    /// The service answered 200 with a body that is not the contract's type
+    /// (a different version, or not our service).
+    #[error(
+        "{method} {path} answered a body this client cannot read ({reason})\n  next: check that the service and this command are the same version (`memory-service status`)"
+    )]
+    Body {
+        /// The method.
+        method: &'static str,
+        /// The path.
+        path: String,
+        /// What did not match.
+        reason: String,
+    },
     /// The connection failed mid-way.
     #[error(
         "the connection to the service broke: {reason}\n  next: check it with `memory-service status` and `memory-service logs`"
@@ -76,6 +90,7 @@ impl ClientError {
                 method, path, status, ..
             } => Some(format!("{method} {path} answered HTTP {status}")),
             ClientError::Transport { method, path, .. } => Some(format!("{method} {path} failed")),
+            ClientError::Body { method, path, .. } => Some(format!("{method} {path} answered 200")),
             _ => None,
         }
     }
@@ -111,8 +126,14 @@ impl Client {
     pub fn connect(config: &Config) -> Result<Client, ClientError> {
         let url = config.base_url();
         let home = config.home.display().to_string();
-        match probe::get_json(&config.host, config.port, "/health", probe::PROBE_TIMEOUT) {
-            Ok((200, body)) => match probe::identity_of(&body) {
+        let health = probe::get_json::<memory_api::health::HealthIdentity>(
+            &config.host,
+            config.port,
+            "/health",
+            probe::PROBE_TIMEOUT,
+        );
+        match health {
+            Ok((200, body)) => match body {
                 Some(id) if id.service == crate::daemon::SERVICE && id.home == config.home => {}
                 Some(id) if id.service == crate::daemon::SERVICE => {
                     return Err(ClientError::OtherHome {
@@ -140,25 +161,34 @@ impl Client {
         })
     }
 
-    fn finish(
+    /// The 200 body as `T` (a `memory_api` type), or the service's `detail`.
+    fn finish<T: DeserializeOwned>(
         method: &'static str,
         path: &str,
         r: Result<ureq::http::Response<ureq::Body>, ureq::Error>,
-    ) -> Result<Value, ClientError> {
-        let mut resp = r.map_err(|e| ClientError::Transport {
+    ) -> Result<T, ClientError> {
+        let transport = |reason: String| ClientError::Transport {
             method,
             path: path.to_string(),
-            reason: e.to_string(),
-        })?;
+            reason,
+        };
+        let mut resp = r.map_err(|e| transport(e.to_string()))?;
         let status = resp.status().as_u16();
-        let body: Value = resp.body_mut().read_json().unwrap_or(Value::Null);
+        let text = resp
+            .body_mut()
+            .read_to_string()
+            .map_err(|e| transport(e.to_string()))?;
         if status == 200 {
-            return Ok(body);
+            return serde_json::from_str(&text).map_err(|e| ClientError::Body {
+                method,
+                path: path.to_string(),
+                reason: e.to_string(),
+            });
         }
-        let detail = match &body["detail"] {
-            Value::String(s) => s.clone(),
-            Value::Null => "no detail".to_string(),
-            other => other.to_string(),
+        let detail = match serde_json::from_str::<memory_api::ErrorBody>(&text) {
+            Ok(b) => b.detail,
+            Err(_) if text.trim().is_empty() => "no detail".to_string(),
+            Err(_) => text,
         };
         Err(ClientError::Http {
             method,
@@ -176,8 +206,8 @@ impl Client {
         }
     }
 
-    /// GET a JSON document.
-    pub fn get(&self, path: &str) -> Result<Value, ClientError> {
+    /// GET a JSON document as `T`.
+    pub fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, ClientError> {
         Self::finish(
             "GET",
             path,
@@ -186,8 +216,8 @@ impl Client {
         )
     }
 
-    /// POST a JSON body.
-    pub fn post(&self, path: &str, body: &Value) -> Result<Value, ClientError> {
+    /// POST a JSON body; the answer as `T`.
+    pub fn post<B: Serialize, T: DeserializeOwned>(&self, path: &str, body: &B) -> Result<T, ClientError> {
         Self::finish(
             "POST",
             path,
@@ -196,8 +226,8 @@ impl Client {
         )
     }
 
-    /// DELETE a resource.
-    pub fn delete(&self, path: &str) -> Result<Value, ClientError> {
+    /// DELETE a resource; the answer as `T`.
+    pub fn delete<T: DeserializeOwned>(&self, path: &str) -> Result<T, ClientError> {
         Self::finish(
             "DELETE",
             path,

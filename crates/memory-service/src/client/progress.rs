@@ -6,49 +6,43 @@ use std::io::IsTerminal;
 use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressStyle};
-use serde_json::Value;
+use memory_api::sources::{Job, JobList, JobStatus, Skipped};
 
 use super::{Client, ClientError, human_bytes, segment};
 
 /// How a followed job ended.
 pub struct JobEnd {
-    /// Its final JSON.
-    pub job: Value,
+    /// Its final state.
+    pub job: Job,
     /// Whether it completed.
     pub ok: bool,
 }
 
-fn find_job(client: &Client, source_id: &str, job_id: i64) -> Result<Option<Value>, ClientError> {
-    let v = client.get(&format!("/sources/{}/jobs?limit=20", segment(source_id)))?;
-    Ok(v["jobs"]
-        .as_array()
-        .and_then(|jobs| jobs.iter().find(|j| j["id"].as_i64() == Some(job_id)).cloned()))
+fn find_job(client: &Client, source_id: &str, job_id: i64) -> Result<Option<Job>, ClientError> {
+    let list: JobList = client.get(&format!("/sources/{}/jobs?limit=20", segment(source_id)))?;
+    Ok(list.jobs.into_iter().find(|j| j.id == job_id))
 }
 
-/// `N files, B indexed; M skipped (binary 3, too large 1)`: what a job's JSON says
-/// was made searchable and what was skipped, by reason (reasons with 0 left out).
-pub fn summary(job: &Value) -> String {
-    let indexed = job["files_indexed"].as_i64().unwrap_or(0);
-    let bytes = job["bytes_indexed"].as_u64().unwrap_or(0);
+/// `N files, B indexed; M skipped (binary 3, too large 1)`: what a job
+/// made searchable and what it skipped, by reason (reasons with 0 left out).
+pub fn summary(job: &Job) -> String {
     format!(
-        "{indexed} files, {} indexed; {}",
-        human_bytes(bytes),
-        skipped_text(job)
+        "{} files, {} indexed; {}",
+        job.files_indexed,
+        human_bytes(job.bytes_indexed.max(0) as u64),
+        skipped_text(job.files_skipped, &job.skipped)
     )
 }
 
-/// `M skipped (binary 3, too large 1)` or `0 skipped` from a job's or source's JSON.
-pub fn skipped_text(v: &Value) -> String {
-    let total = v["files_skipped"].as_i64().unwrap_or(0);
-    let reasons: Vec<String> = v["skipped"]
-        .as_object()
-        .map(|m| {
-            m.iter()
-                .filter(|(_, n)| n.as_i64().unwrap_or(0) > 0)
-                .map(|(k, n)| format!("{} {n}", k.replace('_', " ")))
-                .collect()
-        })
-        .unwrap_or_default();
+/// `M skipped (binary 3, too large 1)` or `0 skipped`, from a job's or a
+/// source's `files_skipped` and `skipped`.
+pub fn skipped_text(total: i64, skipped: &Skipped) -> String {
+    let reasons: Vec<String> = skipped
+        .by_reason()
+        .iter()
+        .filter(|(_, n)| *n > 0)
+        .map(|(k, n)| format!("{} {n}", k.replace('_', " ")))
+        .collect();
     if reasons.is_empty() {
         format!("{total} skipped")
     } else {
@@ -80,10 +74,10 @@ pub fn follow(client: &Client, source_id: &str, job_id: i64, json: bool) -> Resu
             std::thread::sleep(Duration::from_millis(200));
             continue;
         };
-        let done = job["files_processed"].as_i64().unwrap_or(0);
-        let total = job["files_total"].as_i64();
-        let bytes = job["bytes_processed"].as_u64().unwrap_or(0);
-        let status = job["status"].as_str().unwrap_or("unknown").to_string();
+        let done = job.files_processed;
+        let total = job.files_total;
+        let bytes = job.bytes_processed.max(0) as u64;
+        let status = job.status.as_str();
         if let Some(b) = &bar {
             if let Some(t) = total {
                 b.set_length(t.max(0) as u64);
@@ -101,17 +95,14 @@ pub fn follow(client: &Client, source_id: &str, job_id: i64, json: bool) -> Resu
             last_seen = (done, total.unwrap_or(-1));
             last_line = Instant::now();
         }
-        if status != "running" && status != "queued" {
+        if job.status.is_finished() {
             if let Some(b) = bar {
                 b.finish_and_clear();
             }
-            let ok = status == "completed";
-            let err = job["error"]
-                .as_str()
-                .map(|e| format!(": {e}"))
-                .unwrap_or_default();
+            let ok = job.status == JobStatus::Completed;
+            let err = job.error.as_deref().map(|e| format!(": {e}")).unwrap_or_default();
             if json {
-                println!("{job}");
+                println!("{}", serde_json::to_string(&job).expect("a job serialises"));
             } else {
                 // Whole seconds: job lengths are for people, not benchmarks.
                 let took = Duration::from_secs(started.elapsed().as_secs());

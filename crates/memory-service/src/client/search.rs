@@ -17,7 +17,8 @@
 use std::collections::{BTreeSet, HashSet};
 use std::io::IsTerminal;
 
-use serde_json::{Value, json};
+use memory_api::search::{SearchRequest, SearchResult, SearchResults, SourceType};
+use memory_api::sources::{Source, SourceList};
 
 use super::Client;
 use crate::config::Config;
@@ -118,92 +119,80 @@ pub fn snippet(text: &str, query: &str, width: usize, open: &str, close: &str) -
 }
 
 /// Where a hit comes from, for people: `file PATH` or `chat C message M`.
-pub fn place(r: &Value) -> String {
-    match r["source_type"].as_str() {
-        Some("file") => format!("file {}", r["file_path"].as_str().unwrap_or("?")),
-        _ => format!(
+pub fn place(r: &SearchResult) -> String {
+    let or_unknown = |v: &Option<String>| v.clone().unwrap_or_else(|| "?".into());
+    match r.source_type {
+        SourceType::File => format!("file {}", or_unknown(&r.file_path)),
+        SourceType::Chat => format!(
             "chat {} message {}",
-            r["chat_id"].as_str().unwrap_or("?"),
-            r["message_id"].as_str().unwrap_or("?")
+            or_unknown(&r.chat_id),
+            or_unknown(&r.message_id)
         ),
     }
 }
 
 /// What makes two hits the same chunk, across the fan-out's calls.
-fn identity(r: &Value) -> String {
-    [
-        "source_type",
-        "source_id",
-        "file_path",
-        "chunk_index",
-        "chat_id",
-        "message_id",
-        "message_uuid",
-    ]
-    .iter()
-    .map(|k| r[*k].to_string())
-    .collect::<Vec<_>>()
-    .join("\u{1f}")
+type HitIdentity = (
+    SourceType,
+    String,
+    Option<String>,
+    i64,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+);
+
+fn identity(r: &SearchResult) -> HitIdentity {
+    (
+        r.source_type,
+        r.source_id.clone(),
+        r.file_path.clone(),
+        r.chunk_index,
+        r.chat_id.clone(),
+        r.message_id.clone(),
+        r.message_uuid.clone(),
+    )
 }
 
 /// Merges result lists: first occurrence of each chunk, best score first,
 /// at most `limit`.
-pub fn merge(lists: Vec<Vec<Value>>, limit: usize) -> Vec<Value> {
+pub fn merge(lists: Vec<Vec<SearchResult>>, limit: usize) -> Vec<SearchResult> {
     let mut seen = HashSet::new();
-    let mut all: Vec<Value> = lists
+    let mut all: Vec<SearchResult> = lists
         .into_iter()
         .flatten()
         .filter(|r| seen.insert(identity(r)))
         .collect();
-    all.sort_by(|a, b| {
-        let (x, y) = (
-            a["score"].as_f64().unwrap_or(0.0),
-            b["score"].as_f64().unwrap_or(0.0),
-        );
-        y.total_cmp(&x)
-    });
+    all.sort_by(|a, b| b.score.total_cmp(&a.score));
     all.truncate(limit);
     all
 }
 
 /// The `/search` requests for `args`, given the sources the service lists.
-fn requests(args: &SearchArgs, sources: &[Value], query: &str) -> anyhow::Result<Vec<Value>> {
-    let base = |project: &str| json!({"project_id": project, "query": query, "limit": args.limit});
+fn requests(args: &SearchArgs, sources: &[Source], query: &str) -> anyhow::Result<Vec<SearchRequest>> {
+    let base = |project: &str, source_ids: Option<Vec<String>>| SearchRequest {
+        project_id: project.to_string(),
+        query: query.to_string(),
+        limit: i64::from(args.limit),
+        source_ids,
+        chat_id: None,
+        exclude_chat_ids: None,
+    };
     if let Some(id) = &args.source {
-        let Some(source) = sources.iter().find(|s| s["id"].as_str() == Some(id)) else {
+        let Some(source) = sources.iter().find(|s| &s.id == id) else {
             anyhow::bail!(
                 "there is no source {id:?}\n  next: `memory-service sources list` shows the source ids"
             );
         };
-        let project = args
-            .project
-            .clone()
-            .or_else(|| source["project_id"].as_str().map(str::to_string))
-            .unwrap_or_else(|| DEFAULT_PROJECT.to_string());
-        let mut r = base(&project);
-        r["source_ids"] = json!([id]);
-        return Ok(vec![r]);
+        let project = args.project.clone().unwrap_or_else(|| source.project_id.clone());
+        return Ok(vec![base(&project, Some(vec![id.clone()]))]);
     }
     if let Some(p) = &args.project {
-        return Ok(vec![base(p)]);
+        return Ok(vec![base(p, None)]);
     }
     let mut projects: BTreeSet<String> = BTreeSet::from([DEFAULT_PROJECT.to_string()]);
-    let mut requests = Vec::new();
-    for s in sources {
-        match s["project_id"].as_str() {
-            Some(p) => {
-                projects.insert(p.to_string());
-            }
-            // A source outside any project is only reached by its id.
-            None => {
-                let mut r = base(DEFAULT_PROJECT);
-                r["source_ids"] = json!([s["id"]]);
-                requests.push(r);
-            }
-        }
-    }
-    requests.extend(projects.iter().map(|p| base(p)));
-    Ok(requests)
+    projects.extend(sources.iter().map(|s| s.project_id.clone()));
+    Ok(projects.iter().map(|p| base(p, None)).collect())
 }
 
 /// Runs `search`.
@@ -213,23 +202,21 @@ pub fn run(config: &Config, args: &SearchArgs) -> anyhow::Result<ExitCode> {
     let sources = if args.project.is_some() && args.source.is_none() {
         Vec::new()
     } else {
-        client.get("/sources")?["sources"]
-            .as_array()
-            .cloned()
-            .unwrap_or_default()
+        client.get::<SourceList>("/sources")?.sources
     };
     let mut lists = Vec::new();
     for req in requests(args, &sources, &query)? {
-        let v = client.post("/search", &req)?;
-        let mut hits = v["results"].as_array().cloned().unwrap_or_default();
+        let v: SearchResults = client.post("/search", &req)?;
+        let mut hits = v.results;
         if let Some(id) = &args.source {
-            hits.retain(|r| r["source_id"].as_str() == Some(id));
+            hits.retain(|r| &r.source_id == id);
         }
         lists.push(hits);
     }
     let results = merge(lists, args.limit as usize);
     if args.json {
-        println!("{}", json!({ "results": results }));
+        let body = SearchResults { results };
+        println!("{}", serde_json::to_string(&body).expect("results serialise"));
         return Ok(ExitCode::Ok);
     }
     if results.is_empty() {
@@ -250,15 +237,12 @@ pub fn run(config: &Config, args: &SearchArgs) -> anyhow::Result<ExitCode> {
         println!(
             "{:>2}. {:.3}  {}  (project {}, source {})",
             i + 1,
-            r["score"].as_f64().unwrap_or(0.0),
+            r.score,
             place(r),
-            r["project_id"].as_str().unwrap_or("?"),
-            r["source_id"].as_str().unwrap_or("?"),
+            r.project_id,
+            r.source_id,
         );
-        println!(
-            "    {}",
-            snippet(r["text"].as_str().unwrap_or(""), &query, 160, open, close)
-        );
+        println!("    {}", snippet(&r.text, &query, 160, open, close));
     }
     Ok(ExitCode::Ok)
 }
@@ -299,9 +283,45 @@ mod tests {
         assert_eq!(snippet("Ärger über Öl", "öl", 80, "<", ">"), "Ärger über <Öl>");
     }
 
+    fn hit(src: &str, chunk: i64, score: f64) -> SearchResult {
+        SearchResult {
+            score,
+            project_id: "p".into(),
+            source_id: src.into(),
+            file_path: Some("a.md".into()),
+            filetype: Some("md".into()),
+            chunk_index: chunk,
+            text: String::new(),
+            start_char: 0,
+            end_char: 0,
+            source_type: SourceType::File,
+            chat_id: None,
+            message_id: None,
+            message_uuid: None,
+        }
+    }
+
+    fn source(id: &str, project: &str) -> Source {
+        Source {
+            id: id.into(),
+            display_name: id.into(),
+            root_path: format!("/{id}"),
+            status: memory_api::sources::SourceStatus::Idle,
+            files_indexed: 0,
+            bytes_indexed: 0,
+            last_index_started_at: None,
+            last_index_completed_at: None,
+            last_error: None,
+            project_id: project.into(),
+            latest_job: None,
+            files_skipped: 0,
+            skipped: Default::default(),
+            connected_projects: None,
+        }
+    }
+
     #[test]
     fn merge_drops_repeats_and_keeps_the_best() {
-        let hit = |src: &str, chunk: i64, score: f64| json!({"source_type": "file", "source_id": src, "file_path": "a.md", "chunk_index": chunk, "score": score});
         let merged = merge(
             vec![
                 vec![hit("s", 0, 0.5), hit("s", 1, 0.2)],
@@ -311,13 +331,13 @@ mod tests {
         );
         let ids: Vec<_> = merged
             .iter()
-            .map(|r| (r["source_id"].clone(), r["chunk_index"].clone()))
+            .map(|r| (r.source_id.as_str(), r.chunk_index))
             .collect();
-        assert_eq!(ids, vec![(json!("t"), json!(0)), (json!("s"), json!(0))]);
+        assert_eq!(ids, vec![("t", 0), ("s", 0)]);
     }
 
     #[test]
-    fn fan_out_covers_every_project_and_loose_source() {
+    fn fan_out_covers_every_project() {
         let args = SearchArgs {
             project: None,
             source: None,
@@ -325,23 +345,15 @@ mod tests {
             limit: 5,
             json: false,
         };
-        let sources = vec![
-            json!({"id": "a", "project_id": "work"}),
-            json!({"id": "b", "project_id": "work"}),
-            json!({"id": "c", "project_id": null}),
-        ];
+        let sources = vec![source("a", "work"), source("b", "work"), source("c", "home")];
         let reqs = requests(&args, &sources, "x").unwrap();
         let projects: Vec<_> = reqs
             .iter()
-            .map(|r| (r["project_id"].clone(), r["source_ids"].clone()))
+            .map(|r| (r.project_id.as_str(), r.source_ids.clone(), r.limit))
             .collect();
         assert_eq!(
             projects,
-            vec![
-                (json!("general"), json!(["c"])),
-                (json!("general"), Value::Null),
-                (json!("work"), Value::Null),
-            ]
+            vec![("general", None, 5), ("home", None, 5), ("work", None, 5)]
         );
         let one = SearchArgs {
             source: Some("b".into()),
@@ -349,8 +361,8 @@ mod tests {
         };
         let reqs = requests(&one, &sources, "x").unwrap();
         assert_eq!(reqs.len(), 1);
-        assert_eq!(reqs[0]["project_id"], "work");
-        assert_eq!(reqs[0]["source_ids"], json!(["b"]));
+        assert_eq!(reqs[0].project_id, "work");
+        assert_eq!(reqs[0].source_ids, Some(vec!["b".to_string()]));
         let missing = SearchArgs {
             source: Some("zz".into()),
             ..args

@@ -1,6 +1,7 @@
 //! `sources list|add|rm` and `reindex`: the user's folders, over the API.
 
-use serde_json::{Value, json};
+use memory_api::StatusMessage;
+use memory_api::sources::{AddSource, JobStatus, Reindex, Reindexing, Source, SourceAdded, SourceList};
 
 use super::progress::follow;
 use super::{Client, human_bytes, human_time_now, segment};
@@ -56,26 +57,21 @@ pub enum SourcesCommand {
 
 /// The source whose folder is `path` (compared after resolving links and
 /// `..`, so `~/notes` and `~/notes/../notes` are the same folder).
-pub fn existing_source<'a>(sources: &'a [Value], path: &std::path::Path) -> Option<&'a Value> {
+pub fn existing_source<'a>(sources: &'a [Source], path: &std::path::Path) -> Option<&'a Source> {
     let norm = |p: &std::path::Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
     let want = norm(path);
-    sources.iter().find(|s| {
-        s["root_path"]
-            .as_str()
-            .is_some_and(|r| norm(std::path::Path::new(r)) == want)
-    })
+    sources
+        .iter()
+        .find(|s| norm(std::path::Path::new(&s.root_path)) == want)
 }
 
-fn cell(v: &Value) -> String {
-    match v {
-        Value::Null => "-".into(),
-        Value::String(s) => s.clone(),
-        other => other.to_string(),
-    }
+/// A count, or `-` when unknown.
+fn count(n: Option<i64>) -> String {
+    n.map_or_else(|| "-".into(), |n| n.to_string())
 }
 
 /// Renders sources as an aligned table.
-pub fn table(sources: &[Value]) -> String {
+pub fn table(sources: &[Source]) -> String {
     let header = [
         "ID",
         "PROJECT",
@@ -89,23 +85,21 @@ pub fn table(sources: &[Value]) -> String {
     let rows: Vec<[String; 8]> = sources
         .iter()
         .map(|s| {
-            let status = match s["latest_job"]["status"].as_str() {
-                Some("running") => format!(
-                    "indexing {}/{}",
-                    cell(&s["latest_job"]["files_processed"]),
-                    cell(&s["latest_job"]["files_total"])
-                ),
-                _ => cell(&s["status"]),
+            let status = match &s.latest_job {
+                Some(j) if j.status == JobStatus::Running => {
+                    format!("indexing {}/{}", j.files_processed, count(j.files_total))
+                }
+                _ => s.status.as_str().to_string(),
             };
             [
-                cell(&s["id"]),
-                cell(&s["project_id"]),
-                cell(&s["root_path"]),
+                s.id.clone(),
+                s.project_id.clone(),
+                s.root_path.clone(),
                 status,
-                cell(&s["files_indexed"]),
-                human_bytes(s["bytes_indexed"].as_u64().unwrap_or(0)),
-                super::progress::skipped_text(s),
-                human_time_now(s["last_index_completed_at"].as_str()),
+                s.files_indexed.to_string(),
+                human_bytes(s.bytes_indexed.max(0) as u64),
+                super::progress::skipped_text(s.files_skipped, &s.skipped),
+                human_time_now(s.last_index_completed_at.as_deref()),
             ]
         })
         .collect();
@@ -130,16 +124,28 @@ pub fn table(sources: &[Value]) -> String {
     out.join("\n")
 }
 
+/// `sources add --json`'s answer when the folder already is a source.
+#[derive(serde::Serialize)]
+struct Existing<'a> {
+    /// The source that has the folder.
+    existing: &'a Source,
+}
+
+/// `--json` output: the API's body, re-serialised (it always serialises).
+fn to_json(v: &impl serde::Serialize) -> String {
+    serde_json::to_string(v).expect("a contract type serialises")
+}
+
 /// Runs a `sources` subcommand.
 pub fn run(config: &Config, cmd: &SourcesCommand) -> anyhow::Result<ExitCode> {
     let client = Client::connect(config)?;
     match cmd {
         SourcesCommand::List { json } => {
-            let v = client.get("/sources")?;
+            let v: SourceList = client.get("/sources")?;
             if *json {
-                println!("{v}");
+                println!("{}", to_json(&v));
             } else {
-                let sources = v["sources"].as_array().cloned().unwrap_or_default();
+                let sources = v.sources;
                 if sources.is_empty() {
                     println!("No sources yet. Add one with `memory-service sources add PATH`.");
                 } else {
@@ -159,34 +165,37 @@ pub fn run(config: &Config, cmd: &SourcesCommand) -> anyhow::Result<ExitCode> {
             // The service resolves paths in its own working directory: send ours, absolute.
             let abs = std::path::absolute(path)?;
             if !duplicate {
-                let list = client.get("/sources")?;
-                let sources = list["sources"].as_array().cloned().unwrap_or_default();
-                if let Some(s) = existing_source(&sources, &abs) {
+                let list: SourceList = client.get("/sources")?;
+                if let Some(s) = existing_source(&list.sources, &abs) {
                     if *json {
-                        println!("{}", json!({ "existing": s }));
+                        println!("{}", to_json(&Existing { existing: s }));
                     } else {
                         println!(
                             "{} already is source {} (project {}); not added again.\n{}\n  \
                              next: search it with `memory-service search --source {} WORDS`, \
                              or add a second source with --duplicate",
                             abs.display(),
-                            cell(&s["id"]),
-                            cell(&s["project_id"]),
+                            s.id,
+                            s.project_id,
                             table(std::slice::from_ref(s)),
-                            cell(&s["id"]),
+                            s.id,
                         );
                     }
                     return Ok(ExitCode::Ok);
                 }
             }
-            let v = client.post(
+            let v: SourceAdded = client.post(
                 "/sources",
-                &json!({"root_path": abs, "display_name": name, "project_id": project}),
+                &AddSource {
+                    root_path: abs.display().to_string(),
+                    display_name: name.clone(),
+                    project_id: Some(project.clone()),
+                    source_id: None,
+                },
             )?;
-            let id = v["source_id"].as_str().unwrap_or_default().to_string();
-            let job = v["job_id"].as_i64().unwrap_or(0);
+            let (id, job) = (v.source_id.clone(), v.job_id);
             if *json {
-                println!("{v}");
+                println!("{}", to_json(&v));
             } else {
                 println!(
                     "Added source {id} ({}) to project {project}; indexing job {job}.",
@@ -203,11 +212,11 @@ pub fn run(config: &Config, cmd: &SourcesCommand) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::Ok)
         }
         SourcesCommand::Rm { id, json } => {
-            let v = client.delete(&format!("/sources/{}", segment(id)))?;
+            let v: StatusMessage = client.delete(&format!("/sources/{}", segment(id)))?;
             if *json {
-                println!("{v}");
+                println!("{}", to_json(&v));
             } else {
-                println!("{}", v["message"].as_str().unwrap_or("deleted"));
+                println!("{}", v.message);
             }
             Ok(ExitCode::Ok)
         }
@@ -217,10 +226,10 @@ pub fn run(config: &Config, cmd: &SourcesCommand) -> anyhow::Result<ExitCode> {
 /// Runs `reindex ID [--wait]`.
 pub fn reindex(config: &Config, id: &str, wait: bool, json: bool) -> anyhow::Result<ExitCode> {
     let client = Client::connect(config)?;
-    let v = client.post("/reindex", &json!({"source_id": id}))?;
-    let job = v["job_id"].as_i64().unwrap_or(0);
+    let v: Reindexing = client.post("/reindex", &Reindex { source_id: id.into() })?;
+    let job = v.job_id;
     if json {
-        println!("{v}");
+        println!("{}", to_json(&v));
     } else {
         println!("Reindexing {id}: job {job}.");
     }
@@ -238,17 +247,67 @@ pub fn reindex(config: &Config, id: &str, wait: bool, json: bool) -> anyhow::Res
 mod tests {
     use super::*;
 
+    use memory_api::sources::{Job, Skipped, SourceStatus};
+
+    fn source(id: &str, root: &str) -> Source {
+        Source {
+            id: id.into(),
+            display_name: id.into(),
+            root_path: root.into(),
+            status: SourceStatus::Idle,
+            files_indexed: 0,
+            bytes_indexed: 0,
+            last_index_started_at: None,
+            last_index_completed_at: None,
+            last_error: None,
+            project_id: "general".into(),
+            latest_job: None,
+            files_skipped: 0,
+            skipped: Skipped::default(),
+            connected_projects: None,
+        }
+    }
+
+    fn job(status: JobStatus, processed: i64, total: Option<i64>) -> Job {
+        Job {
+            id: 1,
+            source_id: "x".into(),
+            status,
+            started_at: "2026-01-01T00:00:00".into(),
+            completed_at: None,
+            files_total: total,
+            files_processed: processed,
+            bytes_processed: 0,
+            error: None,
+            files_indexed: 0,
+            bytes_indexed: 0,
+            files_skipped: 0,
+            skipped: Skipped::default(),
+        }
+    }
+
     #[test]
     fn table_aligns_and_shows_progress() {
-        let t = table(&[
-            json!({"id": "docs-dir", "project_id": "general", "root_path": "/d", "status": "idle",
-                   "files_indexed": 3, "bytes_indexed": 2048, "last_index_completed_at": "2026-01-01T00:00:00",
-                   "files_skipped": 4, "skipped": {"binary": 3, "too_large": 1, "ignored": 0},
-                   "latest_job": {"status": "completed"}}),
-            json!({"id": "x", "project_id": null, "root_path": "/long/path", "status": "indexing",
-                   "files_indexed": 0, "bytes_indexed": 0, "last_index_completed_at": null,
-                   "latest_job": {"status": "running", "files_processed": 5, "files_total": 9}}),
-        ]);
+        let docs = Source {
+            files_indexed: 3,
+            bytes_indexed: 2048,
+            last_index_completed_at: Some("2026-01-01T00:00:00".into()),
+            files_skipped: 4,
+            skipped: Skipped {
+                binary: 3,
+                too_large: 1,
+                ..Skipped::default()
+            },
+            latest_job: Some(job(JobStatus::Completed, 0, None)),
+            ..source("docs-dir", "/d")
+        };
+        let x = Source {
+            status: SourceStatus::Indexing,
+            project_id: "p".into(),
+            latest_job: Some(job(JobStatus::Running, 5, Some(9))),
+            ..source("x", "/long/path")
+        };
+        let t = table(&[docs, x]);
         let lines: Vec<&str> = t.lines().collect();
         assert!(lines[0].starts_with("ID        PROJECT  PATH"), "{t}");
         assert!(lines[1].contains("2.0 KiB") && lines[1].contains("idle"), "{t}");
@@ -269,9 +328,9 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let sub = d.path().join("notes");
         std::fs::create_dir(&sub).unwrap();
-        let sources = vec![json!({"id": "notes-dir", "root_path": sub.display().to_string()})];
+        let sources = vec![source("notes-dir", &sub.display().to_string())];
         let again = d.path().join("notes/../notes");
-        assert_eq!(existing_source(&sources, &again).unwrap()["id"], "notes-dir");
+        assert_eq!(existing_source(&sources, &again).unwrap().id, "notes-dir");
         assert!(existing_source(&sources, d.path()).is_none());
     }
 }

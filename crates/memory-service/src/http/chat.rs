@@ -6,33 +6,10 @@
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use serde::{Deserialize, Serialize};
+use memory_api::chat::{ChatDeleted, ChatJobState, ChatJobStatus, IndexChatMessage, Queued};
 
 use super::extract::ApiJson;
 use super::{ApiError, AppState, blocking};
-
-/// The `/index-chat-message` body: every field required but `message_uuid`.
-#[derive(Debug, Deserialize)]
-pub struct IndexChatMessage {
-    project_id: String,
-    chat_id: String,
-    message_id: String,
-    role: String,
-    content: String,
-    timestamp: String,
-    message_index: i64,
-    #[serde(default)]
-    message_uuid: Option<String>,
-}
-
-/// The acknowledgement, sent only after the message and its job committed.
-#[derive(Debug, Serialize)]
-pub struct Queued {
-    status: &'static str,
-    message: &'static str,
-    job_id: String,
-    message_uuid: String,
-}
 
 /// `POST /index-chat-message`.
 pub async fn index_chat_message(
@@ -54,40 +31,32 @@ pub async fn index_chat_message(
     })
     .await?;
     Ok(Json(Queued {
-        status: "queued",
-        message: "Indexing job enqueued successfully",
+        status: "queued".into(),
+        message: "Indexing job enqueued successfully".into(),
         job_id: ack.job_id,
         message_uuid: ack.message_uuid,
     }))
-}
-
-/// One job's status, as the contract names its fields.
-#[derive(Debug, Serialize)]
-pub struct JobStatusBody {
-    job_id: String,
-    state: &'static str,
-    enqueue_time: String,
-    start_time: Option<String>,
-    end_time: Option<String>,
-    duration: Option<f64>,
-    estimated_chunks: i64,
-    computed_timeout: f64,
-    error_message: Option<String>,
-    message_uuid: Option<String>,
 }
 
 /// `GET /index-job-status/{job_id}`.
 pub async fn job_status(
     State(state): State<AppState>,
     Path(job_id): Path<String>,
-) -> Result<Json<JobStatusBody>, ApiError> {
+) -> Result<Json<ChatJobStatus>, ApiError> {
     let store = state.store()?.clone();
     let id = job_id.clone();
     let job = blocking(move || store.job_status(&id)).await?;
     let j = job.ok_or_else(|| ApiError::client(StatusCode::NOT_FOUND, format!("Job {job_id} not found")))?;
-    Ok(Json(JobStatusBody {
+    use memory_store::JobState as S;
+    Ok(Json(ChatJobStatus {
         job_id: j.job_id,
-        state: j.state.as_str(),
+        state: match j.state {
+            S::Queued => ChatJobState::Queued,
+            S::Running => ChatJobState::Running,
+            S::Success => ChatJobState::Success,
+            S::Timeout => ChatJobState::Timeout,
+            S::Error => ChatJobState::Error,
+        },
         enqueue_time: j.enqueue_time,
         start_time: j.start_time,
         end_time: j.end_time,
@@ -99,28 +68,18 @@ pub async fn job_status(
     }))
 }
 
-/// The answer to a chat deletion: the original's fields, plus
-/// `deleted_facts_count` (ours).
-#[derive(Debug, Serialize)]
-pub struct Deleted {
-    status: &'static str,
-    message: String,
-    deleted_count: u64,
-    deleted_facts_count: u64,
-}
-
 /// `DELETE /chats/{project_id}/{chat_id}`: the chat's messages, their index
 /// and the facts stored from them, in one transaction; a failure is a 5xx,
 /// never a silent 0.
 pub async fn delete_chat(
     State(state): State<AppState>,
     Path((project_id, chat_id)): Path<(String, String)>,
-) -> Result<Json<Deleted>, ApiError> {
+) -> Result<Json<ChatDeleted>, ApiError> {
     let store = state.store()?.clone();
     let chat = chat_id.clone();
     let (n, facts) = blocking(move || store.delete_chat_counts(&project_id, &chat)).await?;
-    Ok(Json(Deleted {
-        status: "ok",
+    Ok(Json(ChatDeleted {
+        status: "ok".into(),
         message: format!("Deleted {n} chat messages for chat_id={chat_id}"),
         deleted_count: n,
         deleted_facts_count: facts,

@@ -1,4 +1,5 @@
-//! One error type for every handler, rendered as `{"detail": "..."}` (the
+//! One error type for every handler, rendered as `{"detail": "..."}`
+//! ([`memory_api::ErrorBody`], the
 //! shape ChatDO's backend reads and shows to users). 4xx are the caller's
 //! mistake and are not logged; 5xx are logged in full and sent generically,
 //! except the two a user can act on: a full disk (507, "disk full: ...") and a
@@ -38,7 +39,7 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (self.status, Json(serde_json::json!({ "detail": self.detail }))).into_response()
+        (self.status, Json(memory_api::ErrorBody { detail: self.detail })).into_response()
     }
 }
 

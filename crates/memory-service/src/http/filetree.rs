@@ -9,22 +9,21 @@ use std::path::PathBuf;
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use serde::Deserialize;
-use serde_json::{Value, json};
+use memory_api::filetree::{FileContent, FileQuery, Node, Tree, TreeQuery};
+use memory_indexer::filetree;
 
 use super::extract::ApiQuery;
 use super::{ApiError, AppState, blocking};
-use memory_indexer::filetree::{self, Node};
 
-fn node_json(n: &Node) -> Value {
-    json!({
-        "name": n.name,
-        "path": n.path,
-        "is_dir": n.is_dir,
-        "size_bytes": n.size_bytes,
-        "modified_at": n.modified_at,
-        "children": n.children.as_ref().map(|c| c.iter().map(node_json).collect::<Vec<_>>()),
-    })
+fn node(n: filetree::Node) -> Node {
+    Node {
+        name: n.name,
+        path: n.path,
+        is_dir: n.is_dir,
+        size_bytes: n.size_bytes,
+        modified_at: n.modified_at,
+        children: n.children.map(|c| c.into_iter().map(node).collect()),
+    }
 }
 
 async fn root_of(state: &AppState, id: &str) -> Result<PathBuf, ApiError> {
@@ -47,48 +46,20 @@ fn bounded(name: &str, v: i64, lo: i64, hi: i64) -> Result<usize, ApiError> {
     }
 }
 
-/// The tree query.
-#[derive(Debug, Deserialize)]
-pub struct TreeQuery {
-    #[serde(default)]
-    path: String,
-    #[serde(default = "default_depth")]
-    max_depth: i64,
-    #[serde(default = "default_entries")]
-    max_entries: i64,
-}
-
-fn default_depth() -> i64 {
-    2
-}
-
-fn default_entries() -> i64 {
-    500
-}
-
 /// `GET /filetree/{source_id}`.
 pub async fn tree(
     State(state): State<AppState>,
     Path(id): Path<String>,
     ApiQuery(q): ApiQuery<TreeQuery>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Tree>, ApiError> {
     let depth = bounded("max_depth", q.max_depth, 0, 10)?;
     let entries = bounded("max_entries", q.max_entries, 1, 5000)?;
     let root = root_of(&state, &id).await?;
-    let node = blocking(move || filetree::list_tree(&root, &q.path, depth, entries)).await?;
-    Ok(Json(json!({"source_id": id, "root": node_json(&node)})))
-}
-
-/// The file query: `path` is required.
-#[derive(Debug, Deserialize)]
-pub struct FileQuery {
-    path: String,
-    #[serde(default = "default_max_bytes")]
-    max_bytes: i64,
-}
-
-fn default_max_bytes() -> i64 {
-    65_536
+    let root = blocking(move || filetree::list_tree(&root, &q.path, depth, entries)).await?;
+    Ok(Json(Tree {
+        source_id: id,
+        root: node(root),
+    }))
 }
 
 /// `GET /filetree/{source_id}/file`.
@@ -96,19 +67,19 @@ pub async fn file(
     State(state): State<AppState>,
     Path(id): Path<String>,
     ApiQuery(q): ApiQuery<FileQuery>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<FileContent>, ApiError> {
     let max = bounded("max_bytes", q.max_bytes, 1, 5_000_000)?;
     let root = root_of(&state, &id).await?;
     let path = q.path.clone();
     let f = blocking(move || filetree::read_file(&root, &path, max)).await?;
-    Ok(Json(json!({
-        "source_id": id,
-        "path": q.path,
-        "encoding": f.encoding,
-        "detected_encoding": f.detected_encoding,
-        "size_bytes": f.size_bytes,
-        "content": f.content,
-        "truncated": f.truncated,
-        "is_binary": f.is_binary,
-    })))
+    Ok(Json(FileContent {
+        source_id: id,
+        path: q.path,
+        encoding: f.encoding.into(),
+        detected_encoding: f.detected_encoding.map(Into::into),
+        size_bytes: f.size_bytes,
+        content: f.content,
+        truncated: f.truncated,
+        is_binary: f.is_binary,
+    }))
 }

@@ -6,7 +6,7 @@ use axum::Json;
 use axum::extract::State;
 
 use super::AppState;
-use crate::monitor::HealthReport;
+use memory_api::HealthReport;
 
 /// The health handler.
 pub async fn health(State(state): State<AppState>) -> Json<HealthReport> {

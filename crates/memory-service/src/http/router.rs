@@ -43,6 +43,7 @@ pub fn router(state: AppState) -> Router {
         .route("/", get(page::page))
         .route("/health", get(health::health))
         .route("/metrics", get(metrics::metrics))
+        .route("/openapi.json", get(openapi))
         .route("/index-chat-message", post(chat::index_chat_message))
         .route("/index-job-status/{job_id}", get(chat::job_status))
         .route("/chats/{project_id}/{chat_id}", delete(chat::delete_chat))
@@ -124,7 +125,16 @@ async fn count(State(state): State<AppState>, req: Request, next: Next) -> Respo
 }
 
 /// Routes answered from memory: they never wait for the database.
-const NO_WAIT: &[&str] = &["/", "/health", "/metrics"];
+const NO_WAIT: &[&str] = &["/", "/health", "/metrics", "/openapi.json"];
+
+/// `GET /openapi.json`: the OpenAPI document generated from the contract
+/// types in `memory-api` (the original FastAPI service served one too).
+/// Built once; it never changes while we run.
+async fn openapi() -> Response {
+    static DOC: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let doc = DOC.get_or_init(memory_api::openapi_json).as_str();
+    ([(header::CONTENT_TYPE, "application/json")], doc).into_response()
+}
 
 /// A data request that arrives while the database opens waits for it (at
 /// most `ServicesCell::wait_limit`, 5 s) and then runs; only a longer open

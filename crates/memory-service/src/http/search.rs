@@ -12,60 +12,15 @@
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use serde::{Deserialize, Serialize};
+use memory_api::search::{SearchRequest, SearchResult, SearchResults, SourceType};
 
 use super::extract::ApiJson;
 use super::{ApiError, AppState, blocking};
 
-/// The search request (api.md A.2.9). `chat_id` is accepted and ignored, as
-/// in the original.
-#[derive(Debug, Deserialize)]
-pub struct SearchBody {
-    project_id: String,
-    query: String,
-    #[serde(default = "default_limit")]
-    limit: i64,
-    #[serde(default)]
-    source_ids: Option<Vec<String>>,
-    #[serde(default)]
-    #[allow(dead_code)]
-    chat_id: Option<String>,
-    #[serde(default)]
-    exclude_chat_ids: Option<Vec<String>>,
-}
-
-fn default_limit() -> i64 {
-    10
-}
-
-/// One result; every field is always present, nulls explicit.
-#[derive(Debug, Serialize)]
-pub struct SearchResult {
-    score: f64,
-    project_id: String,
-    source_id: String,
-    file_path: Option<String>,
-    filetype: Option<String>,
-    chunk_index: i64,
-    text: String,
-    start_char: i64,
-    end_char: i64,
-    source_type: &'static str,
-    chat_id: Option<String>,
-    message_id: Option<String>,
-    message_uuid: Option<String>,
-}
-
-/// The response.
-#[derive(Debug, Serialize)]
-pub struct SearchResults {
-    results: Vec<SearchResult>,
-}
-
 /// `POST /search`.
 pub async fn search(
     State(state): State<AppState>,
-    ApiJson(q): ApiJson<SearchBody>,
+    ApiJson(q): ApiJson<SearchRequest>,
 ) -> Result<Json<SearchResults>, ApiError> {
     if q.project_id.trim().is_empty() {
         return Err(ApiError::client(
@@ -111,7 +66,10 @@ pub async fn search(
                 text: h.text,
                 start_char: h.start_char,
                 end_char: h.end_char,
-                source_type: h.source_type.as_str(),
+                source_type: match h.source_type {
+                    memory_store::SourceType::Chat => SourceType::Chat,
+                    memory_store::SourceType::File => SourceType::File,
+                },
                 chat_id: h.chat_id,
                 message_id: h.message_id,
                 message_uuid: h.message_uuid,

@@ -5,67 +5,78 @@
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use memory_api::StatusMessage;
+use memory_api::sources::{
+    AddSource, ChunkStats, Job, JobList, JobStatus, JobsQuery, Reindex, Reindexing, SizeBucket, Skipped,
+    Source, SourceAdded, SourceList, SourceStatus,
+};
 
 use super::extract::{ApiJson, ApiQuery};
 use super::{ApiError, AppState, blocking};
 
-/// Skipped files by reason, `{"binary": n, "too_large": n, ...}` (ours, additive).
-fn skipped_json(s: &memory_store::SkipCounts) -> Value {
-    Value::Object(
-        s.by_reason()
-            .into_iter()
-            .map(|(k, n)| (k.to_string(), json!(n)))
-            .collect(),
-    )
+/// Skipped files by reason (ours, additive).
+fn skipped(s: &memory_store::SkipCounts) -> Skipped {
+    Skipped {
+        binary: s.binary,
+        too_large: s.too_large,
+        unsupported: s.unsupported,
+        unreadable: s.unreadable,
+        extraction_failed: s.extraction_failed,
+        ignored: s.ignored,
+    }
 }
 
-/// A job as the contract shows it, plus (ours, additive) `files_indexed` and
-/// `bytes_indexed` (files looked at whose text is searchable, and their size),
-/// `files_skipped` and `skipped` by reason.
-fn job_json(j: &memory_store::FileJob) -> Value {
-    json!({
-        "id": j.id,
-        "source_id": j.source_id,
-        "status": j.status.as_str(),
-        "started_at": j.started_at,
-        "completed_at": j.completed_at,
-        "files_total": j.files_total,
-        "files_processed": j.files_processed,
-        "bytes_processed": j.bytes_processed,
-        "error": j.error,
-        "files_indexed": j.files_indexed,
-        "bytes_indexed": j.bytes_indexed,
-        "files_skipped": j.files_skipped,
-        "skipped": skipped_json(&j.skipped),
-    })
+/// A job as the contract shows it.
+fn job(j: &memory_store::FileJob) -> Job {
+    use memory_store::FileJobState as S;
+    Job {
+        id: j.id,
+        source_id: j.source_id.clone(),
+        status: match j.status {
+            S::Queued => JobStatus::Queued,
+            S::Running => JobStatus::Running,
+            S::Completed => JobStatus::Completed,
+            S::Failed => JobStatus::Failed,
+            S::Cancelled => JobStatus::Cancelled,
+        },
+        started_at: j.started_at.clone(),
+        completed_at: j.completed_at.clone(),
+        files_total: j.files_total,
+        files_processed: j.files_processed,
+        bytes_processed: j.bytes_processed,
+        error: j.error.clone(),
+        files_indexed: j.files_indexed,
+        bytes_indexed: j.bytes_indexed,
+        files_skipped: j.files_skipped,
+        skipped: skipped(&j.skipped),
+    }
 }
 
 /// A source as the contract shows it; `connected_projects` (names of ChatDO
-/// projects) only in lists. Ours, additive: `files_skipped` and `skipped` (by reason)
-/// of its latest job (zeros before the first).
-fn source_json(s: &memory_store::Source, connected_projects: Option<&[String]>) -> Value {
-    let mut v = json!({
-        "id": s.id,
-        "display_name": s.display_name,
-        "root_path": s.root_path,
-        "status": s.status.as_str(),
-        "files_indexed": s.files_indexed,
-        "bytes_indexed": s.bytes_indexed,
-        "last_index_started_at": s.last_index_started_at,
-        "last_index_completed_at": s.last_index_completed_at,
-        "last_error": s.last_error,
-        "project_id": s.project_id,
-        "latest_job": s.latest_job.as_ref().map(job_json),
-    });
-    let skipped = s.latest_job.as_ref().map(|j| j.skipped).unwrap_or_default();
-    v["files_skipped"] = json!(skipped.total());
-    v["skipped"] = skipped_json(&skipped);
-    if let Some(names) = connected_projects {
-        v["connected_projects"] = json!(names);
+/// projects) only in lists.
+fn source(s: &memory_store::Source, connected_projects: Option<Vec<String>>) -> Source {
+    use memory_store::SourceStatus as S;
+    let skips = s.latest_job.as_ref().map(|j| j.skipped).unwrap_or_default();
+    Source {
+        id: s.id.clone(),
+        display_name: s.display_name.clone(),
+        root_path: s.root_path.clone(),
+        status: match s.status {
+            S::Idle => SourceStatus::Idle,
+            S::Indexing => SourceStatus::Indexing,
+            S::Error => SourceStatus::Error,
+        },
+        files_indexed: s.files_indexed,
+        bytes_indexed: s.bytes_indexed,
+        last_index_started_at: s.last_index_started_at.clone(),
+        last_index_completed_at: s.last_index_completed_at.clone(),
+        last_error: s.last_error.clone(),
+        project_id: s.project_id.clone(),
+        latest_job: s.latest_job.as_ref().map(job),
+        files_skipped: skips.total(),
+        skipped: skipped(&skips),
+        connected_projects,
     }
-    v
 }
 
 /// Source id -> connected ChatDO project names, from the configured
@@ -86,60 +97,48 @@ fn not_found(id: &str) -> ApiError {
 }
 
 /// `GET /sources`.
-pub async fn list(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+pub async fn list(State(state): State<AppState>) -> Result<Json<SourceList>, ApiError> {
     let store = state.store()?.clone();
     let st = state.clone();
-    let (sources, projects) =
+    let (sources, mut projects) =
         blocking(move || store.list_sources().map(|s| (s, connected_projects(&st)))).await?;
-    let none: Vec<String> = Vec::new();
-    Ok(Json(json!({
-        "sources": sources
+    Ok(Json(SourceList {
+        sources: sources
             .iter()
-            .map(|s| source_json(s, Some(projects.get(&s.id).unwrap_or(&none))))
-            .collect::<Vec<_>>()
-    })))
-}
-
-/// The `POST /sources` body.
-#[derive(Debug, Deserialize)]
-pub struct AddSource {
-    root_path: String,
-    #[serde(default)]
-    display_name: Option<String>,
-    #[serde(default)]
-    project_id: Option<String>,
-    /// Ours: a chosen id (e.g. to recreate the original's static `drr-repo`);
-    /// 400 when not a valid id, 409 when taken.
-    #[serde(default)]
-    source_id: Option<String>,
+            .map(|s| source(s, Some(projects.remove(&s.id).unwrap_or_default())))
+            .collect(),
+    }))
 }
 
 /// `POST /sources`: adds the folder and starts a tracked indexing job.
 pub async fn add(
     State(state): State<AppState>,
     ApiJson(b): ApiJson<AddSource>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<SourceAdded>, ApiError> {
     let indexer = state.indexer()?.clone();
     let (source, job_id) =
         blocking(move || indexer.add_source_with_id(&b.root_path, b.display_name, b.project_id, b.source_id))
             .await?;
-    Ok(Json(json!({
-        "status": "ok",
-        "source_id": source.id,
-        "display_name": source.display_name,
-        "root_path": source.root_path,
-        "project_id": source.project_id,
-        "files_indexed": 0,
-        "bytes_indexed": 0,
-        "job_id": job_id,
-    })))
+    Ok(Json(SourceAdded {
+        status: "ok".into(),
+        source_id: source.id,
+        display_name: source.display_name,
+        root_path: source.root_path,
+        project_id: source.project_id,
+        files_indexed: 0,
+        bytes_indexed: 0,
+        job_id,
+    }))
 }
 
 /// `DELETE /sources/{id}`: stops its watcher, removes its rows in one
 /// transaction, then removes the id from the configured ChatDO projects file
 /// (as the original; a failure there is logged, not answered). The user's
 /// files are never touched.
-pub async fn delete(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+pub async fn delete(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<StatusMessage>, ApiError> {
     let indexer = state.indexer()?.clone();
     let sid = id.clone();
     if !blocking(move || indexer.delete_source(&sid)).await? {
@@ -163,15 +162,9 @@ pub async fn delete(State(state): State<AppState>, Path(id): Path<String>) -> Re
             }
         }
     }
-    Ok(Json(
-        json!({"status": "ok", "message": format!("Source '{id}' deleted successfully")}),
-    ))
-}
-
-/// The `POST /reindex` body.
-#[derive(Debug, Deserialize)]
-pub struct Reindex {
-    source_id: String,
+    Ok(Json(StatusMessage::ok(format!(
+        "Source '{id}' deleted successfully"
+    ))))
 }
 
 /// `POST /reindex`: builds a new index beside the old one and swaps it in;
@@ -179,36 +172,26 @@ pub struct Reindex {
 pub async fn reindex(
     State(state): State<AppState>,
     ApiJson(b): ApiJson<Reindex>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Reindexing>, ApiError> {
     let indexer = state.indexer()?.clone();
     let id = b.source_id.clone();
     let job_id = blocking(move || indexer.reindex(&id)).await?;
-    Ok(Json(json!({
-        "status": "ok",
-        "files_indexed": 0,
-        "bytes_indexed": 0,
-        "job_id": job_id,
-        "source_id": b.source_id,
-    })))
+    Ok(Json(Reindexing {
+        status: "ok".into(),
+        files_indexed: 0,
+        bytes_indexed: 0,
+        job_id,
+        source_id: b.source_id,
+    }))
 }
 
 /// `GET /sources/{id}/status`: read-only; 404 for an unknown id.
-pub async fn status(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+pub async fn status(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<Source>, ApiError> {
     let store = state.store()?.clone();
     let sid = id.clone();
-    let source = blocking(move || store.get_source(&sid)).await?;
-    Ok(Json(source_json(&source.ok_or_else(|| not_found(&id))?, None)))
-}
-
-/// The `jobs` query.
-#[derive(Debug, Deserialize)]
-pub struct JobsQuery {
-    #[serde(default = "default_jobs_limit")]
-    limit: i64,
-}
-
-fn default_jobs_limit() -> i64 {
-    10
+    let blocking_result = blocking(move || store.get_source(&sid)).await?;
+    let found = blocking_result.ok_or_else(|| not_found(&id))?;
+    Ok(Json(source(&found, None)))
 }
 
 /// `GET /sources/{id}/jobs?limit=10`: newest first; an unknown id has none.
@@ -216,7 +199,7 @@ pub async fn jobs(
     State(state): State<AppState>,
     Path(id): Path<String>,
     ApiQuery(q): ApiQuery<JobsQuery>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<JobList>, ApiError> {
     if !(1..=1000).contains(&q.limit) {
         return Err(ApiError::client(
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -225,37 +208,34 @@ pub async fn jobs(
     }
     let store = state.store()?.clone();
     let jobs = blocking(move || store.source_jobs(&id, q.limit as usize)).await?;
-    Ok(Json(
-        json!({"jobs": jobs.iter().map(job_json).collect::<Vec<_>>()}),
-    ))
-}
-
-/// A size bucket of the chunk statistics.
-#[derive(Debug, Serialize)]
-struct Bucket {
-    range: String,
-    count: i64,
+    Ok(Json(JobList {
+        jobs: jobs.iter().map(job).collect(),
+    }))
 }
 
 /// `GET /sources/{id}/chunk-stats`.
 pub async fn chunk_stats(
     State(state): State<AppState>,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<ChunkStats>, ApiError> {
     let store = state.store()?.clone();
     let sid = id.clone();
     let s = blocking(move || store.chunk_stats(&sid))
         .await?
         .ok_or_else(|| not_found(&id))?;
-    Ok(Json(json!({
-        "source_id": s.source_id,
-        "total_chunks": s.total_chunks,
-        "unique_chunks": s.unique_chunks,
-        "duplicate_rate": s.duplicate_rate,
-        "avg_chunk_size": s.avg_chunk_size,
-        "min_chunk_size": s.min_chunk_size,
-        "max_chunk_size": s.max_chunk_size,
-        "total_files": s.total_files,
-        "size_distribution": s.size_distribution.into_iter().map(|(range, count)| Bucket { range, count }).collect::<Vec<_>>(),
-    })))
+    Ok(Json(ChunkStats {
+        source_id: s.source_id,
+        total_chunks: s.total_chunks,
+        unique_chunks: s.unique_chunks,
+        duplicate_rate: s.duplicate_rate,
+        avg_chunk_size: s.avg_chunk_size,
+        min_chunk_size: s.min_chunk_size,
+        max_chunk_size: s.max_chunk_size,
+        total_files: s.total_files,
+        size_distribution: s
+            .size_distribution
+            .into_iter()
+            .map(|(range, count)| SizeBucket { range, count })
+            .collect(),
+    }))
 }

@@ -314,10 +314,14 @@ fn spawn_and_wait(config: &Config, deadline: Instant) -> anyhow::Result<Spawned>
             let known = ExitCode::ALL.into_iter().find(|c| c.code() as i32 == code);
             return Ok(Spawned::Done(known.unwrap_or(ExitCode::Error)));
         }
-        if let Ok((200, body)) = probe::get_json(&config.host, config.port, "/health", probe::PROBE_TIMEOUT)
-            && probe::identity_of(&body).is_some_and(|id| id.pid == pid)
+        if let Ok((200, Some(body))) = probe::get_json::<memory_api::HealthReport>(
+            &config.host,
+            config.port,
+            "/health",
+            probe::PROBE_TIMEOUT,
+        ) && body.pid == pid
         {
-            let ready = body["state"] != "starting";
+            let ready = body.state != memory_api::health::State::Starting;
             if ready || Instant::now() > deadline {
                 println!("✅ Memory Service started on port {}", config.port);
                 println!("   PID:  {pid}");

@@ -3,7 +3,11 @@
 //! the lock (without taking it), the holder record and `/health`; it never
 //! trusts the PID file alone.
 
-use serde_json::json;
+use std::path::PathBuf;
+
+use memory_api::HealthReport;
+use memory_api::health::{SemanticReport, State};
+use serde::{Deserialize, Serialize};
 use single_instance::Verdict;
 use single_instance::pidfile::{self, PidFile};
 
@@ -46,59 +50,113 @@ fn listening(host: &str, port: u64) -> String {
     }
 }
 
-/// Gathers the status as a JSON object and its exit code.
-pub fn gather(config: &Config) -> (serde_json::Value, StatusCode) {
+/// What `status --json` prints: one object, keys in alphabetical order (as
+/// before it was typed). Fields marked "omitted" are left out when they do
+/// not apply; `log` is always there (null when there is no log yet).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct StatusReport {
+    /// Why the state is `unusable` or `unknown`; omitted otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// The instance's own `/health` state; omitted unless it answered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health: Option<State>,
+    /// The home directory.
+    pub home: PathBuf,
+    /// From `/health`; omitted unless it answered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instance_id: Option<String>,
+    /// The address the instance bound, for people; omitted unless `/health` answered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub listening: Option<String>,
+    /// The log file, or null when there is none.
+    #[serde(default)]
+    pub log: Option<PathBuf>,
+    /// The instance's PID: set when running, starting, unresponsive or
+    /// locked by a stranger (null when unknown), null when stopped,
+    /// omitted otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pid: Option<Option<u32>>,
+    /// The PID a stale PID file names (state `dead`); omitted otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pid_file_pid: Option<u32>,
+    /// The stranger holding the lock (state `locked`); omitted otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub program: Option<String>,
+    /// Why the state is what it is, and odd files in the home; omitted when none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reasons: Option<Vec<String>>,
+    /// From `/health`; omitted unless it answered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub semantic: Option<SemanticReport>,
+    /// From `/health`, ISO-8601; omitted unless it answered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<String>,
+    /// `running`, `starting`, `unresponsive`, `locked`, `dead`, `stopped`,
+    /// `unusable` or `unknown`.
+    pub state: String,
+    /// From `/health`, seconds; omitted unless it answered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uptime_s: Option<u64>,
+    /// The URL we dial: set when running, starting or unresponsive (null
+    /// when the holder record has no address), omitted otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<Option<String>>,
+    /// From `/health`; omitted unless it answered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+}
+
+/// Gathers the status and its exit code.
+pub fn gather(config: &Config) -> (StatusReport, StatusCode) {
     let log = log_path(config);
-    let mut v = json!({
-        "home": config.home,
-        "log": log.exists().then_some(&log),
-    });
+    let mut v = StatusReport {
+        home: config.home.clone(),
+        log: log.exists().then_some(log),
+        ..StatusReport::default()
+    };
     let verdict = match observe(config) {
         Ok(v) => v,
         Err(e) => {
             if let Some(why) = super::unusable_home(config, &e) {
-                v["state"] = json!("unusable");
-                v["error"] = json!(why);
+                v.state = "unusable".into();
+                v.error = Some(why);
                 return (v, StatusCode::HomeUnusable);
             }
-            v["state"] = json!("unknown");
-            v["error"] = json!(format!("{e:#}"));
+            v.state = "unknown".into();
+            v.error = Some(format!("{e:#}"));
             return (v, StatusCode::Unknown);
         }
     };
     let odd = odd_files(config);
     let code = match &verdict {
         Verdict::AlreadyRunning { pid, host, port, .. } => {
-            v["state"] = json!("running");
-            v["pid"] = json!(pid);
-            v["url"] = json!(probe::base_url(host, *port));
-            if let Ok((200, body)) = probe::get_json(host, *port, "/health", probe::PROBE_TIMEOUT) {
-                for k in [
-                    "version",
-                    "uptime_s",
-                    "instance_id",
-                    "started_at",
-                    "reasons",
-                    "semantic",
-                ] {
-                    v[k] = body[k].clone();
-                }
-                v["health"] = body["state"].clone();
+            v.state = "running".into();
+            v.pid = Some(Some(*pid));
+            v.url = Some(Some(probe::base_url(host, *port)));
+            if let Ok((200, Some(body))) =
+                probe::get_json::<HealthReport>(host, *port, "/health", probe::PROBE_TIMEOUT)
+            {
                 // The address the instance bound (its /health `host`), not the
                 // loopback URL we dial: `0.0.0.0` means every interface.
-                if let (Some(h), Some(p)) = (body["host"].as_str(), body["port"].as_u64()) {
-                    v["listening"] = json!(listening(h, p));
-                }
+                v.listening = Some(listening(&body.host, u64::from(body.port)));
+                v.version = Some(body.version);
+                v.uptime_s = Some(body.uptime_s);
+                v.instance_id = Some(body.instance_id);
+                v.started_at = Some(body.started_at);
+                v.reasons = Some(body.reasons);
+                v.semantic = Some(body.semantic);
+                v.health = Some(body.state);
             }
             StatusCode::Running
         }
         Verdict::Starting { pid, addr } | Verdict::Unresponsive { pid, addr, .. } => {
             let starting = matches!(verdict, Verdict::Starting { .. });
-            v["state"] = json!(if starting { "starting" } else { "unresponsive" });
-            v["pid"] = json!(pid);
-            v["url"] = json!(addr.as_ref().map(|(h, p)| probe::base_url(h, *p)));
+            v.state = if starting { "starting" } else { "unresponsive" }.into();
+            v.pid = Some(*pid);
+            v.url = Some(addr.as_ref().map(|(h, p)| probe::base_url(h, *p)));
             if let Verdict::Unresponsive { reason, .. } = &verdict {
-                v["reasons"] = json!([reason]);
+                v.reasons = Some(vec![reason.clone()]);
             }
             if starting {
                 StatusCode::Starting
@@ -107,10 +165,10 @@ pub fn gather(config: &Config) -> (serde_json::Value, StatusCode) {
             }
         }
         Verdict::HeldByStranger { pid, program, path } => {
-            v["state"] = json!("locked");
-            v["pid"] = json!(pid);
-            v["program"] = json!(program);
-            v["reasons"] = json!([format!(
+            v.state = "locked".into();
+            v.pid = Some(Some(*pid));
+            v.program = Some(program.clone());
+            v.reasons = Some(vec![format!(
                 "{} is locked by PID {pid} ({program}), which is not Memory Service; \
                  stop that program or use another home with --home",
                 path.display()
@@ -119,25 +177,23 @@ pub fn gather(config: &Config) -> (serde_json::Value, StatusCode) {
         }
         _ => match pidfile::read(&home_files(config).pid) {
             PidFile::Pid(pid) => {
-                v["state"] = json!("dead");
-                v["pid_file_pid"] = json!(pid);
-                v["reasons"] = json!([format!(
+                v.state = "dead".into();
+                v.pid_file_pid = Some(pid);
+                v.reasons = Some(vec![format!(
                     "not running, but a PID file names PID {pid} (a crash or kill -9?); \
                      `memory-service start` cleans it up"
                 )]);
                 StatusCode::DeadWithPidFile
             }
             _ => {
-                v["state"] = json!("stopped");
-                v["pid"] = json!(null);
+                v.state = "stopped".into();
+                v.pid = Some(None);
                 StatusCode::NotRunning
             }
         },
     };
     if !odd.is_empty() {
-        let mut reasons = v["reasons"].as_array().cloned().unwrap_or_default();
-        reasons.extend(odd.into_iter().map(serde_json::Value::from));
-        v["reasons"] = json!(reasons);
+        v.reasons.get_or_insert_default().extend(odd);
     }
     (v, code)
 }
@@ -182,46 +238,35 @@ pub fn odd_files(config: &Config) -> Vec<String> {
 pub fn run(config: &Config, args: &StatusArgs) -> StatusCode {
     let (v, code) = gather(config);
     if args.json {
-        println!("{v}");
+        println!("{}", serde_json::to_string(&v).expect("the status serialises"));
         return code;
     }
-    let s = |k: &str| match &v[k] {
-        serde_json::Value::Null => None,
-        serde_json::Value::String(s) => Some(s.clone()),
-        other => Some(other.to_string()),
-    };
-    let mut rows: Vec<(&str, String)> = vec![("State", s("state").unwrap_or_default())];
-    if let Some(h) = s("health").filter(|h| h != "ready") {
-        rows[0].1 = format!("{} ({h})", rows[0].1);
+    let mut state = v.state.clone();
+    if let Some(h) = v.health.filter(|h| *h != State::Ready) {
+        state = format!("{state} ({})", h.as_str());
     }
-    for (label, key) in [
-        ("PID", "pid"),
-        ("Program", "program"),
-        ("URL", "url"),
-        ("Listen", "listening"),
-        ("Home", "home"),
-        ("Version", "version"),
+    let mut rows: Vec<(&str, String)> = vec![("State", state)];
+    let home = v.home.display().to_string();
+    for (label, val) in [
+        ("PID", v.pid.flatten().map(|p| p.to_string())),
+        ("Program", v.program.clone()),
+        ("URL", v.url.clone().flatten()),
+        ("Listen", v.listening.clone()),
+        ("Home", Some(home)),
+        ("Version", v.version.clone()),
+        ("Uptime", v.uptime_s.map(uptime)),
+        ("Log", v.log.as_ref().map(|l| l.display().to_string())),
+        ("Semantic", v.semantic.as_ref().map(semantic_line)),
     ] {
-        if let Some(val) = s(key) {
+        if let Some(val) = val {
             rows.push((label, val));
         }
     }
-    if let Some(up) = v["uptime_s"].as_u64() {
-        rows.push(("Uptime", uptime(up)));
+    for r in v.reasons.iter().flatten() {
+        rows.push(("Reason", r.clone()));
     }
-    if let Some(log) = s("log") {
-        rows.push(("Log", log));
-    }
-    if let Ok(sem) = serde_json::from_value::<crate::monitor::SemanticReport>(v["semantic"].clone()) {
-        rows.push(("Semantic", semantic_line(&sem)));
-    }
-    if let Some(reasons) = v["reasons"].as_array().filter(|r| !r.is_empty()) {
-        for r in reasons {
-            rows.push(("Reason", r.as_str().unwrap_or_default().to_string()));
-        }
-    }
-    if let Some(e) = s("error") {
-        rows.push(("Error", e));
+    if let Some(e) = &v.error {
+        rows.push(("Error", e.clone()));
     }
     for (label, val) in rows {
         // Values line up after 9 columns; a longer label ("Semantic:") keeps one space.
@@ -231,7 +276,7 @@ pub fn run(config: &Config, args: &StatusArgs) -> StatusCode {
 }
 
 /// One line on semantic search: on with its model and backlog, or why not.
-fn semantic_line(s: &crate::monitor::SemanticReport) -> String {
+fn semantic_line(s: &SemanticReport) -> String {
     use crate::monitor::SemanticState;
     let model = s.model.as_deref().unwrap_or("?");
     match s.state {

@@ -326,9 +326,41 @@ pub fn delete(port: u16, path: &str) -> (u16, serde_json::Value) {
     )
 }
 
-/// GET `path` on loopback:`port`; `None` if nothing answered.
+/// GET `path` on loopback:`port` as raw JSON (`Null` when the body is not
+/// JSON), for tests of the wire itself (which keys are present, null or
+/// omitted); `None` if nothing answered. Prefer [`get_as`].
 pub fn get(port: u16, path: &str) -> Option<(u16, serde_json::Value)> {
-    memory_service::probe::get_json("127.0.0.1", port, path, Duration::from_secs(2)).ok()
+    memory_service::probe::get_json::<serde_json::Value>("127.0.0.1", port, path, Duration::from_secs(2))
+        .ok()
+        .map(|(s, v)| (s, v.unwrap_or(serde_json::Value::Null)))
+}
+
+/// GET `path` on a server that must answer 200 with the contract type `T`.
+pub fn get_as<T: serde::de::DeserializeOwned>(port: u16, path: &str) -> T {
+    let (status, body) = get(port, path).unwrap_or_else(|| panic!("GET {path}: no answer"));
+    assert_eq!(status, 200, "GET {path}: {body}");
+    serde_json::from_value(body.clone()).unwrap_or_else(|e| panic!("GET {path}: {e} in {body}"))
+}
+
+/// POSTs `body` to a server that must answer 200 with the contract type `T`.
+pub fn post_as<T: serde::de::DeserializeOwned>(port: u16, path: &str, body: &impl serde::Serialize) -> T {
+    let body = serde_json::to_value(body).expect("a request serialises");
+    let (status, v) = post(port, path, &body);
+    assert_eq!(status, 200, "POST {path}: {v}");
+    serde_json::from_value(v.clone()).unwrap_or_else(|e| panic!("POST {path}: {e} in {v}"))
+}
+
+/// The `/health` report on `port`, if an instance answers 200 with one.
+pub fn health(port: u16) -> Option<memory_api::HealthReport> {
+    memory_service::probe::get_json::<memory_api::HealthReport>(
+        "127.0.0.1",
+        port,
+        "/health",
+        Duration::from_secs(2),
+    )
+    .ok()
+    .filter(|(status, _)| *status == 200)
+    .and_then(|(_, h)| h)
 }
 
 /// GET `path` as text on a server that must answer (e.g. `/metrics`).
@@ -343,10 +375,7 @@ pub fn get_text(port: u16, path: &str) -> (u16, String) {
 
 /// The `/health` pid on `port`, if an instance answers.
 pub fn health_pid(port: u16) -> Option<u32> {
-    let (status, body) = get(port, "/health")?;
-    (status == 200)
-        .then(|| body["pid"].as_u64().map(|p| p as u32))
-        .flatten()
+    health(port).map(|h| h.pid)
 }
 
 /// Waits until `/health` on `port` answers with `pid` and state `ready`
@@ -360,8 +389,8 @@ pub fn wait_healthy(port: u16, proc_: &mut Proc) {
                 proc_.stderr_text()
             );
         }
-        let (status, body) = get(port, "/health")?;
-        (status == 200 && body["pid"].as_u64() == Some(pid as u64) && body["state"] == "ready").then_some(())
+        let h = health(port)?;
+        (h.pid == pid && h.state == memory_api::health::State::Ready).then_some(())
     });
 }
 

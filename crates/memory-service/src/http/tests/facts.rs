@@ -2,9 +2,12 @@
 
 use axum::body::Body;
 use axum::http::StatusCode;
+use memory_api::StatusMessage;
+use memory_api::chat::Queued;
+use memory_api::facts::{Fact, Facts};
 use serde_json::{Value, json};
 
-use super::{Fixture, fixture, message, req};
+use super::{Fixture, detail, fixture, message, req, typed};
 
 const PROJECT: &str = "0f9e8d7c-6b5a-4c3d-8e2f-1a0b9c8d7e6f";
 
@@ -20,12 +23,11 @@ async fn store(f: &Fixture, key: &str, value: &str, extra: Value) -> Value {
     v
 }
 
-fn values(v: &Value) -> Vec<&str> {
-    v["facts"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|f| f["value_text"].as_str().unwrap())
+fn values(v: &Value) -> Vec<String> {
+    typed::<Facts>(v.clone())
+        .facts
+        .into_iter()
+        .map(|f| f.value_text)
         .collect()
 }
 
@@ -60,23 +62,22 @@ async fn store_list_search_delete() {
     let f = fixture();
     let first = store(&f, "user.favorite.color", "red", json!({})).await;
     assert_wire(&first);
+    let first: Fact = typed(first);
     assert_eq!(
-        (
-            first["value_type"].as_str(),
-            first["confidence"].as_f64(),
-            first["is_current"].as_bool()
-        ),
-        (Some("string"), Some(1.0), Some(true))
+        (first.value_type.as_str(), first.confidence, first.is_current),
+        ("string", 1.0, true)
     );
-    let second = store(
-        &f,
-        "user.favorite.color",
-        "blue",
-        json!({"value_type": "string", "confidence": 0.8, "effective_at": "2026-01-01T00:00:00"}),
-    )
-    .await;
-    assert_eq!(second["supersedes_fact_id"], first["fact_id"]);
-    assert_eq!(second["effective_at"], "2026-01-01T00:00:00");
+    let second: Fact = typed(
+        store(
+            &f,
+            "user.favorite.color",
+            "blue",
+            json!({"value_type": "string", "confidence": 0.8, "effective_at": "2026-01-01T00:00:00"}),
+        )
+        .await,
+    );
+    assert_eq!(second.supersedes_fact_id.as_deref(), Some(first.fact_id.as_str()));
+    assert_eq!(second.effective_at, "2026-01-01T00:00:00");
     store(&f, "user.age", "41", json!({"value_type": "number"})).await;
 
     let (s, v) = f.get(&format!("/facts?project_id={PROJECT}")).await;
@@ -104,10 +105,14 @@ async fn store_list_search_delete() {
         .await;
     assert_eq!(values(&v), ["blue"]);
 
-    let id = second["fact_id"].as_str().unwrap();
+    let id = &second.fact_id;
     let del = |path: String| req("DELETE", &path).body(Body::empty()).unwrap();
     let (s, v) = f.send(del(format!("/facts/{id}"))).await;
-    assert_eq!((s, v["status"].as_str()), (StatusCode::OK, Some("ok")), "{v}");
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(
+        typed::<StatusMessage>(v),
+        StatusMessage::ok(format!("Fact '{id}' deleted successfully"))
+    );
     let (s, v) = f.send(del(format!("/facts/{id}"))).await;
     assert_eq!(s, StatusCode::NOT_FOUND, "{v}");
     let (_, v) = f.get(&format!("/facts?project_id={PROJECT}")).await;
@@ -167,13 +172,13 @@ async fn bad_fact_requests_are_4xx_with_detail() {
     for (path, body, want) in cases {
         let (s, v) = f.post(path, body.clone()).await;
         assert_eq!(s, want, "{path} {body}: {v}");
-        assert!(v["detail"].is_string(), "{v}");
+        assert!(detail(&v).is_some(), "{v}");
     }
     let (s, v) = f
         .post("/search-facts", json!({"project_id": "", "query": "x"}))
         .await;
     assert_eq!(
-        (s, v["detail"].as_str()),
+        (s, detail(&v).as_deref()),
         (
             StatusCode::BAD_REQUEST,
             Some("project_id is required and cannot be empty")
@@ -188,15 +193,14 @@ async fn bad_fact_requests_are_4xx_with_detail() {
 #[tokio::test]
 async fn deleting_a_chat_deletes_its_facts() {
     let f = fixture();
-    let (s, a) = f
-        .post(
+    let a: Queued = f
+        .post_as(
             "/index-chat-message",
             message(PROJECT, "doomed", "1", "I like red"),
         )
         .await;
-    assert_eq!(s, StatusCode::OK, "{a}");
-    let (_, b) = f
-        .post(
+    let b: Queued = f
+        .post_as(
             "/index-chat-message",
             message(PROJECT, "kept", "2", "I live in Lyon"),
         )
@@ -205,14 +209,14 @@ async fn deleting_a_chat_deletes_its_facts() {
         &f,
         "user.color",
         "red",
-        json!({"source_message_uuid": a["message_uuid"]}),
+        json!({"source_message_uuid": a.message_uuid}),
     )
     .await;
     store(
         &f,
         "user.city",
         "Lyon",
-        json!({"source_message_uuid": b["message_uuid"]}),
+        json!({"source_message_uuid": b.message_uuid}),
     )
     .await;
     let (s, v) = f

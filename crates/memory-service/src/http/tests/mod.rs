@@ -7,6 +7,9 @@ use std::time::Duration;
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
 use http_body_util::BodyExt;
+use memory_api::chat::{ChatJobState, ChatJobStatus, Queued};
+use memory_api::search::{SearchResult, SearchResults, SourceType};
+use memory_api::{ErrorBody, HealthReport};
 use serde_json::{Value, json};
 use tower::ServiceExt;
 
@@ -84,6 +87,20 @@ impl Fixture {
         self.send(req("GET", path).body(Body::empty()).unwrap()).await
     }
 
+    /// GET `path`, which must answer 200 with the contract type `T`.
+    pub(super) async fn get_as<T: serde::de::DeserializeOwned>(&self, path: &str) -> T {
+        let (s, v) = self.get(path).await;
+        assert_eq!(s, StatusCode::OK, "GET {path}: {v}");
+        typed(v)
+    }
+
+    /// POST `body` to `path`, which must answer 200 with the contract type `T`.
+    pub(super) async fn post_as<T: serde::de::DeserializeOwned>(&self, path: &str, body: Value) -> T {
+        let (s, v) = self.post(path, body).await;
+        assert_eq!(s, StatusCode::OK, "POST {path}: {v}");
+        typed(v)
+    }
+
     pub(super) async fn post(&self, path: &str, body: Value) -> (StatusCode, Value) {
         self.send(
             req("POST", path)
@@ -94,18 +111,13 @@ impl Fixture {
         .await
     }
 
-    async fn index(&self, project: &str, chat: &str, id: &str, content: &str) -> Value {
-        let (s, v) = self
-            .post("/index-chat-message", message(project, chat, id, content))
-            .await;
-        assert_eq!(s, StatusCode::OK, "{v}");
-        v
+    async fn index(&self, project: &str, chat: &str, id: &str, content: &str) -> Queued {
+        self.post_as("/index-chat-message", message(project, chat, id, content))
+            .await
     }
 
-    pub(super) async fn search(&self, body: Value) -> Vec<Value> {
-        let (s, v) = self.post("/search", body).await;
-        assert_eq!(s, StatusCode::OK, "{v}");
-        v["results"].as_array().unwrap().clone()
+    pub(super) async fn search(&self, body: Value) -> Vec<SearchResult> {
+        self.post_as::<SearchResults>("/search", body).await.results
     }
 
     fn idle(&self) {
@@ -114,6 +126,18 @@ impl Fixture {
             "indexing finished"
         );
     }
+}
+
+/// `v` read as the contract type `T` (a test failure naming the body if it is not).
+pub(super) fn typed<T: serde::de::DeserializeOwned>(v: Value) -> T {
+    serde_json::from_value(v.clone()).unwrap_or_else(|e| panic!("not the contract's shape ({e}): {v}"))
+}
+
+/// The `detail` of an error body (`None` when the body is not `{"detail": "..."}`).
+pub(super) fn detail(v: &Value) -> Option<String> {
+    serde_json::from_value::<ErrorBody>(v.clone())
+        .ok()
+        .map(|b| b.detail)
 }
 
 pub(super) fn req(method: &str, path: &str) -> axum::http::request::Builder {
@@ -133,12 +157,51 @@ fn message(project: &str, chat: &str, id: &str, content: &str) -> Value {
 #[tokio::test]
 async fn health_answers_with_identity() {
     let f = fixture();
-    let (s, v) = f.get("/health").await;
-    assert_eq!(s, StatusCode::OK);
+    let v: HealthReport = f.get_as("/health").await;
     assert_eq!(
-        (v["status"].as_str(), v["service"].as_str(), v["state"].as_str()),
-        (Some("ok"), Some("memory-service"), Some("ready"))
+        (v.status.as_str(), v.service.as_str(), v.state),
+        ("ok", "memory-service", memory_api::health::State::Ready)
     );
+}
+
+/// `GET /openapi.json` serves the document generated from the contract
+/// types, without waiting for the database, and it names every data route.
+#[tokio::test]
+async fn openapi_document_is_served_from_the_contract_types() {
+    let (_f, state, _open) = starting_state(Duration::from_millis(50));
+    let resp = router(state)
+        .oneshot(req("GET", "/openapi.json").body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert_eq!(resp.headers()[header::CONTENT_TYPE], "application/json");
+    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+    let doc: Value = serde_json::from_slice(&bytes).unwrap();
+    let want: Value = serde_json::from_str(&memory_api::openapi_json()).unwrap();
+    assert_eq!(doc, want);
+    assert!(
+        doc["openapi"].as_str().is_some_and(|v| v.starts_with("3.")),
+        "{}",
+        doc["openapi"]
+    );
+    for path in [
+        "/health",
+        "/sources",
+        "/sources/{source_id}",
+        "/reindex",
+        "/search",
+        "/index-chat-message",
+        "/index-job-status/{job_id}",
+        "/chats/{project_id}/{chat_id}",
+        "/search-facts",
+        "/facts",
+        "/filetree/{source_id}/file",
+    ] {
+        assert!(
+            doc["paths"].get(path).is_some(),
+            "{path} missing from the document"
+        );
+    }
 }
 
 #[tokio::test]
@@ -147,15 +210,17 @@ async fn index_then_job_success_then_search_finds_it() {
     let ack = f
         .index("p1", "c1", "m1", "The quick brown fox talks about zebras")
         .await;
-    assert_eq!(ack["status"], "queued");
-    assert_eq!(ack["message"], "Indexing job enqueued successfully");
-    let job = ack["job_id"].as_str().unwrap().to_string();
+    assert_eq!(ack.status, "queued");
+    assert_eq!(ack.message, "Indexing job enqueued successfully");
+    let job = ack.job_id.clone();
     assert!(job.starts_with("c1:m1:"), "{job}");
     f.idle();
     let (s, st) = f.get(&format!("/index-job-status/{job}")).await;
     assert_eq!(s, StatusCode::OK, "{st}");
-    assert_eq!(st["state"], "success");
-    assert_eq!(st["message_uuid"], ack["message_uuid"]);
+    let status: ChatJobStatus = typed(st.clone());
+    assert_eq!(status.state, ChatJobState::Success);
+    assert_eq!(status.message_uuid.as_deref(), Some(ack.message_uuid.as_str()));
+    // Every key present (null or not): typed reads cannot tell a missing key from null.
     for k in [
         "enqueue_time",
         "start_time",
@@ -171,17 +236,12 @@ async fn index_then_job_success_then_search_finds_it() {
     assert_eq!(hits.len(), 1);
     let h = &hits[0];
     assert_eq!(
-        (
-            h["source_type"].as_str(),
-            h["chat_id"].as_str(),
-            h["message_id"].as_str()
-        ),
-        (Some("chat"), Some("c1"), Some("m1"))
+        (h.source_type, h.chat_id.as_deref(), h.message_id.as_deref()),
+        (SourceType::Chat, Some("c1"), Some("m1"))
     );
-    assert_eq!(h["message_uuid"], ack["message_uuid"]);
-    assert!(h["file_path"].is_null() && h["filetype"].is_null());
-    let score = h["score"].as_f64().unwrap();
-    assert!((0.0..=1.0).contains(&score));
+    assert_eq!(h.message_uuid.as_deref(), Some(ack.message_uuid.as_str()));
+    assert!(h.file_path.is_none() && h.filetype.is_none());
+    assert!((0.0..=1.0).contains(&h.score));
 }
 
 #[tokio::test]
@@ -190,11 +250,10 @@ async fn update_in_place_keeps_uuid_and_client_uuid_is_honoured() {
     let uuid = "6f1c2a9e-8d7b-4c3a-9e1f-2b3c4d5e6f70";
     let mut m = message("p", "c", "m", "first words");
     m["message_uuid"] = json!(uuid);
-    let (s, a) = f.post("/index-chat-message", m).await;
-    assert_eq!(s, StatusCode::OK, "{a}");
-    assert_eq!(a["message_uuid"], uuid);
+    let a: Queued = f.post_as("/index-chat-message", m).await;
+    assert_eq!(a.message_uuid, uuid);
     let b = f.index("p", "c", "m", "second words").await;
-    assert_eq!(b["message_uuid"], uuid, "same (chat, message) keeps its UUID");
+    assert_eq!(b.message_uuid, uuid, "same (chat, message) keeps its UUID");
     f.idle();
     assert!(
         f.search(json!({"project_id": "p", "query": "first"}))
@@ -218,12 +277,12 @@ async fn projects_are_isolated_and_excluded_chats_are_not_searched() {
     f.idle();
     let hits = f.search(json!({"project_id": "a", "query": "apples"})).await;
     assert_eq!(hits.len(), 2);
-    assert!(hits.iter().all(|h| h["project_id"] == "a"));
+    assert!(hits.iter().all(|h| h.project_id == "a"));
     let hits = f
         .search(json!({"project_id": "a", "query": "apples", "exclude_chat_ids": ["c1"]}))
         .await;
     assert_eq!(hits.len(), 1);
-    assert_eq!(hits[0]["chat_id"], "c2");
+    assert_eq!(hits[0].chat_id.as_deref(), Some("c2"));
     let limited = f
         .search(json!({"project_id": "a", "query": "apples", "limit": 1}))
         .await;
@@ -341,7 +400,7 @@ async fn bad_input_gets_the_right_4xx_with_detail() {
     for (i, (r, want)) in cases.into_iter().enumerate() {
         let (s, v) = f.send(r).await;
         assert_eq!(s, want, "case {i}: {v}");
-        assert!(v["detail"].is_string(), "case {i} has a detail: {v}");
+        assert!(detail(&v).is_some(), "case {i} has a detail: {v}");
     }
     let mut bad_ts = message("p", "c", "m", "x");
     bad_ts["timestamp"] = json!("yesterday");
@@ -355,7 +414,7 @@ async fn bad_input_gets_the_right_4xx_with_detail() {
     );
     let (s, v) = f.post("/search", json!({"project_id": "  ", "query": "x"})).await;
     assert_eq!(
-        (s, v["detail"].as_str()),
+        (s, detail(&v).as_deref()),
         (
             StatusCode::BAD_REQUEST,
             Some("project_id is required and cannot be empty")
@@ -369,12 +428,12 @@ async fn bad_input_gets_the_right_4xx_with_detail() {
     );
     let (s, v) = f.get("/index-job-status/nope").await;
     assert_eq!(
-        (s, v["detail"].as_str()),
+        (s, detail(&v).as_deref()),
         (StatusCode::NOT_FOUND, Some("Job nope not found"))
     );
     let (s, v) = f.get("/no-such-route").await;
     assert_eq!(
-        (s, v["detail"].as_str()),
+        (s, detail(&v).as_deref()),
         (StatusCode::NOT_FOUND, Some("Not Found"))
     );
     let (s, _) = f.send(req("GET", "/search").body(Body::empty()).unwrap()).await;
@@ -432,7 +491,7 @@ async fn a_panicking_handler_is_a_500_and_the_service_goes_on() {
     let f = fixture();
     let (s, v) = f.get("/__test/panic").await;
     assert_eq!(s, StatusCode::INTERNAL_SERVER_ERROR);
-    assert!(v["detail"].is_string());
+    assert!(detail(&v).is_some(), "{v}");
     assert_eq!(f.get("/health").await.0, StatusCode::OK);
 }
 
@@ -494,11 +553,11 @@ async fn a_request_arriving_while_the_store_opens_waits_and_is_answered() {
     assert!(state.services.set(open).is_ok());
     let resp = pending.await.unwrap().unwrap();
     let status = resp.status();
-    let body: Value = serde_json::from_slice(&resp.into_body().collect().await.unwrap().to_bytes()).unwrap();
+    let body: Queued = serde_json::from_slice(&resp.into_body().collect().await.unwrap().to_bytes()).unwrap();
     assert_eq!(
-        (status, body["status"].as_str()),
-        (StatusCode::OK, Some("queued")),
-        "{body}"
+        (status, body.status.as_str()),
+        (StatusCode::OK, "queued"),
+        "{body:?}"
     );
     assert_eq!(state.services.waiting(), 0);
 }
@@ -508,7 +567,7 @@ async fn a_request_arriving_while_the_store_opens_waits_and_is_answered() {
 #[tokio::test]
 async fn a_longer_open_is_a_503_with_retry_after() {
     let (_f, state, _open) = starting_state(Duration::from_millis(50));
-    for path in ["/health", "/metrics"] {
+    for path in ["/health", "/metrics", "/openapi.json"] {
         let r = router(state.clone())
             .oneshot(req("GET", path).body(Body::empty()).unwrap())
             .await
@@ -526,8 +585,8 @@ async fn a_longer_open_is_a_503_with_retry_after() {
         .unwrap();
     assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(r.headers().get(header::RETRY_AFTER).unwrap(), "1");
-    let body: Value = serde_json::from_slice(&r.into_body().collect().await.unwrap().to_bytes()).unwrap();
-    assert!(body["detail"].as_str().unwrap().contains("starting"), "{body}");
+    let body: ErrorBody = serde_json::from_slice(&r.into_body().collect().await.unwrap().to_bytes()).unwrap();
+    assert!(body.detail.contains("starting"), "{body:?}");
 }
 
 /// A failed open wakes the waiting requests at once (503), instead of at the

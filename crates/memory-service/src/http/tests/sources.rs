@@ -4,9 +4,16 @@ use std::time::Duration;
 
 use axum::body::Body;
 use axum::http::StatusCode;
+use memory_api::StatusMessage;
+use memory_api::filetree::{FileContent, Tree};
+use memory_api::health::State;
+use memory_api::search::SourceType;
+use memory_api::sources::{
+    ChunkStats, JobList, JobStatus, Reindexing, Source, SourceAdded, SourceList, SourceStatus,
+};
 use serde_json::json;
 
-use super::{Fixture, fixture, req};
+use super::{Fixture, detail, fixture, req, typed};
 
 fn tree() -> tempfile::TempDir {
     let d = tempfile::tempdir().unwrap();
@@ -26,16 +33,15 @@ fn tree() -> tempfile::TempDir {
 }
 
 async fn add(f: &Fixture, root: &std::path::Path, name: &str) -> (String, i64) {
-    let (s, v) = f
-        .post(
+    let v: SourceAdded = f
+        .post_as(
             "/sources",
             json!({"root_path": root, "display_name": name, "project_id": "proj"}),
         )
         .await;
-    assert_eq!(s, StatusCode::OK, "{v}");
-    assert_eq!(v["status"], "ok");
-    let job = v["job_id"].as_i64().unwrap();
-    assert!(job > 0, "a real job id: {v}");
+    assert_eq!(v.status, "ok");
+    let job = v.job_id;
+    assert!(job > 0, "a real job id: {v:?}");
     let done = f
         .state
         .indexer()
@@ -43,7 +49,7 @@ async fn add(f: &Fixture, root: &std::path::Path, name: &str) -> (String, i64) {
         .wait_job(job, Duration::from_secs(30))
         .expect("the job ends");
     assert_eq!(done.status.as_str(), "completed", "{done:?}");
-    (v["source_id"].as_str().unwrap().to_string(), job)
+    (v.source_id, job)
 }
 
 #[tokio::test]
@@ -55,19 +61,22 @@ async fn add_list_status_jobs_stats_search_reindex_delete() {
 
     let (s, v) = f.get("/sources").await;
     assert_eq!(s, StatusCode::OK);
-    let src = &v["sources"][0];
+    let list: SourceList = typed(v.clone());
+    let typed_src = &list.sources[0];
     assert_eq!(
-        (src["id"].as_str(), src["status"].as_str()),
-        (Some("docs-dir"), Some("idle"))
+        (typed_src.id.as_str(), typed_src.status),
+        ("docs-dir", SourceStatus::Idle)
     );
-    assert_eq!(src["files_indexed"].as_i64(), Some(3));
-    assert_eq!(src["latest_job"]["id"].as_i64(), Some(job));
-    assert_eq!(src["latest_job"]["status"], "completed");
+    assert_eq!(typed_src.files_indexed, 3);
+    let latest = typed_src.latest_job.as_ref().expect("a latest job");
+    assert_eq!((latest.id, latest.status), (job, JobStatus::Completed));
     assert_eq!(
-        src["connected_projects"],
-        json!([]),
+        typed_src.connected_projects,
+        Some(vec![]),
         "no ChatDO projects file configured"
     );
+    // Every key present (null or not): typed reads cannot tell a missing key from null.
+    let src = &v["sources"][0];
     for k in [
         "display_name",
         "root_path",
@@ -82,23 +91,23 @@ async fn add_list_status_jobs_stats_search_reindex_delete() {
 
     let (s, v) = f.get("/sources/docs-dir/status").await;
     assert_eq!(s, StatusCode::OK);
-    assert!(v.get("connected_projects").is_none());
+    assert!(v.get("connected_projects").is_none(), "omitted, not null: {v}");
+    assert_eq!(typed::<Source>(v).id, "docs-dir");
     let (s, v) = f.get("/sources/nope/status").await;
     assert_eq!(
-        (s, v["detail"].as_str()),
+        (s, detail(&v).as_deref()),
         (StatusCode::NOT_FOUND, Some("Source not found: nope"))
     );
 
-    let (s, v) = f.get("/sources/docs-dir/jobs?limit=5").await;
-    assert_eq!(s, StatusCode::OK);
-    assert_eq!(v["jobs"][0]["files_processed"].as_i64(), Some(3));
+    let jobs: JobList = f.get_as("/sources/docs-dir/jobs?limit=5").await;
+    assert_eq!(jobs.jobs[0].files_processed, 3);
     assert_eq!(
         f.get("/sources/docs-dir/jobs?limit=zero").await.0,
         StatusCode::UNPROCESSABLE_ENTITY
     );
-    assert_eq!(f.get("/sources/unknown/jobs").await.1["jobs"], json!([]));
-    let (s, v) = f.get("/sources/docs-dir/chunk-stats").await;
-    assert_eq!((s, v["total_files"].as_i64()), (StatusCode::OK, Some(3)), "{v}");
+    assert!(f.get_as::<JobList>("/sources/unknown/jobs").await.jobs.is_empty());
+    let stats: ChunkStats = f.get_as("/sources/docs-dir/chunk-stats").await;
+    assert_eq!(stats.total_files, 3, "{stats:?}");
 
     let hits = f
         .search(json!({"project_id": "proj", "query": "heliotrope"}))
@@ -106,16 +115,12 @@ async fn add_list_status_jobs_stats_search_reindex_delete() {
     assert_eq!(hits.len(), 1);
     let h = &hits[0];
     assert_eq!(
-        (
-            h["source_type"].as_str(),
-            h["source_id"].as_str(),
-            h["filetype"].as_str()
-        ),
-        (Some("file"), Some("docs-dir"), Some("md"))
+        (h.source_type, h.source_id.as_str(), h.filetype.as_deref()),
+        (SourceType::File, "docs-dir", Some("md"))
     );
-    assert!(h["file_path"].as_str().unwrap().ends_with("notes/plan.md"));
-    assert!(h["end_char"].as_i64() > h["start_char"].as_i64());
-    assert!(h["chat_id"].is_null());
+    assert!(h.file_path.as_deref().unwrap().ends_with("notes/plan.md"));
+    assert!(h.end_char > h.start_char);
+    assert!(h.chat_id.is_none());
     assert!(
         f.search(json!({"project_id": "other", "query": "heliotrope"}))
             .await
@@ -123,9 +128,8 @@ async fn add_list_status_jobs_stats_search_reindex_delete() {
         "another project"
     );
 
-    let (s, v) = f.post("/reindex", json!({"source_id": "docs-dir"})).await;
-    assert_eq!(s, StatusCode::OK, "{v}");
-    let job2 = v["job_id"].as_i64().unwrap();
+    let v: Reindexing = f.post_as("/reindex", json!({"source_id": "docs-dir"})).await;
+    let job2 = v.job_id;
     assert_ne!(job2, job);
     f.state
         .indexer()
@@ -140,20 +144,21 @@ async fn add_list_status_jobs_stats_search_reindex_delete() {
     );
     let (s, v) = f.post("/reindex", json!({"source_id": "nope"})).await;
     assert_eq!(
-        (s, v["detail"].as_str()),
+        (s, detail(&v).as_deref()),
         (StatusCode::NOT_FOUND, Some("Source not found: nope"))
     );
 
     let del = |path: &str| req("DELETE", path).body(Body::empty()).unwrap();
     let (s, v) = f.send(del("/sources/nope")).await;
     assert_eq!(
-        (s, v["detail"].as_str()),
+        (s, detail(&v).as_deref()),
         (StatusCode::NOT_FOUND, Some("Source 'nope' not found"))
     );
     let (s, v) = f.send(del("/sources/docs-dir")).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
     assert_eq!(
-        (s, v["message"].as_str()),
-        (StatusCode::OK, Some("Source 'docs-dir' deleted successfully"))
+        typed::<StatusMessage>(v),
+        StatusMessage::ok("Source 'docs-dir' deleted successfully")
     );
     assert!(
         f.search(json!({"project_id": "proj", "query": "heliotrope"}))
@@ -197,11 +202,8 @@ async fn source_ids_and_chatdo_projects() {
         let (s, v) = f
             .post("/sources", json!({"root_path": root, "display_name": name}))
             .await;
-        assert_eq!(
-            (s, v["source_id"].as_str()),
-            (StatusCode::OK, Some(want)),
-            "{name}: {v}"
-        );
+        assert_eq!(s, StatusCode::OK, "{name}: {v}");
+        assert_eq!(typed::<SourceAdded>(v).source_id, want, "{name}");
     }
     let (s, v) = f
         .post(
@@ -209,16 +211,13 @@ async fn source_ids_and_chatdo_projects() {
             json!({"root_path": root, "display_name": "DRR", "source_id": "drr-repo"}),
         )
         .await;
-    assert_eq!(
-        (s, v["source_id"].as_str()),
-        (StatusCode::OK, Some("drr-repo")),
-        "{v}"
-    );
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(typed::<SourceAdded>(v).source_id, "drr-repo");
     let (s, v) = f
         .post("/sources", json!({"root_path": root, "source_id": "drr-repo"}))
         .await;
     assert_eq!(s, StatusCode::CONFLICT, "{v}");
-    assert!(v["detail"].as_str().unwrap().contains("drr-repo"), "{v}");
+    assert!(detail(&v).unwrap().contains("drr-repo"), "{v}");
     for bad in ["", "a/b", "has space"] {
         let (s, v) = f
             .post("/sources", json!({"root_path": root, "source_id": bad}))
@@ -226,19 +225,19 @@ async fn source_ids_and_chatdo_projects() {
         assert_eq!(s, StatusCode::BAD_REQUEST, "{bad:?}: {v}");
     }
 
-    let (_, v) = f.get("/sources").await;
-    let connected = |v: &serde_json::Value, id: &str| {
-        v["sources"]
-            .as_array()
-            .unwrap()
+    let v: SourceList = f.get_as("/sources").await;
+    let connected = |v: &SourceList, id: &str| -> Vec<String> {
+        v.sources
             .iter()
-            .find(|s| s["id"] == id)
-            .unwrap_or_else(|| panic!("{id} listed"))["connected_projects"]
+            .find(|s| s.id == id)
+            .unwrap_or_else(|| panic!("{id} listed"))
+            .connected_projects
             .clone()
+            .expect("a list has connected_projects")
     };
-    assert_eq!(connected(&v, "drr-repo"), json!(["Alpha", "b2"]));
-    assert_eq!(connected(&v, "impact-doc-reportpdf-dir"), json!(["Alpha"]));
-    assert_eq!(connected(&v, "東京-dir"), json!([]));
+    assert_eq!(connected(&v, "drr-repo"), ["Alpha", "b2"]);
+    assert_eq!(connected(&v, "impact-doc-reportpdf-dir"), ["Alpha"]);
+    assert!(connected(&v, "東京-dir").is_empty());
 
     let (s, _) = f
         .send(req("DELETE", "/sources/drr-repo").body(Body::empty()).unwrap())
@@ -249,15 +248,14 @@ async fn source_ids_and_chatdo_projects() {
         text.replace(r#"["drr-repo", "impact"#, r#"["impact"#)
             .replace(r#"["drr-repo"]"#, "[]")
     );
-    let (_, v) = f.get("/sources").await;
-    assert_eq!(connected(&v, "impact-doc-reportpdf-dir"), json!(["Alpha"]));
+    let v: SourceList = f.get_as("/sources").await;
+    assert_eq!(connected(&v, "impact-doc-reportpdf-dir"), ["Alpha"]);
 
     // A broken projects file: the list still answers (no connected projects),
     // the delete still deletes, and the file is left as it was.
     std::fs::write(&file, "{broken").unwrap();
-    let (s, v) = f.get("/sources").await;
-    assert_eq!(s, StatusCode::OK);
-    assert_eq!(connected(&v, "impact-doc-reportpdf-dir"), json!([]));
+    let v: SourceList = f.get_as("/sources").await;
+    assert!(connected(&v, "impact-doc-reportpdf-dir").is_empty());
     let (s, _) = f
         .send(
             req("DELETE", "/sources/impact-doc-reportpdf-dir")
@@ -274,17 +272,14 @@ async fn adding_a_bad_path_is_a_400_naming_the_path_as_sent() {
     let f = fixture();
     let (s, v) = f.post("/sources", json!({"root_path": "/no/such/dir"})).await;
     assert_eq!(
-        (s, v["detail"].as_str()),
+        (s, detail(&v).as_deref()),
         (StatusCode::BAD_REQUEST, Some("Path does not exist: /no/such/dir"))
     );
     let file = tempfile::NamedTempFile::new().unwrap();
     let sent = file.path().display().to_string();
     let (s, v) = f.post("/sources", json!({"root_path": sent})).await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
-    assert_eq!(
-        v["detail"].as_str(),
-        Some(format!("Path is not a directory: {sent}").as_str())
-    );
+    assert_eq!(detail(&v), Some(format!("Path is not a directory: {sent}")));
     assert_eq!(
         f.post("/sources", json!({"display_name": "x"})).await.0,
         StatusCode::UNPROCESSABLE_ENTITY
@@ -302,15 +297,16 @@ async fn filetree_lists_reads_and_confines() {
     nix::unistd::mkfifo(&dir.path().join("pipe"), nix::sys::stat::Mode::S_IRWXU).unwrap();
     let (id, _) = add(&f, dir.path(), "tree").await;
 
-    let (s, v) = f.get(&format!("/filetree/{id}")).await;
-    assert_eq!(s, StatusCode::OK, "{v}");
-    assert_eq!(v["source_id"], id.as_str());
-    assert_eq!(v["root"]["path"], "");
-    let names: Vec<&str> = v["root"]["children"]
-        .as_array()
+    let v: Tree = f.get_as(&format!("/filetree/{id}")).await;
+    assert_eq!(v.source_id, id);
+    assert_eq!(v.root.path, "");
+    let names: Vec<&str> = v
+        .root
+        .children
+        .as_ref()
         .unwrap()
         .iter()
-        .map(|c| c["name"].as_str().unwrap())
+        .map(|c| c.name.as_str())
         .collect();
     assert_eq!(names.first(), Some(&"notes"), "directories first: {names:?}");
     assert!(
@@ -318,24 +314,16 @@ async fn filetree_lists_reads_and_confines() {
         "links leading outside are not listed: {names:?}"
     );
 
-    let (s, v) = f.get(&format!("/filetree/{id}/file?path=notes/plan.md")).await;
-    assert_eq!(s, StatusCode::OK, "{v}");
+    let v: FileContent = f.get_as(&format!("/filetree/{id}/file?path=notes/plan.md")).await;
     assert_eq!(
-        (
-            v["encoding"].as_str(),
-            v["is_binary"].as_bool(),
-            v["truncated"].as_bool()
-        ),
-        (Some("utf-8"), Some(false), Some(false))
+        (v.encoding.as_str(), v.is_binary, v.truncated),
+        ("utf-8", false, false)
     );
-    assert!(v["content"].as_str().unwrap().contains("heliotrope"));
-    let (_, v) = f
-        .get(&format!("/filetree/{id}/file?path=notes/plan.md&max_bytes=3"))
+    assert!(v.content.as_deref().unwrap().contains("heliotrope"));
+    let v: FileContent = f
+        .get_as(&format!("/filetree/{id}/file?path=notes/plan.md&max_bytes=3"))
         .await;
-    assert_eq!(
-        (v["content"].as_str(), v["truncated"].as_bool()),
-        (Some("# P"), Some(true))
-    );
+    assert_eq!((v.content.as_deref(), v.truncated), (Some("# P"), true));
 
     let cases = [
         (format!("/filetree/{id}/file?path=../x"), StatusCode::BAD_REQUEST),
@@ -389,12 +377,12 @@ async fn filetree_lists_reads_and_confines() {
     for (path, want) in cases {
         let (s, v) = f.get(&path).await;
         assert_eq!(s, want, "{path}: {v}");
-        assert!(v["detail"].is_string(), "{path}: {v}");
+        assert!(detail(&v).is_some(), "{path}: {v}");
         assert!(!v.to_string().contains("top secret"), "{path} leaked the secret");
     }
     let (s, v) = f.get(&format!("/filetree/{id}/file?path=../x")).await;
     assert_eq!(
-        (s, v["detail"].as_str()),
+        (s, detail(&v).as_deref()),
         (StatusCode::BAD_REQUEST, Some("Path escapes source root: ../x"))
     );
 }
@@ -419,14 +407,14 @@ async fn special_roots_are_refused_with_the_reason() {
     ] {
         let (s, v) = f.post("/sources", json!({"root_path": root})).await;
         assert_eq!(s, StatusCode::BAD_REQUEST, "{root}: {v}");
-        let detail = v["detail"].as_str().unwrap_or_default();
+        let detail = detail(&v).unwrap_or_default();
         assert!(
             detail.starts_with(&format!("Refusing source root {root}: ")) && detail.contains(why),
             "{root}: {detail}"
         );
     }
-    let (_, v) = f.get("/sources").await;
-    assert_eq!(v["sources"], json!([]), "nothing was added");
+    let v: SourceList = f.get_as("/sources").await;
+    assert!(v.sources.is_empty(), "nothing was added: {v:?}");
 }
 
 /// Issue 13: a file job that stops making progress is named in `/health` reasons
@@ -451,29 +439,25 @@ async fn a_stuck_file_job_shows_in_health_reasons() {
         crate::config::DEFAULT_INTEGRITY_CHECK_INTERVAL,
         shutdown.clone(),
     );
-    let (s, v) = f
-        .post(
+    let v: SourceAdded = f
+        .post_as(
             "/sources",
             json!({"root_path": dir.path(), "display_name": "Wedged"}),
         )
         .await;
-    assert_eq!(s, StatusCode::OK, "{v}");
-    let job = v["job_id"].as_i64().unwrap();
+    let job = v.job_id;
     let want = format!("index job {job} for source wedged-dir has made no progress for");
-    let reasons = |h: &serde_json::Value| -> Vec<String> {
-        h["reasons"]
-            .as_array()
-            .map(|r| r.iter().filter_map(|x| x.as_str().map(str::to_string)).collect())
-            .unwrap_or_default()
-    };
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     loop {
-        let (_, h) = f.get("/health").await;
-        if reasons(&h).iter().any(|r| r.contains(&want)) {
-            assert_eq!(h["state"], "degraded", "{h}");
+        let h: memory_api::HealthReport = f.get_as("/health").await;
+        if h.reasons.iter().any(|r| r.contains(&want)) {
+            assert_eq!(h.state, State::Degraded, "{h:?}");
             break;
         }
-        assert!(std::time::Instant::now() < deadline, "never reported stuck: {h}");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never reported stuck: {h:?}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     // Unwedged: the job goes on and ends.
@@ -486,13 +470,13 @@ async fn a_stuck_file_job_shows_in_health_reasons() {
     assert_eq!(done.status.as_str(), "completed", "{done:?}");
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     loop {
-        let (_, h) = f.get("/health").await;
-        if !reasons(&h).iter().any(|r| r.contains("has made no progress")) {
+        let h: memory_api::HealthReport = f.get_as("/health").await;
+        if !h.reasons.iter().any(|r| r.contains("has made no progress")) {
             break;
         }
         assert!(
             std::time::Instant::now() < deadline,
-            "the reason never cleared: {h}"
+            "the reason never cleared: {h:?}"
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -516,34 +500,28 @@ async fn utf16_is_searchable_and_skips_are_counted_by_reason() {
 
     let hits = f.search(json!({"project_id": "proj", "query": "narwhalx"})).await;
     assert_eq!(hits.len(), 1, "{hits:?}");
-    let (s, v) = f.get(&format!("/filetree/{id}/file?path=settings.ini")).await;
-    assert_eq!(s, StatusCode::OK, "{v}");
+    let v: FileContent = f.get_as(&format!("/filetree/{id}/file?path=settings.ini")).await;
     assert_eq!(
-        (
-            v["encoding"].as_str(),
-            v["detected_encoding"].as_str(),
-            v["is_binary"].as_bool()
-        ),
-        (Some("utf-8"), Some("UTF-16LE"), Some(false))
+        (v.encoding.as_str(), v.detected_encoding.as_deref(), v.is_binary),
+        ("utf-8", Some("UTF-16LE"), false)
     );
-    assert_eq!(v["content"], "Widgetry settings\r\nsecond line narwhalx\r\n");
+    assert_eq!(
+        v.content.as_deref(),
+        Some("Widgetry settings\r\nsecond line narwhalx\r\n")
+    );
 
-    let (_, v) = f.get("/sources").await;
-    let src = &v["sources"][0];
-    assert_eq!(src["files_indexed"].as_i64(), Some(1), "{src}");
-    assert_eq!(src["files_skipped"].as_i64(), Some(2), "{src}");
-    assert_eq!(src["skipped"]["binary"].as_i64(), Some(2), "{src}");
-    let (_, v) = f.get(&format!("/sources/{id}/jobs")).await;
-    let j = &v["jobs"][0];
-    assert_eq!(j["id"].as_i64(), Some(job));
+    let v: SourceList = f.get_as("/sources").await;
+    let src = &v.sources[0];
+    assert_eq!(src.files_indexed, 1, "{src:?}");
+    assert_eq!(src.files_skipped, 2, "{src:?}");
+    assert_eq!(src.skipped.binary, 2, "{src:?}");
+    let v: JobList = f.get_as(&format!("/sources/{id}/jobs")).await;
+    let j = &v.jobs[0];
+    assert_eq!(j.id, job);
     assert_eq!(
-        (
-            j["files_indexed"].as_i64(),
-            j["files_skipped"].as_i64(),
-            j["skipped"]["binary"].as_i64()
-        ),
-        (Some(1), Some(2), Some(2)),
-        "{j}"
+        (j.files_indexed, j.files_skipped, j.skipped.binary),
+        (1, 2, 2),
+        "{j:?}"
     );
-    assert_eq!(j["bytes_indexed"].as_u64(), Some(utf16.len() as u64), "{j}");
+    assert_eq!(j.bytes_indexed, utf16.len() as i64, "{j:?}");
 }
