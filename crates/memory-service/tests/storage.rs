@@ -6,25 +6,54 @@
 use std::io::{Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
+use memory_api::ErrorBody;
+use memory_api::chat::{IndexChatMessage, Queued};
+use memory_api::health::State;
+use memory_api::search::{SearchRequest, SearchResults};
 use nix::sys::signal::Signal;
-use serde_json::{Value, json};
 
-use crate::helper::{DEADLINE, Sandbox, bin, free_port, get, poll, try_post, wait_healthy};
+use crate::helper::{DEADLINE, Sandbox, bin, free_port, health, poll, post_as, try_post, wait_healthy};
 
-fn message(i: usize, text: &str) -> Value {
-    json!({
-        "project_id": "p", "chat_id": "c", "message_id": format!("m{i}"),
-        "role": "user", "content": text, "timestamp": "2025-12-27T21:10:29+01:00",
-        "message_index": i,
-    })
+fn message(i: usize, text: &str) -> IndexChatMessage {
+    IndexChatMessage {
+        project_id: "p".into(),
+        chat_id: "c".into(),
+        message_id: format!("m{i}"),
+        role: "user".into(),
+        content: text.into(),
+        timestamp: "2025-12-27T21:10:29+01:00".into(),
+        message_index: i as i64,
+        message_uuid: None,
+    }
 }
 
-fn health(port: u16) -> Value {
-    get(port, "/health").expect("/health answers").1
+/// POSTs a message: the HTTP status and the body, as the ack or the error body.
+fn send(port: u16, m: &IndexChatMessage) -> (u16, Result<Queued, ErrorBody>) {
+    let body = serde_json::to_value(m).expect("a request serialises");
+    let (status, v) = try_post(port, "/index-chat-message", &body).expect("an answer");
+    let body = if status == 200 {
+        Ok(serde_json::from_value(v).expect("an ack"))
+    } else {
+        Err(serde_json::from_value(v).expect("an error body"))
+    };
+    (status, body)
 }
 
-fn reasons(v: &Value) -> String {
-    v["reasons"].to_string()
+fn search(port: u16, query: &str) -> SearchResults {
+    let request = SearchRequest {
+        project_id: "p".into(),
+        query: query.into(),
+        limit: 10,
+        source_ids: None,
+        chat_id: None,
+        exclude_chat_ids: None,
+    };
+    post_as(port, "/search", &request)
+}
+
+/// `/health` is `state` with a reason containing `needle`.
+fn health_says(port: u16, state: State, needle: &str) -> bool {
+    health(port).is_some_and(|h| h.state == state && h.reasons.iter().any(|r| r.contains(needle)))
 }
 
 /// Writes zeros to `path` until the file system says it is full.
@@ -79,13 +108,7 @@ fn a_full_disk_answers_507_and_degraded_then_recovers_without_a_restart() {
         "the database is on the tmpfs at {}",
         inside.display()
     );
-    let (s, _) = try_post(
-        port,
-        "/index-chat-message",
-        &message(0, "before the disk filled: heron"),
-    )
-    .unwrap();
-    assert_eq!(s, 200);
+    assert_eq!(send(port, &message(0, "before the disk filled: heron")).0, 200);
 
     let filler = inside.join("filler");
     let filled = fill(&filler);
@@ -96,40 +119,33 @@ fn a_full_disk_answers_507_and_degraded_then_recovers_without_a_restart() {
     let big = "kingfisher ".repeat(2_000);
     let mut acked = Vec::new();
     let (status, body) = (1..200)
-        .find_map(|i| {
-            let (s, v) = try_post(port, "/index-chat-message", &message(i, &big)).unwrap();
-            if s == 200 {
+        .find_map(|i| match send(port, &message(i, &big)) {
+            (200, _) => {
                 acked.push(i);
                 None
-            } else {
-                Some((s, v))
             }
+            failed => Some(failed),
         })
         .expect("a write must fail on a full disk");
-    assert_eq!(status, 507, "{body}");
-    let detail = body["detail"].as_str().unwrap();
+    assert_eq!(status, 507, "{body:?}");
+    let detail = body.expect_err("an error body").detail;
     assert!(detail.starts_with("disk full: "), "{detail}");
     // The watcher looks once a second.
     poll("/health to say the disk is full", DEADLINE, || {
-        let v = health(port);
-        (v["state"] == "degraded" && reasons(&v).contains("disk full")).then_some(())
+        health_says(port, State::Degraded, "disk full").then_some(())
     });
 
     std::fs::remove_file(&filler).unwrap();
     poll("/health to be ready again once space is back", DEADLINE, || {
-        (health(port)["state"] == "ready").then_some(())
+        health(port)
+            .is_some_and(|h| h.state == State::Ready)
+            .then_some(())
     });
-    let (s, v) = try_post(port, "/index-chat-message", &message(500, "room again: egret")).unwrap();
-    assert_eq!(s, 200, "{v}");
+    let (s, body) = send(port, &message(500, "room again: egret"));
+    assert_eq!(s, 200, "{body:?}");
     for (word, expected) in [("egret", 1), ("heron", 1), ("kingfisher", acked.len().min(10))] {
         poll(&format!("{word} to be searchable"), DEADLINE, || {
-            let (s, v) = try_post(
-                port,
-                "/search",
-                &json!({"project_id": "p", "query": word, "limit": 10}),
-            )
-            .unwrap();
-            (s == 200 && v["results"].as_array().unwrap().len() == expected).then_some(())
+            (search(port, word).results.len() == expected).then_some(())
         });
     }
     p.signal(Signal::SIGTERM);
@@ -165,12 +181,11 @@ fn damage_found_at_start_is_reported_and_doctor_rebuilds_it() {
     wait_healthy(port, &mut p);
     for i in 0..200 {
         let text = format!("petrel number{i} {}", "shearwater ".repeat(40));
-        let (s, v) = try_post(port, "/index-chat-message", &message(i, &text)).unwrap();
-        assert_eq!(s, 200, "{v}");
+        let (s, body) = send(port, &message(i, &text));
+        assert_eq!(s, 200, "{body:?}");
     }
     poll("every message to be indexed", DEADLINE, || {
-        let (s, v) = try_post(port, "/search", &json!({"project_id": "p", "query": "number199"})).unwrap();
-        (s == 200 && !v["results"].as_array().unwrap().is_empty()).then_some(())
+        (!search(port, "number199").results.is_empty()).then_some(())
     });
     p.signal(Signal::SIGTERM);
     assert_eq!(p.wait_code(), 0);
@@ -182,8 +197,7 @@ fn damage_found_at_start_is_reported_and_doctor_rebuilds_it() {
         if let Some(st) = p.try_status() {
             panic!("serve exited ({st:?}): {}", p.stderr_text());
         }
-        let v = get(port, "/health")?.1;
-        (v["state"] == "degraded" && reasons(&v).contains("damaged")).then_some(())
+        health_says(port, State::Degraded, "damaged").then_some(())
     });
     let (code, out, _) = sb.cli(port, &["status"]);
     assert_eq!(code, 0, "status still finds the instance running: {out}");
@@ -211,11 +225,10 @@ fn damage_found_at_start_is_reported_and_doctor_rebuilds_it() {
     let mut p = sb.serve(port);
     wait_healthy(port, &mut p);
     poll("messages to be searchable again", DEADLINE, || {
-        let (s, v) = try_post(port, "/search", &json!({"project_id": "p", "query": "number123"})).unwrap();
-        (s == 200 && v["results"].as_array().unwrap().len() == 1).then_some(())
+        (search(port, "number123").results.len() == 1).then_some(())
     });
-    let v = health(port);
-    assert_eq!(v["state"], "ready", "{v}");
+    let h = health(port).expect("/health answers");
+    assert_eq!(h.state, State::Ready, "{h:?}");
     p.signal(Signal::SIGTERM);
     assert_eq!(p.wait_code(), 0);
 }
