@@ -266,7 +266,7 @@ fn extract_model_zip(
 ) -> Result<Option<String>, EmbeddingError> {
     let zip_err = |e: zip::result::ZipError| EmbeddingError::Zip {
         path: zip_path.to_path_buf(),
-        source: Box::new(e),
+        source: crate::error::cause(e),
     };
     let file = File::open(zip_path).map_err(|e| EmbeddingError::io(zip_path, e))?;
     let mut archive = zip::ZipArchive::new(file).map_err(zip_err)?;
@@ -354,7 +354,7 @@ fn extract_model_zip(
             } else {
                 EmbeddingError::Zip {
                     path: zip_path.to_path_buf(),
-                    source: Box::new(e),
+                    source: crate::error::cause(e),
                 }
             }
         })?;
@@ -411,7 +411,7 @@ pub fn download(repo: &str, models_dir: &Path, progress: &dyn Progress) -> Resul
         repo: repo.to_owned(),
         file: file.to_owned(),
         endpoint: endpoint.clone(),
-        source: Box::new(source),
+        source: crate::error::cause(source),
     };
     let api = hf_hub::api::sync::ApiBuilder::from_env()
         .with_endpoint(endpoint.trim_end_matches('/').to_owned())
