@@ -69,6 +69,12 @@ fn every_variant() -> Vec<anyhow::Error> {
     all.push(anyhow::Error::new(RemoteNotAllowed {
         host: "0.0.0.0".into(),
     }));
+    all.push(anyhow::Error::new(crate::cli::BadEnvValue {
+        var: "MEMORY_SERVICE_PORT".into(),
+        value: "99999".into(),
+        flag: "--port".into(),
+        reason: "99999 is not in 0..=65535".into(),
+    }));
     all.push(anyhow::Error::new(LogNotAFile {
         path: "/h/memory_service.log".into(),
         kind: single_instance::file::Kind::Fifo,
