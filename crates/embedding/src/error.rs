@@ -114,6 +114,113 @@ impl EmbeddingError {
     }
 
     pub(crate) fn inference(e: impl std::error::Error + Send + Sync + 'static) -> Self {
-        EmbeddingError::Inference(Box::new(e))
+        EmbeddingError::Inference(cause(e))
+    }
+}
+
+/// A dependency's error as one [`Cause`] that says each of its causes once. Some
+/// dependencies print their own cause in their message and also return it from
+/// `source()` (hf-hub: `"I/O error {0}"` with `#[from]`); their chain is flattened to
+/// one line, dropping every link whose text the link before it already contains.
+pub(crate) fn cause(e: impl std::error::Error + Send + Sync + 'static) -> Cause {
+    let mut text = e.to_string();
+    let mut said = text.clone();
+    let mut next = e.source();
+    let mut flattened = false;
+    while let Some(link) = next {
+        let line = link.to_string();
+        if !said.contains(&line) {
+            text = format!("{text}: {line}");
+        }
+        said = line;
+        flattened = true;
+        next = link.source();
+    }
+    if flattened { text.into() } else { Box::new(e) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use testkit::assert_each_cause_once;
+
+    fn os_error() -> std::io::Error {
+        std::io::Error::from_raw_os_error(21)
+    }
+
+    /// Every variant, with real dependency errors where a variant wraps one.
+    fn every_variant() -> Vec<EmbeddingError> {
+        let tokenizer = tokenizers::Tokenizer::from_bytes(b"not json").unwrap_err();
+        let candle = candle_core::Tensor::zeros(2, candle_core::DType::F32, &candle_core::Device::Cpu)
+            .and_then(|t| t.reshape(3))
+            .unwrap_err();
+        let zip = zip::ZipArchive::new(std::io::Cursor::new(b"not a zip".to_vec())).unwrap_err();
+        let download = hf_hub::api::sync::ApiError::from(os_error());
+        let all = vec![
+            EmbeddingError::MissingFile {
+                path: "/m/model.safetensors".into(),
+            },
+            EmbeddingError::io("/m/config.json", os_error()),
+            EmbeddingError::BadConfig {
+                path: "/m/config.json".into(),
+                reason: "hidden_size is missing".into(),
+            },
+            EmbeddingError::BadTokenizer {
+                path: "/m/tokenizer.json".into(),
+                source: tokenizer,
+            },
+            EmbeddingError::BadWeights {
+                path: "/m/model.safetensors".into(),
+                source: cause(candle),
+            },
+            EmbeddingError::inference(candle_core::Error::Msg("out of memory".into())),
+            EmbeddingError::PoolStopped,
+            EmbeddingError::BadSource {
+                src: "/tmp/m.zip".into(),
+                reason: "it holds no config.json".into(),
+            },
+            EmbeddingError::Zip {
+                path: "/tmp/m.zip".into(),
+                source: cause(zip),
+            },
+            EmbeddingError::Download {
+                repo: "sentence-transformers/all-MiniLM-L6-v2".into(),
+                file: "model.safetensors".into(),
+                endpoint: "https://huggingface.co".into(),
+                source: cause(download),
+            },
+        ];
+        // A new variant fails to compile here until it is added above.
+        for e in &all {
+            match e {
+                EmbeddingError::MissingFile { .. }
+                | EmbeddingError::Io { .. }
+                | EmbeddingError::BadConfig { .. }
+                | EmbeddingError::BadTokenizer { .. }
+                | EmbeddingError::BadWeights { .. }
+                | EmbeddingError::Inference(_)
+                | EmbeddingError::PoolStopped
+                | EmbeddingError::BadSource { .. }
+                | EmbeddingError::Zip { .. }
+                | EmbeddingError::Download { .. } => {}
+            }
+        }
+        all
+    }
+
+    #[test]
+    fn every_variant_prints_each_cause_once() {
+        for e in every_variant() {
+            assert_each_cause_once(anyhow::Error::new(e).context("installing the embedding model"));
+        }
+    }
+
+    #[test]
+    fn a_dependency_error_that_repeats_its_cause_is_flattened_to_one_line() {
+        let raw = hf_hub::api::sync::ApiError::from(os_error());
+        assert_eq!(raw.to_string(), format!("I/O error {}", os_error()));
+        let flat = cause(raw);
+        assert_eq!(flat.to_string(), format!("I/O error {}", os_error()));
+        assert!(flat.source().is_none());
     }
 }

@@ -307,7 +307,7 @@ struct ZipEntry {
 fn zip_error(zip_path: &Path, e: zip::result::ZipError) -> EmbeddingError {
     EmbeddingError::Zip {
         path: zip_path.to_path_buf(),
-        source: Box::new(e),
+        source: crate::error::cause(e),
     }
 }
 
@@ -392,7 +392,7 @@ fn extract_entry(
         } else {
             EmbeddingError::Zip {
                 path: zip_path.to_path_buf(),
-                source: Box::new(e),
+                source: crate::error::cause(e),
             }
         }
     })?;
@@ -447,7 +447,7 @@ pub fn download(repo: &str, models_dir: &Path, progress: &dyn Progress) -> Resul
         repo: repo.to_owned(),
         file: file.to_owned(),
         endpoint: endpoint.clone(),
-        source: Box::new(source),
+        source: crate::error::cause(source),
     };
     let api = hf_hub::api::sync::ApiBuilder::from_env()
         .with_endpoint(endpoint.trim_end_matches('/').to_owned())

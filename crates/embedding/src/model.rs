@@ -252,12 +252,12 @@ impl Embedder {
         let vb = VarBuilder::from_buffered_safetensors(weights_bytes, DType::F32, &device).map_err(|e| {
             EmbeddingError::BadWeights {
                 path: weights_path.clone(),
-                source: Box::new(e),
+                source: crate::error::cause(e),
             }
         })?;
         let model = BertModel::load(vb, &config).map_err(|e| EmbeddingError::BadWeights {
             path: weights_path,
-            source: Box::new(e),
+            source: crate::error::cause(e),
         })?;
 
         Ok(Embedder {

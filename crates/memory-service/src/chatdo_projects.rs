@@ -24,15 +24,15 @@ use serde_json::Value;
 #[derive(Debug, thiserror::Error)]
 pub enum ProjectsError {
     /// Reading, writing or renaming failed.
-    #[error("{action} {path}: {source}")]
+    #[error("{action} {path}: {cause}")]
     Io {
         /// What we were doing ("reading", "writing", "replacing").
         action: &'static str,
         /// The file.
         path: PathBuf,
-        /// The cause.
-        #[source]
-        source: std::io::Error,
+        /// The OS error, embedded in the message (not a `source()`: the
+        /// message is logged with `%e`, which shows no chain).
+        cause: std::io::Error,
     },
     /// The file is not a JSON array of projects.
     #[error("{path} is not ChatDO's projects file (a JSON array of projects): {why}")]
@@ -48,10 +48,10 @@ fn read(path: &Path) -> Result<Option<String>, ProjectsError> {
     match std::fs::read_to_string(path) {
         Ok(text) => Ok(Some(text)),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(source) => Err(ProjectsError::Io {
+        Err(cause) => Err(ProjectsError::Io {
             action: "reading",
             path: path.to_path_buf(),
-            source,
+            cause,
         }),
     }
 }
@@ -189,10 +189,10 @@ pub fn remove_source(path: &Path, source_id: &str) -> Result<usize, ProjectsErro
 fn replace_atomically(path: &Path, bytes: &[u8]) -> Result<(), ProjectsError> {
     let io = |action: &'static str, p: &Path| {
         let p = p.to_path_buf();
-        move |source| ProjectsError::Io {
+        move |cause| ProjectsError::Io {
             action,
             path: p,
-            source,
+            cause,
         }
     };
     let dir = path

@@ -42,6 +42,22 @@ pub struct Cli {
     pub command: Command,
 }
 
+impl Cli {
+    /// The settings for [`Config::load`](crate::config::Config::load): the
+    /// global options, with the service's own options on the commands that
+    /// run the service (or install its model). Flags and their environment
+    /// variables are already merged by clap, flag first.
+    pub fn config_args(&self) -> ConfigArgs {
+        match &self.command {
+            Command::Serve(service)
+            | Command::Start { service, .. }
+            | Command::Restart { service, .. }
+            | Command::Model { service, .. } => self.config.with_service(service),
+            _ => self.config.clone(),
+        }
+    }
+}
+
 /// The commands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
@@ -141,6 +157,111 @@ pub enum Command {
     #[command(after_help = "Examples:\n  memory-service man | man -l -\n  \
         memory-service man > ~/.local/share/man/man1/memory-service.1")]
     Man,
+}
+
+/// The command line as [`parse_from`] reads `argv`: [`Cli`]'s, where a
+/// flag's environment variable is not read when the flag itself is in `argv`
+/// (flag > env, even for a value the flag would refuse: clap would check the
+/// variable of a global flag given before the command) or when it is set but
+/// empty (unset, as it always was here, not an empty value clap would refuse).
+fn command(argv: &[std::ffi::OsString]) -> clap::Command {
+    let cmd = <Cli as clap::CommandFactory>::command();
+    let unread: Vec<clap::Id> = cmd
+        .get_arguments()
+        .filter(|a| {
+            let empty = a
+                .get_env()
+                .and_then(std::env::var_os)
+                .is_some_and(|v| v.is_empty());
+            empty || a.get_long().is_some_and(|l| given(argv, l))
+        })
+        .map(|a| a.get_id().clone())
+        .collect();
+    unread
+        .into_iter()
+        .fold(cmd, |cmd, id| cmd.mut_arg(id, |a| a.env(None::<&str>)))
+}
+
+/// Whether `--long` (or `--long=VALUE`) is among the arguments after the program's name.
+fn given(argv: &[std::ffi::OsString], long: &str) -> bool {
+    let flag = format!("--{long}");
+    argv.iter().skip(1).any(|a| {
+        let a = a.to_string_lossy();
+        a == flag || a.starts_with(&format!("{flag}="))
+    })
+}
+
+/// Why the command line could not be read.
+#[derive(Debug)]
+pub enum ParseError {
+    /// A bad command line, `--help` or `--version`: clap's own report
+    /// (printed by [`clap::Error::print`]; exit 2, or 0 for help).
+    Clap(clap::Error),
+    /// A flag's environment variable holds a value the flag would refuse.
+    Env(BadEnvValue),
+}
+
+/// A flag's environment variable holds a value the flag would refuse (exit 1,
+/// as before the variables were read by clap, and named, which clap's own
+/// message would not do: it names only the flag).
+#[derive(Debug, thiserror::Error)]
+#[error("{var}={value:?} is not a valid {flag} value: {reason}\n  next: fix or unset {var}")]
+pub struct BadEnvValue {
+    /// The variable, e.g. `MEMORY_SERVICE_PORT`.
+    pub var: String,
+    /// Its value.
+    pub value: String,
+    /// The flag it stands for, e.g. `--port`.
+    pub flag: String,
+    /// What is wrong with the value, from the flag's parser.
+    pub reason: String,
+}
+
+/// Parses `argv` (the program's name first): each setting
+/// from its flag, else its environment variable (clap's `env`); the defaults
+/// are added by [`Config::load`](crate::config::Config::load).
+pub fn parse_from<I, T>(argv: I) -> Result<Cli, ParseError>
+where
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
+    use clap::FromArgMatches;
+    let argv: Vec<std::ffi::OsString> = argv.into_iter().map(Into::into).collect();
+    let cmd = command(&argv);
+    match cmd.clone().try_get_matches_from(&argv) {
+        Ok(m) => Cli::from_arg_matches(&m).map_err(ParseError::Clap),
+        Err(e) => Err(bad_env_value(&cmd, &e).map_or(ParseError::Clap(e), ParseError::Env)),
+    }
+}
+
+/// The variable behind a refused value (`cmd` reads a flag's variable only
+/// when the flag itself was not given, see [`command`]).
+fn bad_env_value(cmd: &clap::Command, e: &clap::Error) -> Option<BadEnvValue> {
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    if !matches!(e.kind(), ErrorKind::InvalidValue | ErrorKind::ValueValidation) {
+        return None;
+    }
+    let Some(ContextValue::String(invalid)) = e.get(ContextKind::InvalidArg) else {
+        return None;
+    };
+    let arg = cmd.get_arguments().find(|a| {
+        a.get_long()
+            .is_some_and(|l| invalid.split(' ').next() == Some(format!("--{l}").as_str()))
+    })?;
+    let var = arg.get_env()?.to_string_lossy().into_owned();
+    let value = std::env::var_os(&var)?.to_string_lossy().into_owned();
+    let reason = std::error::Error::source(e).map_or_else(|| "not accepted".to_string(), |s| s.to_string());
+    Some(BadEnvValue {
+        var,
+        value,
+        flag: format!("--{}", arg.get_long()?),
+        reason,
+    })
+}
+
+/// [`parse_from`] on this process's arguments.
+pub fn parse() -> Result<Cli, ParseError> {
+    parse_from(std::env::args_os())
 }
 
 /// The manual page, `memory-service(1)`, as roff.

@@ -2,8 +2,11 @@
 //!
 //! Precedence, lowest to highest: embedded defaults < `MEMORY_SERVICE_*`
 //! environment variables < command-line flags. (No config file yet: the
-//! three layers cover every setting today.) The environment is passed in as
-//! a function so the precedence is unit-tested without touching the real one.
+//! three layers cover every setting today.) A setting with a flag takes its
+//! variable through clap's `env` (so `--help` shows it, and clap applies
+//! flag > env); [`Config::load`] adds the defaults and reads the tuning
+//! variables that have no flag, from an environment passed in as a function
+//! so they are unit-tested without touching the real one.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -28,17 +31,16 @@ pub const MODELS_DIR: &str = "models";
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct ConfigArgs {
     /// Home directory: everything the service writes lives here
-    /// [env: MEMORY_SERVICE_HOME] [default: ~/.chatdo]
-    #[arg(long, global = true, value_name = "DIR")]
+    /// [default: ~/.chatdo]
+    #[arg(long, global = true, value_name = "DIR", env = "MEMORY_SERVICE_HOME")]
     pub home: Option<PathBuf>,
     /// The service's address: bound by serve/start, dialled by the other
-    /// commands; loopback only unless --allow-remote
-    /// [env: MEMORY_SERVICE_HOST] [default: 127.0.0.1]
-    #[arg(long, global = true, value_name = "HOST")]
+    /// commands; loopback only unless --allow-remote [default: 127.0.0.1]
+    #[arg(long, global = true, value_name = "HOST", env = "MEMORY_SERVICE_HOST")]
     pub host: Option<String>,
     /// The service's port: bound by serve/start, dialled by the other
-    /// commands [env: MEMORY_SERVICE_PORT] [default: 5858]
-    #[arg(long, global = true, value_name = "PORT")]
+    /// commands [default: 5858]
+    #[arg(long, global = true, value_name = "PORT", env = "MEMORY_SERVICE_PORT")]
     pub port: Option<u16>,
     /// Allow a --host that is not loopback (e.g. 0.0.0.0: every interface).
     /// Other machines can then reach the service, so every request but
@@ -49,18 +51,27 @@ pub struct ConfigArgs {
     pub allow_remote: bool,
     /// [`ServiceArgs::embedding_model`], also accepted before the command
     /// (`--embedding-model DIR serve`, as scripts written before the options
-    /// moved to the commands that use them do); hidden from `--help`.
-    #[arg(long, hide = true, value_name = "DIR")]
+    /// moved to the commands that use them do); hidden from `--help`. It
+    /// carries the option's environment variable, so the command's own
+    /// `--embedding-model` wins over both (see [`ConfigArgs::with_service`]).
+    #[arg(long, hide = true, value_name = "DIR", env = "MEMORY_SERVICE_EMBEDDING_MODEL")]
     pub embedding_model: Option<PathBuf>,
     /// [`ServiceArgs::chatdo_projects`], also accepted before the command;
-    /// hidden from `--help`.
-    #[arg(long, hide = true, value_name = "FILE")]
+    /// hidden from `--help`; carries the option's environment variable.
+    #[arg(
+        long,
+        hide = true,
+        value_name = "FILE",
+        env = "MEMORY_SERVICE_CHATDO_PROJECTS"
+    )]
     pub chatdo_projects: Option<PathBuf>,
 }
 
 impl ConfigArgs {
-    /// These settings with a service command's own options (which win over
-    /// the same options given before the command).
+    /// These settings with a service command's own options, which win over
+    /// the same options given before the command or in the environment
+    /// (clap has already put `MEMORY_SERVICE_EMBEDDING_MODEL` and
+    /// `MEMORY_SERVICE_CHATDO_PROJECTS` into `self` where no flag was given).
     pub fn with_service(&self, service: &ServiceArgs) -> ConfigArgs {
         ConfigArgs {
             embedding_model: service
@@ -219,12 +230,13 @@ pub struct Config {
 }
 
 impl Config {
-    /// Resolves the configuration: defaults < `env` < `args`.
+    /// Resolves the configuration: `args` (flags, or their environment
+    /// variables, as clap resolved them) over the defaults; `env` gives `HOME`
+    /// (for the default home) and the tuning variables that have no flag.
     pub fn load(args: &ConfigArgs, env: &dyn Fn(&str) -> Option<String>) -> anyhow::Result<Config> {
-        let home = match (&args.home, env("MEMORY_SERVICE_HOME").filter(|s| !s.is_empty())) {
-            (Some(h), _) => h.clone(),
-            (None, Some(h)) => PathBuf::from(h),
-            (None, None) => match env("HOME").filter(|s| !s.is_empty()) {
+        let home = match &args.home {
+            Some(h) => h.clone(),
+            None => match env("HOME").filter(|s| !s.is_empty()) {
                 Some(user_home) => PathBuf::from(user_home).join(DEFAULT_HOME_DIR),
                 None => bail!("cannot find your home directory ($HOME is unset); pass --home DIR"),
             },
@@ -239,30 +251,15 @@ impl Config {
             }
         };
         let home = absolute(home, "--home")?;
-        let chatdo_projects = match (
-            &args.chatdo_projects,
-            env("MEMORY_SERVICE_CHATDO_PROJECTS").filter(|s| !s.is_empty()),
-        ) {
-            (Some(p), _) => Some(absolute(p.clone(), "--chatdo-projects")?),
-            (None, Some(p)) => Some(absolute(PathBuf::from(p), "MEMORY_SERVICE_CHATDO_PROJECTS")?),
-            (None, None) => None,
+        let chatdo_projects = match &args.chatdo_projects {
+            Some(p) => Some(absolute(p.clone(), "--chatdo-projects")?),
+            None => None,
         };
-        let host = match (&args.host, env("MEMORY_SERVICE_HOST").filter(|s| !s.is_empty())) {
-            (Some(h), _) => h.clone(),
-            (None, Some(h)) => h,
-            (None, None) => DEFAULT_HOST.to_string(),
-        };
+        let host = args.host.clone().unwrap_or_else(|| DEFAULT_HOST.to_string());
         if !args.allow_remote && !is_loopback_host(&host) {
             return Err(RemoteNotAllowed { host }.into());
         }
-        let port = match (args.port, env("MEMORY_SERVICE_PORT").filter(|s| !s.is_empty())) {
-            (Some(p), _) => p,
-            (None, Some(p)) => p
-                .trim()
-                .parse()
-                .with_context(|| format!("MEMORY_SERVICE_PORT={p:?} is not a port number (0-65535)"))?,
-            (None, None) => DEFAULT_PORT,
-        };
+        let port = args.port.unwrap_or(DEFAULT_PORT);
         let millis = |name: &str, default: u64| -> anyhow::Result<Duration> {
             match env(name).filter(|s| !s.is_empty()) {
                 Some(v) => {
@@ -277,13 +274,9 @@ impl Config {
         if lock_check_interval.is_zero() {
             bail!("MEMORY_SERVICE_LOCK_CHECK_MS must be at least 1 (milliseconds)");
         }
-        let embedding_model = match (
-            &args.embedding_model,
-            env("MEMORY_SERVICE_EMBEDDING_MODEL").filter(|s| !s.is_empty()),
-        ) {
-            (Some(d), _) => absolute(d.clone(), "--embedding-model")?,
-            (None, Some(d)) => absolute(PathBuf::from(d), "MEMORY_SERVICE_EMBEDDING_MODEL")?,
-            (None, None) => home.join(MODELS_DIR).join(memory_embedding::default_model_name()),
+        let embedding_model = match &args.embedding_model {
+            Some(d) => absolute(d.clone(), "--embedding-model")?,
+            None => home.join(MODELS_DIR).join(memory_embedding::default_model_name()),
         };
         let header_timeout = millis(
             "MEMORY_SERVICE_HEADER_TIMEOUT_MS",
@@ -355,75 +348,164 @@ mod tests {
         move |k| m.get(k).cloned()
     }
 
+    /// The variables clap reads for the flags (see [`ConfigArgs`]).
+    const FLAG_VARS: [&str; 5] = [
+        "MEMORY_SERVICE_HOME",
+        "MEMORY_SERVICE_HOST",
+        "MEMORY_SERVICE_PORT",
+        "MEMORY_SERVICE_EMBEDDING_MODEL",
+        "MEMORY_SERVICE_CHATDO_PROJECTS",
+    ];
+
+    /// Keeps two parses apart under `cargo test` (threads share one
+    /// environment; nextest runs each test in its own process anyway).
+    static ENV: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+    /// `memory-service ARGV` parsed as `main` parses it, with `vars` the only
+    /// flag variables set, then loaded with `env` (HOME and the tuning
+    /// variables). clap reads the process environment, so `vars` are set for
+    /// the parse and removed after it; no other test in this crate sets them.
+    fn load_cli(
+        argv: &[&str],
+        vars: &[(&str, &str)],
+        env: &[(&str, &str)],
+    ) -> Result<anyhow::Result<Config>, crate::cli::ParseError> {
+        let _one_at_a_time = ENV.lock().unwrap_or_else(|e| e.into_inner());
+        // SAFETY: the lock above keeps this crate's tests from parsing while
+        // another sets the variables, and no thread here reads them otherwise.
+        unsafe {
+            for k in FLAG_VARS {
+                std::env::remove_var(k);
+            }
+            for (k, v) in vars {
+                std::env::set_var(k, v);
+            }
+        }
+        let parsed = crate::cli::parse_from(std::iter::once("memory-service").chain(argv.iter().copied()));
+        // SAFETY: as above.
+        unsafe {
+            for k in FLAG_VARS {
+                std::env::remove_var(k);
+            }
+        }
+        Ok(Config::load(&parsed?.config_args(), &env_of(env)))
+    }
+
+    /// [`load_cli`] that must parse and load.
+    fn cli(argv: &[&str], vars: &[(&str, &str)]) -> Config {
+        load_cli(argv, vars, &[("HOME", "/u")]).unwrap().unwrap()
+    }
+
+    #[test]
+    fn every_flag_setting_has_its_documented_variable() {
+        let cmd = <crate::cli::Cli as clap::CommandFactory>::command();
+        let env_of_arg = |id: &str| {
+            cmd.get_arguments()
+                .find(|a| a.get_id() == id)
+                .and_then(|a| a.get_env())
+                .map(|e| e.to_string_lossy().into_owned())
+        };
+        for (id, var) in [
+            ("home", "MEMORY_SERVICE_HOME"),
+            ("host", "MEMORY_SERVICE_HOST"),
+            ("port", "MEMORY_SERVICE_PORT"),
+            ("embedding_model", "MEMORY_SERVICE_EMBEDDING_MODEL"),
+            ("chatdo_projects", "MEMORY_SERVICE_CHATDO_PROJECTS"),
+        ] {
+            assert_eq!(env_of_arg(id).as_deref(), Some(var), "--{id}");
+        }
+    }
+
     #[test]
     fn embedding_model_flag_then_env_then_home() {
-        let none = ConfigArgs::default();
-        let c = Config::load(&none, &env_of(&[("HOME", "/u")])).unwrap();
+        let c = cli(&["serve"], &[]);
         assert_eq!(
             c.embedding_model,
             PathBuf::from("/u/.chatdo/models/all-MiniLM-L6-v2")
         );
         assert_eq!(c.models_dir(), PathBuf::from("/u/.chatdo/models"));
-        let env = env_of(&[("HOME", "/u"), ("MEMORY_SERVICE_EMBEDDING_MODEL", "/m/bge")]);
+        let env = [("MEMORY_SERVICE_EMBEDDING_MODEL", "/m/bge")];
+        assert_eq!(cli(&["serve"], &env).embedding_model, PathBuf::from("/m/bge"));
         assert_eq!(
-            Config::load(&none, &env).unwrap().embedding_model,
-            PathBuf::from("/m/bge")
+            cli(&["serve", "--embedding-model", "/m/e5"], &env).embedding_model,
+            PathBuf::from("/m/e5")
         );
-        let flag = ConfigArgs {
-            embedding_model: Some("/m/e5".into()),
-            ..ConfigArgs::default()
-        };
+        // The older spelling, before the command, also beats the variable;
+        // the command's own option beats both.
         assert_eq!(
-            Config::load(&flag, &env).unwrap().embedding_model,
+            cli(&["--embedding-model", "/m/old", "serve"], &env).embedding_model,
+            PathBuf::from("/m/old")
+        );
+        assert_eq!(
+            cli(
+                &[
+                    "--embedding-model",
+                    "/m/old",
+                    "serve",
+                    "--embedding-model",
+                    "/m/e5"
+                ],
+                &env
+            )
+            .embedding_model,
             PathBuf::from("/m/e5")
         );
     }
 
     #[test]
     fn precedence_defaults_then_env_then_flags() {
-        let none = ConfigArgs::default();
-        let c = Config::load(&none, &env_of(&[("HOME", "/u")])).unwrap();
+        let c = cli(&["status"], &[]);
         assert_eq!(
             (c.home, c.host.as_str(), c.port),
             (PathBuf::from("/u/.chatdo"), "127.0.0.1", 5858)
         );
 
-        let env = env_of(&[
-            ("HOME", "/u"),
+        let env = [
             ("MEMORY_SERVICE_HOME", "/e"),
             ("MEMORY_SERVICE_HOST", "::1"),
             ("MEMORY_SERVICE_PORT", "7000"),
-        ]);
-        let c = Config::load(&none, &env).unwrap();
+        ];
+        let c = cli(&["status"], &env);
         assert_eq!(
             (c.home, c.host.as_str(), c.port),
             (PathBuf::from("/e"), "::1", 7000)
         );
 
-        let flags = ConfigArgs {
-            home: Some("/f".into()),
-            host: Some("127.0.0.2".into()),
-            port: Some(9),
-            ..ConfigArgs::default()
-        };
-        let c = Config::load(&flags, &env).unwrap();
+        let flags = ["--home", "/f", "--host", "127.0.0.2", "--port", "9", "status"];
+        let c = cli(&flags, &env);
         assert_eq!(
             (c.home, c.host.as_str(), c.port),
             (PathBuf::from("/f"), "127.0.0.2", 9)
         );
+        // An empty variable counts as unset, as before clap read them.
+        let empty = [("MEMORY_SERVICE_HOME", ""), ("MEMORY_SERVICE_PORT", "")];
+        let c = cli(&["status"], &empty);
+        assert_eq!((c.home, c.port), (PathBuf::from("/u/.chatdo"), 5858));
     }
 
     #[test]
     fn bad_values_are_clear_errors() {
-        let err = Config::load(
-            &ConfigArgs::default(),
-            &env_of(&[("HOME", "/u"), ("MEMORY_SERVICE_PORT", "99999")]),
-        )
-        .unwrap_err();
+        let Err(crate::cli::ParseError::Env(err)) = load_cli(
+            &["status"],
+            &[("MEMORY_SERVICE_PORT", "99999")],
+            &[("HOME", "/u")],
+        ) else {
+            panic!("a bad MEMORY_SERVICE_PORT is not reported as such");
+        };
         assert!(
-            format!("{err:#}").contains("MEMORY_SERVICE_PORT=\"99999\""),
-            "{err:#}"
+            err.to_string().contains("MEMORY_SERVICE_PORT=\"99999\"") && err.to_string().contains("--port"),
+            "{err}"
         );
+        // A flag given wins over its variable, even a bad one.
+        assert_eq!(
+            cli(&["--port", "9", "status"], &[("MEMORY_SERVICE_PORT", "99999")]).port,
+            9
+        );
+        // The flag's own bad value stays clap's usage error.
+        assert!(matches!(
+            load_cli(&["--port", "99999", "status"], &[], &[("HOME", "/u")]),
+            Err(crate::cli::ParseError::Clap(_))
+        ));
         let err = Config::load(
             &ConfigArgs::default(),
             &env_of(&[("HOME", "/u"), ("MEMORY_SERVICE_LOCK_CHECK_MS", "0")]),
@@ -436,27 +518,14 @@ mod tests {
 
     #[test]
     fn chatdo_projects_from_env_or_flag() {
-        let none = ConfigArgs::default();
+        assert_eq!(cli(&["serve"], &[]).chatdo_projects, None);
+        let env = [("MEMORY_SERVICE_CHATDO_PROJECTS", "/c/projects.json")];
         assert_eq!(
-            Config::load(&none, &env_of(&[("HOME", "/u")]))
-                .unwrap()
-                .chatdo_projects,
-            None
-        );
-        let env = env_of(&[
-            ("HOME", "/u"),
-            ("MEMORY_SERVICE_CHATDO_PROJECTS", "/c/projects.json"),
-        ]);
-        assert_eq!(
-            Config::load(&none, &env).unwrap().chatdo_projects,
+            cli(&["serve"], &env).chatdo_projects,
             Some(PathBuf::from("/c/projects.json"))
         );
-        let flag = ConfigArgs {
-            chatdo_projects: Some("/f/p.json".into()),
-            ..Default::default()
-        };
         assert_eq!(
-            Config::load(&flag, &env).unwrap().chatdo_projects,
+            cli(&["serve", "--chatdo-projects", "/f/p.json"], &env).chatdo_projects,
             Some(PathBuf::from("/f/p.json"))
         );
     }
@@ -492,8 +561,14 @@ mod tests {
             };
             assert!(Config::load(&args, &env).is_ok(), "{host}");
         }
-        let env = env_of(&[("HOME", "/u"), ("MEMORY_SERVICE_HOST", "0.0.0.0")]);
-        assert!(Config::load(&ConfigArgs::default(), &env).is_err());
+        let err = load_cli(
+            &["status"],
+            &[("MEMORY_SERVICE_HOST", "0.0.0.0")],
+            &[("HOME", "/u")],
+        )
+        .unwrap()
+        .unwrap_err();
+        assert!(err.downcast_ref::<RemoteNotAllowed>().is_some(), "{err:#}");
     }
 
     #[test]

@@ -69,15 +69,35 @@ fn derived_uuid(project: &str, chat: &str, message: &str) -> String {
         .to_string()
 }
 
-fn open_read_only(path: &Path) -> anyhow::Result<Connection> {
+/// Context for SQLite results that prints each cause once: rusqlite's failure
+/// repeats SQLite's message in its `source()` ("disk I/O error: Error code 266:
+/// disk I/O error"), so only its own line is kept under the context.
+trait SqlContext<T> {
+    /// [`anyhow::Context::with_context`] on the error's own line.
+    fn sql_context<C: std::fmt::Display + Send + Sync + 'static>(
+        self,
+        context: impl FnOnce() -> C,
+    ) -> anyhow::Result<T>;
+}
+
+impl<T> SqlContext<T> for rusqlite::Result<T> {
+    fn sql_context<C: std::fmt::Display + Send + Sync + 'static>(
+        self,
+        context: impl FnOnce() -> C,
+    ) -> anyhow::Result<T> {
+        self.map_err(|e| anyhow::anyhow!("{e}")).with_context(context)
+    }
+}
+
+pub(crate) fn open_read_only(path: &Path) -> anyhow::Result<Connection> {
     Connection::open_with_flags(
         path,
         OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )
-    .with_context(|| format!("opening {} read-only", path.display()))
+    .sql_context(|| format!("opening {} read-only", path.display()))
 }
 
-fn has_column(conn: &Connection, table: &str, column: &str) -> anyhow::Result<bool> {
+fn has_column(conn: &Connection, table: &str, column: &str) -> rusqlite::Result<bool> {
     let mut stmt = conn.prepare(&format!("PRAGMA table_info({table})"))?;
     let names = stmt.query_map([], |r| r.get::<_, String>(1))?;
     for n in names {
@@ -92,8 +112,8 @@ fn has_column(conn: &Connection, table: &str, column: &str) -> anyhow::Result<bo
 fn read_project(db: &Path, project: &str, found: &mut Found) -> anyhow::Result<()> {
     let conn = open_read_only(db)?;
     let context = || format!("reading {}", db.display());
-    if has_column(&conn, "chat_messages", "chat_id").with_context(context)? {
-        let uuid_col = if has_column(&conn, "chat_messages", "message_uuid").with_context(context)? {
+    if has_column(&conn, "chat_messages", "chat_id").sql_context(context)? {
+        let uuid_col = if has_column(&conn, "chat_messages", "message_uuid").sql_context(context)? {
             "message_uuid"
         } else {
             "NULL"
@@ -103,7 +123,7 @@ fn read_project(db: &Path, project: &str, found: &mut Found) -> anyhow::Result<(
                 "SELECT chat_id, message_id, {uuid_col}, role, content, CAST(timestamp AS TEXT),
                         message_index FROM chat_messages ORDER BY chat_id, message_index, id"
             ))
-            .with_context(context)?;
+            .sql_context(context)?;
         let rows = stmt
             .query_map([], |r| {
                 Ok((
@@ -116,9 +136,9 @@ fn read_project(db: &Path, project: &str, found: &mut Found) -> anyhow::Result<(
                     r.get::<_, i64>(6)?,
                 ))
             })
-            .with_context(context)?;
+            .sql_context(context)?;
         for row in rows {
-            let (chat, message, uuid, role, content, timestamp, index) = row.with_context(context)?;
+            let (chat, message, uuid, role, content, timestamp, index) = row.sql_context(context)?;
             let uuid = uuid
                 .filter(|u| uuid::Uuid::parse_str(u).is_ok())
                 .unwrap_or_else(|| derived_uuid(project, &chat, &message));
@@ -137,14 +157,14 @@ fn read_project(db: &Path, project: &str, found: &mut Found) -> anyhow::Result<(
             });
         }
     }
-    if has_column(&conn, "project_facts", "fact_key").with_context(context)? {
+    if has_column(&conn, "project_facts", "fact_key").sql_context(context)? {
         let mut stmt = conn
             .prepare(
                 "SELECT fact_key, value_text, value_type, confidence, source_message_uuid,
                         CAST(coalesce(effective_at, created_at) AS TEXT)
                  FROM project_facts ORDER BY created_at, rowid",
             )
-            .with_context(context)?;
+            .sql_context(context)?;
         let rows = stmt
             .query_map([], |r| {
                 Ok(NewFact {
@@ -157,8 +177,8 @@ fn read_project(db: &Path, project: &str, found: &mut Found) -> anyhow::Result<(
                     effective_at: r.get::<_, Option<String>>(5)?,
                 })
             })
-            .with_context(context)?;
-        let facts = rows.collect::<Result<Vec<_>, _>>().with_context(context)?;
+            .sql_context(context)?;
+        let facts = rows.collect::<Result<Vec<_>, _>>().sql_context(context)?;
         if !facts.is_empty() {
             found.facts.push((project.to_string(), facts));
         }

@@ -31,3 +31,6 @@ pub mod models;
 pub mod monitor;
 pub mod probe;
 pub mod semantic;
+
+#[cfg(test)]
+mod error_tests;

@@ -5,7 +5,6 @@
 use std::io::IsTerminal;
 use std::process::ExitCode as ProcessExit;
 
-use clap::Parser;
 use memory_service::cli::{Cli, Command};
 use memory_service::config::Config;
 use memory_service::exit_code::ExitCode;
@@ -13,9 +12,13 @@ use memory_service::lifecycle;
 use tracing_subscriber::EnvFilter;
 
 fn main() -> ProcessExit {
-    let cli = match Cli::try_parse() {
+    let cli = match memory_service::cli::parse() {
         Ok(cli) => cli,
-        Err(e) => {
+        Err(memory_service::cli::ParseError::Env(e)) => {
+            eprintln!("memory-service: {e}");
+            return ExitCode::Error.into();
+        }
+        Err(memory_service::cli::ParseError::Clap(e)) => {
             let _ = e.print();
             return if e.use_stderr() {
                 ExitCode::Usage
@@ -86,13 +89,7 @@ fn run(cli: Cli) -> anyhow::Result<ProcessExit> {
         _ => {}
     }
     // The service's own options, on the commands that run it (or install its model).
-    let args = match &cli.command {
-        Command::Serve(service)
-        | Command::Start { service, .. }
-        | Command::Restart { service, .. }
-        | Command::Model { service, .. } => cli.config.with_service(service),
-        _ => cli.config.clone(),
-    };
+    let args = cli.config_args();
     let config = match Config::from_env(&args) {
         Ok(c) => c,
         Err(e)

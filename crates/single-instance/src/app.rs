@@ -6,9 +6,9 @@
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AppIdentity {
     /// The name the application's health endpoint reports (e.g.
-    /// `"memory-service"`); an answer is "ours" only if it matches exactly.
+    /// `"my-daemon"`); an answer is "ours" only if it matches exactly.
     pub service: String,
-    /// The name in sentences (e.g. `"Memory Service"`).
+    /// The name in sentences (e.g. `"My Daemon"`).
     pub display_name: String,
     /// The command-line option that chooses another home, quoted in hints
     /// (e.g. `"--home"`).

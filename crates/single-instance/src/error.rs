@@ -75,6 +75,7 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 #[cfg(test)]
 mod tests {
     use super::*;
+    use testkit::assert_each_cause_once;
 
     /// Every variant, so the check below covers each message shape.
     fn every_variant() -> Vec<Error> {
@@ -117,26 +118,6 @@ mod tests {
     fn every_variant_prints_each_cause_once() {
         for e in every_variant() {
             assert_each_cause_once(anyhow::Error::new(e).context("claiming the home directory"));
-        }
-    }
-
-    /// The check shared in spirit by every crate's error test: printed as the
-    /// binary prints it (`{:#}`), no `": "`-separated segment appears twice,
-    /// and no link of the `source()` chain contains the next link's text.
-    fn assert_each_cause_once(err: anyhow::Error) {
-        let text = format!("{err:#}");
-        let mut seen = std::collections::HashSet::new();
-        for segment in text.split(": ") {
-            assert!(seen.insert(segment), "{segment:?} repeats in {text:?}");
-        }
-        let chain: Vec<String> = err.chain().map(ToString::to_string).collect();
-        for pair in chain.windows(2) {
-            assert!(
-                !pair[0].contains(&pair[1]),
-                "{:?} embeds its source {:?}",
-                pair[0],
-                pair[1]
-            );
         }
     }
 }

@@ -208,8 +208,8 @@ mod tests {
 
     #[test]
     fn names() {
-        let h = HomeFiles::new("/x", "memory_service");
-        assert_eq!(h.lock, PathBuf::from("/x/memory_service.lock"));
-        assert_eq!(h.pid, PathBuf::from("/x/memory_service.pid"));
+        let h = HomeFiles::new("/x", "my_daemon");
+        assert_eq!(h.lock, PathBuf::from("/x/my_daemon.lock"));
+        assert_eq!(h.pid, PathBuf::from("/x/my_daemon.pid"));
     }
 }

@@ -7,9 +7,12 @@
 //! losers can name the holder; a bare PID file sits beside it for people.
 //! This crate has no HTTP and no async runtime: the health probe is passed in.
 //! It names no application: the names in its messages come from the caller's
-//! [`AppIdentity`]. It signals a process in exactly one place,
-//! [`signal_holder`], and only a holder it has just re-verified (PID, start
-//! time, lock) as the instance the caller asked about.
+//! [`AppIdentity`]. Claiming, inspecting and deciding never signal anyone.
+//! A process is signalled in exactly one place, [`signal_holder`], when the
+//! caller asks for it, and only a holder it has just re-verified (it holds
+//! the lock, its record names it, and its PID and start time are the ones the
+//! caller saw) as the instance the caller asked about; a stopped holder then
+//! also gets `SIGCONT` so it can act on the signal.
 //!
 //! # Layout
 //! - [`app`]: the application's names, passed in by the caller.

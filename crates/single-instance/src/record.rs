@@ -105,7 +105,7 @@ mod tests {
             instance_id: new_instance_id(),
             host: "127.0.0.1".into(),
             port: 5858,
-            home: PathBuf::from("/home/u/.chatdo"),
+            home: PathBuf::from("/home/u/.my-daemon"),
             version: "0.1.0".into(),
         }
     }

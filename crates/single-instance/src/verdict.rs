@@ -380,7 +380,7 @@ pub struct Describe<'a> {
 }
 
 impl Verdict {
-    /// The verdict as one sentence, e.g. "Memory Service is already running on
+    /// The verdict as one sentence, e.g. "My Daemon is already running on
     /// 127.0.0.1:5858 (PID 42, home /h)", with the application's display name
     /// taken from `app`.
     pub fn describe<'a>(&'a self, app: &'a AppIdentity) -> Describe<'a> {

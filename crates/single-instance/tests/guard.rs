@@ -1,7 +1,7 @@
 //! The lock, the home lock and the guard in one process. `flock` locks belong
 //! to an open file description, so two opens in one process conflict exactly
-//! as two processes do; the cross-process cases live in memory-service's
-//! integration tests.
+//! as two processes do. Cross-process cases (kill -9, racing starters)
+//! belong in the integration tests of the application that uses the crate.
 
 use single_instance::lock::{self, Acquire, HomeAcquire, LockCheck};
 use single_instance::{

@@ -159,6 +159,7 @@ pub(crate) fn on_path(what: &str, path: &Path) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use testkit::assert_each_cause_once;
 
     /// Every variant, with real SQLite and OS errors where a variant wraps one.
     fn every_variant() -> Vec<StoreError> {
@@ -205,25 +206,6 @@ mod tests {
             let dup = e.duplicate();
             assert_each_cause_once(anyhow::Error::new(e).context("opening the data"));
             assert_each_cause_once(anyhow::Error::new(dup).context("opening the data"));
-        }
-    }
-
-    /// Printed as the binary prints it (`{:#}`), no `": "`-separated segment
-    /// appears twice, and no link of the `source()` chain contains the next.
-    fn assert_each_cause_once(err: anyhow::Error) {
-        let text = format!("{err:#}");
-        let mut seen = std::collections::HashSet::new();
-        for segment in text.split(": ") {
-            assert!(seen.insert(segment), "{segment:?} repeats in {text:?}");
-        }
-        let chain: Vec<String> = err.chain().map(ToString::to_string).collect();
-        for pair in chain.windows(2) {
-            assert!(
-                !pair[0].contains(&pair[1]),
-                "{:?} embeds its source {:?}",
-                pair[0],
-                pair[1]
-            );
         }
     }
 }

@@ -98,20 +98,7 @@ mod tests {
     fn every_variant_prints_each_cause_once() {
         for e in every_variant() {
             let e = anyhow::Error::new(e).context("installing the service");
-            let text = format!("{e:#}");
-            let mut seen = std::collections::HashSet::new();
-            for segment in text.split(": ") {
-                assert!(seen.insert(segment), "{segment:?} repeats in {text:?}");
-            }
-            let chain: Vec<String> = e.chain().map(ToString::to_string).collect();
-            for pair in chain.windows(2) {
-                assert!(
-                    !pair[0].contains(&pair[1]),
-                    "{:?} embeds its source {:?}",
-                    pair[0],
-                    pair[1]
-                );
-            }
+            testkit::assert_each_cause_once(e);
         }
     }
 }

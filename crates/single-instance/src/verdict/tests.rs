@@ -6,7 +6,7 @@ const NOW: u64 = 1_800_000_000;
 
 fn policy() -> Policy {
     Policy {
-        app: AppIdentity::new("memory-service", "Example App", "--dir"),
+        app: AppIdentity::new("example-service", "Example App", "--dir"),
         startup_grace_secs: 15,
     }
 }
@@ -28,7 +28,7 @@ fn proc_(pid: u32, age: u64, run_state: RunState) -> ProcessFacts {
         pid,
         start_time: NOW - age,
         exe: None,
-        name: "memory-service".into(),
+        name: "example-service".into(),
         run_state,
     }
 }
@@ -37,7 +37,7 @@ fn ours(pid: u32, instance: &str) -> Health {
     Health::Answered {
         status: 200,
         identity: Some(Identity {
-            service: "memory-service".into(),
+            service: "example-service".into(),
             pid,
             instance_id: instance.into(),
             home: "/h".into(),
@@ -243,7 +243,7 @@ fn verdict_table() {
                 health: Health::Answered {
                     status: 200,
                     identity: Some(Identity {
-                        service: "memory-service".into(),
+                        service: "example-service".into(),
                         pid: 9,
                         instance_id: "q".into(),
                         home: "/other".into(),
