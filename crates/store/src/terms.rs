@@ -53,6 +53,26 @@ fn is_word_char(c: char) -> bool {
     c.is_alphanumeric() || is_combining_mark(c) || is_unspaced(c)
 }
 
+/// Whether FTS5's `unicode61` tokenizer keeps `c` in a token: its default token
+/// categories are `L* N* Co` (SQLite's fts5 documentation, "Unicode61 Tokenizer").
+/// Combining marks are not among them, so a run of marks alone (e.g. a Malayalam vowel
+/// sign without its consonant) is no token there and must be no term here.
+fn is_fts_token_char(c: char) -> bool {
+    use unicode_general_category::{GeneralCategory as G, get_general_category};
+    matches!(
+        get_general_category(c),
+        G::UppercaseLetter
+            | G::LowercaseLetter
+            | G::TitlecaseLetter
+            | G::ModifierLetter
+            | G::OtherLetter
+            | G::DecimalNumber
+            | G::LetterNumber
+            | G::OtherNumber
+            | G::PrivateUse
+    )
+}
+
 /// One piece of a word: a run of one script class.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Piece {
@@ -80,7 +100,7 @@ pub fn pieces(text: &str) -> Vec<Piece> {
             let unspaced = is_unspaced(c);
             // A combining mark stays with the run it follows.
             if !run.is_empty() && unspaced != run_unspaced && !is_combining_mark(c) {
-                out.push(piece(&run, run_unspaced));
+                push_piece(&mut out, &run, run_unspaced);
                 run.clear();
             }
             if run.is_empty() {
@@ -89,10 +109,17 @@ pub fn pieces(text: &str) -> Vec<Piece> {
             run.push(c);
         }
         if !run.is_empty() {
-            out.push(piece(&run, run_unspaced));
+            push_piece(&mut out, &run, run_unspaced);
         }
     }
     out
+}
+
+/// Adds the piece of `run`, unless FTS5 would find no token in it (marks alone).
+fn push_piece(out: &mut Vec<Piece>, run: &str, unspaced: bool) {
+    if run.chars().any(is_fts_token_char) {
+        out.push(piece(run, unspaced));
+    }
 }
 
 fn piece(run: &str, unspaced: bool) -> Piece {
@@ -364,6 +391,10 @@ mod tests {
     fn cjk_runs_become_bigrams_then_characters() {
         assert_eq!(index_terms("东京"), "东京 东 京");
         assert_eq!(index_terms("猫"), "猫");
+        // A vowel sign alone is no token for FTS5 (proptest found it): no term either.
+        assert_eq!(index_terms("\u{0D46}"), "");
+        assert!(query_terms("\u{0D46}", crate::MAX_TERMS).is_empty());
+        assert_eq!(index_terms("\u{0D15}\u{0D46}"), "\u{0D15}\u{0D46}");
         assert_eq!(
             index_terms("步2 重跑gen-itgc后50条"),
             "步 2 重跑 重 跑 gen itgc 后 50 条"
