@@ -49,7 +49,7 @@ pub fn test_model_dir() -> PathBuf {
     }
 }
 
-/// The workspace root: two levels above this crate's manifest (`crates/embedding`).
+/// The workspace root: two levels above this crate's manifest (`crates/memory-embedding`).
 pub fn workspace_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
 }

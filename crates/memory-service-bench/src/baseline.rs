@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use rusqlite::Connection;
 
-/// The service's tokenizer (crates/store/src/schema.rs).
+/// The service's tokenizer (crates/memory-store/src/schema.rs).
 pub const TOKENIZER: &str = "porter unicode61 remove_diacritics 2";
 
 /// A bare FTS5 table being filled: rows go in `per_txn` to a transaction.

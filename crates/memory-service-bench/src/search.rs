@@ -118,7 +118,7 @@ pub fn queries(kind: Kind, n: usize, chunks: usize) -> Vec<String> {
 }
 
 /// The FTS5 MATCH expression the service built from a query before issue 9
-/// (crates/store/src/search.rs `match_expression`): each distinct word
+/// (crates/memory-store/src/search.rs `match_expression`): each distinct word
 /// (alphanumeric run, case-insensitive, at most 32), quoted, OR-ed.
 pub fn or_expression(query: &str) -> Option<String> {
     let mut seen: Vec<String> = Vec::new();
