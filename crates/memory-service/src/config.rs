@@ -20,9 +20,6 @@ pub const DEFAULT_HOST: &str = "127.0.0.1";
 /// The default port, ChatDO's.
 pub const DEFAULT_PORT: u16 = 5858;
 
-/// Where installed embedding models live, under the home.
-pub const MODELS_DIR: &str = "models";
-
 /// Settings given on the command line (all optional). Home, host and port
 /// are global options (every command needs them: the service binds them, the
 /// others find it there); the service's own settings come from
@@ -276,7 +273,9 @@ impl Config {
         }
         let embedding_model = match &args.embedding_model {
             Some(d) => absolute(d.clone(), "--embedding-model")?,
-            None => home.join(MODELS_DIR).join(memory_embedding::default_model_name()),
+            None => crate::home::Home::new(&home)
+                .models()
+                .join(memory_embedding::default_model_name()),
         };
         let header_timeout = millis(
             "MEMORY_SERVICE_HEADER_TIMEOUT_MS",
@@ -324,9 +323,14 @@ impl Config {
         Config::load(args, &|k| std::env::var(k).ok())
     }
 
+    /// Every path under the home.
+    pub fn paths(&self) -> crate::home::Home {
+        crate::home::Home::new(&self.home)
+    }
+
     /// Where `model install` puts models: `HOME/models`.
     pub fn models_dir(&self) -> PathBuf {
-        self.home.join(MODELS_DIR)
+        self.paths().models()
     }
 
     /// The base URL clients use.

@@ -296,7 +296,7 @@ fn refuse_if_chatdo_runs(config: &Config, ours: Option<u32>) -> anyhow::Result<(
 }
 
 fn ledger_path(config: &Config) -> PathBuf {
-    config.home.join("import-chatdo.json")
+    config.paths().import_ledger()
 }
 
 fn read_ledger(config: &Config) -> HashSet<String> {

@@ -23,6 +23,7 @@ pub mod client;
 pub mod config;
 pub mod daemon;
 pub mod exit_code;
+pub mod home;
 pub mod http;
 pub mod import;
 pub mod lifecycle;

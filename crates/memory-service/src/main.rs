@@ -104,7 +104,7 @@ fn run(cli: Cli) -> anyhow::Result<ProcessExit> {
     let code = match cli.command {
         Command::Serve(_) => {
             if lifecycle::logs::rotate_inherited(&config) {
-                tracing::info!(log = %lifecycle::log_path(&config).display(), "rotated the log (kept one old generation)");
+                tracing::info!(log = %config.paths().log().display(), "rotated the log (kept one old generation)");
             }
             memory_service::daemon::run(config)?
         }

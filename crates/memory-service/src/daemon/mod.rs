@@ -13,7 +13,7 @@ use std::net::{TcpListener, ToSocketAddrs};
 use std::sync::{Arc, Mutex};
 
 use anyhow::Context;
-use single_instance::{AppIdentity, Claim, HomeFiles, Instance, Policy, Verdict};
+use single_instance::{AppIdentity, Claim, Instance, Policy, Verdict};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
@@ -26,20 +26,8 @@ use crate::semantic::Semantic;
 
 /// The service name in `/health` and in the guard's policy.
 pub const SERVICE: &str = "memory-service";
-/// The stem of the files in the home: `memory_service.lock`, `memory_service.pid`.
-pub const FILE_STEM: &str = "memory_service";
 /// Our version.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
-
-/// The database file under the home.
-pub fn database_path(config: &Config) -> std::path::PathBuf {
-    config.home.join("memory.sqlite")
-}
-
-/// The home's guarded files.
-pub fn home_files(config: &Config) -> HomeFiles {
-    HomeFiles::new(&config.home, FILE_STEM)
-}
 
 /// Our names in the guard's messages.
 pub fn app() -> AppIdentity {
@@ -247,7 +235,7 @@ pub fn run(mut config: Config) -> anyhow::Result<ExitCode> {
 /// `Ok(Err(code))` after the refusal was reported (an unusable home, another
 /// holder), so the caller only exits with it.
 fn claim_home(config: &Config) -> anyhow::Result<Result<Instance, ExitCode>> {
-    let files = home_files(config);
+    let files = config.paths().guarded();
     let policy = policy(config);
     let claim = match single_instance::claim(
         &files,
@@ -459,7 +447,7 @@ async fn close_services(s: &Services, semantic: &Arc<Semantic>) {
 /// Opens the database (only now: the lock is ours and the port bound) and
 /// starts the file indexer, off the async workers.
 async fn open_services(config: &Config) -> anyhow::Result<Services> {
-    let db_path = database_path(config);
+    let db_path = config.paths().database();
     // No source may be (or contain) the home or the database's folder: indexing
     // them would index the database while it is written.
     let mut protected = vec![config.home.clone()];

@@ -18,15 +18,12 @@ use axum::response::{IntoResponse, Response};
 use super::{ApiError, AppState};
 use crate::config::AuthToken;
 
-/// The token file's name under the home.
-pub const TOKEN_FILE: &str = "auth_token";
-
 /// The longest token file read (a token is 64 hex digits).
 const MAX_TOKEN_FILE: u64 = 1024;
 
 /// `<home>/auth_token`.
 pub fn token_path(home: &Path) -> PathBuf {
-    home.join(TOKEN_FILE)
+    crate::home::Home::new(home).auth_token()
 }
 
 /// A new token: 256 bits from the OS's random source (`rand`'s thread RNG,
@@ -114,7 +111,7 @@ pub fn load_or_create(home: &Path) -> anyhow::Result<AuthToken> {
     if let Some(t) = read_token(&path)? {
         return Ok(t);
     }
-    let tmp = home.join(format!("{TOKEN_FILE}.tmp"));
+    let tmp = token_path(home).with_extension("tmp");
     let _ = std::fs::remove_file(&tmp);
     let token = new_token();
     let mut f = std::fs::OpenOptions::new()

@@ -12,7 +12,6 @@ use memory_store::repair::{self, RebuildReport};
 use single_instance::lock::{HomeAcquire, try_lock_home};
 
 use crate::config::Config;
-use crate::daemon::{database_path, home_files};
 use crate::exit_code::ExitCode;
 
 /// `doctor`'s options.
@@ -28,7 +27,7 @@ const MAX_PROBLEMS_SHOWN: usize = 10;
 
 /// Runs `doctor`; the home's lock is held throughout.
 pub fn run(config: &Config, args: &DoctorArgs) -> anyhow::Result<ExitCode> {
-    let db = database_path(config);
+    let db = config.paths().database();
     if !config.home.is_dir() || !db.exists() {
         println!("no database at {}: nothing to check", db.display());
         return Ok(ExitCode::Ok);
@@ -73,7 +72,7 @@ fn refuse_while_running(config: &Config) -> ExitCode {
     if let Some(code) = super::stranger_instead_of_instance(config) {
         return code;
     }
-    let files = home_files(config);
+    let files = config.paths().guarded();
     let pid = single_instance::lock::read_record(&files.lock)
         .0
         .map(|r| format!("PID {}", r.pid))

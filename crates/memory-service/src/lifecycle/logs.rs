@@ -65,7 +65,7 @@ fn tail_and_end(path: &Path, n: usize) -> (Vec<String>, u64) {
 
 /// Runs `logs`.
 pub fn run(config: &Config, args: &LogsArgs) -> anyhow::Result<ExitCode> {
-    let path = super::log_path(config);
+    let path = config.paths().log();
     if !path.exists() {
         eprintln!(
             "memory-service: no log at {} yet\n  next: it is written by instances run by \
@@ -119,7 +119,7 @@ pub fn run(config: &Config, args: &LogsArgs) -> anyhow::Result<ExitCode> {
 /// they were.
 pub fn rotate_inherited(config: &Config) -> bool {
     use std::os::fd::AsFd;
-    let log = super::log_path(config);
+    let log = config.paths().log();
     let Ok(meta) = std::fs::symlink_metadata(&log) else {
         return false;
     };

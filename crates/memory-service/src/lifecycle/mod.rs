@@ -17,14 +17,9 @@ use std::time::{Duration, Instant};
 use single_instance::{Holder, Signal, SignalOutcome, Verdict};
 
 use crate::config::Config;
-use crate::daemon::{home_files, policy};
+use crate::daemon::policy;
 use crate::exit_code::ExitCode;
 use crate::probe;
-
-/// The log file `start` sends a detached instance's output to.
-pub fn log_path(config: &Config) -> PathBuf {
-    config.home.join("memory_service.log")
-}
 
 /// Why the home cannot be used, when `e` (from `start`, `stop` or `restart`)
 /// says so: the guard refused the home or one of its files, or an I/O error
@@ -69,7 +64,7 @@ pub fn home_result(config: &Config, r: anyhow::Result<ExitCode>) -> anyhow::Resu
 /// What is running for a home right now: the guard's own verdict, from the
 /// same facts a `serve` would gather (so `start` and `serve` never disagree).
 pub fn observe(config: &Config) -> anyhow::Result<Verdict> {
-    let files = home_files(config);
+    let files = config.paths().guarded();
     let policy = policy(config);
     for _ in 0..8 {
         let Some(held) = single_instance::inspect(&files)? else {
@@ -86,7 +81,7 @@ pub fn observe(config: &Config) -> anyhow::Result<Verdict> {
 
 /// Polls until nobody holds the home's lock, or `timeout` passes.
 pub fn wait_lock_free(config: &Config, timeout: Duration) -> anyhow::Result<bool> {
-    let files = home_files(config);
+    let files = config.paths().guarded();
     let end = Instant::now() + timeout;
     loop {
         if single_instance::inspect(&files)?.is_none() {
@@ -115,7 +110,7 @@ pub fn report_stranger(pid: u32, program: &str, path: &std::path::Path) -> ExitC
 /// When a client command finds no instance: the program that is not ours
 /// holding the home's lock, if that is why (reported, with its exit code).
 pub fn stranger_instead_of_instance(config: &Config) -> Option<ExitCode> {
-    match single_instance::holder(&home_files(config)) {
+    match single_instance::holder(&config.paths().guarded()) {
         Ok(Holder::Stranger { pid, program, path }) => Some(report_stranger(pid, &program, &path)),
         _ => None,
     }
@@ -153,7 +148,7 @@ pub enum Stopped {
 /// Stops the verified holder: SIGTERM, wait up to `grace` for the lock to be
 /// released, then (if `escalate`) SIGKILL and wait again.
 pub fn stop_holder(config: &Config, grace: Duration, escalate: bool) -> anyhow::Result<Stopped> {
-    let files = home_files(config);
+    let files = config.paths().guarded();
     let (pid, start_time) = match single_instance::holder(&files)? {
         Holder::Free => return Ok(Stopped::NotRunning),
         Holder::Unverified { pid, reason } => return Ok(Stopped::Unverified { pid, reason }),

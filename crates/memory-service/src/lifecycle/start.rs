@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use single_instance::Verdict;
 
-use super::{Stopped, log_path, observe, stop_holder};
+use super::{Stopped, observe, stop_holder};
 use crate::config::Config;
 use crate::exit_code::ExitCode;
 use crate::probe;
@@ -148,7 +148,7 @@ pub const STUCK_CONFIRM: Duration = Duration::from_secs(3);
 
 fn holder_is_stopped(config: &Config) -> bool {
     matches!(
-        single_instance::holder(&crate::daemon::home_files(config)),
+        single_instance::holder(&config.paths().guarded()),
         Ok(single_instance::Holder::Verified { process, .. })
             if process.run_state == single_instance::process::RunState::Stopped
     )
@@ -174,7 +174,7 @@ fn stop_or_report(config: &Config, grace: Duration) -> anyhow::Result<Option<Exi
 /// Moves a log over the cap aside, keeping one old generation. Only a
 /// regular file is moved (`symlink_metadata`: a link is never followed).
 fn rotate_log(config: &Config) {
-    let log = log_path(config);
+    let log = config.paths().log();
     if std::fs::symlink_metadata(&log).is_ok_and(|m| m.is_file() && m.len() > LOG_CAP_BYTES) {
         let _ = std::fs::rename(&log, log.with_extension("log.1"));
     }
@@ -217,7 +217,7 @@ fn spawn_serve(config: &Config) -> anyhow::Result<Child> {
     }
     // A special file at the lock path would make `serve` exit 15 at once:
     // say so here and spawn nothing (issue 13: a FIFO or link there).
-    let lock = crate::daemon::home_files(config).lock;
+    let lock = config.paths().guarded().lock;
     if let Ok(m) = std::fs::symlink_metadata(&lock)
         && !m.is_file()
     {
@@ -234,7 +234,7 @@ fn spawn_serve(config: &Config) -> anyhow::Result<Child> {
         .into());
     }
     rotate_log(config);
-    let log = log_path(config);
+    let log = config.paths().log();
     let out = open_log(&log)?;
     let err = out.try_clone().context("duplicating the log handle")?;
     let exe = std::env::current_exe().context("finding this program's path")?;
@@ -302,7 +302,7 @@ fn spawn_and_wait(config: &Config, deadline: Instant) -> anyhow::Result<Spawned>
         Err(e) => return Err(e),
     };
     let pid = child.id();
-    let log = log_path(config);
+    let log = config.paths().log();
     loop {
         if let Some(status) = child.try_wait()? {
             let code = status.code().unwrap_or(1);

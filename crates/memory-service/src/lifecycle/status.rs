@@ -11,9 +11,8 @@ use serde::{Deserialize, Serialize};
 use single_instance::Verdict;
 use single_instance::pidfile::{self, PidFile};
 
-use super::{log_path, observe};
+use super::observe;
 use crate::config::Config;
-use crate::daemon::home_files;
 use crate::exit_code::StatusCode;
 use crate::probe;
 
@@ -109,7 +108,7 @@ pub struct StatusReport {
 
 /// Gathers the status and its exit code.
 pub fn gather(config: &Config) -> (StatusReport, StatusCode) {
-    let log = log_path(config);
+    let log = config.paths().log();
     let mut v = StatusReport {
         home: config.home.clone(),
         log: log.exists().then_some(log),
@@ -175,7 +174,7 @@ pub fn gather(config: &Config) -> (StatusReport, StatusCode) {
             )]);
             StatusCode::ForeignLockHolder
         }
-        _ => match pidfile::read(&home_files(config).pid) {
+        _ => match pidfile::read(&config.paths().guarded().pid) {
             PidFile::Pid(pid) => {
                 v.state = "dead".into();
                 v.pid_file_pid = Some(pid);
@@ -202,7 +201,7 @@ pub fn gather(config: &Config) -> (StatusReport, StatusCode) {
 /// symbolic link) sits in place of, each as a sentence saying what it does
 /// and what to do. Looked at with `lstat` only: never opened or followed.
 pub fn odd_files(config: &Config) -> Vec<String> {
-    let files = home_files(config);
+    let files = config.paths().guarded();
     [
         (
             "lock file",
@@ -216,7 +215,7 @@ pub fn odd_files(config: &Config) -> Vec<String> {
         ),
         (
             "log file",
-            log_path(config),
+            config.paths().log(),
             "`memory-service start` cannot write its log until it is removed",
         ),
     ]

@@ -8,7 +8,6 @@ use single_instance::pidfile::{self, PidFile};
 
 use super::{Stopped, stop_holder};
 use crate::config::Config;
-use crate::daemon::home_files;
 use crate::exit_code::ExitCode;
 
 /// Options of `stop`.
@@ -34,7 +33,7 @@ pub fn report(config: &Config, outcome: &Stopped) -> ExitCode {
     let home = config.home.display();
     match outcome {
         Stopped::NotRunning => {
-            let files = home_files(config);
+            let files = config.paths().guarded();
             if let PidFile::Pid(pid) = pidfile::read(&files.pid)
                 && single_instance::inspect(&files).is_ok_and(|h| h.is_none())
                 && pidfile::remove_if_ours(&files.pid, pid).unwrap_or(false)
