@@ -18,7 +18,7 @@
 //! - `error`: [`IndexerError`].
 //!
 //! # Jobs and restarts
-//! Jobs live in the store (`index_jobs`), so ids survive restarts. A job a crash left
+//! Jobs live in the store (`file_index_jobs`), so ids survive restarts. A job a crash left
 //! `running` is marked `failed` ("interrupted by a restart") when the store opens; at
 //! [`Indexer::start`] every source gets a fresh incremental sync job (catching changes
 //! made while the service was down and finishing interrupted work without re-reading

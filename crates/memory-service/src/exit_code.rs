@@ -87,7 +87,7 @@ impl ExitCode {
 /// monitors can use `memory-service status` like `service foo status`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u8)]
-pub enum StatusCode {
+pub enum StatusExit {
     /// Running and healthy.
     Running = 0,
     /// Not running, but a PID file exists (a crash or `kill -9`).
@@ -108,22 +108,22 @@ pub enum StatusCode {
     HomeUnusable = 15,
 }
 
-impl StatusCode {
+impl StatusExit {
     /// Every status code, for documentation and tests.
-    pub const ALL: [StatusCode; 8] = [
-        StatusCode::Running,
-        StatusCode::DeadWithPidFile,
-        StatusCode::NotRunning,
-        StatusCode::Unknown,
-        StatusCode::Unresponsive,
-        StatusCode::Starting,
-        StatusCode::ForeignLockHolder,
-        StatusCode::HomeUnusable,
+    pub const ALL: [StatusExit; 8] = [
+        StatusExit::Running,
+        StatusExit::DeadWithPidFile,
+        StatusExit::NotRunning,
+        StatusExit::Unknown,
+        StatusExit::Unresponsive,
+        StatusExit::Starting,
+        StatusExit::ForeignLockHolder,
+        StatusExit::HomeUnusable,
     ];
 }
 
-impl From<StatusCode> for std::process::ExitCode {
-    fn from(c: StatusCode) -> Self {
+impl From<StatusExit> for std::process::ExitCode {
+    fn from(c: StatusExit) -> Self {
         std::process::ExitCode::from(c as u8)
     }
 }
@@ -152,7 +152,7 @@ mod tests {
                 c.code()
             );
         }
-        for c in StatusCode::ALL {
+        for c in StatusExit::ALL {
             assert!(
                 readme.contains(&format!("| {} | `{c:?}`", c as u8)),
                 "README's status table lacks {} {c:?}",

@@ -16,7 +16,7 @@ use serde::Serialize;
 /// Who this instance is. Fixed at start; the same values are in the holder
 /// record of the lock file, which is how a prober ties an answer to a holder.
 #[derive(Debug, Clone, Serialize)]
-pub struct Identity {
+pub struct ServiceIdentity {
     /// Always "memory-service".
     pub service: &'static str,
     /// Our PID.
@@ -51,7 +51,7 @@ struct Snapshot {
 #[derive(Debug)]
 pub struct Monitor {
     /// Fixed identity.
-    identity: Identity,
+    identity: ServiceIdentity,
     /// Monotonic start, for uptime.
     started: Instant,
     /// What `/health` reads.
@@ -66,7 +66,7 @@ pub struct Monitor {
 
 impl Monitor {
     /// A monitor in state `starting`.
-    pub fn new(identity: Identity) -> Arc<Monitor> {
+    pub fn new(identity: ServiceIdentity) -> Arc<Monitor> {
         Arc::new(Monitor {
             identity,
             started: Instant::now(),
@@ -90,7 +90,7 @@ impl Monitor {
     }
 
     /// Our identity.
-    pub fn identity(&self) -> &Identity {
+    pub fn identity(&self) -> &ServiceIdentity {
         &self.identity
     }
 
@@ -160,7 +160,7 @@ pub(crate) mod tests {
     use super::*;
 
     pub(crate) fn monitor() -> Arc<Monitor> {
-        Monitor::new(Identity {
+        Monitor::new(ServiceIdentity {
             service: "memory-service",
             pid: 1,
             instance_id: "i".into(),

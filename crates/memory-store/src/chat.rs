@@ -6,9 +6,9 @@
 use rusqlite::{Connection, OptionalExtension, params};
 use uuid::Uuid;
 
+use crate::chat_jobs;
 use crate::clock;
 use crate::error::{SqlContext, StoreError};
-use crate::job;
 
 /// Largest accepted `content`, in bytes (1 MiB).
 pub const MAX_CONTENT_BYTES: usize = 1024 * 1024;
@@ -177,7 +177,7 @@ pub(crate) fn upsert(conn: &Connection, m: &ChatMessageIn) -> Result<Enqueued, S
             uuid
         }
     };
-    let (job_id, enqueue_ms) = job::enqueue(
+    let (job_id, enqueue_ms) = chat_jobs::enqueue(
         conn,
         &m.chat_id,
         &m.message_id,

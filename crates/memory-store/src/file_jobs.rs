@@ -1,5 +1,5 @@
 //! File index jobs: their public types ([`FileJob`], [`FileJobKind`], [`FileJobState`],
-//! [`JobEnd`]) and every SQL statement on `index_jobs` (enqueue, claim with its
+//! [`JobEnd`]) and every SQL statement on `file_index_jobs` (enqueue, claim with its
 //! generation, finish with the rebuild's swap, the failure of interrupted jobs at open).
 //! It must not decide when jobs run (the indexer crate does) nor open transactions itself
 //! (callers run it inside the writer's transaction).
@@ -189,7 +189,7 @@ pub(crate) fn enqueue(conn: &Connection, source_id: &str, kind: FileJobKind) -> 
     let context = "while queueing an index job";
     let n = conn
         .prepare_cached(
-            "INSERT INTO index_jobs (source_id, kind, status, created_at)
+            "INSERT INTO file_index_jobs (source_id, kind, status, created_at)
              SELECT id, ?2, 'queued', ?3 FROM sources WHERE id = ?1",
         )
         .ctx(context)?
@@ -203,7 +203,7 @@ pub(crate) fn enqueue(conn: &Connection, source_id: &str, kind: FileJobKind) -> 
 
 /// One job by id.
 pub(crate) fn job(conn: &Connection, id: i64) -> Result<Option<FileJob>, StoreError> {
-    let sql = format!("SELECT {JOB_COLUMNS} FROM index_jobs j WHERE j.id = ?1");
+    let sql = format!("SELECT {JOB_COLUMNS} FROM file_index_jobs j WHERE j.id = ?1");
     conn.prepare_cached(&sql)
         .ctx("while reading an index job")?
         .query_row([id], |r| job_from(r, 0))
@@ -213,8 +213,9 @@ pub(crate) fn job(conn: &Connection, id: i64) -> Result<Option<FileJob>, StoreEr
 
 /// The newest `limit` jobs of a source (empty for an unknown id).
 pub(crate) fn jobs(conn: &Connection, source_id: &str, limit: usize) -> Result<Vec<FileJob>, StoreError> {
-    let sql =
-        format!("SELECT {JOB_COLUMNS} FROM index_jobs j WHERE j.source_id = ?1 ORDER BY j.id DESC LIMIT ?2");
+    let sql = format!(
+        "SELECT {JOB_COLUMNS} FROM file_index_jobs j WHERE j.source_id = ?1 ORDER BY j.id DESC LIMIT ?2"
+    );
     let context = "while listing index jobs";
     let mut stmt = conn.prepare_cached(&sql).ctx(context)?;
     let rows = stmt
@@ -229,7 +230,7 @@ pub(crate) fn claim_next(conn: &Connection) -> Result<Option<ClaimedFileJob>, St
     let context = "while starting an index job";
     let next: Option<(i64, String, String)> = conn
         .prepare_cached(
-            "SELECT id, source_id, kind FROM index_jobs WHERE status = 'queued' ORDER BY id LIMIT 1",
+            "SELECT id, source_id, kind FROM file_index_jobs WHERE status = 'queued' ORDER BY id LIMIT 1",
         )
         .ctx(context)?
         .query_row([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
@@ -246,9 +247,9 @@ pub(crate) fn claim_next(conn: &Connection) -> Result<Option<ClaimedFileJob>, St
     }
     let now = clock::now_iso();
     conn.prepare_cached(
-        "UPDATE index_jobs SET status = 'running', started_at = ?2,
+        "UPDATE file_index_jobs SET status = 'running', started_at = ?2,
                 generation = (SELECT CASE WHEN ?3 = 'rebuild' THEN max_generation ELSE generation END
-                              FROM sources WHERE id = index_jobs.source_id)
+                              FROM sources WHERE id = file_index_jobs.source_id)
          WHERE id = ?1",
     )
     .ctx(context)?
@@ -316,7 +317,7 @@ pub(crate) fn finish(conn: &Connection, job_id: i64, end: &JobEnd) -> Result<boo
         Some(now.as_str())
     };
     conn.prepare_cached(
-        "UPDATE index_jobs SET status = ?2, error = ?3, completed_at = ?4,
+        "UPDATE file_index_jobs SET status = ?2, error = ?3, completed_at = ?4,
                 generation = CASE WHEN ?2 = 'queued' THEN NULL ELSE generation END
          WHERE id = ?1",
     )
@@ -350,7 +351,7 @@ pub(crate) fn fail_interrupted(conn: &Connection) -> Result<usize, StoreError> {
     let context = "while failing index jobs interrupted by a restart";
     let ids: Vec<i64> = {
         let mut stmt = conn
-            .prepare("SELECT id FROM index_jobs WHERE status = 'running'")
+            .prepare("SELECT id FROM file_index_jobs WHERE status = 'running'")
             .ctx(context)?;
         let rows = stmt.query_map([], |r| r.get(0)).ctx(context)?;
         rows.collect::<Result<_, _>>().ctx(context)?

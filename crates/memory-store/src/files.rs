@@ -166,7 +166,7 @@ fn check_target(conn: &Connection, b: &FileBatch) -> Result<(), StoreError> {
     let ok = match b.job_id {
         Some(job) => conn
             .prepare_cached(
-                "SELECT 1 FROM index_jobs WHERE id = ?1 AND status = 'running'
+                "SELECT 1 FROM file_index_jobs WHERE id = ?1 AND status = 'running'
                  AND source_id = ?2 AND generation = ?3",
             )
             .ctx(context)?
@@ -279,7 +279,7 @@ pub(crate) fn apply(conn: &Connection, b: &FileBatch) -> Result<(), StoreError> 
     }
     if let (Some(job), Some(p)) = (b.job_id, b.progress) {
         conn.prepare_cached(
-            "UPDATE index_jobs SET files_total = coalesce(?2, files_total), files_processed = ?3,
+            "UPDATE file_index_jobs SET files_total = coalesce(?2, files_total), files_processed = ?3,
                     bytes_processed = ?4, files_skipped = ?5, files_updated = ?6,
                     files_indexed = ?7, bytes_indexed = ?8, skipped_binary = ?9,
                     skipped_too_large = ?10, skipped_unsupported = ?11, skipped_unreadable = ?12,

@@ -9,8 +9,9 @@
 //! - `writer`: the single writer thread with group commit, and the WAL size guard.
 //! - `readers`: the pool of read-only connections.
 //! - `chat`: message validation, upsert + job enqueue, chat deletion.
-//! - `job`: index job states, ids and their SQL.
-//! - `indexer`: the background thread turning queued jobs into chunks, in batches.
+//! - `chat_jobs`: chat index job states, ids and their SQL.
+//! - `chat_indexer`: the background thread turning queued chat jobs into chunks, in
+//!   batches.
 //! - [`chunk`]: splitting text into chunks with character offsets (sizes documented
 //!   there); public because the file indexer chunks on its own thread.
 //! - `sources`: file sources (slug ids, list with latest jobs, delete, totals).
@@ -33,6 +34,8 @@
 #![deny(missing_docs)]
 
 mod chat;
+mod chat_indexer;
+mod chat_jobs;
 pub mod chunk;
 mod chunk_stats;
 mod clock;
@@ -40,8 +43,6 @@ mod error;
 mod facts;
 mod file_jobs;
 mod files;
-mod indexer;
-mod job;
 mod readers;
 pub mod repair;
 mod schema;
@@ -61,6 +62,7 @@ use std::time::Duration;
 use rusqlite::{Connection, OpenFlags};
 
 pub use chat::{ChatAck, ChatMessageIn, MAX_CONTENT_BYTES, MAX_ID_BYTES, MAX_ROLE_BYTES};
+pub use chat_jobs::{ChatJobState, ChatJobStatus};
 pub use chunk::{MIN_BREAK_CHARS, MIN_TAIL_CHARS, TARGET_CHARS};
 pub use chunk_stats::ChunkStats;
 pub use error::StoreError;
@@ -69,7 +71,6 @@ pub use facts::{
 };
 pub use file_jobs::{ClaimedFileJob, FileJob, FileJobKind, FileJobState, INTERRUPTED, JobEnd};
 pub use files::{FileBatch, FileOp, FileRecord, FileUpsert, JobProgress, SkipCounts};
-pub use job::{JobState, JobStatus};
 pub use schema::SCHEMA_VERSION;
 pub use search::{MAX_LIMIT, MAX_TERMS, SearchHit, SearchRequest, SourceType};
 pub use sources::{
@@ -78,8 +79,8 @@ pub use sources::{
 pub use stats::StoreStats;
 pub use vectors::{ChunkChanges, PendingChunk, VectorIndex, dot};
 
+use chat_indexer::{ChatIndexer, ChatIndexerSignal};
 use error::{SqlContext, on_path};
-use indexer::{Indexer, IndexerSignal};
 use readers::Readers;
 use stats::{Counters, PendingJobs};
 use writer::{Wait, WalGuard, Writer};
@@ -133,7 +134,7 @@ struct Inner {
     readers: Readers,
     counters: Arc<Counters>,
     pending: Arc<PendingJobs>,
-    signal: Arc<IndexerSignal>,
+    signal: Arc<ChatIndexerSignal>,
     /// The current embedding model's vectors (empty, model "", until one is set).
     vectors: VectorIndex,
     changes: Arc<ChunkChanges>,
@@ -195,10 +196,10 @@ impl Store {
     /// and the chat indexer threads. Pending jobs are resumed.
     pub fn open(cfg: StoreConfig) -> Result<Store, StoreError> {
         let conn = open_write_connection(&cfg)?;
-        job::requeue_running(&conn)?;
+        chat_jobs::requeue_running(&conn)?;
         file_jobs::fail_interrupted(&conn)?;
         let pending = Arc::new(PendingJobs::default());
-        let found = job::pending(&conn)?;
+        let found = chat_jobs::pending(&conn)?;
         let resume = !found.is_empty();
         for (ms, id) in found {
             pending.add(ms, id);
@@ -212,9 +213,9 @@ impl Store {
         )?;
         let wal = WalGuard::new(&cfg.path, cfg.wal_limit_bytes, cfg.busy_timeout);
         let (writer, writer_thread) = Writer::spawn(conn, Arc::clone(&counters), wal)?;
-        let signal = Arc::new(IndexerSignal::default());
+        let signal = Arc::new(ChatIndexerSignal::default());
         let changes = Arc::new(ChunkChanges::default());
-        let indexer = Indexer {
+        let indexer = ChatIndexer {
             writer: writer.clone(),
             signal: Arc::clone(&signal),
             pending: Arc::clone(&pending),
@@ -281,12 +282,12 @@ impl Store {
     }
 
     /// `GET /index-job-status/{job_id}`, from the database; `Ok(None)` for an unknown id.
-    pub fn job_status(&self, job_id: &str) -> Result<Option<JobStatus>, StoreError> {
+    pub fn job_status(&self, job_id: &str) -> Result<Option<ChatJobStatus>, StoreError> {
         self.check_open()?;
         if job_id.is_empty() {
             return Ok(None);
         }
-        self.inner.readers.with(|c| job::status(c, job_id))
+        self.inner.readers.with(|c| chat_jobs::status(c, job_id))
     }
 
     /// `POST /search` without a query vector: the text channel only (see
@@ -565,7 +566,7 @@ impl Store {
         Ok(deleted)
     }
 
-    /// Indexer side: a source's root folder is gone. Marks it `error` with `message` and
+    /// ChatIndexer side: a source's root folder is gone. Marks it `error` with `message` and
     /// hides its files from search at once (an empty generation swapped in; the old one
     /// is collected as garbage); chat rows are untouched. False for an unknown id.
     pub fn mark_source_missing(&self, id: &str, message: &str) -> Result<bool, StoreError> {
@@ -600,12 +601,12 @@ impl Store {
         self.write(false, move |c| file_jobs::enqueue(c, &id, kind))
     }
 
-    /// Indexer side: marks the oldest queued file job `running` and returns it.
+    /// ChatIndexer side: marks the oldest queued file job `running` and returns it.
     pub fn claim_file_job(&self) -> Result<Option<ClaimedFileJob>, StoreError> {
         self.write(true, file_jobs::claim_next)
     }
 
-    /// Indexer side: the file rows of one generation of a source.
+    /// ChatIndexer side: the file rows of one generation of a source.
     pub fn file_records(&self, source_id: &str, generation: i64) -> Result<Vec<FileRecord>, StoreError> {
         self.check_open()?;
         self.inner
@@ -613,7 +614,7 @@ impl Store {
             .with(|c| files::records(c, source_id, generation))
     }
 
-    /// Indexer side: commits a batch of file changes (each file's row and chunks
+    /// ChatIndexer side: commits a batch of file changes (each file's row and chunks
     /// together) and the job's progress in one transaction. `NotFound` when the job is no
     /// longer running or the source is gone: the indexer stops.
     pub fn apply_file_batch(&self, batch: FileBatch) -> Result<(), StoreError> {
@@ -628,7 +629,7 @@ impl Store {
         Ok(())
     }
 
-    /// Indexer side: ends a running job (a completed rebuild swaps its generation in, in
+    /// ChatIndexer side: ends a running job (a completed rebuild swaps its generation in, in
     /// the same transaction). False when the job was no longer running.
     pub fn finish_file_job(&self, job_id: i64, end: JobEnd) -> Result<bool, StoreError> {
         let finished = self.write(true, move |c| file_jobs::finish(c, job_id, &end))?;
@@ -636,7 +637,7 @@ impl Store {
         Ok(finished)
     }
 
-    /// Indexer side: deletes at most `max_rows` rows of replaced generations; 0 when
+    /// ChatIndexer side: deletes at most `max_rows` rows of replaced generations; 0 when
     /// nothing is left. Call in a loop: each call is its own short transaction.
     pub fn collect_garbage(&self, max_rows: usize) -> Result<usize, StoreError> {
         let deleted = self.write(true, move |c| files::collect_garbage(c, max_rows))?;
@@ -928,7 +929,7 @@ mod tests {
             .with(|c| c.query_row("PRAGMA user_version", [], |r| r.get(0)).ctx("v"))
             .expect("version");
         assert_eq!(version, SCHEMA_VERSION);
-        assert_eq!(SCHEMA_VERSION, 8);
+        assert_eq!(SCHEMA_VERSION, 9);
         let sizes = |sql: &str| -> Vec<(String, i64)> {
             store
                 .inner

@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 
 use crate::error::{SqlContext, StoreError, on_path};
-use crate::{FileJobKind, StoreConfig, file_jobs, job};
+use crate::{FileJobKind, StoreConfig, chat_jobs, file_jobs};
 
 /// Most problems `quick_check` lists before it stops.
 const QUICK_CHECK_MAX: u32 = 20;
@@ -405,7 +405,7 @@ fn queue_messages(conn: &Connection) -> Result<u64, StoreError> {
         rows.collect::<Result<_, _>>().ctx(context)?
     };
     for (chat_id, message_id, uuid, chars) in &messages {
-        job::enqueue(
+        chat_jobs::enqueue(
             conn,
             chat_id,
             message_id,

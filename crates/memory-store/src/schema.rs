@@ -369,7 +369,21 @@ const MIGRATIONS: &[&str] = &[
     SKIP_COUNTS,
     SCOPE_SIZES,
     FACT_VECTORS,
+    FILE_JOB_NAMES,
 ];
+
+/// Names say chat or file: `index_jobs` (file sources' jobs, beside
+/// `chat_index_jobs`) becomes `file_index_jobs`. `ALTER TABLE ... RENAME` carries the
+/// rows, the foreign key to `sources`, and the AUTOINCREMENT counter (`sqlite_sequence`
+/// is renamed with it, so a job id is still never reused); the indexes are recreated
+/// under the new names.
+const FILE_JOB_NAMES: &str = r#"
+ALTER TABLE index_jobs RENAME TO file_index_jobs;
+DROP INDEX index_jobs_source;
+DROP INDEX index_jobs_status;
+CREATE INDEX file_index_jobs_source ON file_index_jobs(source_id, id);
+CREATE INDEX file_index_jobs_status ON file_index_jobs(status);
+"#;
 
 /// Registers the SQL functions the schema's triggers call (`memory_terms(text)`, see
 /// [`TERMS_AND_VECTORS`]) on a connection that writes chunks. Idempotent.
@@ -439,6 +453,40 @@ mod tests {
             .query_row("PRAGMA user_version", [], |r| r.get(0))
             .expect("version");
         assert_eq!(v, SCHEMA_VERSION);
+    }
+
+    #[test]
+    fn file_jobs_renamed_keep_their_rows_and_never_reuse_an_id() {
+        let mut conn = Connection::open_in_memory().expect("open");
+        register_functions(&conn).expect("functions");
+        migrate_to(&mut conn, "mem", 8).expect("v8");
+        conn.execute_batch(
+            "INSERT INTO sources (id, display_name, root_path, created_at) VALUES ('d', 'd', '/d', 't');
+             INSERT INTO index_jobs (source_id, kind, status, created_at) VALUES
+                 ('d', 'sync', 'completed', 't'), ('d', 'sync', 'completed', 't'),
+                 ('d', 'sync', 'queued', 't');
+             DELETE FROM index_jobs WHERE id = 3;",
+        )
+        .expect("v8 rows");
+        migrate(&mut conn, "mem").expect("to the latest");
+        let kept: i64 = conn
+            .query_row("SELECT count(*) FROM file_index_jobs", [], |r| r.get(0))
+            .expect("count");
+        assert_eq!(kept, 2);
+        conn.execute(
+            "INSERT INTO file_index_jobs (source_id, kind, status, created_at) VALUES ('d', 'sync', 'queued', 't')",
+            [],
+        )
+        .expect("insert");
+        assert_eq!(conn.last_insert_rowid(), 4, "id 3 was used before the rename");
+        let indexes: Vec<String> = conn
+            .prepare("SELECT name FROM sqlite_schema WHERE type = 'index' AND tbl_name = 'file_index_jobs' ORDER BY name")
+            .expect("prepare")
+            .query_map([], |r| r.get(0))
+            .expect("query")
+            .collect::<Result<_, _>>()
+            .expect("rows");
+        assert_eq!(indexes, ["file_index_jobs_source", "file_index_jobs_status"]);
     }
 
     #[test]

@@ -216,7 +216,7 @@ fn source_from(r: &Row<'_>, with_job: bool) -> rusqlite::Result<Source> {
 fn select_sources(conn: &Connection, id: Option<&str>) -> Result<Vec<Source>, StoreError> {
     let sql = format!(
         "SELECT {SOURCE_COLUMNS}, {JOB_COLUMNS} FROM sources s
-         LEFT JOIN index_jobs j ON j.id = (SELECT max(id) FROM index_jobs WHERE source_id = s.id)
+         LEFT JOIN file_index_jobs j ON j.id = (SELECT max(id) FROM file_index_jobs WHERE source_id = s.id)
          WHERE ?1 IS NULL OR s.id = ?1 ORDER BY s.id"
     );
     let context = "while reading sources";

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use common::{IDLE, msg, open, raw, search};
-use memory_store::{JobState, SourceType, StoreError};
+use memory_store::{ChatJobState, SourceType, StoreError};
 
 #[test]
 fn job_goes_from_queued_to_success() {
@@ -19,7 +19,7 @@ fn job_goes_from_queued_to_success() {
         .expect("index");
     assert!(ack.job_id.starts_with("c1:m1:"), "{}", ack.job_id);
     let queued = store.job_status(&ack.job_id).expect("status").expect("known");
-    assert_eq!(queued.state, JobState::Queued);
+    assert_eq!(queued.state, ChatJobState::Queued);
     assert_eq!(queued.state.as_str(), "queued");
     assert_eq!(queued.message_uuid.as_deref(), Some(ack.message_uuid.as_str()));
     assert!(queued.start_time.is_none() && queued.end_time.is_none());
@@ -30,7 +30,7 @@ fn job_goes_from_queued_to_success() {
     store.pause_indexer_for_tests(false);
     assert!(store.wait_idle(IDLE));
     let done = store.job_status(&ack.job_id).expect("status").expect("known");
-    assert_eq!(done.state, JobState::Success);
+    assert_eq!(done.state, ChatJobState::Success);
     assert!(done.start_time.is_some() && done.end_time.is_some());
     assert!(done.duration.expect("duration") >= 0.0);
     assert_eq!(done.error_message, None);

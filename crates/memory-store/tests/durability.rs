@@ -4,7 +4,7 @@
 mod common;
 
 use common::{IDLE, msg, open, raw, search};
-use memory_store::JobState;
+use memory_store::ChatJobState;
 
 #[test]
 fn acknowledged_messages_survive_a_crash_and_get_indexed() {
@@ -39,7 +39,7 @@ fn acknowledged_messages_survive_a_crash_and_get_indexed() {
     assert!(store.wait_idle(IDLE));
     for a in &acks {
         let s = store.job_status(&a.job_id).expect("status").expect("known");
-        assert_eq!(s.state, JobState::Success);
+        assert_eq!(s.state, ChatJobState::Success);
     }
     assert_eq!(search(&store, "p", "albatross").len(), 5);
     assert_eq!(store.integrity_check().expect("check"), "ok");
@@ -57,7 +57,7 @@ fn drop_without_shutdown_then_reopen() {
     let store = open(dir.path());
     assert!(store.wait_idle(IDLE));
     let s = store.job_status(&ack.job_id).expect("status").expect("known");
-    assert_eq!(s.state, JobState::Success);
+    assert_eq!(s.state, ChatJobState::Success);
     let hits = search(&store, "p", "cormorant");
     assert_eq!(hits.len(), 1);
     assert_eq!(hits[0].message_uuid.as_deref(), Some(ack.message_uuid.as_str()));
@@ -88,7 +88,7 @@ fn jobs_left_running_are_resumed() {
     let store = open(dir.path());
     assert!(store.wait_idle(IDLE));
     let s = store.job_status(&ack.job_id).expect("status").expect("known");
-    assert_eq!(s.state, JobState::Success);
+    assert_eq!(s.state, ChatJobState::Success);
     assert_eq!(search(&store, "p", "flamingo").len(), 1);
 }
 
@@ -180,7 +180,7 @@ fn a_bad_job_is_marked_error_and_the_indexer_goes_on() {
     let store = open(dir.path());
     assert!(store.wait_idle(IDLE));
     let bad = store.job_status("c:ghost:1").expect("status").expect("known");
-    assert_eq!(bad.state, JobState::Error);
+    assert_eq!(bad.state, ChatJobState::Error);
     assert!(bad.error_message.expect("message").contains("no-such-message"));
     assert_eq!(store.stats().index_errors, 1);
 
@@ -229,11 +229,11 @@ fn a_bad_job_inside_a_large_batch_fails_alone() {
     assert!(store.wait_idle(IDLE));
     for a in first.iter().chain(&second) {
         let s = store.job_status(&a.job_id).expect("status").expect("known");
-        assert_eq!(s.state, JobState::Success);
+        assert_eq!(s.state, ChatJobState::Success);
         assert!(s.start_time.is_some() && s.end_time.is_some());
     }
     let bad = store.job_status("c:ghost:1").expect("status").expect("known");
-    assert_eq!(bad.state, JobState::Error);
+    assert_eq!(bad.state, ChatJobState::Error);
     let stats = store.stats();
     assert_eq!((stats.messages_indexed, stats.index_errors), (600, 1));
     // 601 jobs, at most 256 claimed per step (budget permitting): a handful of commits.

@@ -20,7 +20,7 @@ use crate::config::Config;
 use crate::exit_code::ExitCode;
 use crate::http::{self, AppState, Services};
 use crate::metrics::Metrics;
-use crate::monitor::{Identity, Monitor};
+use crate::monitor::{Monitor, ServiceIdentity};
 use crate::probe;
 use crate::semantic::Semantic;
 
@@ -392,8 +392,8 @@ fn identity(
     record: &single_instance::HolderRecord,
     bound: std::net::SocketAddr,
     config: &Config,
-) -> Identity {
-    Identity {
+) -> ServiceIdentity {
+    ServiceIdentity {
         service: SERVICE,
         pid: record.pid,
         instance_id: record.instance_id.clone(),

@@ -47,7 +47,7 @@ pub async fn job_status(
     let id = job_id.clone();
     let job = blocking(move || store.job_status(&id)).await?;
     let j = job.ok_or_else(|| ApiError::client(StatusCode::NOT_FOUND, format!("Job {job_id} not found")))?;
-    use memory_store::JobState as S;
+    use memory_store::ChatJobState as S;
     Ok(Json(ChatJobStatus {
         job_id: j.job_id,
         state: match j.state {

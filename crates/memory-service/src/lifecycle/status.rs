@@ -13,7 +13,7 @@ use single_instance::pidfile::{self, PidFile};
 
 use super::observe;
 use crate::config::Config;
-use crate::exit_code::StatusCode;
+use crate::exit_code::StatusExit;
 use crate::probe;
 
 /// Options of `status`.
@@ -107,7 +107,7 @@ pub struct StatusReport {
 }
 
 /// Gathers the status and its exit code.
-pub fn gather(config: &Config) -> (StatusReport, StatusCode) {
+pub fn gather(config: &Config) -> (StatusReport, StatusExit) {
     let log = config.paths().log();
     let mut v = StatusReport {
         home: config.home.clone(),
@@ -120,11 +120,11 @@ pub fn gather(config: &Config) -> (StatusReport, StatusCode) {
             if let Some(why) = super::unusable_home(config, &e) {
                 v.state = "unusable".into();
                 v.error = Some(why);
-                return (v, StatusCode::HomeUnusable);
+                return (v, StatusExit::HomeUnusable);
             }
             v.state = "unknown".into();
             v.error = Some(format!("{e:#}"));
-            return (v, StatusCode::Unknown);
+            return (v, StatusExit::Unknown);
         }
     };
     let odd = odd_files(config);
@@ -147,7 +147,7 @@ pub fn gather(config: &Config) -> (StatusReport, StatusCode) {
                 v.semantic = Some(body.semantic);
                 v.health = Some(body.state);
             }
-            StatusCode::Running
+            StatusExit::Running
         }
         Verdict::Starting { pid, addr } | Verdict::Unresponsive { pid, addr, .. } => {
             let starting = matches!(verdict, Verdict::Starting { .. });
@@ -158,9 +158,9 @@ pub fn gather(config: &Config) -> (StatusReport, StatusCode) {
                 v.reasons = Some(vec![reason.clone()]);
             }
             if starting {
-                StatusCode::Starting
+                StatusExit::Starting
             } else {
-                StatusCode::Unresponsive
+                StatusExit::Unresponsive
             }
         }
         Verdict::HeldByStranger { pid, program, path } => {
@@ -172,7 +172,7 @@ pub fn gather(config: &Config) -> (StatusReport, StatusCode) {
                  stop that program or use another home with --home",
                 path.display()
             )]);
-            StatusCode::ForeignLockHolder
+            StatusExit::ForeignLockHolder
         }
         _ => match pidfile::read(&config.paths().guarded().pid) {
             PidFile::Pid(pid) => {
@@ -182,12 +182,12 @@ pub fn gather(config: &Config) -> (StatusReport, StatusCode) {
                     "not running, but a PID file names PID {pid} (a crash or kill -9?); \
                      `memory-service start` cleans it up"
                 )]);
-                StatusCode::DeadWithPidFile
+                StatusExit::DeadWithPidFile
             }
             _ => {
                 v.state = "stopped".into();
                 v.pid = Some(None);
-                StatusCode::NotRunning
+                StatusExit::NotRunning
             }
         },
     };
@@ -234,7 +234,7 @@ pub fn odd_files(config: &Config) -> Vec<String> {
 }
 
 /// Runs `status`.
-pub fn run(config: &Config, args: &StatusArgs) -> StatusCode {
+pub fn run(config: &Config, args: &StatusArgs) -> StatusExit {
     let (v, code) = gather(config);
     if args.json {
         println!("{}", serde_json::to_string(&v).expect("the status serialises"));

@@ -16,7 +16,7 @@ use tower::ServiceExt;
 use super::{AppState, router};
 use crate::config::Config;
 use crate::metrics::Metrics;
-use crate::monitor::{Identity, Monitor};
+use crate::monitor::{Monitor, ServiceIdentity};
 
 pub(super) struct Fixture {
     _dir: tempfile::TempDir,
@@ -49,7 +49,7 @@ pub(super) fn fixture_with(cfg: memory_indexer::IndexerConfig) -> Fixture {
         integrity_check_interval: crate::config::DEFAULT_INTEGRITY_CHECK_INTERVAL,
         auth_token: None,
     };
-    let monitor = Monitor::new(Identity {
+    let monitor = Monitor::new(ServiceIdentity {
         service: "memory-service",
         pid: 1,
         instance_id: "test".into(),

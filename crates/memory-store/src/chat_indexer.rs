@@ -12,10 +12,10 @@ use std::time::{Duration, Instant};
 
 use rusqlite::{Connection, OptionalExtension, params};
 
+use crate::chat_jobs::{self, ChatJobState, Claimed};
 use crate::chunk;
 use crate::clock;
 use crate::error::{SqlContext, StoreError};
-use crate::job::{self, Claimed, JobState};
 use crate::stats::{Counters, PendingJobs};
 use crate::vectors::ChunkChanges;
 use crate::writer::{Wait, Writer};
@@ -42,12 +42,12 @@ struct Flags {
 
 /// Wakes and stops the indexer thread.
 #[derive(Debug, Default)]
-pub(crate) struct IndexerSignal {
+pub(crate) struct ChatIndexerSignal {
     flags: Mutex<Flags>,
     changed: Condvar,
 }
 
-impl IndexerSignal {
+impl ChatIndexerSignal {
     fn update(&self, f: impl FnOnce(&mut Flags)) {
         let mut flags = self.flags.lock().unwrap_or_else(PoisonError::into_inner);
         f(&mut flags);
@@ -145,16 +145,16 @@ struct Step {
 /// interleave with indexer steps on the writer's FIFO. The latest content of the message
 /// is indexed, so an old queued job of an updated message simply re-indexes the newest
 /// text.
-pub(crate) struct Indexer {
+pub(crate) struct ChatIndexer {
     pub writer: Writer,
-    pub signal: Arc<IndexerSignal>,
+    pub signal: Arc<ChatIndexerSignal>,
     pub pending: Arc<PendingJobs>,
     pub counters: Arc<Counters>,
     /// Bumped after a step that indexed messages (wakes the embedding stage).
     pub changes: Arc<ChunkChanges>,
 }
 
-impl Indexer {
+impl ChatIndexer {
     /// Starts the thread.
     pub fn spawn(self) -> Result<JoinHandle<()>, StoreError> {
         std::thread::Builder::new()
@@ -247,7 +247,10 @@ fn step(conn: &Connection, jobs: Vec<Claimed>, claim: bool) -> Result<Step, Stor
         finished.push((job, outcome));
     }
     if claim {
-        next.extend(job::claim_batch(conn, MAX_CLAIMED.saturating_sub(next.len()))?);
+        next.extend(chat_jobs::claim_batch(
+            conn,
+            MAX_CLAIMED.saturating_sub(next.len()),
+        )?);
     }
     Ok(Step { finished, next })
 }
@@ -275,8 +278,8 @@ fn finish_one(conn: &Connection, job: &Claimed) -> Result<Outcome, StoreError> {
         Err(e) => {
             conn.execute_batch("ROLLBACK TO idx; RELEASE idx")
                 .ctx("while rolling back a failed index")?;
-            if job::is_running(conn, &job.job_id)? {
-                job::finish(conn, job, JobState::Error, Some(&e.to_string()))?;
+            if chat_jobs::is_running(conn, &job.job_id)? {
+                chat_jobs::finish(conn, job, ChatJobState::Error, Some(&e.to_string()))?;
             }
             Ok(Outcome::Failed)
         }
@@ -287,7 +290,7 @@ fn finish_one(conn: &Connection, job: &Claimed) -> Result<Outcome, StoreError> {
 /// marks the job `success` (true). A job deleted meanwhile (with its chat) is skipped
 /// (false).
 fn index_message(conn: &Connection, job: &Claimed) -> Result<bool, StoreError> {
-    if !job::is_running(conn, &job.job_id)? {
+    if !chat_jobs::is_running(conn, &job.job_id)? {
         return Ok(false);
     }
     let context = "while indexing a chat message";
@@ -337,6 +340,6 @@ fn index_message(conn: &Connection, job: &Claimed) -> Result<bool, StoreError> {
             ])
             .ctx(context)?;
     }
-    job::finish(conn, job, JobState::Success, None)?;
+    chat_jobs::finish(conn, job, ChatJobState::Success, None)?;
     Ok(true)
 }

@@ -11,7 +11,7 @@ use crate::error::{SqlContext, StoreError};
 
 /// The life of an index job.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum JobState {
+pub enum ChatJobState {
     /// Committed and waiting for the indexer.
     Queued,
     /// Taken by the indexer.
@@ -25,37 +25,37 @@ pub enum JobState {
     Error,
 }
 
-impl JobState {
+impl ChatJobState {
     /// The wire name: `queued`, `running`, `success`, `timeout` or `error`.
     pub fn as_str(self) -> &'static str {
         match self {
-            JobState::Queued => "queued",
-            JobState::Running => "running",
-            JobState::Success => "success",
-            JobState::Timeout => "timeout",
-            JobState::Error => "error",
+            ChatJobState::Queued => "queued",
+            ChatJobState::Running => "running",
+            ChatJobState::Success => "success",
+            ChatJobState::Timeout => "timeout",
+            ChatJobState::Error => "error",
         }
     }
 
     /// The state named `s`, if any.
-    pub fn parse(s: &str) -> Option<JobState> {
+    pub fn parse(s: &str) -> Option<ChatJobState> {
         Some(match s {
-            "queued" => JobState::Queued,
-            "running" => JobState::Running,
-            "success" => JobState::Success,
-            "timeout" => JobState::Timeout,
-            "error" => JobState::Error,
+            "queued" => ChatJobState::Queued,
+            "running" => ChatJobState::Running,
+            "success" => ChatJobState::Success,
+            "timeout" => ChatJobState::Timeout,
+            "error" => ChatJobState::Error,
             _ => return None,
         })
     }
 
     /// True for `queued` and `running`.
     pub fn is_pending(self) -> bool {
-        matches!(self, JobState::Queued | JobState::Running)
+        matches!(self, ChatJobState::Queued | ChatJobState::Running)
     }
 }
 
-impl std::fmt::Display for JobState {
+impl std::fmt::Display for ChatJobState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.as_str())
     }
@@ -63,11 +63,11 @@ impl std::fmt::Display for JobState {
 
 /// What `GET /index-job-status/{job_id}` reports.
 #[derive(Debug, Clone, PartialEq)]
-pub struct JobStatus {
+pub struct ChatJobStatus {
     /// `<chat_id>:<message_id>:<epoch_ms>`.
     pub job_id: String,
     /// Current state.
-    pub state: JobState,
+    pub state: ChatJobState,
     /// When the job was committed (naive local ISO-8601 with microseconds).
     pub enqueue_time: String,
     /// When the indexer took it.
@@ -133,7 +133,7 @@ pub(crate) fn enqueue(
 }
 
 /// Looks a job up; `None` when unknown.
-pub(crate) fn status(conn: &Connection, job_id: &str) -> Result<Option<JobStatus>, StoreError> {
+pub(crate) fn status(conn: &Connection, job_id: &str) -> Result<Option<ChatJobStatus>, StoreError> {
     let context = "while reading a job's status";
     let row = conn
         .prepare_cached(
@@ -145,9 +145,9 @@ pub(crate) fn status(conn: &Connection, job_id: &str) -> Result<Option<JobStatus
         .query_row([job_id], |r| {
             Ok((
                 r.get::<_, String>(1)?,
-                JobStatus {
+                ChatJobStatus {
                     job_id: r.get(0)?,
-                    state: JobState::Queued,
+                    state: ChatJobState::Queued,
                     enqueue_time: r.get(2)?,
                     start_time: r.get(3)?,
                     end_time: r.get(4)?,
@@ -164,7 +164,7 @@ pub(crate) fn status(conn: &Connection, job_id: &str) -> Result<Option<JobStatus
     match row {
         None => Ok(None),
         Some((state, mut status)) => {
-            status.state = JobState::parse(&state)
+            status.state = ChatJobState::parse(&state)
                 .ok_or_else(|| StoreError::Internal(format!("job {job_id} has unknown state {state:?}")))?;
             Ok(Some(status))
         }
@@ -237,7 +237,7 @@ pub(crate) fn is_running(conn: &Connection, job_id: &str) -> Result<bool, StoreE
 pub(crate) fn finish(
     conn: &Connection,
     job: &Claimed,
-    state: JobState,
+    state: ChatJobState,
     error_message: Option<&str>,
 ) -> Result<(), StoreError> {
     let context = "while recording the end of a chat index job";
@@ -288,14 +288,14 @@ mod tests {
     #[test]
     fn states_round_trip() {
         for s in [
-            JobState::Queued,
-            JobState::Running,
-            JobState::Success,
-            JobState::Timeout,
-            JobState::Error,
+            ChatJobState::Queued,
+            ChatJobState::Running,
+            ChatJobState::Success,
+            ChatJobState::Timeout,
+            ChatJobState::Error,
         ] {
-            assert_eq!(JobState::parse(s.as_str()), Some(s));
+            assert_eq!(ChatJobState::parse(s.as_str()), Some(s));
         }
-        assert_eq!(JobState::parse("done"), None);
+        assert_eq!(ChatJobState::parse("done"), None);
     }
 }
