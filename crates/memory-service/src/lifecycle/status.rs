@@ -287,7 +287,10 @@ fn semantic_line(s: &SemanticReport) -> String {
         SemanticState::Ready => format!("on ({model}); {} chunks embedded", s.embedded_chunks),
         SemanticState::Loading => "loading the embedding model".into(),
         SemanticState::Off | SemanticState::Error => {
-            format!("off: {}", s.reason.as_deref().unwrap_or("no embedding model"))
+            // `/health`'s reason says "...; semantic search is off: run ..." for readers
+            // without this line's "off:" in front; said once here.
+            let reason = s.reason.as_deref().unwrap_or("no embedding model");
+            format!("off: {}", reason.replacen("; semantic search is off: ", "; ", 1))
         }
     }
 }
@@ -310,8 +313,14 @@ mod tests {
         s.pending_chunks = 0;
         assert_eq!(super::semantic_line(&s), "on (m@1); 15 chunks embedded");
         s.state = SemanticState::Off;
-        s.reason = Some("no embedding model at /x; run `memory-service model install`".into());
-        assert!(super::semantic_line(&s).starts_with("off: no embedding model at /x"));
+        // The reason as `/health` gives it: "off" is said once.
+        s.reason = Some(
+            "no embedding model at /x; semantic search is off: run `memory-service model install`".into(),
+        );
+        assert_eq!(
+            super::semantic_line(&s),
+            "off: no embedding model at /x; run `memory-service model install`"
+        );
     }
 
     #[test]
