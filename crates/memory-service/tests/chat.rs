@@ -43,9 +43,9 @@ fn search(port: u16, project: &str, query: &str, extra: Value) -> Vec<SearchResu
 /// must be accepted even when `/health` still says `starting`.
 #[test]
 fn a_message_posted_the_moment_health_first_answers_is_accepted() {
-    let sb = Sandbox::new();
-    let port = free_port();
-    let mut p = sb.serve(port);
+    let sb = Sandbox::new(bin());
+    let mut p = sb.serve(0);
+    let port = p.wait_port(&sb.home);
     let state = poll("the first /health answer", DEADLINE, || {
         if let Some(st) = p.try_status() {
             panic!("exited ({st:?}) before serving:\n{}", p.stderr_text());
@@ -65,10 +65,8 @@ fn a_message_posted_the_moment_health_first_answers_is_accepted() {
 /// `/search-facts` with the original's wire, deleted with their chat.
 #[test]
 fn facts_store_search_and_go_with_their_chat() {
-    let sb = Sandbox::new();
-    let port = free_port();
-    let mut p = sb.serve(port);
-    wait_healthy(port, &mut p);
+    let sb = Sandbox::new(bin());
+    let (mut p, port) = sb.start();
     let ack = index(port, "proj", "chat1", "m1", "my favourite colour is teal");
     let fact: Fact = post_as(
         port,
@@ -108,10 +106,8 @@ fn facts_store_search_and_go_with_their_chat() {
 
 #[test]
 fn index_search_update_isolate_exclude_delete() {
-    let sb = Sandbox::new();
-    let port = free_port();
-    let mut p = sb.serve(port);
-    wait_healthy(port, &mut p);
+    let sb = Sandbox::new(bin());
+    let (mut p, port) = sb.start();
 
     let a = index(
         port,
@@ -172,10 +168,8 @@ fn index_search_update_isolate_exclude_delete() {
 
 #[test]
 fn acknowledged_messages_survive_kill_9_mid_stream() {
-    let sb = Sandbox::new();
-    let port = free_port();
-    let mut p = sb.serve(port);
-    wait_healthy(port, &mut p);
+    let sb = Sandbox::new(bin());
+    let (mut p, port) = sb.start();
 
     let acked: Arc<Mutex<Vec<String>>> = Arc::default();
     let stop = Arc::new(AtomicBool::new(false));
@@ -219,8 +213,7 @@ fn acknowledged_messages_survive_kill_9_mid_stream() {
     }
 
     // Restart: pending work resumes; every acknowledged message is searchable.
-    let mut p = sb.serve(port);
-    wait_healthy(port, &mut p);
+    let (mut p, port) = sb.start();
     for token in &acked {
         poll(&format!("{token} to be searchable"), DEADLINE, || {
             let hits = search(port, "crash", token, json!({"limit": 1}));

@@ -133,7 +133,7 @@ fn source_ids(port: u16) -> Vec<String> {
 /// With no instance running, the import starts one and goes through it.
 #[test]
 fn import_starts_the_service_when_none_runs() {
-    let sb = Sandbox::new();
+    let sb = Sandbox::new(bin());
     let dir = chatdo(&sb);
     let port = free_port();
     let (code, out, err) = sb.cli(port, &["import-chatdo", &dir.display().to_string(), "--dry-run"]);
@@ -157,12 +157,10 @@ fn import_starts_the_service_when_none_runs() {
 
 #[test]
 fn import_dry_run_then_import_then_nothing_more() {
-    let sb = Sandbox::new();
+    let sb = Sandbox::new(bin());
     let dir = chatdo(&sb);
     let dir_s = dir.display().to_string();
-    let port = free_port();
-    let mut p = sb.serve(port);
-    wait_healthy(port, &mut p);
+    let (mut p, port) = sb.start();
 
     let (code, out, err) = sb.cli(port, &["import-chatdo", &dir_s, "--dry-run"]);
     assert_eq!(code, 0, "{out}\n{err}");

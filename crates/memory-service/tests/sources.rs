@@ -52,15 +52,13 @@ fn add_source(port: u16, dir: &Path, name: &str) -> (String, i64) {
 }
 
 fn serve(sb: &Sandbox) -> (Proc, u16) {
-    let port = free_port();
-    let mut p = sb.serve(port);
-    wait_healthy(port, &mut p);
+    let (p, port) = sb.start();
     (p, port)
 }
 
 #[test]
 fn index_gitignore_watch_and_confinement() {
-    let sb = Sandbox::new();
+    let sb = Sandbox::new(bin());
     let docs = sb.path().join("docs");
     std::fs::create_dir_all(docs.join("sub")).unwrap();
     std::fs::write(docs.join(".gitignore"), "ignored.md\n").unwrap();
@@ -118,7 +116,7 @@ fn index_gitignore_watch_and_confinement() {
 
 #[test]
 fn reindex_never_shows_an_empty_source_to_searches() {
-    let sb = Sandbox::new();
+    let sb = Sandbox::new(bin());
     let docs = sb.path().join("docs");
     std::fs::create_dir_all(&docs).unwrap();
     for i in 0..300 {
@@ -163,7 +161,7 @@ fn reindex_never_shows_an_empty_source_to_searches() {
 
 #[test]
 fn kill_9_mid_index_leaves_no_running_job_and_a_sound_database() {
-    let sb = Sandbox::new();
+    let sb = Sandbox::new(bin());
     let docs = sb.path().join("docs");
     for d in 0..20 {
         std::fs::create_dir_all(docs.join(format!("d{d}"))).unwrap();
@@ -213,7 +211,7 @@ fn kill_9_mid_index_leaves_no_running_job_and_a_sound_database() {
 
 #[test]
 fn people_commands_add_wait_list_reindex_rm() {
-    let sb = Sandbox::new();
+    let sb = Sandbox::new(bin());
     let docs = sb.path().join("my docs");
     std::fs::create_dir_all(&docs).unwrap();
     for i in 0..30 {
@@ -381,17 +379,15 @@ fn people_commands_add_wait_list_reindex_rm() {
 /// source removes its id from ChatDO's file and nothing else.
 #[test]
 fn chatdo_projects_file_end_to_end() {
-    let sb = Sandbox::new();
+    let sb = Sandbox::new(bin());
     let docs = sb.path().join("docs");
     std::fs::create_dir_all(&docs).unwrap();
     std::fs::write(docs.join("a.md"), "the okapi sleeps\n").unwrap();
     let projects = sb.path().join("projects.json");
     let text = "[\n  {\"id\": \"p1\", \"name\": \"Research\", \"memory_sources\": [\"drr-repo\", \"other-dir\"]}\n]\n";
     std::fs::write(&projects, text).unwrap();
-    let port = free_port();
     let file = projects.display().to_string();
-    let mut p = sb.serve_with(port, &[("MEMORY_SERVICE_CHATDO_PROJECTS", &file)]);
-    wait_healthy(port, &mut p);
+    let (mut p, port) = sb.start_with(&[("MEMORY_SERVICE_CHATDO_PROJECTS", &file)]);
 
     let (s, v) = post(
         port,
@@ -449,7 +445,7 @@ fn chatdo_projects_file_end_to_end() {
 /// or reindex; a folder replaced by another at the same path is watched on the new one.
 #[test]
 fn a_deleted_recreated_or_replaced_folder_is_noticed_and_watched_again() {
-    let sb = Sandbox::new();
+    let sb = Sandbox::new(bin());
     let docs = sb.path().join("docs");
     std::fs::create_dir_all(&docs).unwrap();
     std::fs::write(docs.join("a.md"), "the quetzal nests here\n").unwrap();
