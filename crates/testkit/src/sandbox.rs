@@ -130,20 +130,33 @@ impl Sandbox {
         cmd
     }
 
-    /// Spawns `cmd` with stdout and stderr captured to files under the root
-    /// (dumped if the test fails); `label` names it in the dump.
-    pub fn try_spawn_command(&self, mut cmd: Command, label: &str) -> Result<Proc> {
+    /// Points `cmd`'s stdout and stderr at new files under the root (dumped
+    /// if the test fails, `label` naming them); returns their paths. Apart
+    /// from [`Proc::spawn`], so a benchmark's clock starts at the spawn.
+    pub fn capture(&self, cmd: &mut Command, label: &str) -> Result<(PathBuf, PathBuf)> {
         let n = self.next();
         let out = self.path().join(format!("proc-{n}.stdout"));
         let err = self.path().join(format!("proc-{n}.stderr"));
         cmd.stdout(File::create(&out).context("creating a stdout file")?)
             .stderr(File::create(&err).context("creating a stderr file")?);
-        let p = Proc::spawn(cmd, out.clone(), err.clone())?;
         self.logs.lock().unwrap_or_else(|e| e.into_inner()).push((
-            format!("#{n} (pid {}): {label}", p.pid()),
-            out,
-            err,
+            format!("#{n}: {label}"),
+            out.clone(),
+            err.clone(),
         ));
+        Ok((out, err))
+    }
+
+    /// Spawns `cmd` with stdout and stderr captured (see [`Sandbox::capture`]).
+    pub fn try_spawn_command(&self, mut cmd: Command, label: &str) -> Result<Proc> {
+        let (out, err) = self.capture(&mut cmd, label)?;
+        let p = Proc::spawn(cmd, out, err)?;
+        if let Some(entry) = (self.logs.lock().unwrap_or_else(|e| e.into_inner()))
+            .iter_mut()
+            .find(|(_, o, _)| *o == p.stdout)
+        {
+            entry.0 = format!("{} (pid {})", entry.0, p.pid());
+        }
         Ok(p)
     }
 
