@@ -52,8 +52,7 @@ fn add_source(port: u16, dir: &Path, name: &str) -> (String, i64) {
 }
 
 fn serve(sb: &Sandbox) -> (Proc, u16) {
-    let (p, port) = sb.start();
-    (p, port)
+    sb.start()
 }
 
 #[test]

@@ -2,7 +2,7 @@
 //! integration tests and the bench, so each wait, spawn and check is written
 //! once and means the same thing everywhere: a [`Sandbox`] (temp root, homes,
 //! fake `HOME`, clean environment), children that are killed on drop
-//! ([`Proc`]), one deadline poll ([`poll`]), one HTTP client over the
+//! ([`Proc`]), one deadline poll ([`poll()`]), one HTTP client over the
 //! `memory-api` types ([`http`]), and typed health waits returning the
 //! [`memory_api::HealthReport`]. Instances start on `--port 0` and are found
 //! through the holder record, never through a port picked and dropped. Not
