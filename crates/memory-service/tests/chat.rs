@@ -57,8 +57,7 @@ fn a_message_posted_the_moment_health_first_answers_is_accepted() {
     let (s, v) = post(port, "/index-chat-message", &body);
     assert_eq!(s, 200, "health said {state:?} and then: {v}");
     assert_eq!(serde_json::from_value::<Queued>(v).unwrap().status, "queued");
-    p.signal(Signal::SIGTERM);
-    assert_eq!(p.wait_code(), 0);
+    assert_eq!(p.stop(), 0);
 }
 
 /// Facts through the real binary: stored after the commit, found by
@@ -100,8 +99,7 @@ fn facts_store_search_and_go_with_their_chat() {
     );
     let v: Facts = get_as(port, "/facts?project_id=proj&include_history=true");
     assert!(v.facts.is_empty(), "{v:?}");
-    p.signal(Signal::SIGTERM);
-    assert_eq!(p.wait_code(), 0);
+    assert_eq!(p.stop(), 0);
 }
 
 #[test]
@@ -162,8 +160,7 @@ fn index_search_update_isolate_exclude_delete() {
     assert_eq!(serde_json::from_value::<ChatDeleted>(v).unwrap().deleted_count, 1);
     assert!(search(port, "proj", "capybara", json!({})).is_empty());
     assert_eq!(search(port, "other", "capybara", json!({})).len(), 1);
-    p.signal(Signal::SIGTERM);
-    assert_eq!(p.wait_code(), 0);
+    assert_eq!(p.stop(), 0);
 }
 
 #[test]
@@ -222,8 +219,7 @@ fn acknowledged_messages_survive_kill_9_mid_stream() {
                 .map(|_| ())
         });
     }
-    p.signal(Signal::SIGTERM);
-    assert_eq!(p.wait_code(), 0);
+    assert_eq!(p.stop(), 0);
     let store = memory_store::Store::open(memory_store::StoreConfig::new(&db)).unwrap();
     assert_eq!(store.integrity_check().unwrap(), "ok");
     eprintln!(

@@ -1,8 +1,6 @@
 //! Client commands for people (`search`, `sources`, `reindex`) against a real
 //! instance, with output captured (not a terminal: plain lines, no colour).
 
-use nix::sys::signal::Signal;
-
 use crate::helper::*;
 
 fn index(port: u16, chat: &str, id: &str, content: &str) {
@@ -60,8 +58,7 @@ fn search_prints_readable_results_with_the_match_marked() {
     let (code, out, _) = sb.cli(port, &["search", "aardvark"]);
     assert_eq!(code, 0);
     assert!(out.contains("No results") && out.contains("--project"), "{out}");
-    p.signal(Signal::SIGTERM);
-    assert_eq!(p.wait_code(), 0);
+    assert_eq!(p.stop(), 0);
 }
 
 #[test]

@@ -9,7 +9,6 @@ use std::path::Path;
 use memory_api::facts::Facts;
 use memory_api::search::{SearchResult, SearchResults};
 use memory_api::sources::SourceList;
-use nix::sys::signal::Signal;
 use rusqlite::{Connection, params};
 use serde_json::json;
 
@@ -225,6 +224,5 @@ fn import_dry_run_then_import_then_nothing_more() {
     let (code, out, err) = sb.cli(port, &["import-chatdo", &dir_s]);
     assert_ne!(code, 0, "{out}");
     assert!(err.contains("ChatDO's Memory Service looks running"), "{err}");
-    p.signal(Signal::SIGTERM);
-    assert_eq!(p.wait_code(), 0);
+    assert_eq!(p.stop(), 0);
 }

@@ -170,8 +170,7 @@ fn meaning_finds_what_words_miss_and_health_reports_it() {
         metrics.contains("memory_service_embedding_pending_chunks 0"),
         "{metrics}"
     );
-    p.signal(Signal::SIGTERM);
-    assert_eq!(p.wait_code(), 0);
+    assert_eq!(p.stop(), 0);
 }
 
 #[test]
@@ -193,8 +192,7 @@ fn without_a_model_health_says_how_to_install_one_and_search_still_works() {
         (!h.is_empty()).then_some(h)
     });
     assert!(hits[0].score > 0.9, "{hits:?}");
-    p.signal(Signal::SIGTERM);
-    assert_eq!(p.wait_code(), 0);
+    assert_eq!(p.stop(), 0);
 }
 
 #[test]
@@ -244,8 +242,7 @@ fn kill_9_while_embedding_loses_no_vector() {
     p.wait_ready(port);
     let s = wait_embedded(port, n);
     assert_eq!(s.embedded_chunks, n, "{s:?}");
-    p.signal(Signal::SIGTERM);
-    assert_eq!(p.wait_code(), 0);
+    assert_eq!(p.stop(), 0);
 }
 
 #[test]
@@ -279,6 +276,5 @@ fn words_inside_cjk_text_are_found_over_http() {
         assert_eq!(hits.len(), 1, "{q}: {hits:?}");
         assert_eq!(hits[0].message_id.as_deref(), Some(want), "{q}");
     }
-    p.signal(Signal::SIGTERM);
-    assert_eq!(p.wait_code(), 0);
+    assert_eq!(p.stop(), 0);
 }

@@ -109,8 +109,7 @@ fn index_gitignore_watch_and_confinement() {
     }
     let v: FileContent = get_as(port, &format!("/filetree/{id}/file?path=sub/kept.md"));
     assert!(v.content.as_deref().unwrap().contains("pangolin"));
-    p.signal(Signal::SIGTERM);
-    assert_eq!(p.wait_code(), 0);
+    assert_eq!(p.stop(), 0);
 }
 
 #[test]
@@ -154,8 +153,7 @@ fn reindex_never_shows_an_empty_source_to_searches() {
         0,
         "a search saw an empty source during a reindex"
     );
-    p.signal(Signal::SIGTERM);
-    assert_eq!(p.wait_code(), 0);
+    assert_eq!(p.stop(), 0);
 }
 
 #[test]
@@ -202,8 +200,7 @@ fn kill_9_mid_index_leaves_no_running_job_and_a_sound_database() {
         let s: Source = serde_json::from_value(v).ok()?;
         (s.files_indexed == 3000 && s.status == SourceStatus::Idle).then_some(())
     });
-    p.signal(Signal::SIGTERM);
-    assert_eq!(p.wait_code(), 0);
+    assert_eq!(p.stop(), 0);
     let store = memory_store::Store::open(memory_store::StoreConfig::new(&db)).unwrap();
     assert_eq!(store.integrity_check().unwrap(), "ok");
 }
@@ -369,8 +366,7 @@ fn people_commands_add_wait_list_reindex_rm() {
     assert!(out.contains("deleted successfully"), "{out}");
     let (_, out, _) = sb.cli(port, &["sources", "list"]);
     assert!(out.contains("No sources yet"), "{out}");
-    p.signal(Signal::SIGTERM);
-    assert_eq!(p.wait_code(), 0);
+    assert_eq!(p.stop(), 0);
 }
 
 /// `MEMORY_SERVICE_CHATDO_PROJECTS` reaches the daemon: `connected_projects`
@@ -434,8 +430,7 @@ fn chatdo_projects_file_end_to_end() {
         std::fs::read_to_string(&projects).unwrap(),
         text.replace("\"drr-repo\", ", "")
     );
-    p.signal(Signal::SIGTERM);
-    assert_eq!(p.wait_code(), 0);
+    assert_eq!(p.stop(), 0);
 }
 
 /// Issue 11, item 4: a source folder deleted under a running service turns the source
@@ -528,6 +523,5 @@ fn a_deleted_recreated_or_replaced_folder_is_noticed_and_watched_again() {
         (search_files(port, "proj", "urial").len() == 1).then_some(())
     });
     assert_eq!(chat_hits(), 1);
-    p.signal(Signal::SIGTERM);
-    assert_eq!(p.wait_code(), 0);
+    assert_eq!(p.stop(), 0);
 }

@@ -186,8 +186,7 @@ fn damage_found_at_start_is_reported_and_doctor_rebuilds_it() {
     poll("every message to be indexed", DEADLINE, || {
         (!search(port, "number199").results.is_empty()).then_some(())
     });
-    p.signal(Signal::SIGTERM);
-    assert_eq!(p.wait_code(), 0);
+    assert_eq!(p.stop(), 0);
     let db = sb.home.join("memory.sqlite");
     smash_a_leaf_of(&db, "chunks");
 
@@ -208,8 +207,7 @@ fn damage_found_at_start_is_reported_and_doctor_rebuilds_it() {
     let (code, _, err) = sb.cli(port, &["doctor"]);
     assert_eq!(code, 10, "doctor refuses while the service runs: {err}");
     assert!(err.contains("memory-service stop"), "{err}");
-    p.signal(Signal::SIGTERM);
-    assert_eq!(p.wait_code(), 0);
+    assert_eq!(p.stop(), 0);
 
     let (code, out, err) = sb.cli(port, &["doctor", "--check-only"]);
     assert_eq!(code, 21, "{out}{err}");
@@ -228,6 +226,5 @@ fn damage_found_at_start_is_reported_and_doctor_rebuilds_it() {
     });
     let h = health(port).expect("/health answers");
     assert_eq!(h.state, State::Ready, "{h:?}");
-    p.signal(Signal::SIGTERM);
-    assert_eq!(p.wait_code(), 0);
+    assert_eq!(p.stop(), 0);
 }

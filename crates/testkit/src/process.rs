@@ -129,9 +129,16 @@ impl Proc {
 
     /// Stops the child as a supervisor would: SIGTERM, then waits for the
     /// exit (up to [`DEADLINE`]); returns the exit status.
-    pub fn stop(&mut self) -> Result<ExitStatus> {
+    pub fn try_stop(&mut self) -> Result<ExitStatus> {
         self.try_signal(Signal::SIGTERM)?;
         self.wait_for_exit(DEADLINE, Pause::BACKOFF)
+    }
+
+    /// [`Proc::try_stop`] returning the exit code; panics if the child does
+    /// not exit in time or a signal ended it.
+    pub fn stop(&mut self) -> i32 {
+        self.signal(Signal::SIGTERM);
+        self.wait_code()
     }
 
     /// Everything the child wrote to stderr so far.
