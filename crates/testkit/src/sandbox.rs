@@ -347,3 +347,64 @@ impl Proc {
             .unwrap_or_else(|e| panic!("{e:#}"))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(pid: u32, port: u16) -> HolderRecord {
+        HolderRecord {
+            pid,
+            process_start: 1_700_000_000,
+            instance_id: "abc".into(),
+            host: "127.0.0.1".into(),
+            port,
+            home: PathBuf::from("/h"),
+            version: "0.1.0".into(),
+        }
+    }
+
+    #[test]
+    fn the_port_is_read_only_from_a_whole_record_of_that_pid_once_bound() {
+        let dir = tempfile::tempdir().unwrap();
+        let lock = dir.path().join(format!("{FILE_STEM}.lock"));
+        assert_eq!(bound_port(dir.path(), 7), None, "no lock file yet");
+        std::fs::write(&lock, record(7, 0).to_text()).unwrap();
+        assert_eq!(
+            bound_port(dir.path(), 7),
+            None,
+            "claimed with --port 0, not bound yet"
+        );
+        let text = record(7, 41234).to_text();
+        std::fs::write(&lock, &text[..text.len() - 3]).unwrap();
+        assert_eq!(bound_port(dir.path(), 7), None, "torn");
+        std::fs::write(&lock, &text).unwrap();
+        assert_eq!(bound_port(dir.path(), 8), None, "another process's record");
+        assert_eq!(bound_port(dir.path(), 7), Some(41234));
+    }
+
+    #[test]
+    fn children_get_a_home_inside_the_sandbox_and_no_service_settings() {
+        let sb = Sandbox::new("/bin/true");
+        let cmd = sb.command(&["x"]);
+        let envs: Vec<(String, Option<String>)> = cmd
+            .get_envs()
+            .map(|(k, v)| {
+                let v = v.map(|v| v.to_string_lossy().into_owned());
+                (k.to_string_lossy().into_owned(), v)
+            })
+            .collect();
+        let home = envs
+            .iter()
+            .find(|(k, _)| k == "HOME")
+            .and_then(|(_, v)| v.clone());
+        assert_eq!(home, Some(sb.path().join("user-home").display().to_string()));
+        assert!(sb.path().join("user-home").is_dir());
+        for (k, v) in std::env::vars_os() {
+            let k = k.to_string_lossy().into_owned();
+            if k.starts_with("MEMORY_SERVICE_") {
+                assert!(envs.contains(&(k.clone(), None)), "{k}={v:?} is passed on");
+            }
+        }
+    }
+}
