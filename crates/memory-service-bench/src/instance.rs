@@ -50,19 +50,16 @@ pub struct Posted {
 }
 
 impl Instance {
-    /// Starts `serve` on a fresh home and port, with `--embedding-model model`
+    /// Starts `serve` on a fresh home and port 0, with `--embedding-model model`
     /// when given, and waits for `/health` to say ready. A binary that refuses
     /// the option fails here, with its stderr.
     pub fn start(sandbox: &Sandbox, model: Option<&Path>, quiet: bool) -> Result<Instance> {
         let home = sandbox.new_home();
-        let port = proc::free_port()?;
         let mut args: Vec<&OsStr> = Vec::new();
         if let Some(m) = model {
             args.extend([OsStr::new("--embedding-model"), m.as_os_str()]);
         }
-        let (cmd, stderr) = sandbox.serve_command_with(&home, port, &args)?;
-        let mut svc = Service::spawn(cmd, stderr)?;
-        proc::wait_healthy(&proc::agent(), &mut svc, port)?;
+        let (svc, port, _) = proc::start(sandbox, &home, &args)?;
         Ok(Instance {
             svc,
             port,

@@ -26,8 +26,8 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 /// Benchmarks of the memory-service binary. Each spawns real instances in a
-/// temp directory, on free ports, with a clean environment, and kills them
-/// all before exiting (even on error or Ctrl-C).
+/// temp directory, on ports they bind themselves (`--port 0`), with a clean
+/// environment, and kills them all before exiting (even on error or Ctrl-C).
 #[derive(Debug, Parser)]
 #[command(name = "memory-service-bench", version)]
 struct Cli {

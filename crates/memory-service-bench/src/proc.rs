@@ -1,23 +1,25 @@
-//! The service's processes as the benchmarks see them: a sandbox (temp homes,
-//! a clean environment, free ports), a `Service` guard that SIGKILLs and reaps
-//! its child on drop, a signal thread that does the same for every live child
-//! on Ctrl-C or SIGTERM, and `/health` probes. It measures nothing itself:
-//! callers take the timestamps, so every benchmark times the same way.
+//! The service's processes as the benchmarks see them, over the shared
+//! harness (`testkit`: sandboxes, children killed and reaped on drop, the
+//! deadline poll, the port read back from the holder record): a signal thread
+//! that kills every live child on Ctrl-C or SIGTERM, and `/health` probes
+//! that tolerate older binaries. It measures nothing itself: callers take
+//! the timestamps, so every benchmark times the same way.
 
-use std::collections::BTreeSet;
-use std::fs::File;
 use std::io::Read;
 use std::os::fd::IntoRawFd;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::atomic::{AtomicI32, AtomicUsize, Ordering};
-use std::sync::{Mutex, RwLock};
+use std::process::{Command, ExitStatus};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicI32, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, Signal, kill, sigaction};
-use nix::unistd::Pid;
+use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, Signal, sigaction};
 use serde::Deserialize;
+pub use testkit::{Pause, Sandbox, exit_code, try_poll};
+
+/// A spawned `memory-service` of ours, killed and reaped on drop (testkit's).
+pub type Service = testkit::Proc;
 
 /// The hang guard for anything we wait on: generous, never a measurement.
 pub const HANG_GUARD: Duration = Duration::from_secs(30);
@@ -28,20 +30,8 @@ pub const HEALTH_POLL: Duration = Duration::from_millis(1);
 /// a short pause keeps exit times honest without a platform-specific wait).
 pub const EXIT_POLL: Duration = Duration::from_micros(250);
 
-/// Pids of children spawned and not yet reaped. Only an unreaped pid may be
-/// signalled (a reaped one can be reused by a stranger), so reaping and
-/// removal happen under this lock, and the signal thread kills under it too.
-static LIVE: Mutex<BTreeSet<i32>> = Mutex::new(BTreeSet::new());
-/// Spawners hold it shared from `spawn` until the pid is in [`LIVE`]; the
-/// signal thread takes it exclusively, so it never misses a child in flight.
-/// (Shared, not a mutex: racing starters must not queue behind each other.)
-static SPAWNING: RwLock<()> = RwLock::new(());
 /// Temp roots to delete if a signal ends the run before their `Drop`.
 static ROOTS: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
-
-fn live() -> std::sync::MutexGuard<'static, BTreeSet<i32>> {
-    LIVE.lock().unwrap_or_else(|e| e.into_inner())
-}
 
 /// The write end of the signal pipe, for the handler (-1 until installed).
 static SIGNAL_FD: AtomicI32 = AtomicI32::new(-1);
@@ -71,19 +61,13 @@ pub fn clean_up_on_signals() -> Result<()> {
                 return;
             }
             let sig = i32::from(byte[0]);
-            let _no_more_spawns = SPAWNING.write().unwrap_or_else(|e| e.into_inner());
-            // Holding the lock until exit: no guard reaps (and frees a pid) meanwhile.
-            let pids = live();
-            for &pid in pids.iter() {
-                let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
-                let _ = nix::sys::wait::waitpid(Pid::from_raw(pid), None);
-            }
+            // Blocks spawns and reaps for good: no pid is freed meanwhile.
+            let killed = testkit::kill_all_children();
             for root in ROOTS.lock().unwrap_or_else(|e| e.into_inner()).iter() {
                 let _ = std::fs::remove_dir_all(root);
             }
             eprintln!(
-                "memory-service-bench: signal {sig}: killed {} child process(es), removed temp files",
-                pids.len()
+                "memory-service-bench: signal {sig}: killed {killed} child process(es), removed temp files"
             );
             std::process::exit(128 + sig);
         })
@@ -121,192 +105,59 @@ pub fn resolve_bin(explicit: Option<&Path>) -> Result<PathBuf> {
         .with_context(|| format!("resolving {}", bin.display()))
 }
 
-/// A port nobody listens on right now (bind port 0 and read it back). Another
-/// program could take it before the service binds; rare, and it would show
-/// up as a failed start, not as a wrong number.
+/// A port nobody listens on right now (bind port 0 and read it back), only
+/// for the start race, whose starters must all be given the same port before
+/// any of them runs. Another program could take it before the service binds;
+/// that shows up as a failed round, not as a wrong number. Every other
+/// instance starts on `--port 0` and is found through its holder record.
 pub fn free_port() -> Result<u16> {
     let l = std::net::TcpListener::bind("127.0.0.1:0").context("binding 127.0.0.1:0")?;
     Ok(l.local_addr()?.port())
 }
 
-/// One temp root per benchmark run, holding every home, every child's `HOME`
-/// and every child's captured output. Removed on drop (or by the signal thread).
-pub struct Sandbox {
-    bin: PathBuf,
-    root: tempfile::TempDir,
-    counter: AtomicUsize,
+/// The sandbox of one benchmark run for the service binary `bin` (one temp
+/// root holding every home, every child's `HOME` and captured output),
+/// whose children get no `RUST_LOG` (the same log volume on every machine).
+/// Its root is removed on drop, or by the signal thread.
+pub fn sandbox(bin: &Path) -> Result<Sandbox> {
+    let sandbox = Sandbox::try_new(bin, "memory-service-bench-")?.without_rust_log();
+    ROOTS
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .push(sandbox.path().to_path_buf());
+    Ok(sandbox)
 }
 
-impl Sandbox {
-    /// A sandbox for the service binary `bin`.
-    pub fn new(bin: &Path) -> Result<Sandbox> {
-        let root = tempfile::Builder::new()
-            .prefix("memory-service-bench-")
-            .tempdir()
-            .context("creating a temp directory")?;
-        ROOTS
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(root.path().to_path_buf());
-        std::fs::create_dir(root.path().join("user-home")).context("creating the fake $HOME")?;
-        Ok(Sandbox {
-            bin: bin.to_path_buf(),
-            root,
-            counter: AtomicUsize::new(0),
-        })
-    }
-
-    fn next(&self) -> usize {
-        self.counter.fetch_add(1, Ordering::Relaxed) + 1
-    }
-
-    /// The temp root: scratch files of a benchmark go under it.
-    pub fn root(&self) -> &Path {
-        self.root.path()
-    }
-
-    /// A fresh home path (not created: the service creates its home).
-    pub fn new_home(&self) -> PathBuf {
-        self.root.path().join(format!("home-{}", self.next()))
-    }
-
-    /// The command for `serve` on `home` and `port`, with a clean environment:
-    /// no `MEMORY_SERVICE_*` (they would override nothing we pass, but could
-    /// add settings), no `RUST_LOG` (same log volume on every machine), and
-    /// `HOME` inside the sandbox so the real `~/.chatdo` is never touched.
-    /// Output goes to files, so spawn cost does not depend on a terminal.
-    pub fn serve_command(&self, home: &Path, port: u16) -> Result<(Command, PathBuf)> {
-        self.serve_command_with(home, port, &[])
-    }
-
-    /// [`Sandbox::serve_command`] with `serve_args` after `serve` (e.g.
-    /// `--embedding-model DIR`).
-    pub fn serve_command_with(
-        &self,
-        home: &Path,
-        port: u16,
-        serve_args: &[&std::ffi::OsStr],
-    ) -> Result<(Command, PathBuf)> {
-        let n = self.next();
-        let stdout = self.root.path().join(format!("proc-{n}.stdout"));
-        let stderr = self.root.path().join(format!("proc-{n}.stderr"));
-        let mut cmd = Command::new(&self.bin);
-        for (k, _) in std::env::vars_os() {
-            if k.to_string_lossy().starts_with("MEMORY_SERVICE_") {
-                cmd.env_remove(k);
-            }
-        }
-        cmd.env_remove("RUST_LOG")
-            .env("HOME", self.root.path().join("user-home"))
-            .env("NO_COLOR", "1")
-            .arg("--home")
-            .arg(home)
-            .arg("--port")
-            .arg(port.to_string())
-            .arg("serve")
-            .args(serve_args)
-            .stdin(Stdio::null())
-            .stdout(File::create(&stdout).context("creating a stdout file")?)
-            .stderr(File::create(&stderr).context("creating a stderr file")?);
-        Ok((cmd, stderr))
-    }
+/// The command for `serve` on `home` and `port` (0: any free port) with
+/// `serve_args` after `serve`, its output captured to files: ready to spawn,
+/// so the caller's timestamp just before [`Service::spawn`] is the start.
+pub fn serve_command(
+    sandbox: &Sandbox,
+    home: &Path,
+    port: u16,
+    serve_args: &[&std::ffi::OsStr],
+) -> Result<(Command, PathBuf, PathBuf)> {
+    let mut cmd = sandbox.serve_command(home, port, serve_args);
+    let (out, err) = sandbox.capture(&mut cmd, &format!("serve --home {}", home.display()))?;
+    Ok((cmd, out, err))
 }
 
-/// A spawned `memory-service` of ours. Dropping it SIGKILLs and reaps the
-/// child if it is still unreaped, so no path (error, panic) leaves one running.
-pub struct Service {
-    child: Child,
-    status: Option<ExitStatus>,
-    stderr: PathBuf,
+/// Spawns `serve` on `home` (port 0) and waits until it answers ready;
+/// returns it, its port and when it answered.
+pub fn start(
+    sandbox: &Sandbox,
+    home: &Path,
+    serve_args: &[&std::ffi::OsStr],
+) -> Result<(Service, u16, Healthy)> {
+    let (cmd, out, err) = serve_command(sandbox, home, 0, serve_args)?;
+    let mut svc = Service::spawn(cmd, out, err)?;
+    let (port, healthy) = wait_healthy(&agent(), &mut svc, home)?;
+    Ok((svc, port, healthy))
 }
 
-impl Service {
-    /// Spawns `cmd` (from [`Sandbox::serve_command`]) and registers the pid.
-    /// The caller's timestamp just before this call is the start.
-    pub fn spawn(mut cmd: Command, stderr: PathBuf) -> Result<Service> {
-        let _spawning = SPAWNING.read().unwrap_or_else(|e| e.into_inner());
-        let child = cmd
-            .spawn()
-            .with_context(|| format!("spawning {:?}", cmd.get_program()))?;
-        live().insert(child.id() as i32);
-        Ok(Service {
-            child,
-            status: None,
-            stderr,
-        })
-    }
-
-    /// The child's pid.
-    pub fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    /// Sends `sig`, unless the child was already reaped.
-    pub fn signal(&self, sig: Signal) -> Result<()> {
-        if self.status.is_none() {
-            kill(Pid::from_raw(self.pid() as i32), sig)
-                .with_context(|| format!("sending {sig} to pid {}", self.pid()))?;
-        }
-        Ok(())
-    }
-
-    /// The exit status if the child has exited (reaping it), else `None`.
-    pub fn try_status(&mut self) -> Result<Option<ExitStatus>> {
-        if self.status.is_none() {
-            let mut pids = live();
-            self.status = self.child.try_wait().context("checking a child's exit")?;
-            if self.status.is_some() {
-                pids.remove(&(self.child.id() as i32));
-            }
-        }
-        Ok(self.status)
-    }
-
-    /// Waits for the exit (polling every [`EXIT_POLL`], up to [`HANG_GUARD`]).
-    pub fn wait(&mut self) -> Result<ExitStatus> {
-        let end = Instant::now() + HANG_GUARD;
-        loop {
-            if let Some(s) = self.try_status()? {
-                return Ok(s);
-            }
-            if Instant::now() > end {
-                bail!(
-                    "pid {} did not exit within {HANG_GUARD:?}\n{}",
-                    self.pid(),
-                    self.stderr_tail()
-                );
-            }
-            std::thread::sleep(EXIT_POLL);
-        }
-    }
-
-    /// The last lines of the child's stderr, for error messages.
-    pub fn stderr_tail(&self) -> String {
-        let text = std::fs::read_to_string(&self.stderr).unwrap_or_default();
-        let lines: Vec<&str> = text.lines().collect();
-        let tail = lines[lines.len().saturating_sub(10)..].join("\n");
-        format!("stderr of pid {} (last lines):\n{tail}", self.pid())
-    }
-}
-
-impl Drop for Service {
-    fn drop(&mut self) {
-        if self.status.is_some() {
-            return;
-        }
-        let mut pids = live();
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        pids.remove(&(self.child.id() as i32));
-    }
-}
-
-/// The exit code, or an error naming the signal that killed the process.
-pub fn exit_code(status: ExitStatus) -> Result<i32> {
-    match status.code() {
-        Some(c) => Ok(c),
-        None => bail!("killed by a signal: {status}"),
-    }
+/// Waits for `svc` to exit (polling every [`EXIT_POLL`], up to [`HANG_GUARD`]).
+pub fn wait(svc: &mut Service) -> Result<ExitStatus> {
+    svc.wait_for_exit(HANG_GUARD, Pause::every(EXIT_POLL))
 }
 
 /// The fields of `/health` we check.
@@ -383,40 +234,41 @@ pub struct Healthy {
     pub ready: Instant,
 }
 
-/// Polls `/health` every [`HEALTH_POLL`] until `svc` answers with its own pid
-/// and state "ready". Fails if the child exits first, if another pid answers
-/// on the port for the whole hang guard, or after [`HANG_GUARD`].
-pub fn wait_healthy(agent: &ureq::Agent, svc: &mut Service, port: u16) -> Result<Healthy> {
-    let end = Instant::now() + HANG_GUARD;
+/// Polls every [`HEALTH_POLL`]: first the holder record in `home` for the
+/// port `svc` bound, then `/health` on it until `svc` answers with its own
+/// pid and state "ready"; returns the port and when. Fails if the child exits
+/// first, if another pid answers on the port for the whole hang guard, or
+/// after [`HANG_GUARD`].
+pub fn wait_healthy(agent: &ureq::Agent, svc: &mut Service, home: &Path) -> Result<(u16, Healthy)> {
+    let pid = svc.pid();
+    let mut port = None;
     let mut answered = None;
     let mut last = None;
-    loop {
-        if let Some(h) = health(agent, port) {
-            let now = Instant::now();
-            if h.pid == svc.pid() {
-                let answered = *answered.get_or_insert(now);
-                if h.state == "ready" {
-                    return Ok(Healthy { answered, ready: now });
+    let waited = try_poll(
+        &format!("pid {pid} to become ready"),
+        HANG_GUARD,
+        Pause::every(HEALTH_POLL),
+        || {
+            let Some(p) = port.or_else(|| testkit::bound_port(home, pid)) else {
+                svc.check_running("binding a port")?;
+                return Ok(None);
+            };
+            port = Some(p);
+            if let Some(h) = health(agent, p) {
+                let now = Instant::now();
+                if h.pid == pid {
+                    let answered = *answered.get_or_insert(now);
+                    if h.state == "ready" {
+                        return Ok(Some((p, Healthy { answered, ready: now })));
+                    }
                 }
+                last = Some(h);
             }
-            last = Some(h);
-        }
-        if let Some(status) = svc.try_status()? {
-            bail!(
-                "pid {} exited ({status}) before answering /health on port {port}\n{}",
-                svc.pid(),
-                svc.stderr_tail()
-            );
-        }
-        if Instant::now() > end {
-            bail!(
-                "pid {} did not become ready on port {port} within {HANG_GUARD:?} (last answer: {last:?})\n{}",
-                svc.pid(),
-                svc.stderr_tail()
-            );
-        }
-        std::thread::sleep(HEALTH_POLL);
-    }
+            svc.check_running(&format!("answering /health on port {p}"))?;
+            Ok(None)
+        },
+    );
+    waited.map_err(|e| e.context(format!("last answer: {last:?}\n{}", svc.stderr_tail())))
 }
 
 /// The resident set of `pid`, in MiB (sysinfo reports bytes).

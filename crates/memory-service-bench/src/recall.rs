@@ -143,7 +143,7 @@ pub fn run(args: &RecallArgs) -> Result<()> {
             eprintln!("running: {what}");
         }
     };
-    let sandbox = Sandbox::new(&bin)?;
+    let sandbox = proc::sandbox(&bin)?;
     let plan = Plan {
         convs: &convs,
         ks: &ks,

@@ -231,7 +231,7 @@ pub fn run(args: &SearchArgs) -> Result<()> {
             eprintln!("running: {what}");
         }
     };
-    let sandbox = Sandbox::new(&bin)?;
+    let sandbox = proc::sandbox(&bin)?;
     let plan = Plan {
         chunks,
         sets: &sets,
@@ -242,7 +242,7 @@ pub fn run(args: &SearchArgs) -> Result<()> {
     say(&format!("BM25-only instance: {chunks} messages in one project"));
     let (mut bm25, texts_db) = plan.measure(&sandbox, None).context("the BM25-only instance")?;
     say("bare FTS5: the same texts, the same OR expressions");
-    let bare = bare_latency(&texts_db, &sandbox.root().join("bare.sqlite"), &sets)
+    let bare = bare_latency(&texts_db, &sandbox.path().join("bare.sqlite"), &sets)
         .context("the bare FTS5 baseline")?;
     let _ = std::fs::remove_file(&texts_db);
     let model = if args.bm25_only {
@@ -333,7 +333,7 @@ impl Plan<'_> {
             kinds.push(time_kind(&c, *kind, qs)?);
         }
         let (rss_end_mib, rss_peak_mib) = inst.rss_mib()?;
-        let copy = sandbox.root().join(format!("texts-{}.sqlite", inst.svc.pid()));
+        let copy = sandbox.path().join(format!("texts-{}.sqlite", inst.svc.pid()));
         let chat_chunks = copy_texts(&inst.home.join("memory.sqlite"), &copy)?;
         Ok((
             Measured {

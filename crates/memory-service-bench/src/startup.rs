@@ -84,7 +84,7 @@ pub struct Race {
 /// Runs every part and prints the report.
 pub fn run(args: &StartupArgs) -> Result<()> {
     let bin = proc::resolve_bin(args.bin.as_deref())?;
-    let sandbox = Sandbox::new(&bin)?;
+    let sandbox = proc::sandbox(&bin)?;
     let say = |what: &str| {
         if !args.json {
             eprintln!("running: {what}");
@@ -146,15 +146,14 @@ struct Start {
 /// One fresh start: spawn, poll until healthy and ready, SIGTERM, expect 0.
 fn one_start(sandbox: &Sandbox) -> Result<Start> {
     let home = sandbox.new_home();
-    let port = proc::free_port()?;
-    let (cmd, stderr) = sandbox.serve_command(&home, port)?;
+    let (cmd, out, err) = proc::serve_command(sandbox, &home, 0, &[])?;
     let agent = proc::agent();
     let t0 = Instant::now();
-    let mut svc = Service::spawn(cmd, stderr)?;
-    let healthy = proc::wait_healthy(&agent, &mut svc, port)?;
+    let mut svc = Service::spawn(cmd, out, err)?;
+    let (_, healthy) = proc::wait_healthy(&agent, &mut svc, &home)?;
     let term_start = Instant::now();
-    svc.signal(Signal::SIGTERM)?;
-    let status = svc.wait()?;
+    svc.try_signal(Signal::SIGTERM)?;
+    let status = proc::wait(&mut svc)?;
     let term_end = Instant::now();
     let code = proc::exit_code(status)?;
     if code != 0 {
@@ -172,19 +171,16 @@ fn one_start(sandbox: &Sandbox) -> Result<Start> {
 }
 
 /// With one instance serving a home, times `runs` duplicate `serve`s on that
-/// home (each on another free port) from spawn to exit, expecting exit 10.
+/// home (each on port 0) from spawn to exit, expecting exit 10.
 fn duplicates(sandbox: &Sandbox, runs: u32) -> Result<Vec<f64>> {
     let home = sandbox.new_home();
-    let port = proc::free_port()?;
-    let (cmd, stderr) = sandbox.serve_command(&home, port)?;
-    let mut first = Service::spawn(cmd, stderr)?;
-    proc::wait_healthy(&proc::agent(), &mut first, port)?;
+    let (mut first, _, _) = proc::start(sandbox, &home, &[])?;
     let mut times = Vec::new();
     for _ in 0..runs {
-        let (cmd, stderr) = sandbox.serve_command(&home, proc::free_port()?)?;
+        let (cmd, out, err) = proc::serve_command(sandbox, &home, 0, &[])?;
         let t0 = Instant::now();
-        let mut dup = Service::spawn(cmd, stderr)?;
-        let status = dup.wait()?;
+        let mut dup = Service::spawn(cmd, out, err)?;
+        let status = proc::wait(&mut dup)?;
         times.push(ms(t0, Instant::now()));
         let code = proc::exit_code(status)?;
         if code != 10 {
@@ -195,8 +191,8 @@ fn duplicates(sandbox: &Sandbox, runs: u32) -> Result<Vec<f64>> {
             );
         }
     }
-    first.signal(Signal::SIGTERM)?;
-    let code = proc::exit_code(first.wait()?)?;
+    first.try_signal(Signal::SIGTERM)?;
+    let code = proc::exit_code(proc::wait(&mut first)?)?;
     if code != 0 {
         bail!(
             "after SIGTERM, pid {} exited {code}, not 0\n{}",
@@ -248,20 +244,21 @@ struct Round {
 /// answers and all others have exited, then SIGTERM the survivors.
 fn race_round(sandbox: &Sandbox, starters: u32) -> Result<Round> {
     let home = sandbox.new_home();
+    // The same port for every starter, known before any runs.
     let port = proc::free_port()?;
     let cmds = (0..starters)
-        .map(|_| sandbox.serve_command(&home, port))
+        .map(|_| proc::serve_command(sandbox, &home, port, &[]))
         .collect::<Result<Vec<_>>>()?;
     let barrier = Barrier::new(cmds.len());
     let spawned: Vec<Result<(Instant, Service)>> = std::thread::scope(|s| {
         let handles: Vec<_> = cmds
             .into_iter()
-            .map(|(cmd, stderr)| {
+            .map(|(cmd, out, err)| {
                 let barrier = &barrier;
                 s.spawn(move || {
                     barrier.wait();
                     let t = Instant::now();
-                    Service::spawn(cmd, stderr).map(|svc| (t, svc))
+                    Service::spawn(cmd, out, err).map(|svc| (t, svc))
                 })
             })
             .collect();
@@ -289,7 +286,7 @@ fn race_round(sandbox: &Sandbox, starters: u32) -> Result<Round> {
     let mut winner: Option<(u32, Instant)> = None;
     loop {
         for svc in &mut svcs {
-            svc.try_status()?;
+            svc.try_status();
         }
         if winner.is_none()
             && let Some(h) = proc::health(&agent, port)
@@ -306,7 +303,7 @@ fn race_round(sandbox: &Sandbox, starters: u32) -> Result<Round> {
 
     let mut loser_codes = Vec::new();
     for svc in &mut svcs {
-        if let Some(status) = svc.try_status()? {
+        if let Some(status) = svc.try_status() {
             loser_codes.push(match status.code() {
                 Some(c) => c.to_string(),
                 None => format!("{status}"),
@@ -316,7 +313,7 @@ fn race_round(sandbox: &Sandbox, starters: u32) -> Result<Round> {
     let survivors: Vec<u32> = svcs
         .iter_mut()
         .filter_map(|s| match s.try_status() {
-            Ok(None) => Some(s.pid()),
+            None => Some(s.pid()),
             _ => None,
         })
         .collect();
@@ -330,9 +327,9 @@ fn race_round(sandbox: &Sandbox, starters: u32) -> Result<Round> {
     };
     // Stop the survivors (normally the winner) and expect a clean exit.
     for svc in &mut svcs {
-        if svc.try_status()?.is_none() {
-            svc.signal(Signal::SIGTERM)?;
-            let code = proc::exit_code(svc.wait()?)?;
+        if svc.try_status().is_none() {
+            svc.try_signal(Signal::SIGTERM)?;
+            let code = proc::exit_code(proc::wait(svc)?)?;
             if code != 0 && failure.is_none() {
                 failure = Some(format!(
                     "the winner (pid {}) exited {code} after SIGTERM",
@@ -352,7 +349,7 @@ fn race_round(sandbox: &Sandbox, starters: u32) -> Result<Round> {
 fn alive(svcs: &mut [Service]) -> Result<usize> {
     let mut n = 0;
     for svc in svcs {
-        if svc.try_status()?.is_none() {
+        if svc.try_status().is_none() {
             n += 1;
         }
     }
@@ -369,11 +366,8 @@ struct Idle {
 /// over the same keep-alive connection, RSS again; SIGTERM.
 fn idle(sandbox: &Sandbox) -> Result<Idle> {
     let home = sandbox.new_home();
-    let port = proc::free_port()?;
-    let (cmd, stderr) = sandbox.serve_command(&home, port)?;
-    let mut svc = Service::spawn(cmd, stderr)?;
+    let (mut svc, port, _) = proc::start(sandbox, &home, &[])?;
     let agent = proc::agent();
-    proc::wait_healthy(&agent, &mut svc, port)?;
     for _ in 0..100 {
         proc::health(&agent, port).context("/health did not answer 200 while idle")?;
     }
@@ -385,8 +379,8 @@ fn idle(sandbox: &Sandbox) -> Result<Idle> {
         latency_us.push(t0.elapsed().as_secs_f64() * 1e6);
     }
     let rss_after_mib = proc::resident_mib(svc.pid())?;
-    svc.signal(Signal::SIGTERM)?;
-    let code = proc::exit_code(svc.wait()?)?;
+    svc.try_signal(Signal::SIGTERM)?;
+    let code = proc::exit_code(proc::wait(&mut svc)?)?;
     if code != 0 {
         bail!(
             "after SIGTERM, pid {} exited {code}, not 0\n{}",

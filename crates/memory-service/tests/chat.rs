@@ -43,9 +43,9 @@ fn search(port: u16, project: &str, query: &str, extra: Value) -> Vec<SearchResu
 /// must be accepted even when `/health` still says `starting`.
 #[test]
 fn a_message_posted_the_moment_health_first_answers_is_accepted() {
-    let sb = Sandbox::new();
-    let port = free_port();
-    let mut p = sb.serve(port);
+    let sb = Sandbox::new(bin());
+    let mut p = sb.serve(0);
+    let port = p.wait_port(&sb.home);
     let state = poll("the first /health answer", DEADLINE, || {
         if let Some(st) = p.try_status() {
             panic!("exited ({st:?}) before serving:\n{}", p.stderr_text());
@@ -57,18 +57,15 @@ fn a_message_posted_the_moment_health_first_answers_is_accepted() {
     let (s, v) = post(port, "/index-chat-message", &body);
     assert_eq!(s, 200, "health said {state:?} and then: {v}");
     assert_eq!(serde_json::from_value::<Queued>(v).unwrap().status, "queued");
-    p.signal(Signal::SIGTERM);
-    assert_eq!(p.wait_code(), 0);
+    assert_eq!(p.stop(), 0);
 }
 
 /// Facts through the real binary: stored after the commit, found by
 /// `/search-facts` with the original's wire, deleted with their chat.
 #[test]
 fn facts_store_search_and_go_with_their_chat() {
-    let sb = Sandbox::new();
-    let port = free_port();
-    let mut p = sb.serve(port);
-    wait_healthy(port, &mut p);
+    let sb = Sandbox::new(bin());
+    let (mut p, port) = sb.start();
     let ack = index(port, "proj", "chat1", "m1", "my favourite colour is teal");
     let fact: Fact = post_as(
         port,
@@ -102,16 +99,13 @@ fn facts_store_search_and_go_with_their_chat() {
     );
     let v: Facts = get_as(port, "/facts?project_id=proj&include_history=true");
     assert!(v.facts.is_empty(), "{v:?}");
-    p.signal(Signal::SIGTERM);
-    assert_eq!(p.wait_code(), 0);
+    assert_eq!(p.stop(), 0);
 }
 
 #[test]
 fn index_search_update_isolate_exclude_delete() {
-    let sb = Sandbox::new();
-    let port = free_port();
-    let mut p = sb.serve(port);
-    wait_healthy(port, &mut p);
+    let sb = Sandbox::new(bin());
+    let (mut p, port) = sb.start();
 
     let a = index(
         port,
@@ -166,16 +160,13 @@ fn index_search_update_isolate_exclude_delete() {
     assert_eq!(serde_json::from_value::<ChatDeleted>(v).unwrap().deleted_count, 1);
     assert!(search(port, "proj", "capybara", json!({})).is_empty());
     assert_eq!(search(port, "other", "capybara", json!({})).len(), 1);
-    p.signal(Signal::SIGTERM);
-    assert_eq!(p.wait_code(), 0);
+    assert_eq!(p.stop(), 0);
 }
 
 #[test]
 fn acknowledged_messages_survive_kill_9_mid_stream() {
-    let sb = Sandbox::new();
-    let port = free_port();
-    let mut p = sb.serve(port);
-    wait_healthy(port, &mut p);
+    let sb = Sandbox::new(bin());
+    let (mut p, port) = sb.start();
 
     let acked: Arc<Mutex<Vec<String>>> = Arc::default();
     let stop = Arc::new(AtomicBool::new(false));
@@ -219,8 +210,7 @@ fn acknowledged_messages_survive_kill_9_mid_stream() {
     }
 
     // Restart: pending work resumes; every acknowledged message is searchable.
-    let mut p = sb.serve(port);
-    wait_healthy(port, &mut p);
+    let (mut p, port) = sb.start();
     for token in &acked {
         poll(&format!("{token} to be searchable"), DEADLINE, || {
             let hits = search(port, "crash", token, json!({"limit": 1}));
@@ -229,8 +219,7 @@ fn acknowledged_messages_survive_kill_9_mid_stream() {
                 .map(|_| ())
         });
     }
-    p.signal(Signal::SIGTERM);
-    assert_eq!(p.wait_code(), 0);
+    assert_eq!(p.stop(), 0);
     let store = memory_store::Store::open(memory_store::StoreConfig::new(&db)).unwrap();
     assert_eq!(store.integrity_check().unwrap(), "ok");
     eprintln!(

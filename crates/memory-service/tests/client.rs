@@ -1,8 +1,6 @@
 //! Client commands for people (`search`, `sources`, `reindex`) against a real
 //! instance, with output captured (not a terminal: plain lines, no colour).
 
-use nix::sys::signal::Signal;
-
 use crate::helper::*;
 
 fn index(port: u16, chat: &str, id: &str, content: &str) {
@@ -19,7 +17,7 @@ fn index(port: u16, chat: &str, id: &str, content: &str) {
 
 #[test]
 fn client_commands_say_clearly_when_nothing_runs() {
-    let sb = Sandbox::new();
+    let sb = Sandbox::new(bin());
     let port = free_port();
     for args in [
         &["search", "--project", "p", "x"][..],
@@ -41,10 +39,8 @@ fn client_commands_say_clearly_when_nothing_runs() {
 
 #[test]
 fn search_prints_readable_results_with_the_match_marked() {
-    let sb = Sandbox::new();
-    let port = free_port();
-    let mut p = sb.serve(port);
-    wait_healthy(port, &mut p);
+    let sb = Sandbox::new(bin());
+    let (mut p, port) = sb.start();
     index(port, "c1", "m1", "We talked about the aardvark migration plan");
     let (code, out, err) = sb.cli(port, &["search", "--project", "proj", "aardvark"]);
     assert_eq!(code, 0, "{err}");
@@ -62,16 +58,13 @@ fn search_prints_readable_results_with_the_match_marked() {
     let (code, out, _) = sb.cli(port, &["search", "aardvark"]);
     assert_eq!(code, 0);
     assert!(out.contains("No results") && out.contains("--project"), "{out}");
-    p.signal(Signal::SIGTERM);
-    assert_eq!(p.wait_code(), 0);
+    assert_eq!(p.stop(), 0);
 }
 
 #[test]
 fn client_commands_refuse_an_instance_of_another_home() {
-    let (a, b) = (Sandbox::new(), Sandbox::new());
-    let port = free_port();
-    let mut p = a.serve(port);
-    wait_healthy(port, &mut p);
+    let (a, b) = (Sandbox::new(bin()), Sandbox::new(bin()));
+    let (_p, port) = a.start();
     let (code, _, err) = b.cli(port, &["search", "--project", "p", "x"]);
     assert_eq!(code, 1, "{err}");
     assert!(
@@ -82,7 +75,7 @@ fn client_commands_refuse_an_instance_of_another_home() {
 
 #[test]
 fn help_completions_and_man_page_come_from_the_cli_definition() {
-    let sb = Sandbox::new();
+    let sb = Sandbox::new(bin());
     let port = free_port();
     let (code, out, _) = sb.cli(port, &["--help"]);
     assert_eq!(code, 0);

@@ -47,7 +47,7 @@ fn stop(p: &mut Proc) {
 
 #[test]
 fn a_non_loopback_host_is_refused_without_allow_remote() {
-    let sb = Sandbox::new();
+    let sb = Sandbox::new(bin());
     let port = free_port();
     let home = sb.home.display().to_string();
     let ps = port.to_string();
@@ -90,10 +90,9 @@ fn a_non_loopback_host_is_refused_without_allow_remote() {
 
 #[test]
 fn allow_remote_binds_every_interface_and_wants_the_token() {
-    let sb = Sandbox::new();
-    let port = free_port();
+    let sb = Sandbox::new(bin());
     let home = sb.home.display().to_string();
-    let ps = port.to_string();
+    let ps = "0".to_string();
     let remote = [
         "--allow-remote",
         "--host",
@@ -104,7 +103,8 @@ fn allow_remote_binds_every_interface_and_wants_the_token() {
         &ps,
     ];
     let mut p = sb.spawn(&[&remote[..], &["serve"]].concat(), &[]);
-    wait_healthy(port, &mut p);
+    let port = p.wait_port(&sb.home);
+    p.wait_ready(port);
     let err = p.stderr_text();
     assert!(
         err.contains("WARNING: Memory Service listens on 0.0.0.0"),
@@ -166,17 +166,16 @@ fn allow_remote_binds_every_interface_and_wants_the_token() {
     // The same token on the next start.
     stop(&mut p);
     let mut p = sb.spawn(&[&remote[..], &["serve"]].concat(), &[]);
-    wait_healthy(port, &mut p);
+    let port = p.wait_port(&sb.home);
+    p.wait_ready(port);
     assert_eq!(std::fs::read_to_string(&token_file).unwrap().trim(), token);
     stop(&mut p);
 }
 
 #[test]
 fn a_loopback_instance_shows_its_address_and_needs_no_token() {
-    let sb = Sandbox::new();
-    let port = free_port();
-    let mut p = sb.serve(port);
-    wait_healthy(port, &mut p);
+    let sb = Sandbox::new(bin());
+    let (mut p, port) = sb.start();
     assert!(
         !sb.home.join("auth_token").exists(),
         "no token unless --allow-remote"
@@ -194,10 +193,8 @@ fn a_loopback_instance_shows_its_address_and_needs_no_token() {
 
 #[test]
 fn host_headers_are_checked_first_and_every_error_has_a_detail() {
-    let sb = Sandbox::new();
-    let port = free_port();
-    let mut p = sb.serve(port);
-    wait_healthy(port, &mut p);
+    let sb = Sandbox::new(bin());
+    let (mut p, port) = sb.start();
     let ok_host = format!("Host: 127.0.0.1:{port}\r\n");
 
     let (status, _, body) = raw(
@@ -284,18 +281,13 @@ fn idle_connections(port: u16, n: usize) -> Vec<TcpStream> {
 
 #[test]
 fn idle_connections_beyond_the_cap_leave_room_for_health() {
-    let sb = Sandbox::new();
-    let port = free_port();
+    let sb = Sandbox::new(bin());
     let cap = 4;
-    let mut p = sb.serve_with(
-        port,
-        &[
-            ("MEMORY_SERVICE_MAX_CONNECTIONS", "4"),
-            // Long: the idle connections below hold their slots throughout.
-            ("MEMORY_SERVICE_HEADER_TIMEOUT_MS", "120000"),
-        ],
-    );
-    wait_healthy(port, &mut p);
+    let (mut p, port) = sb.start_with(&[
+        ("MEMORY_SERVICE_MAX_CONNECTIONS", "4"),
+        // Long: the idle connections below hold their slots throughout.
+        ("MEMORY_SERVICE_HEADER_TIMEOUT_MS", "120000"),
+    ]);
     let host = format!("Host: 127.0.0.1:{port}\r\n");
     let full = idle_connections(port, cap);
     // Accepted in order, so these come after every idle one: past the cap,
@@ -345,11 +337,9 @@ fn time_until_closed(s: &mut TcpStream) -> Duration {
 
 #[test]
 fn silent_and_idle_keep_alive_connections_are_closed_after_the_timeout() {
-    let sb = Sandbox::new();
-    let port = free_port();
+    let sb = Sandbox::new(bin());
     let timeout = Duration::from_millis(700);
-    let mut p = sb.serve_with(port, &[("MEMORY_SERVICE_HEADER_TIMEOUT_MS", "700")]);
-    wait_healthy(port, &mut p);
+    let (mut p, port) = sb.start_with(&[("MEMORY_SERVICE_HEADER_TIMEOUT_MS", "700")]);
 
     // A connection that never sends a request.
     let mut silent = TcpStream::connect(("127.0.0.1", port)).unwrap();
@@ -395,11 +385,9 @@ fn silent_and_idle_keep_alive_connections_are_closed_after_the_timeout() {
 /// now shrinks to what the limit holds, and `/health` answers.
 #[test]
 fn a_low_open_files_limit_shrinks_the_cap_and_health_still_answers() {
-    let sb = Sandbox::new();
-    let port = free_port();
+    let sb = Sandbox::new(bin());
     let home = sb.home.display().to_string();
-    let port_s = port.to_string();
-    let mut inner = sb.command(&["--home", &home, "--port", &port_s, "serve"]);
+    let mut inner = sb.command(&["--home", &home, "--port", "0", "serve"]);
     // Long: idle connections hold what they take for the whole test.
     inner.env("MEMORY_SERVICE_HEADER_TIMEOUT_MS", "120000");
     let err_path = sb.path().join("serve-ulimit.stderr");
@@ -419,13 +407,20 @@ fn a_low_open_files_limit_shrinks_the_cap_and_health_still_answers() {
     }
     let mut child = cmd.spawn().unwrap();
     let pid = child.id();
-    poll("serve under ulimit -n 256 to be ready", DEADLINE, || {
+    let mut check_running = || {
         if let Some(st) = child.try_wait().unwrap() {
             panic!(
                 "exited {st:?}: {}",
                 std::fs::read_to_string(&err_path).unwrap_or_default()
             );
         }
+    };
+    let port = poll("serve under ulimit -n 256 to bind", DEADLINE, || {
+        check_running();
+        bound_port(&sb.home, pid)
+    });
+    poll("serve under ulimit -n 256 to be ready", DEADLINE, || {
+        check_running();
         let h = health(port)?;
         (h.pid == pid && h.state == memory_api::health::State::Ready).then_some(())
     });

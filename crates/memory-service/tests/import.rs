@@ -9,7 +9,6 @@ use std::path::Path;
 use memory_api::facts::Facts;
 use memory_api::search::{SearchResult, SearchResults};
 use memory_api::sources::SourceList;
-use nix::sys::signal::Signal;
 use rusqlite::{Connection, params};
 use serde_json::json;
 
@@ -133,7 +132,7 @@ fn source_ids(port: u16) -> Vec<String> {
 /// With no instance running, the import starts one and goes through it.
 #[test]
 fn import_starts_the_service_when_none_runs() {
-    let sb = Sandbox::new();
+    let sb = Sandbox::new(bin());
     let dir = chatdo(&sb);
     let port = free_port();
     let (code, out, err) = sb.cli(port, &["import-chatdo", &dir.display().to_string(), "--dry-run"]);
@@ -157,12 +156,10 @@ fn import_starts_the_service_when_none_runs() {
 
 #[test]
 fn import_dry_run_then_import_then_nothing_more() {
-    let sb = Sandbox::new();
+    let sb = Sandbox::new(bin());
     let dir = chatdo(&sb);
     let dir_s = dir.display().to_string();
-    let port = free_port();
-    let mut p = sb.serve(port);
-    wait_healthy(port, &mut p);
+    let (mut p, port) = sb.start();
 
     let (code, out, err) = sb.cli(port, &["import-chatdo", &dir_s, "--dry-run"]);
     assert_eq!(code, 0, "{out}\n{err}");
@@ -227,6 +224,5 @@ fn import_dry_run_then_import_then_nothing_more() {
     let (code, out, err) = sb.cli(port, &["import-chatdo", &dir_s]);
     assert_ne!(code, 0, "{out}");
     assert!(err.contains("ChatDO's Memory Service looks running"), "{err}");
-    p.signal(Signal::SIGTERM);
-    assert_eq!(p.wait_code(), 0);
+    assert_eq!(p.stop(), 0);
 }

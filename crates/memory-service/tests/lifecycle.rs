@@ -14,7 +14,7 @@ use crate::helper::*;
 
 #[test]
 fn start_start_status_stop_status_round_trip() {
-    let sb = Sandbox::new();
+    let sb = Sandbox::new(bin());
     let port = free_port();
     let (code, out, _) = sb.cli(port, &["status"]);
     assert_eq!(code, 3, "not running: LSB 3\n{out}");
@@ -76,7 +76,7 @@ fn start_start_status_stop_status_round_trip() {
 
 #[test]
 fn a_frozen_instance_is_replaced_by_start_and_gone_afterwards() {
-    let sb = Sandbox::new();
+    let sb = Sandbox::new(bin());
     let port = free_port();
     let (code, out, err) = sb.cli(port, &["start"]);
     assert_eq!(code, 0, "{out}{err}");
@@ -101,7 +101,7 @@ fn a_frozen_instance_is_replaced_by_start_and_gone_afterwards() {
 
 #[test]
 fn force_replaces_a_healthy_instance() {
-    let sb = Sandbox::new();
+    let sb = Sandbox::new(bin());
     let port = free_port();
     let (_, out, _) = sb.cli(port, &["start"]);
     let old = printed_pid(&out).unwrap();
@@ -114,7 +114,7 @@ fn force_replaces_a_healthy_instance() {
 
 #[test]
 fn concurrent_starts_converge_on_one_instance() {
-    let sb = Sandbox::new();
+    let sb = Sandbox::new(bin());
     let port = free_port();
     let n = 6;
     let barrier = Arc::new(Barrier::new(n));
@@ -145,7 +145,7 @@ fn concurrent_starts_converge_on_one_instance() {
 
 #[test]
 fn stop_never_signals_a_process_named_by_a_stale_pid_file() {
-    let sb = Sandbox::new();
+    let sb = Sandbox::new(bin());
     let port = free_port();
     let mut bystander = std::process::Command::new("sleep").arg("300").spawn().unwrap();
     std::fs::create_dir_all(&sb.home).unwrap();
@@ -173,7 +173,7 @@ fn stop_never_signals_a_process_named_by_a_stale_pid_file() {
 
 #[test]
 fn start_against_a_foreign_server_fails_clearly_and_leaves_nothing() {
-    let sb = Sandbox::new();
+    let sb = Sandbox::new(bin());
     let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = l.local_addr().unwrap().port();
     let (code, out, err) = sb.cli(port, &["start"]);
@@ -189,7 +189,7 @@ fn start_against_a_foreign_server_fails_clearly_and_leaves_nothing() {
 
 #[test]
 fn restart_replaces_the_instance() {
-    let sb = Sandbox::new();
+    let sb = Sandbox::new(bin());
     let port = free_port();
     let (_, out, _) = sb.cli(port, &["start"]);
     let old = printed_pid(&out).unwrap();
@@ -205,10 +205,8 @@ fn restart_replaces_the_instance() {
 
 #[test]
 fn status_says_dead_after_kill_9() {
-    let sb = Sandbox::new();
-    let port = free_port();
-    let mut p = sb.serve(port);
-    wait_healthy(port, &mut p);
+    let sb = Sandbox::new(bin());
+    let (mut p, port) = sb.start();
     p.signal(Signal::SIGKILL);
     p.wait_code_or_signal();
     let (code, out, _) = sb.cli(port, &["status"]);
@@ -217,13 +215,12 @@ fn status_says_dead_after_kill_9() {
 
 #[test]
 fn the_notify_protocol_on_a_fake_socket() {
-    let sb = Sandbox::new();
+    let sb = Sandbox::new(bin());
     let sock_path = sb.path().join("notify.sock");
     let sock = UnixDatagram::bind(&sock_path).unwrap();
     sock.set_read_timeout(Some(DEADLINE)).unwrap();
-    let port = free_port();
     let sock_env = sock_path.display().to_string();
-    let mut p = sb.serve_with(port, &[("NOTIFY_SOCKET", &sock_env), ("WATCHDOG_USEC", "200000")]);
+    let mut p = sb.serve_with(0, &[("NOTIFY_SOCKET", &sock_env), ("WATCHDOG_USEC", "200000")]);
     let recv = || {
         let mut buf = [0u8; 512];
         let n = sock
@@ -232,6 +229,7 @@ fn the_notify_protocol_on_a_fake_socket() {
         String::from_utf8_lossy(&buf[..n]).into_owned()
     };
     assert_eq!(recv().trim(), "READY=1");
+    let port = bound_port(&sb.home, p.pid()).expect("the record names the bound port before READY");
     assert_eq!(health_pid(port), Some(p.pid()), "READY comes once we serve");
     assert_eq!(recv().trim(), "WATCHDOG=1");
     p.signal(Signal::SIGTERM);
@@ -249,16 +247,14 @@ fn the_notify_protocol_on_a_fake_socket() {
 fn no_notify_socket_means_no_notify() {
     // Without NOTIFY_SOCKET serve runs as usual (covered everywhere); with a
     // socket path that does not exist it must still serve, only warning.
-    let sb = Sandbox::new();
-    let port = free_port();
+    let sb = Sandbox::new(bin());
     let missing = sb.path().join("nope.sock").display().to_string();
-    let mut p = sb.serve_with(port, &[("NOTIFY_SOCKET", &missing)]);
-    wait_healthy(port, &mut p);
+    sb.start_with(&[("NOTIFY_SOCKET", &missing)]);
 }
 
 #[test]
 fn install_service_prints_valid_definitions_and_installs_into_the_user_dirs() {
-    let sb = Sandbox::new();
+    let sb = Sandbox::new(bin());
     let port = free_port();
     let (code, out, err) = sb.cli(port, &["install-service", "--launchd", "--print"]);
     assert_eq!(code, 0, "{err}");
@@ -333,10 +329,8 @@ fn install_service_prints_valid_definitions_and_installs_into_the_user_dirs() {
 
 #[test]
 fn metrics_count_requests_by_route() {
-    let sb = Sandbox::new();
-    let port = free_port();
-    let mut p = sb.serve(port);
-    wait_healthy(port, &mut p);
+    let sb = Sandbox::new(bin());
+    let (_p, port) = sb.start();
     for _ in 0..3 {
         get(port, "/health").unwrap();
     }
@@ -391,7 +385,7 @@ fn a_lock_holder_that_is_not_ours_is_named_by_every_command_and_never_signalled(
     // program, path) with exit 20; `start` spawns nothing; nothing is signalled.
     const FOREIGN: i32 = 20;
     for on_file in [false, true] {
-        let sb = Sandbox::new();
+        let sb = Sandbox::new(bin());
         std::fs::create_dir_all(&sb.home).unwrap();
         let path = if on_file {
             std::fs::write(sb.lock_file(), "").unwrap();
@@ -456,7 +450,7 @@ fn a_lock_holder_that_is_not_ours_is_named_by_every_command_and_never_signalled(
 
 #[test]
 fn logs_follow_prints_new_lines() {
-    let sb = Sandbox::new();
+    let sb = Sandbox::new(bin());
     let port = free_port();
     let (code, out, err) = sb.cli(port, &["start"]);
     assert_eq!(code, 0, "{out}{err}");
@@ -484,7 +478,7 @@ fn logs_follow_prints_new_lines() {
 fn a_closed_stdout_ends_a_command_quietly() {
     // Like `memory-service status | head -0`, deterministically: stdout is a
     // pipe whose reading end is already closed, so the first write is EPIPE.
-    let sb = Sandbox::new();
+    let sb = Sandbox::new(bin());
     let (read_end, write_end) = nix::unistd::pipe().unwrap();
     drop(read_end);
     let home = sb.home.display().to_string();
@@ -518,7 +512,7 @@ fn mode(path: &std::path::Path) -> u32 {
 fn a_fifo_at_the_pid_file_never_blocks_status_stop_or_serve() {
     // Each command runs under the harness's deadline: a blocking open or
     // read of the FIFO would fail the test, not hang it.
-    let sb = Sandbox::new();
+    let sb = Sandbox::new(bin());
     std::fs::create_dir_all(&sb.home).unwrap();
     mkfifo(&sb.pid_file());
     let port = free_port();
@@ -531,8 +525,7 @@ fn a_fifo_at_the_pid_file_never_blocks_status_stop_or_serve() {
     let (code, out, err) = sb.cli(port, &["stop"]);
     assert_eq!(code, 0, "{out}{err}");
     assert!(out.contains("not running") && out.contains("FIFO"), "{out}");
-    let mut p = sb.serve(port);
-    wait_healthy(port, &mut p);
+    let (mut p, port) = sb.start();
     assert!(
         p.stderr_text()
             .contains("PID file was a FIFO (named pipe), not a regular file"),
@@ -563,7 +556,7 @@ fn every_special_file_at_the_pid_path_is_named_stale_and_never_followed() {
     ];
     let passwd = std::fs::read("/etc/passwd").unwrap();
     for (kind, make) in cases {
-        let sb = Sandbox::new();
+        let sb = Sandbox::new(bin());
         std::fs::create_dir_all(&sb.home).unwrap();
         make(&sb.pid_file());
         let port = free_port();
@@ -577,7 +570,7 @@ fn every_special_file_at_the_pid_path_is_named_stale_and_never_followed() {
         let (code, out, err) = sb.cli(port, &["stop"]);
         assert_eq!(code, 0, "{kind}: {out}{err}");
         assert!(out.contains(&named), "{kind}: {out}");
-        let mut p = sb.serve(port);
+        let mut p = sb.serve(0);
         if kind == "a directory" {
             assert_eq!(p.wait_code(), 15, "{kind}: {}", p.stderr_text());
             assert!(
@@ -587,7 +580,8 @@ fn every_special_file_at_the_pid_path_is_named_stale_and_never_followed() {
             );
             continue;
         }
-        wait_healthy(port, &mut p);
+        let port = p.wait_port(&sb.home);
+        p.wait_ready(port);
         assert_eq!(
             sb.pid_from_file(),
             Some(p.pid()),
@@ -619,7 +613,7 @@ fn special_files_at_the_lock_or_log_path_are_refused_with_their_kind() {
         ("a directory", |p| std::fs::create_dir(p).unwrap()),
     ];
     for (kind, make) in cases {
-        let sb = Sandbox::new();
+        let sb = Sandbox::new(bin());
         std::fs::create_dir_all(&sb.home).unwrap();
         make(&sb.lock_file());
         let port = free_port();
@@ -672,7 +666,7 @@ fn special_files_at_the_lock_or_log_path_are_refused_with_their_kind() {
 
 #[test]
 fn files_are_private_and_a_loose_home_is_tightened() {
-    let sb = Sandbox::new();
+    let sb = Sandbox::new(bin());
     std::fs::create_dir_all(&sb.home).unwrap();
     std::fs::set_permissions(&sb.home, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
     let log = sb.home.join("memory_service.log");
@@ -716,7 +710,7 @@ fn started_from_a_loose_shell_files_are_private_and_open_files_are_raised() {
         hard > 256,
         "this test needs a hard open-files limit above 256 (it is {hard})"
     );
-    let sb = Sandbox::new();
+    let sb = Sandbox::new(bin());
     let port = free_port();
     let home = sb.home.display().to_string();
     let port_s = port.to_string();
@@ -785,7 +779,7 @@ fn started_from_a_loose_shell_files_are_private_and_open_files_are_raised() {
 
 #[test]
 fn a_home_owned_by_another_user_is_refused_even_for_root() {
-    let sb = Sandbox::new();
+    let sb = Sandbox::new(bin());
     // As root: a home given to nobody (65534). Otherwise "/", which is root's.
     let home = if nix::unistd::Uid::effective().is_root() {
         std::fs::create_dir_all(&sb.home).unwrap();
@@ -812,10 +806,8 @@ fn a_home_owned_by_another_user_is_refused_even_for_root() {
 
 #[test]
 fn a_damaged_holder_record_heals_and_status_and_stop_see_the_holder() {
-    let sb = Sandbox::new();
-    let port = free_port();
-    let mut p = sb.serve_with(port, &[("MEMORY_SERVICE_LOCK_CHECK_MS", "100")]);
-    wait_healthy(port, &mut p);
+    let sb = Sandbox::new(bin());
+    let (mut p, port) = sb.start_with(&[("MEMORY_SERVICE_LOCK_CHECK_MS", "100")]);
     let pid = p.pid();
     let good = std::fs::read_to_string(sb.lock_file()).unwrap();
     // Garbage into the same inode: the lock stays held, the record is gone.
@@ -849,10 +841,8 @@ fn a_damaged_holder_record_heals_and_status_and_stop_see_the_holder() {
 #[test]
 fn every_kind_of_damage_to_the_holder_record_heals_at_the_default_period() {
     use std::io::Write as _;
-    let sb = Sandbox::new();
-    let port = free_port();
-    let mut p = sb.serve(port);
-    wait_healthy(port, &mut p);
+    let sb = Sandbox::new(bin());
+    let (mut p, port) = sb.start();
     let pid = p.pid();
     let good = std::fs::read_to_string(sb.lock_file()).unwrap();
     let whole = || {
@@ -925,23 +915,20 @@ fn every_kind_of_damage_to_the_holder_record_heals_at_the_default_period() {
 /// itself (one old generation), since a supervisor only appends.
 #[test]
 fn a_supervised_serve_logs_where_logs_reads_and_rotates_it() {
-    let sb = Sandbox::new();
+    let sb = Sandbox::new(bin());
     std::fs::create_dir_all(&sb.home).unwrap();
     let log = sb.home.join("memory_service.log");
     let big = 10 * 1024 * 1024 + 1;
     std::fs::write(&log, vec![b'x'; big]).unwrap();
-    let port = free_port();
     let open = || std::fs::OpenOptions::new().append(true).open(&log).unwrap();
-    let mut cmd = sb.command(&[
-        "--home",
-        &sb.home.display().to_string(),
-        "--port",
-        &port.to_string(),
-        "serve",
-    ]);
+    let mut cmd = sb.command(&["--home", &sb.home.display().to_string(), "--port", "0", "serve"]);
     cmd.stdout(open()).stderr(open());
     let mut child = cmd.spawn().unwrap();
     let pid = child.id();
+    let port = poll("the supervised serve to bind", DEADLINE, || {
+        assert!(child.try_wait().unwrap().is_none(), "serve exited early");
+        bound_port(&sb.home, pid)
+    });
     poll("the supervised serve to answer /health", DEADLINE, || {
         assert!(child.try_wait().unwrap().is_none(), "serve exited early");
         (health(port)?.pid == pid).then_some(())
@@ -971,7 +958,7 @@ fn a_supervised_serve_logs_where_logs_reads_and_rotates_it() {
 /// gives it (15, `HomeUnusable`) and the same one sentence, said once.
 #[test]
 fn an_unusable_home_has_one_exit_code_for_every_command() {
-    let sb = Sandbox::new();
+    let sb = Sandbox::new(bin());
     std::fs::write(&sb.home, "I am a file").unwrap();
     let port = free_port();
     let mut p = sb.serve(port);

@@ -58,10 +58,8 @@ fn raw_get_status(port: u16, path: &str, host: &str) -> u16 {
 
 #[test]
 fn root_serves_the_status_page_with_a_strict_csp() {
-    let sb = Sandbox::new();
-    let port = free_port();
-    let mut p = sb.serve(port);
-    wait_healthy(port, &mut p);
+    let sb = Sandbox::new(bin());
+    let (_p, port) = sb.start();
 
     let mut r = agent().get(&format!("http://127.0.0.1:{port}/")).call().unwrap();
     assert_eq!(r.status().as_u16(), 200);
@@ -436,10 +434,8 @@ fn status_page_end_to_end_in_headless_chromium() {
         "{CHROMIUM} is missing: run scripts/install-chromium.sh (it installs Debian's chromium; \
          CI runs it) so this end-to-end test can drive the status page in headless Chromium"
     );
-    let sb = Sandbox::new();
-    let port = free_port();
-    let mut service = sb.serve(port);
-    wait_healthy(port, &mut service);
+    let sb = Sandbox::new(bin());
+    let (mut service, port) = sb.start();
     let pid = service.pid();
 
     // A message with a word found nowhere else, and markup that must stay text.

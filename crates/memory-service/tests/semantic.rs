@@ -13,7 +13,7 @@ use memory_api::search::{SearchResult, SearchResults};
 use nix::sys::signal::Signal;
 use serde_json::json;
 
-use crate::helper::{DEADLINE, Sandbox, free_port, health, poll, post, post_as, wait_healthy};
+use crate::helper::*;
 
 /// The model directory, or a panic naming the command that fetches it.
 fn model_dir() -> PathBuf {
@@ -68,11 +68,10 @@ fn search(port: u16, project: &str, query: &str) -> Vec<SearchResult> {
 #[test]
 fn meaning_finds_what_words_miss_and_health_reports_it() {
     let model = model_dir();
-    let sb = Sandbox::new();
-    let port = free_port();
+    let sb = Sandbox::new(bin());
     let (home, port_s, model_s) = (
         sb.home.display().to_string(),
-        port.to_string(),
+        "0".to_string(),
         model.display().to_string(),
     );
     let mut p = sb.spawn(
@@ -87,7 +86,8 @@ fn meaning_finds_what_words_miss_and_health_reports_it() {
         ],
         &[],
     );
-    wait_healthy(port, &mut p);
+    let port = p.wait_port(&sb.home);
+    p.wait_ready(port);
     let texts = [
         "My golden retriever chewed through the garden hose again.",
         "Stock markets fell sharply today after the announcement.",
@@ -170,16 +170,13 @@ fn meaning_finds_what_words_miss_and_health_reports_it() {
         metrics.contains("memory_service_embedding_pending_chunks 0"),
         "{metrics}"
     );
-    p.signal(Signal::SIGTERM);
-    assert_eq!(p.wait_code(), 0);
+    assert_eq!(p.stop(), 0);
 }
 
 #[test]
 fn without_a_model_health_says_how_to_install_one_and_search_still_works() {
-    let sb = Sandbox::new();
-    let port = free_port();
-    let mut p = sb.serve(port);
-    wait_healthy(port, &mut p);
+    let sb = Sandbox::new(bin());
+    let (mut p, port) = sb.start();
     let s = semantic(port);
     assert_eq!(s.state, SemanticState::Off, "{s:?}");
     let reason = s.reason.as_deref().expect("reason");
@@ -195,18 +192,16 @@ fn without_a_model_health_says_how_to_install_one_and_search_still_works() {
         (!h.is_empty()).then_some(h)
     });
     assert!(hits[0].score > 0.9, "{hits:?}");
-    p.signal(Signal::SIGTERM);
-    assert_eq!(p.wait_code(), 0);
+    assert_eq!(p.stop(), 0);
 }
 
 #[test]
 fn kill_9_while_embedding_loses_no_vector() {
     let model = model_dir();
-    let sb = Sandbox::new();
-    let port = free_port();
+    let sb = Sandbox::new(bin());
     let (home, port_s, model_s) = (
         sb.home.display().to_string(),
-        port.to_string(),
+        "0".to_string(),
         model.display().to_string(),
     );
     let args = [
@@ -219,7 +214,8 @@ fn kill_9_while_embedding_loses_no_vector() {
         "serve",
     ];
     let mut p = sb.spawn(&args, &[]);
-    wait_healthy(port, &mut p);
+    let port = p.wait_port(&sb.home);
+    p.wait_ready(port);
     let n = 300u64;
     for i in 0..n {
         let text = format!(
@@ -242,19 +238,17 @@ fn kill_9_while_embedding_loses_no_vector() {
     let _ = p.wait_code_or_signal();
 
     let mut p = sb.spawn(&args, &[]);
-    wait_healthy(port, &mut p);
+    let port = p.wait_port(&sb.home);
+    p.wait_ready(port);
     let s = wait_embedded(port, n);
     assert_eq!(s.embedded_chunks, n, "{s:?}");
-    p.signal(Signal::SIGTERM);
-    assert_eq!(p.wait_code(), 0);
+    assert_eq!(p.stop(), 0);
 }
 
 #[test]
 fn words_inside_cjk_text_are_found_over_http() {
-    let sb = Sandbox::new();
-    let port = free_port();
-    let mut p = sb.serve(port);
-    wait_healthy(port, &mut p);
+    let sb = Sandbox::new(bin());
+    let (mut p, port) = sb.start();
     let texts = [
         "我们决定使用静默模式部署播客服务，数据库选用飞书。",
         "東京都に住んでいます。テストは明日です。",
@@ -282,6 +276,5 @@ fn words_inside_cjk_text_are_found_over_http() {
         assert_eq!(hits.len(), 1, "{q}: {hits:?}");
         assert_eq!(hits[0].message_id.as_deref(), Some(want), "{q}");
     }
-    p.signal(Signal::SIGTERM);
-    assert_eq!(p.wait_code(), 0);
+    assert_eq!(p.stop(), 0);
 }

@@ -61,17 +61,16 @@ fn sole_survivor(procs: &mut [Proc]) -> usize {
 }
 
 fn race(rounds: usize, starters: usize, same_port: bool) {
-    let sb = Sandbox::new();
+    let sb = Sandbox::new(bin());
     for round in 0..rounds {
-        let base = free_port();
-        let ports: Vec<u16> = (0..starters)
-            .map(|i| if same_port || i == 0 { base } else { free_port() })
-            .collect();
+        // One port all must share is known before the spawn; different
+        // ports are each starter's own `--port 0`.
+        let ports: Vec<u16> = vec![if same_port { free_port() } else { 0 }; starters];
         let mut procs = start_many(&sb, &ports);
         let winner = sole_survivor(&mut procs);
-        let port = ports[winner];
+        let port = procs[winner].wait_port(&sb.home);
         let wpid = procs[winner].pid();
-        wait_healthy(port, &mut procs[winner]);
+        procs[winner].wait_ready(port);
         assert_eq!(
             read_pid_file(&sb),
             Some(wpid),
@@ -96,11 +95,13 @@ fn race(rounds: usize, starters: usize, same_port: bool) {
                 "{err}"
             );
         }
-        // Nobody but the winner answers on any of the ports.
-        for &p in &ports {
-            if p != port {
-                assert_eq!(health_pid(p), None, "round {round}: a loser serves on {p}");
-            }
+        // Every loser has exited (above), so none serves on any port; the
+        // winner answers on the port it was given.
+        if same_port {
+            assert_eq!(
+                port, ports[0],
+                "round {round}: the winner serves on the shared port"
+            );
         }
         stop_clean(&sb, &mut procs[winner], Signal::SIGTERM);
     }
@@ -122,22 +123,18 @@ fn many_starters_same_home_different_ports_exactly_one_serves() {
 
 #[test]
 fn different_homes_both_serve() {
-    let (a, b) = (Sandbox::new(), Sandbox::new());
-    let (pa, pb) = (free_port(), free_port());
-    let mut x = a.serve(pa);
-    let mut y = b.serve(pb);
-    wait_healthy(pa, &mut x);
-    wait_healthy(pb, &mut y);
+    let (a, b) = (Sandbox::new(bin()), Sandbox::new(bin()));
+    let (mut x, pa) = a.start();
+    let (mut y, pb) = b.start();
+    assert_ne!(pa, pb);
     stop_clean(&a, &mut x, Signal::SIGTERM);
     stop_clean(&b, &mut y, Signal::SIGINT);
 }
 
 #[test]
 fn duplicate_prints_the_seed_lines_and_exits_already_running() {
-    let sb = Sandbox::new();
-    let port = free_port();
-    let mut first = sb.serve(port);
-    wait_healthy(port, &mut first);
+    let sb = Sandbox::new(bin());
+    let (mut first, port) = sb.start();
     let mut second = sb.serve(port);
     assert_eq!(second.wait_code(), ALREADY_RUNNING);
     let err = second.stderr_text();
@@ -159,11 +156,9 @@ fn duplicate_prints_the_seed_lines_and_exits_already_running() {
 
 #[test]
 fn kill_9_then_start_again_at_once_without_cleanup() {
-    let sb = Sandbox::new();
+    let sb = Sandbox::new(bin());
     for _ in 0..5 {
-        let port = free_port();
-        let mut p = sb.serve(port);
-        wait_healthy(port, &mut p);
+        let (mut p, _) = sb.start();
         p.signal(Signal::SIGKILL);
         p.wait_code_or_signal();
         assert!(
@@ -171,9 +166,7 @@ fn kill_9_then_start_again_at_once_without_cleanup() {
             "kill -9 leaves both files behind"
         );
     }
-    let port = free_port();
-    let mut p = sb.serve(port);
-    wait_healthy(port, &mut p);
+    let (mut p, _) = sb.start();
     assert!(
         p.stderr_text().contains("replaced a stale PID file"),
         "{}",
@@ -185,13 +178,11 @@ fn kill_9_then_start_again_at_once_without_cleanup() {
 #[test]
 fn garbage_or_empty_lock_and_pid_files_do_not_block() {
     for content in ["", "garbage\n\u{0}\u{1}", "123", "4242\n17\n"] {
-        let sb = Sandbox::new();
+        let sb = Sandbox::new(bin());
         std::fs::create_dir_all(&sb.home).unwrap();
         std::fs::write(sb.lock_file(), content).unwrap();
         std::fs::write(sb.pid_file(), content).unwrap();
-        let port = free_port();
-        let mut p = sb.serve(port);
-        wait_healthy(port, &mut p);
+        let (mut p, _) = sb.start();
         assert_eq!(read_pid_file(&sb), Some(p.pid()), "content {content:?}");
         stop_clean(&sb, &mut p, Signal::SIGTERM);
     }
@@ -199,7 +190,7 @@ fn garbage_or_empty_lock_and_pid_files_do_not_block() {
 
 #[test]
 fn files_naming_an_unrelated_live_process_are_stale_and_it_is_untouched() {
-    let sb = Sandbox::new();
+    let sb = Sandbox::new(bin());
     let mut bystander = std::process::Command::new("sleep").arg("300").spawn().unwrap();
     let bpid = bystander.id();
     std::fs::create_dir_all(&sb.home).unwrap();
@@ -212,9 +203,7 @@ fn files_naming_an_unrelated_live_process_are_stale_and_it_is_untouched() {
         ),
     )
     .unwrap();
-    let port = free_port();
-    let mut p = sb.serve(port);
-    wait_healthy(port, &mut p);
+    let (mut p, _) = sb.start();
     assert_eq!(read_pid_file(&sb), Some(p.pid()));
     assert!(
         bystander.try_wait().unwrap().is_none(),
@@ -263,7 +252,7 @@ fn foreign_server() -> (
 
 #[test]
 fn a_foreign_server_answering_200_is_not_ours() {
-    let sb = Sandbox::new();
+    let sb = Sandbox::new(bin());
     let (port, handle, stop) = foreign_server();
     let mut p = sb.serve(port);
     assert_eq!(p.wait_code(), PORT_IN_USE);
@@ -292,10 +281,8 @@ fn a_foreign_server_answering_200_is_not_ours() {
 
 #[test]
 fn a_port_held_by_our_instance_for_another_home_is_named() {
-    let (a, b) = (Sandbox::new(), Sandbox::new());
-    let port = free_port();
-    let mut first = a.serve(port);
-    wait_healthy(port, &mut first);
+    let (a, b) = (Sandbox::new(bin()), Sandbox::new(bin()));
+    let (mut first, port) = a.start();
     let mut second = b.serve(port);
     assert_eq!(second.wait_code(), PORT_OTHER_INSTANCE);
     let err = second.stderr_text();
@@ -308,12 +295,10 @@ fn a_port_held_by_our_instance_for_another_home_is_named() {
 
 #[test]
 fn a_frozen_holder_is_unresponsive_not_healthy() {
-    let sb = Sandbox::new();
-    let port = free_port();
-    let mut holder = sb.serve(port);
-    wait_healthy(port, &mut holder);
+    let sb = Sandbox::new(bin());
+    let (mut holder, _) = sb.start();
     holder.signal(Signal::SIGSTOP);
-    let mut second = sb.serve(free_port());
+    let mut second = sb.serve(0);
     assert_eq!(second.wait_code(), UNRESPONSIVE, "{}", second.stderr_text());
     let err = second.stderr_text();
     assert!(
@@ -326,15 +311,13 @@ fn a_frozen_holder_is_unresponsive_not_healthy() {
 
 #[test]
 fn a_deleted_lock_file_never_lets_a_second_instance_in_and_comes_back() {
-    let sb = Sandbox::new();
-    let port = free_port();
+    let sb = Sandbox::new(bin());
     // A long re-check period: the second start below happens while the lock
     // file is still missing, the window the home directory's lock closes.
-    let mut holder = sb.serve_with(port, &[("MEMORY_SERVICE_LOCK_CHECK_MS", "1500")]);
-    wait_healthy(port, &mut holder);
+    let (mut holder, port) = sb.start_with(&[("MEMORY_SERVICE_LOCK_CHECK_MS", "1500")]);
     let pid = holder.pid();
     std::fs::remove_file(sb.lock_file()).unwrap();
-    let mut early = sb.serve(free_port());
+    let mut early = sb.serve(0);
     let code = early.wait_code();
     let err = early.stderr_text();
     assert!(code == ALREADY_RUNNING || code == STARTING, "exit {code}:\n{err}");
@@ -343,7 +326,7 @@ fn a_deleted_lock_file_never_lets_a_second_instance_in_and_comes_back() {
         let text = std::fs::read_to_string(sb.lock_file()).ok()?;
         (text.lines().next() == Some(pid.to_string().as_str())).then_some(())
     });
-    let mut second = sb.serve(free_port());
+    let mut second = sb.serve(0);
     assert_eq!(second.wait_code(), ALREADY_RUNNING, "{}", second.stderr_text());
     assert!(holder.stderr_text().contains("recreated and relocked"));
     assert_eq!(health_pid(port), Some(pid));
@@ -353,10 +336,8 @@ fn a_deleted_lock_file_never_lets_a_second_instance_in_and_comes_back() {
 #[test]
 fn sigterm_and_sigint_exit_zero_and_remove_files() {
     for sig in [Signal::SIGTERM, Signal::SIGINT] {
-        let sb = Sandbox::new();
-        let port = free_port();
-        let mut p = sb.serve(port);
-        wait_healthy(port, &mut p);
+        let sb = Sandbox::new(bin());
+        let (mut p, port) = sb.start();
         assert!(sb.lock_file().exists() && sb.pid_file().exists());
         stop_clean(&sb, &mut p, sig);
         assert_eq!(health_pid(port), None, "nothing serves after {sig:?}");
@@ -365,9 +346,9 @@ fn sigterm_and_sigint_exit_zero_and_remove_files() {
 
 #[test]
 fn an_unusable_home_is_a_clear_error_with_its_own_code() {
-    let sb = Sandbox::new();
+    let sb = Sandbox::new(bin());
     std::fs::write(&sb.home, "I am a file").unwrap();
-    let mut p = sb.serve(free_port());
+    let mut p = sb.serve(0);
     assert_eq!(p.wait_code(), HOME_UNUSABLE);
     let err = p.stderr_text();
     assert!(
@@ -378,10 +359,8 @@ fn an_unusable_home_is_a_clear_error_with_its_own_code() {
 
 #[test]
 fn health_reports_identity_matching_the_lock_record() {
-    let sb = Sandbox::new();
-    let port = free_port();
-    let mut p = sb.serve(port);
-    wait_healthy(port, &mut p);
+    let sb = Sandbox::new(bin());
+    let (mut p, port) = sb.start();
     let body: memory_api::HealthReport = get_as(port, "/health");
     let record = std::fs::read_to_string(sb.lock_file()).unwrap();
     let lines: Vec<&str> = record.lines().collect();
@@ -423,10 +402,10 @@ fn an_unopenable_database_is_reported_once_per_cause() {
         ),
     ];
     for (make, says) in cases {
-        let sb = Sandbox::new();
+        let sb = Sandbox::new(bin());
         std::fs::create_dir_all(&sb.home).unwrap();
         make(&sb.home.join("memory.sqlite"));
-        let mut p = sb.serve(free_port());
+        let mut p = sb.serve(0);
         assert_eq!(p.wait_code(), 1, "{}", p.stderr_text());
         let err = p.stderr_text();
         let line = err
@@ -441,9 +420,9 @@ fn an_unopenable_database_is_reported_once_per_cause() {
 
 #[test]
 fn a_directory_at_the_lock_path_is_reported_once_with_its_own_code() {
-    let sb = Sandbox::new();
+    let sb = Sandbox::new(bin());
     std::fs::create_dir_all(sb.lock_file()).unwrap();
-    let mut p = sb.serve(free_port());
+    let mut p = sb.serve(0);
     assert_eq!(p.wait_code(), HOME_UNUSABLE, "{}", p.stderr_text());
     let err = p.stderr_text();
     let line = err

@@ -52,15 +52,12 @@ fn add_source(port: u16, dir: &Path, name: &str) -> (String, i64) {
 }
 
 fn serve(sb: &Sandbox) -> (Proc, u16) {
-    let port = free_port();
-    let mut p = sb.serve(port);
-    wait_healthy(port, &mut p);
-    (p, port)
+    sb.start()
 }
 
 #[test]
 fn index_gitignore_watch_and_confinement() {
-    let sb = Sandbox::new();
+    let sb = Sandbox::new(bin());
     let docs = sb.path().join("docs");
     std::fs::create_dir_all(docs.join("sub")).unwrap();
     std::fs::write(docs.join(".gitignore"), "ignored.md\n").unwrap();
@@ -112,13 +109,12 @@ fn index_gitignore_watch_and_confinement() {
     }
     let v: FileContent = get_as(port, &format!("/filetree/{id}/file?path=sub/kept.md"));
     assert!(v.content.as_deref().unwrap().contains("pangolin"));
-    p.signal(Signal::SIGTERM);
-    assert_eq!(p.wait_code(), 0);
+    assert_eq!(p.stop(), 0);
 }
 
 #[test]
 fn reindex_never_shows_an_empty_source_to_searches() {
-    let sb = Sandbox::new();
+    let sb = Sandbox::new(bin());
     let docs = sb.path().join("docs");
     std::fs::create_dir_all(&docs).unwrap();
     for i in 0..300 {
@@ -157,13 +153,12 @@ fn reindex_never_shows_an_empty_source_to_searches() {
         0,
         "a search saw an empty source during a reindex"
     );
-    p.signal(Signal::SIGTERM);
-    assert_eq!(p.wait_code(), 0);
+    assert_eq!(p.stop(), 0);
 }
 
 #[test]
 fn kill_9_mid_index_leaves_no_running_job_and_a_sound_database() {
-    let sb = Sandbox::new();
+    let sb = Sandbox::new(bin());
     let docs = sb.path().join("docs");
     for d in 0..20 {
         std::fs::create_dir_all(docs.join(format!("d{d}"))).unwrap();
@@ -205,15 +200,14 @@ fn kill_9_mid_index_leaves_no_running_job_and_a_sound_database() {
         let s: Source = serde_json::from_value(v).ok()?;
         (s.files_indexed == 3000 && s.status == SourceStatus::Idle).then_some(())
     });
-    p.signal(Signal::SIGTERM);
-    assert_eq!(p.wait_code(), 0);
+    assert_eq!(p.stop(), 0);
     let store = memory_store::Store::open(memory_store::StoreConfig::new(&db)).unwrap();
     assert_eq!(store.integrity_check().unwrap(), "ok");
 }
 
 #[test]
 fn people_commands_add_wait_list_reindex_rm() {
-    let sb = Sandbox::new();
+    let sb = Sandbox::new(bin());
     let docs = sb.path().join("my docs");
     std::fs::create_dir_all(&docs).unwrap();
     for i in 0..30 {
@@ -372,8 +366,7 @@ fn people_commands_add_wait_list_reindex_rm() {
     assert!(out.contains("deleted successfully"), "{out}");
     let (_, out, _) = sb.cli(port, &["sources", "list"]);
     assert!(out.contains("No sources yet"), "{out}");
-    p.signal(Signal::SIGTERM);
-    assert_eq!(p.wait_code(), 0);
+    assert_eq!(p.stop(), 0);
 }
 
 /// `MEMORY_SERVICE_CHATDO_PROJECTS` reaches the daemon: `connected_projects`
@@ -381,17 +374,15 @@ fn people_commands_add_wait_list_reindex_rm() {
 /// source removes its id from ChatDO's file and nothing else.
 #[test]
 fn chatdo_projects_file_end_to_end() {
-    let sb = Sandbox::new();
+    let sb = Sandbox::new(bin());
     let docs = sb.path().join("docs");
     std::fs::create_dir_all(&docs).unwrap();
     std::fs::write(docs.join("a.md"), "the okapi sleeps\n").unwrap();
     let projects = sb.path().join("projects.json");
     let text = "[\n  {\"id\": \"p1\", \"name\": \"Research\", \"memory_sources\": [\"drr-repo\", \"other-dir\"]}\n]\n";
     std::fs::write(&projects, text).unwrap();
-    let port = free_port();
     let file = projects.display().to_string();
-    let mut p = sb.serve_with(port, &[("MEMORY_SERVICE_CHATDO_PROJECTS", &file)]);
-    wait_healthy(port, &mut p);
+    let (mut p, port) = sb.start_with(&[("MEMORY_SERVICE_CHATDO_PROJECTS", &file)]);
 
     let (s, v) = post(
         port,
@@ -439,8 +430,7 @@ fn chatdo_projects_file_end_to_end() {
         std::fs::read_to_string(&projects).unwrap(),
         text.replace("\"drr-repo\", ", "")
     );
-    p.signal(Signal::SIGTERM);
-    assert_eq!(p.wait_code(), 0);
+    assert_eq!(p.stop(), 0);
 }
 
 /// Issue 11, item 4: a source folder deleted under a running service turns the source
@@ -449,7 +439,7 @@ fn chatdo_projects_file_end_to_end() {
 /// or reindex; a folder replaced by another at the same path is watched on the new one.
 #[test]
 fn a_deleted_recreated_or_replaced_folder_is_noticed_and_watched_again() {
-    let sb = Sandbox::new();
+    let sb = Sandbox::new(bin());
     let docs = sb.path().join("docs");
     std::fs::create_dir_all(&docs).unwrap();
     std::fs::write(docs.join("a.md"), "the quetzal nests here\n").unwrap();
@@ -533,6 +523,5 @@ fn a_deleted_recreated_or_replaced_folder_is_noticed_and_watched_again() {
         (search_files(port, "proj", "urial").len() == 1).then_some(())
     });
     assert_eq!(chat_hits(), 1);
-    p.signal(Signal::SIGTERM);
-    assert_eq!(p.wait_code(), 0);
+    assert_eq!(p.stop(), 0);
 }

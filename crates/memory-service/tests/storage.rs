@@ -12,7 +12,7 @@ use memory_api::health::State;
 use memory_api::search::{SearchRequest, SearchResults};
 use nix::sys::signal::Signal;
 
-use crate::helper::{DEADLINE, Sandbox, bin, free_port, health, poll, post_as, try_post, wait_healthy};
+use crate::helper::*;
 
 fn message(i: usize, text: &str) -> IndexChatMessage {
     IndexChatMessage {
@@ -76,11 +76,10 @@ fn fill(path: &Path) -> u64 {
 
 #[test]
 fn a_full_disk_answers_507_and_degraded_then_recovers_without_a_restart() {
-    let sb = Sandbox::new();
+    let sb = Sandbox::new(bin());
     std::fs::create_dir_all(&sb.home).unwrap();
-    let port = free_port();
     let home = sb.home.display().to_string();
-    let port_s = port.to_string();
+    let port_s = "0".to_string();
     // An 8 MiB tmpfs over the home, visible only to the service's process.
     let script =
         r#"mount -t tmpfs -o size=8m,mode=0700 tmpfs "$1" && exec "$2" --home "$1" --port "$3" serve"#;
@@ -100,7 +99,9 @@ fn a_full_disk_answers_507_and_degraded_then_recovers_without_a_restart() {
         ],
         &[],
     );
-    wait_healthy(port, &mut p);
+    // The lock file (and its holder record) is on the tmpfs too.
+    let port = p.wait_port(Path::new(&format!("/proc/{}/root{home}", p.pid())));
+    p.wait_ready(port);
     // The service's view of its home, through its mount namespace.
     let inside = PathBuf::from(format!("/proc/{}/root{home}", p.pid()));
     assert!(
@@ -175,10 +176,8 @@ fn smash_a_leaf_of(db: &Path, table: &str) {
 
 #[test]
 fn damage_found_at_start_is_reported_and_doctor_rebuilds_it() {
-    let sb = Sandbox::new();
-    let port = free_port();
-    let mut p = sb.serve(port);
-    wait_healthy(port, &mut p);
+    let sb = Sandbox::new(bin());
+    let (mut p, port) = sb.start();
     for i in 0..200 {
         let text = format!("petrel number{i} {}", "shearwater ".repeat(40));
         let (s, body) = send(port, &message(i, &text));
@@ -187,12 +186,12 @@ fn damage_found_at_start_is_reported_and_doctor_rebuilds_it() {
     poll("every message to be indexed", DEADLINE, || {
         (!search(port, "number199").results.is_empty()).then_some(())
     });
-    p.signal(Signal::SIGTERM);
-    assert_eq!(p.wait_code(), 0);
+    assert_eq!(p.stop(), 0);
     let db = sb.home.join("memory.sqlite");
     smash_a_leaf_of(&db, "chunks");
 
-    let mut p = sb.serve(port);
+    let mut p = sb.serve(0);
+    let port = p.wait_port(&sb.home);
     poll("/health to report the damage", DEADLINE, || {
         if let Some(st) = p.try_status() {
             panic!("serve exited ({st:?}): {}", p.stderr_text());
@@ -208,8 +207,7 @@ fn damage_found_at_start_is_reported_and_doctor_rebuilds_it() {
     let (code, _, err) = sb.cli(port, &["doctor"]);
     assert_eq!(code, 10, "doctor refuses while the service runs: {err}");
     assert!(err.contains("memory-service stop"), "{err}");
-    p.signal(Signal::SIGTERM);
-    assert_eq!(p.wait_code(), 0);
+    assert_eq!(p.stop(), 0);
 
     let (code, out, err) = sb.cli(port, &["doctor", "--check-only"]);
     assert_eq!(code, 21, "{out}{err}");
@@ -222,13 +220,11 @@ fn damage_found_at_start_is_reported_and_doctor_rebuilds_it() {
     assert_eq!(code, 0);
     assert!(out.contains("no damage found"), "{out}");
 
-    let mut p = sb.serve(port);
-    wait_healthy(port, &mut p);
+    let (mut p, port) = sb.start();
     poll("messages to be searchable again", DEADLINE, || {
         (search(port, "number123").results.len() == 1).then_some(())
     });
     let h = health(port).expect("/health answers");
     assert_eq!(h.state, State::Ready, "{h:?}");
-    p.signal(Signal::SIGTERM);
-    assert_eq!(p.wait_code(), 0);
+    assert_eq!(p.stop(), 0);
 }

@@ -1,5 +1,5 @@
 //! Integration tests: the real binary, real processes, real signals, a temp
-//! home and free ports per test.
+//! home per test and instances on `--port 0` (the harness is `testkit`).
 
 mod chat;
 mod client;

@@ -124,7 +124,7 @@ pub fn run(args: &LoadArgs) -> Result<()> {
     let size = Size::of(args);
     let started = Instant::now();
     let bin = proc::resolve_bin(args.bin.as_deref())?;
-    let sandbox = Sandbox::new(&bin)?;
+    let sandbox = proc::sandbox(&bin)?;
     let home = sandbox.new_home();
     let (mut svc, port, idle_mib) = start_idle(&sandbox, &home)?;
 
@@ -132,7 +132,7 @@ pub fn run(args: &LoadArgs) -> Result<()> {
     let ctx = Ctx {
         port,
         home: home.clone(),
-        root: sandbox.root().to_path_buf(),
+        root: sandbox.path().to_path_buf(),
         size,
         quiet: args.json,
         sampler: &sampler,
@@ -143,8 +143,8 @@ pub fn run(args: &LoadArgs) -> Result<()> {
         Ok(p) => p,
         Err(e) => {
             let state = match svc.try_status() {
-                Ok(Some(status)) => format!("the service has exited ({status})"),
-                _ => "the service is still running".to_string(),
+                Some(status) => format!("the service has exited ({status})"),
+                None => "the service is still running".to_string(),
             };
             return Err(anyhow!("{e:#}\n{state}; {}", svc.stderr_tail()));
         }
@@ -183,10 +183,7 @@ pub fn run(args: &LoadArgs) -> Result<()> {
 /// Starts the service on `home`, waits until ready, answers 100 `/health`;
 /// returns it, its port and its idle RSS (MiB).
 fn start_idle(sandbox: &Sandbox, home: &std::path::Path) -> Result<(Service, u16, f64)> {
-    let port = proc::free_port()?;
-    let (cmd, stderr) = sandbox.serve_command(home, port)?;
-    let mut svc = Service::spawn(cmd, stderr)?;
-    proc::wait_healthy(&proc::agent(), &mut svc, port)?;
+    let (svc, port, _) = proc::start(sandbox, home, &[])?;
     let health = Client::new(port, REQUEST_GUARD);
     for _ in 0..100 {
         health
@@ -213,8 +210,8 @@ fn sampled_phases(ctx: &Ctx, pid: u32) -> Result<Phases> {
 /// SIGTERM to exit, ms; fails unless the exit code is 0.
 fn sigterm_to_exit(svc: &mut Service) -> Result<f64> {
     let t = Instant::now();
-    svc.signal(Signal::SIGTERM)?;
-    let code = proc::exit_code(svc.wait()?)?;
+    svc.try_signal(Signal::SIGTERM)?;
+    let code = proc::exit_code(proc::wait(svc)?)?;
     let ms = t.elapsed().as_secs_f64() * 1e3;
     if code != 0 {
         bail!(
