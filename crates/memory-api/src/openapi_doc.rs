@@ -18,7 +18,7 @@ use crate::filetree::{FileContent, FileQuery, Tree, TreeQuery};
 use crate::health::HealthReport;
 use crate::search::{SearchRequest, SearchResults};
 use crate::sources::{
-    AddSource, ChunkStats, JobList, JobsQuery, Reindex, Reindexing, Source, SourceAdded, SourceList,
+    AddSource, ChunkStats, FileJobList, FileJobsQuery, Reindex, Reindexing, Source, SourceAdded, SourceList,
 };
 use crate::{StatusMessage, facts::Fact};
 
@@ -117,9 +117,9 @@ fn source_status() {}
 
 /// A source's recent jobs, newest first.
 #[utoipa::path(get, path = "/sources/{source_id}/jobs", tag = "sources",
-    params(("source_id" = String, Path, description = "The source"), JobsQuery),
+    params(("source_id" = String, Path, description = "The source"), FileJobsQuery),
     responses(
-        (status = 200, body = JobList),
+        (status = 200, body = FileJobList),
         (status = 422, body = ErrorBody),
     ))]
 fn source_jobs() {}

@@ -20,7 +20,7 @@ pub enum SourceStatus {
 /// Where a file indexing job is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
-pub enum JobStatus {
+pub enum FileJobStatus {
     /// Waiting for the indexer (ours: the original started at once).
     Queued,
     /// Walking and indexing files.
@@ -33,23 +33,23 @@ pub enum JobStatus {
     Cancelled,
 }
 
-impl JobStatus {
+impl FileJobStatus {
     /// Whether the job will not change any more (completed, failed or cancelled).
     pub fn is_finished(self) -> bool {
         matches!(
             self,
-            JobStatus::Completed | JobStatus::Failed | JobStatus::Cancelled
+            FileJobStatus::Completed | FileJobStatus::Failed | FileJobStatus::Cancelled
         )
     }
 
     /// The wire name, e.g. `running`.
     pub fn as_str(self) -> &'static str {
         match self {
-            JobStatus::Queued => "queued",
-            JobStatus::Running => "running",
-            JobStatus::Completed => "completed",
-            JobStatus::Failed => "failed",
-            JobStatus::Cancelled => "cancelled",
+            FileJobStatus::Queued => "queued",
+            FileJobStatus::Running => "running",
+            FileJobStatus::Completed => "completed",
+            FileJobStatus::Failed => "failed",
+            FileJobStatus::Cancelled => "cancelled",
         }
     }
 }
@@ -110,13 +110,13 @@ impl Skipped {
 /// One file indexing job (`latest_job` of a source, an item of
 /// `GET /sources/{id}/jobs`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
-pub struct Job {
+pub struct FileJob {
     /// The job id (what `POST /sources` and `POST /reindex` return).
     pub id: i64,
     /// The source it indexes.
     pub source_id: String,
     /// Queued, running, completed, failed or cancelled.
-    pub status: JobStatus,
+    pub status: FileJobStatus,
     /// When it was created or started, ISO-8601.
     pub started_at: String,
     /// When it finished, ISO-8601, or null while running.
@@ -171,7 +171,7 @@ pub struct Source {
     pub project_id: String,
     /// Its latest job, or null before the first.
     #[schema(required = true)]
-    pub latest_job: Option<Job>,
+    pub latest_job: Option<FileJob>,
     /// Ours: files skipped by the latest job (0 before the first).
     pub files_skipped: i64,
     /// Ours: files skipped by the latest job, by reason.
@@ -255,7 +255,7 @@ pub struct Reindexing {
 /// The `GET /sources/{id}/jobs` query.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema, IntoParams)]
 #[into_params(parameter_in = Query)]
-pub struct JobsQuery {
+pub struct FileJobsQuery {
     /// How many jobs, newest first: 1 to 1000 (else 422), default 10.
     #[serde(default = "default_jobs_limit")]
     pub limit: i64,
@@ -267,9 +267,9 @@ fn default_jobs_limit() -> i64 {
 
 /// The `GET /sources/{id}/jobs` body, newest first; an unknown id has none.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
-pub struct JobList {
+pub struct FileJobList {
     /// The jobs.
-    pub jobs: Vec<Job>,
+    pub jobs: Vec<FileJob>,
 }
 
 /// One size bucket of the chunk statistics.

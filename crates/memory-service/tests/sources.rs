@@ -10,7 +10,7 @@ use memory_api::filetree::FileContent;
 use memory_api::health::State;
 use memory_api::search::{SearchResult, SearchResults, SourceType};
 use memory_api::sources::{
-    Job, JobList, JobStatus, Reindexing, Source, SourceAdded, SourceList, SourceStatus,
+    FileJob, FileJobList, FileJobStatus, Reindexing, Source, SourceAdded, SourceList, SourceStatus,
 };
 use nix::sys::signal::Signal;
 use serde_json::json;
@@ -30,12 +30,12 @@ fn search_files(port: u16, project: &str, q: &str) -> Vec<SearchResult> {
 }
 
 /// The jobs of `source`, if the service answers with them.
-fn jobs(port: u16, source: &str, limit: u32) -> Option<Vec<Job>> {
+fn jobs(port: u16, source: &str, limit: u32) -> Option<Vec<FileJob>> {
     let (_, v) = get(port, &format!("/sources/{source}/jobs?limit={limit}"))?;
-    serde_json::from_value::<JobList>(v).ok().map(|l| l.jobs)
+    serde_json::from_value::<FileJobList>(v).ok().map(|l| l.jobs)
 }
 
-fn wait_job_done(port: u16, source: &str, job: i64) -> Job {
+fn wait_job_done(port: u16, source: &str, job: i64) -> FileJob {
     poll(&format!("job {job} of {source} to end"), DEADLINE, || {
         let j = jobs(port, source, 20)?.into_iter().find(|j| j.id == job)?;
         j.status.is_finished().then_some(j)
@@ -68,7 +68,7 @@ fn index_gitignore_watch_and_confinement() {
     let (mut p, port) = serve(&sb);
 
     let (id, job) = add_source(port, &docs, "docs");
-    assert_eq!(wait_job_done(port, &id, job).status, JobStatus::Completed);
+    assert_eq!(wait_job_done(port, &id, job).status, FileJobStatus::Completed);
     let hits = search_files(port, "proj", "pangolin");
     let paths: Vec<&str> = hits.iter().map(|h| h.file_path.as_deref().unwrap()).collect();
     assert_eq!(
@@ -143,7 +143,10 @@ fn reindex_never_shows_an_empty_source_to_searches() {
     };
     for _ in 0..3 {
         let v: Reindexing = post_as(port, "/reindex", &json!({"source_id": id}));
-        assert_eq!(wait_job_done(port, &id, v.job_id).status, JobStatus::Completed);
+        assert_eq!(
+            wait_job_done(port, &id, v.job_id).status,
+            FileJobStatus::Completed
+        );
     }
     stop.store(true, Ordering::Relaxed);
     searcher.join().unwrap();
@@ -185,12 +188,12 @@ fn kill_9_mid_index_leaves_no_running_job_and_a_sound_database() {
         store.shutdown().unwrap();
     }
     let (mut p, port) = serve(&sb);
-    let listed: JobList = get_as(port, &format!("/sources/{id}/jobs?limit=10"));
+    let listed: FileJobList = get_as(port, &format!("/sources/{id}/jobs?limit=10"));
     let cut = listed.jobs.iter().find(|j| j.id == job).unwrap();
-    if progressed.status == JobStatus::Running {
+    if progressed.status == FileJobStatus::Running {
         assert_ne!(
             cut.status,
-            JobStatus::Running,
+            FileJobStatus::Running,
             "an interrupted job is never left running: {cut:?}"
         );
     }
@@ -445,7 +448,7 @@ fn a_deleted_recreated_or_replaced_folder_is_noticed_and_watched_again() {
     std::fs::write(docs.join("a.md"), "the quetzal nests here\n").unwrap();
     let (mut p, port) = serve(&sb);
     let (id, job) = add_source(port, &docs, "docs");
-    assert_eq!(wait_job_done(port, &id, job).status, JobStatus::Completed);
+    assert_eq!(wait_job_done(port, &id, job).status, FileJobStatus::Completed);
     assert_eq!(search_files(port, "proj", "quetzal").len(), 1);
     let body = json!({"project_id": "proj", "chat_id": "c", "message_id": "m", "role": "user",
                       "content": "we spoke of the quetzal", "timestamp": "2026-01-02T03:04:05Z",

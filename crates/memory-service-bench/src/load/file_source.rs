@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use memory_api::sources::{AddSource, Job, JobList, JobStatus, SourceAdded};
+use memory_api::sources::{AddSource, FileJob, FileJobList, FileJobStatus, SourceAdded};
 use serde::Serialize;
 
 use super::mixed::{Samples, chat_query, drain, for_duration, under_load};
@@ -34,7 +34,7 @@ pub struct Files {
     /// The source id the service gave.
     pub source_id: String,
     /// The job's end: files_total, files_processed, bytes_processed, ...
-    pub job: Job,
+    pub job: FileJob,
     /// Job duration: the service's completed_at - started_at when parseable,
     /// else POST to "completed" as seen by polling every 100 ms.
     pub job_secs: f64,
@@ -138,7 +138,7 @@ pub(super) fn files(ctx: &Ctx, next: &AtomicUsize) -> Result<std::result::Result
 struct Indexed {
     source_id: String,
     /// The job's last state from `/sources/{id}/jobs`.
-    job: Job,
+    job: FileJob,
     /// The service's started_at..completed_at, or the client's view.
     job_secs: f64,
     /// POST /sources to "completed" seen by polling.
@@ -193,7 +193,7 @@ fn index_under_load(ctx: &Ctx, c: &Client, root: &Path, next: &AtomicUsize) -> R
 
 /// The job's duration by the service's clock (completed_at - started_at), or
 /// `seen_secs` with a warning when those are missing or unparseable.
-fn job_secs(ctx: &Ctx, job: &Job, seen_secs: f64) -> f64 {
+fn job_secs(ctx: &Ctx, job: &FileJob, seen_secs: f64) -> f64 {
     let server_secs = job
         .completed_at
         .as_deref()
@@ -306,14 +306,14 @@ fn wait_job(
     job_id: i64,
     failed: &AtomicBool,
     ctx: &Ctx,
-) -> Result<(Job, Instant)> {
+) -> Result<(FileJob, Instant)> {
     let mut last = (Instant::now(), None);
     let mut last_report = Instant::now();
     loop {
         if failed.load(Ordering::Relaxed) {
             bail!("stopped: a client failed");
         }
-        let list: JobList = c
+        let list: FileJobList = c
             .get(&format!("/sources/{source_id}/jobs?limit=5"))?
             .json_200(&format!("GET /sources/{source_id}/jobs"))?;
         let now = Instant::now();
@@ -331,11 +331,11 @@ fn wait_job(
             continue;
         };
         match job.status {
-            JobStatus::Completed => return Ok((job, now)),
-            JobStatus::Failed | JobStatus::Cancelled => {
+            FileJobStatus::Completed => return Ok((job, now)),
+            FileJobStatus::Failed | FileJobStatus::Cancelled => {
                 bail!("the file index job ended {}: {job:?}", job.status.as_str())
             }
-            JobStatus::Queued | JobStatus::Running => {}
+            FileJobStatus::Queued | FileJobStatus::Running => {}
         }
         let progress = Some((job.status, job.files_processed, job.bytes_processed));
         if progress != last.1 {

@@ -6,26 +6,26 @@ use std::io::IsTerminal;
 use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressStyle};
-use memory_api::sources::{Job, JobList, JobStatus, Skipped};
+use memory_api::sources::{FileJob, FileJobList, FileJobStatus, Skipped};
 
 use super::{Client, ClientError, human_bytes, segment};
 
 /// How a followed job ended.
 pub struct JobEnd {
     /// Its final state.
-    pub job: Job,
+    pub job: FileJob,
     /// Whether it completed.
     pub ok: bool,
 }
 
-fn find_job(client: &Client, source_id: &str, job_id: i64) -> Result<Option<Job>, ClientError> {
-    let list: JobList = client.get(&format!("/sources/{}/jobs?limit=20", segment(source_id)))?;
+fn find_job(client: &Client, source_id: &str, job_id: i64) -> Result<Option<FileJob>, ClientError> {
+    let list: FileJobList = client.get(&format!("/sources/{}/jobs?limit=20", segment(source_id)))?;
     Ok(list.jobs.into_iter().find(|j| j.id == job_id))
 }
 
 /// `N files, B indexed; M skipped (binary 3, too large 1)`: what a job
 /// made searchable and what it skipped, by reason (reasons with 0 left out).
-pub fn summary(job: &Job) -> String {
+pub fn summary(job: &FileJob) -> String {
     format!(
         "{} files, {} indexed; {}",
         job.files_indexed,
@@ -99,7 +99,7 @@ pub fn follow(client: &Client, source_id: &str, job_id: i64, json: bool) -> Resu
             if let Some(b) = bar {
                 b.finish_and_clear();
             }
-            let ok = job.status == JobStatus::Completed;
+            let ok = job.status == FileJobStatus::Completed;
             let err = job.error.as_deref().map(|e| format!(": {e}")).unwrap_or_default();
             if json {
                 println!("{}", serde_json::to_string(&job).expect("a job serialises"));

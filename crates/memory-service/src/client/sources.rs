@@ -1,7 +1,7 @@
 //! `sources list|add|rm` and `reindex`: the user's folders, over the API.
 
 use memory_api::StatusMessage;
-use memory_api::sources::{AddSource, JobStatus, Reindex, Reindexing, Source, SourceAdded, SourceList};
+use memory_api::sources::{AddSource, FileJobStatus, Reindex, Reindexing, Source, SourceAdded, SourceList};
 
 use super::progress::follow;
 use super::{Client, human_bytes, human_time_now, segment};
@@ -86,7 +86,7 @@ pub fn table(sources: &[Source]) -> String {
         .iter()
         .map(|s| {
             let status = match &s.latest_job {
-                Some(j) if j.status == JobStatus::Running => {
+                Some(j) if j.status == FileJobStatus::Running => {
                     format!("indexing {}/{}", j.files_processed, count(j.files_total))
                 }
                 _ => s.status.as_str().to_string(),
@@ -241,7 +241,7 @@ pub fn reindex(config: &Config, id: &str, wait: bool, json: bool) -> anyhow::Res
 mod tests {
     use super::*;
 
-    use memory_api::sources::{Job, Skipped, SourceStatus};
+    use memory_api::sources::{FileJob, Skipped, SourceStatus};
 
     fn source(id: &str, root: &str) -> Source {
         Source {
@@ -262,8 +262,8 @@ mod tests {
         }
     }
 
-    fn job(status: JobStatus, processed: i64, total: Option<i64>) -> Job {
-        Job {
+    fn job(status: FileJobStatus, processed: i64, total: Option<i64>) -> FileJob {
+        FileJob {
             id: 1,
             source_id: "x".into(),
             status,
@@ -292,13 +292,13 @@ mod tests {
                 too_large: 1,
                 ..Skipped::default()
             },
-            latest_job: Some(job(JobStatus::Completed, 0, None)),
+            latest_job: Some(job(FileJobStatus::Completed, 0, None)),
             ..source("docs-dir", "/d")
         };
         let x = Source {
             status: SourceStatus::Indexing,
             project_id: "p".into(),
-            latest_job: Some(job(JobStatus::Running, 5, Some(9))),
+            latest_job: Some(job(FileJobStatus::Running, 5, Some(9))),
             ..source("x", "/long/path")
         };
         let t = table(&[docs, x]);

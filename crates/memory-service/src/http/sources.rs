@@ -7,8 +7,8 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use memory_api::StatusMessage;
 use memory_api::sources::{
-    AddSource, ChunkStats, Job, JobList, JobStatus, JobsQuery, Reindex, Reindexing, SizeBucket, Skipped,
-    Source, SourceAdded, SourceList, SourceStatus,
+    AddSource, ChunkStats, FileJob, FileJobList, FileJobStatus, FileJobsQuery, Reindex, Reindexing,
+    SizeBucket, Skipped, Source, SourceAdded, SourceList, SourceStatus,
 };
 
 use super::extract::{ApiJson, ApiQuery};
@@ -27,17 +27,17 @@ fn skipped(s: &memory_store::SkipCounts) -> Skipped {
 }
 
 /// A job as the contract shows it.
-fn job(j: &memory_store::FileJob) -> Job {
+fn job(j: &memory_store::FileJob) -> FileJob {
     use memory_store::FileJobState as S;
-    Job {
+    FileJob {
         id: j.id,
         source_id: j.source_id.clone(),
         status: match j.status {
-            S::Queued => JobStatus::Queued,
-            S::Running => JobStatus::Running,
-            S::Completed => JobStatus::Completed,
-            S::Failed => JobStatus::Failed,
-            S::Cancelled => JobStatus::Cancelled,
+            S::Queued => FileJobStatus::Queued,
+            S::Running => FileJobStatus::Running,
+            S::Completed => FileJobStatus::Completed,
+            S::Failed => FileJobStatus::Failed,
+            S::Cancelled => FileJobStatus::Cancelled,
         },
         started_at: j.started_at.clone(),
         completed_at: j.completed_at.clone(),
@@ -198,8 +198,8 @@ pub async fn status(State(state): State<AppState>, Path(id): Path<String>) -> Re
 pub async fn jobs(
     State(state): State<AppState>,
     Path(id): Path<String>,
-    ApiQuery(q): ApiQuery<JobsQuery>,
-) -> Result<Json<JobList>, ApiError> {
+    ApiQuery(q): ApiQuery<FileJobsQuery>,
+) -> Result<Json<FileJobList>, ApiError> {
     if !(1..=1000).contains(&q.limit) {
         return Err(ApiError::client(
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -208,7 +208,7 @@ pub async fn jobs(
     }
     let store = state.store()?.clone();
     let jobs = blocking(move || store.source_jobs(&id, q.limit as usize)).await?;
-    Ok(Json(JobList {
+    Ok(Json(FileJobList {
         jobs: jobs.iter().map(job).collect(),
     }))
 }

@@ -9,7 +9,7 @@ use memory_api::filetree::{FileContent, Tree};
 use memory_api::health::State;
 use memory_api::search::SourceType;
 use memory_api::sources::{
-    ChunkStats, JobList, JobStatus, Reindexing, Source, SourceAdded, SourceList, SourceStatus,
+    ChunkStats, FileJobList, FileJobStatus, Reindexing, Source, SourceAdded, SourceList, SourceStatus,
 };
 use serde_json::json;
 
@@ -69,7 +69,7 @@ async fn add_list_status_jobs_stats_search_reindex_delete() {
     );
     assert_eq!(typed_src.files_indexed, 3);
     let latest = typed_src.latest_job.as_ref().expect("a latest job");
-    assert_eq!((latest.id, latest.status), (job, JobStatus::Completed));
+    assert_eq!((latest.id, latest.status), (job, FileJobStatus::Completed));
     assert_eq!(
         typed_src.connected_projects,
         Some(vec![]),
@@ -99,13 +99,18 @@ async fn add_list_status_jobs_stats_search_reindex_delete() {
         (StatusCode::NOT_FOUND, Some("Source not found: nope"))
     );
 
-    let jobs: JobList = f.get_as("/sources/docs-dir/jobs?limit=5").await;
+    let jobs: FileJobList = f.get_as("/sources/docs-dir/jobs?limit=5").await;
     assert_eq!(jobs.jobs[0].files_processed, 3);
     assert_eq!(
         f.get("/sources/docs-dir/jobs?limit=zero").await.0,
         StatusCode::UNPROCESSABLE_ENTITY
     );
-    assert!(f.get_as::<JobList>("/sources/unknown/jobs").await.jobs.is_empty());
+    assert!(
+        f.get_as::<FileJobList>("/sources/unknown/jobs")
+            .await
+            .jobs
+            .is_empty()
+    );
     let stats: ChunkStats = f.get_as("/sources/docs-dir/chunk-stats").await;
     assert_eq!(stats.total_files, 3, "{stats:?}");
 
@@ -515,7 +520,7 @@ async fn utf16_is_searchable_and_skips_are_counted_by_reason() {
     assert_eq!(src.files_indexed, 1, "{src:?}");
     assert_eq!(src.files_skipped, 2, "{src:?}");
     assert_eq!(src.skipped.binary, 2, "{src:?}");
-    let v: JobList = f.get_as(&format!("/sources/{id}/jobs")).await;
+    let v: FileJobList = f.get_as(&format!("/sources/{id}/jobs")).await;
     let j = &v.jobs[0];
     assert_eq!(j.id, job);
     assert_eq!(
