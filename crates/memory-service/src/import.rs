@@ -350,6 +350,38 @@ fn refused(e: ClientError) -> Result<String, anyhow::Error> {
 
 /// Runs the import (see the module doc); prints what it imported and skipped.
 pub fn run(config: &Config, args: &ImportArgs) -> anyhow::Result<ExitCode> {
+    let client = match connect_or_start(config, args)? {
+        Ok(client) => client,
+        Err(code) => return Ok(code),
+    };
+    let found = read_chatdo(&args.dir)?;
+    let mut skipped = found.skipped.clone();
+    let verb = if args.dry_run { "would import" } else { "imported" };
+    // Sources first: they index in the background meanwhile.
+    let sources = import_sources(client.as_ref(), &found, args, &mut skipped)?;
+    let messages = import_messages(config, client.as_ref(), &found, args, &mut skipped)?;
+    let facts = import_facts(client.as_ref(), &found, args, &mut skipped)?;
+    println!("{verb}: {messages} messages, {facts} facts, {sources} sources");
+    for s in &skipped {
+        println!("skipped: {s}");
+    }
+    if client.is_none() {
+        println!("(the service is not running: nothing was compared with what it already holds)");
+    }
+    let projects = args.dir.join("server/data/projects.json");
+    if projects.is_file() && config.chatdo_projects.as_deref() != Some(projects.as_path()) {
+        println!(
+            "hint: to list ChatDO's projects per source, run the service with --chatdo-projects {}",
+            projects.display()
+        );
+    }
+    Ok(ExitCode::Ok)
+}
+
+/// Our instance's client, after refusing while ChatDO's own service runs; starts one
+/// when none runs (it must run anyway to index the imported sources), except for a
+/// dry run (`Ok(None)`). `Err(code)` when `start` failed (it said why).
+fn connect_or_start(config: &Config, args: &ImportArgs) -> anyhow::Result<Result<Option<Client>, ExitCode>> {
     let client = match Client::connect(config) {
         Ok(c) => Some(c),
         Err(ClientError::NotRunning { .. }) => None,
@@ -381,7 +413,7 @@ pub fn run(config: &Config, args: &ImportArgs) -> anyhow::Result<ExitCode> {
             };
             let code = crate::lifecycle::start::run(config, &start)?;
             if code != ExitCode::Ok {
-                return Ok(code);
+                return Ok(Err(code));
             }
             println!(
                 "started the Memory Service for the import; it keeps running (it indexes the imported sources)"
@@ -389,12 +421,18 @@ pub fn run(config: &Config, args: &ImportArgs) -> anyhow::Result<ExitCode> {
             Some(Client::connect(config)?)
         }
     };
-    let found = read_chatdo(&args.dir)?;
-    let mut skipped = found.skipped.clone();
-    let verb = if args.dry_run { "would import" } else { "imported" };
+    Ok(Ok(client))
+}
 
-    // Sources first: they index in the background meanwhile.
-    let existing: HashSet<String> = match &client {
+/// Adds ChatDO's sources whose folders exist here and that we do not have yet;
+/// returns how many (would be) added.
+fn import_sources(
+    client: Option<&Client>,
+    found: &Found,
+    args: &ImportArgs,
+    skipped: &mut Vec<String>,
+) -> anyhow::Result<usize> {
+    let existing: HashSet<String> = match client {
         Some(c) => c
             .get::<SourceList>("/sources")?
             .sources
@@ -419,7 +457,7 @@ pub fn run(config: &Config, args: &ImportArgs) -> anyhow::Result<ExitCode> {
             skipped.push(format!("source {id}: its folder {root} does not exist here"));
             continue;
         }
-        if let Some(c) = &client
+        if let Some(c) = client
             && !args.dry_run
         {
             let text = |k: &str| s.get(k).and_then(Value::as_str).map(str::to_string);
@@ -437,6 +475,19 @@ pub fn run(config: &Config, args: &ImportArgs) -> anyhow::Result<ExitCode> {
         sources += 1;
     }
 
+    Ok(sources)
+}
+
+/// Posts the messages no earlier run imported (the ledger), with a progress bar;
+/// returns how many (would be) imported. The ledger is written even when a request
+/// fails midway, so a rerun resumes.
+fn import_messages(
+    config: &Config,
+    client: Option<&Client>,
+    found: &Found,
+    args: &ImportArgs,
+    skipped: &mut Vec<String>,
+) -> anyhow::Result<usize> {
     let mut done = read_ledger(config);
     let todo: Vec<&Message> = found
         .messages
@@ -451,7 +502,7 @@ pub fn run(config: &Config, args: &ImportArgs) -> anyhow::Result<ExitCode> {
     let mut messages = 0;
     let mut result = Ok(());
     for m in &todo {
-        if let Some(c) = &client
+        if let Some(c) = client
             && !args.dry_run
         {
             match c
@@ -484,9 +535,20 @@ pub fn run(config: &Config, args: &ImportArgs) -> anyhow::Result<ExitCode> {
     }
     result?;
 
+    Ok(messages)
+}
+
+/// Stores each project's facts we do not hold yet (same key, value, time and source
+/// message), oldest first; returns how many (would be) stored.
+fn import_facts(
+    client: Option<&Client>,
+    found: &Found,
+    args: &ImportArgs,
+    skipped: &mut Vec<String>,
+) -> anyhow::Result<usize> {
     let mut facts = 0;
     for (project, list) in &found.facts {
-        let have: HashSet<FactSignature> = match &client {
+        let have: HashSet<FactSignature> = match client {
             Some(c) => c
                 .get::<Facts>(&format!(
                     "/facts?project_id={}&include_history=true",
@@ -519,7 +581,7 @@ pub fn run(config: &Config, args: &ImportArgs) -> anyhow::Result<ExitCode> {
                 ));
                 continue;
             }
-            if let Some(c) = &client
+            if let Some(c) = client
                 && !args.dry_run
                 && let Err(e) = c.post::<_, memory_api::facts::Fact>("/facts", f)
             {
@@ -533,21 +595,7 @@ pub fn run(config: &Config, args: &ImportArgs) -> anyhow::Result<ExitCode> {
             facts += 1;
         }
     }
-    println!("{verb}: {messages} messages, {facts} facts, {sources} sources");
-    for s in &skipped {
-        println!("skipped: {s}");
-    }
-    if client.is_none() {
-        println!("(the service is not running: nothing was compared with what it already holds)");
-    }
-    let projects = args.dir.join("server/data/projects.json");
-    if projects.is_file() && config.chatdo_projects.as_deref() != Some(projects.as_path()) {
-        println!(
-            "hint: to list ChatDO's projects per source, run the service with --chatdo-projects {}",
-            projects.display()
-        );
-    }
-    Ok(ExitCode::Ok)
+    Ok(facts)
 }
 
 #[cfg(test)]
