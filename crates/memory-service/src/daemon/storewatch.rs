@@ -121,7 +121,7 @@ pub fn spawn(
                     }
                 }
             }
-            let stats = store.stats();
+            let mut stats = store.stats();
             if stats.disk_full {
                 let dir = db.parent().unwrap_or(&db).to_path_buf();
                 let room = tokio::task::spawn_blocking(move || space(&dir)).await;
@@ -129,9 +129,9 @@ pub fn spawn(
                     && has_room(available, total)
                 {
                     store.clear_disk_full();
+                    stats.disk_full = false;
                 }
             }
-            let stats = store.stats();
             monitor.report("store", problem(&stats));
             monitor.report("disk", disk_problem(&stats, &db));
             monitor.report("integrity", damage_problem(&stats));
