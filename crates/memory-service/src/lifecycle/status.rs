@@ -4,6 +4,7 @@
 //! trusts the PID file alone.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use memory_api::HealthReport;
 use memory_api::health::{SemanticReport, State};
@@ -24,14 +25,15 @@ pub struct StatusArgs {
     pub json: bool,
 }
 
+/// An uptime for people, to its two largest units (`5s`, `1m 5s`, `3h 2m`,
+/// `2days 1h`), in `humantime`'s spelling like every duration the CLI prints.
 fn uptime(secs: u64) -> String {
-    let (d, h, m, s) = (secs / 86_400, secs / 3600 % 24, secs / 60 % 60, secs % 60);
-    match (d, h, m) {
-        (0, 0, 0) => format!("{s}s"),
-        (0, 0, _) => format!("{m}m {s}s"),
-        (0, _, _) => format!("{h}h {m}m"),
-        _ => format!("{d}d {h}h"),
-    }
+    let unit = match secs {
+        0..3600 => 1,
+        3600..86_400 => 60,
+        _ => 3600,
+    };
+    humantime::format_duration(Duration::from_secs(secs / unit * unit)).to_string()
 }
 
 /// `host:port` (`[v6]:port`), with what an unspecified or non-loopback
@@ -336,6 +338,6 @@ mod tests {
         assert_eq!(uptime(5), "5s");
         assert_eq!(uptime(65), "1m 5s");
         assert_eq!(uptime(3 * 3600 + 120), "3h 2m");
-        assert_eq!(uptime(2 * 86_400 + 3600), "2d 1h");
+        assert_eq!(uptime(2 * 86_400 + 3600 + 59), "2days 1h");
     }
 }
