@@ -190,6 +190,56 @@ pub fn is_loopback_host(host: &str) -> bool {
     }
 }
 
+/// `p` made absolute against the current directory; `what` names it in the error.
+fn absolute(p: PathBuf, what: &str) -> anyhow::Result<PathBuf> {
+    if p.is_absolute() {
+        return Ok(p);
+    }
+    Ok(std::env::current_dir()
+        .with_context(|| format!("resolving a relative {what} against the current directory"))?
+        .join(p))
+}
+
+/// A duration in milliseconds from the variable `name` (unset or empty: `default`).
+fn env_millis(
+    env: &dyn Fn(&str) -> Option<String>,
+    name: &str,
+    default: Duration,
+) -> anyhow::Result<Duration> {
+    match env(name).filter(|s| !s.is_empty()) {
+        Some(v) => {
+            Ok(Duration::from_millis(v.trim().parse().with_context(|| {
+                format!("{name}={v:?} is not a number of milliseconds")
+            })?))
+        }
+        None => Ok(default),
+    }
+}
+
+/// [`env_millis`] for a period that must not be zero.
+fn env_interval(
+    env: &dyn Fn(&str) -> Option<String>,
+    name: &str,
+    default: Duration,
+) -> anyhow::Result<Duration> {
+    let d = env_millis(env, name, default)?;
+    if d.is_zero() {
+        bail!("{name} must be at least 1 (milliseconds)");
+    }
+    Ok(d)
+}
+
+/// `MEMORY_SERVICE_MAX_CONNECTIONS` (at least 1), else [`DEFAULT_MAX_CONNECTIONS`].
+fn env_max_connections(env: &dyn Fn(&str) -> Option<String>) -> anyhow::Result<usize> {
+    match env("MEMORY_SERVICE_MAX_CONNECTIONS").filter(|s| !s.is_empty()) {
+        Some(v) => match v.trim().parse::<usize>() {
+            Ok(n) if n >= 1 => Ok(n),
+            _ => bail!("MEMORY_SERVICE_MAX_CONNECTIONS={v:?} is not a number of connections (at least 1)"),
+        },
+        None => Ok(DEFAULT_MAX_CONNECTIONS),
+    }
+}
+
 /// The resolved configuration.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
@@ -238,15 +288,6 @@ impl Config {
                 None => bail!("cannot find your home directory ($HOME is unset); pass --home DIR"),
             },
         };
-        let absolute = |p: PathBuf, what: &str| -> anyhow::Result<PathBuf> {
-            if p.is_absolute() {
-                Ok(p)
-            } else {
-                Ok(std::env::current_dir()
-                    .with_context(|| format!("resolving a relative {what} against the current directory"))?
-                    .join(p))
-            }
-        };
         let home = absolute(home, "--home")?;
         let chatdo_projects = match &args.chatdo_projects {
             Some(p) => Some(absolute(p.clone(), "--chatdo-projects")?),
@@ -256,63 +297,29 @@ impl Config {
         if !args.allow_remote && !is_loopback_host(&host) {
             return Err(RemoteNotAllowed { host }.into());
         }
-        let port = args.port.unwrap_or(DEFAULT_PORT);
-        let millis = |name: &str, default: u64| -> anyhow::Result<Duration> {
-            match env(name).filter(|s| !s.is_empty()) {
-                Some(v) => {
-                    Ok(Duration::from_millis(v.trim().parse().with_context(|| {
-                        format!("{name}={v:?} is not a number of milliseconds")
-                    })?))
-                }
-                None => Ok(Duration::from_millis(default)),
-            }
-        };
-        let lock_check_interval = millis("MEMORY_SERVICE_LOCK_CHECK_MS", 2_000)?;
-        if lock_check_interval.is_zero() {
-            bail!("MEMORY_SERVICE_LOCK_CHECK_MS must be at least 1 (milliseconds)");
-        }
         let embedding_model = match &args.embedding_model {
             Some(d) => absolute(d.clone(), "--embedding-model")?,
             None => crate::home::Home::new(&home)
                 .models()
                 .join(memory_embedding::default_model_name()),
         };
-        let header_timeout = millis(
-            "MEMORY_SERVICE_HEADER_TIMEOUT_MS",
-            DEFAULT_HEADER_TIMEOUT.as_millis() as u64,
-        )?;
-        if header_timeout.is_zero() {
-            bail!("MEMORY_SERVICE_HEADER_TIMEOUT_MS must be at least 1 (milliseconds)");
-        }
-        let max_connections = match env("MEMORY_SERVICE_MAX_CONNECTIONS").filter(|s| !s.is_empty()) {
-            Some(v) => match v.trim().parse::<usize>() {
-                Ok(n) if n >= 1 => n,
-                _ => {
-                    bail!("MEMORY_SERVICE_MAX_CONNECTIONS={v:?} is not a number of connections (at least 1)")
-                }
-            },
-            None => DEFAULT_MAX_CONNECTIONS,
-        };
-        let integrity_check_interval = millis(
-            "MEMORY_SERVICE_INTEGRITY_CHECK_MS",
-            DEFAULT_INTEGRITY_CHECK_INTERVAL.as_millis() as u64,
-        )?;
-        if integrity_check_interval.is_zero() {
-            bail!("MEMORY_SERVICE_INTEGRITY_CHECK_MS must be at least 1 (milliseconds)");
-        }
         Ok(Config {
             allow_remote: args.allow_remote,
-            integrity_check_interval,
-            header_timeout,
-            max_connections,
+            integrity_check_interval: env_interval(
+                env,
+                "MEMORY_SERVICE_INTEGRITY_CHECK_MS",
+                DEFAULT_INTEGRITY_CHECK_INTERVAL,
+            )?,
+            header_timeout: env_interval(env, "MEMORY_SERVICE_HEADER_TIMEOUT_MS", DEFAULT_HEADER_TIMEOUT)?,
+            max_connections: env_max_connections(env)?,
             auth_token: None,
             embedding_model,
             home,
             host,
-            port,
-            lock_check_interval,
-            drain_timeout: millis("MEMORY_SERVICE_DRAIN_MS", 10_000)?,
-            startup_grace: millis("MEMORY_SERVICE_STARTUP_GRACE_MS", 15_000)?,
+            port: args.port.unwrap_or(DEFAULT_PORT),
+            lock_check_interval: env_interval(env, "MEMORY_SERVICE_LOCK_CHECK_MS", Duration::from_secs(2))?,
+            drain_timeout: env_millis(env, "MEMORY_SERVICE_DRAIN_MS", Duration::from_secs(10))?,
+            startup_grace: env_millis(env, "MEMORY_SERVICE_STARTUP_GRACE_MS", Duration::from_secs(15))?,
             cors_origins: vec!["http://localhost:5173".into(), "http://127.0.0.1:5173".into()],
             chatdo_projects,
         })

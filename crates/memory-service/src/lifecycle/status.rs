@@ -132,37 +132,19 @@ pub fn gather(config: &Config) -> (StatusReport, StatusExit) {
     let odd = odd_files(config);
     let code = match &verdict {
         Verdict::AlreadyRunning { pid, host, port, .. } => {
-            v.state = "running".into();
-            v.pid = Some(Some(*pid));
-            v.url = Some(Some(probe::base_url(host, *port)));
-            if let Ok((200, Some(body))) =
-                probe::get_json::<HealthReport>(host, *port, "/health", probe::PROBE_TIMEOUT)
-            {
-                // The address the instance bound (its /health `host`), not the
-                // loopback URL we dial: `0.0.0.0` means every interface.
-                v.listening = Some(listening(&body.host, u64::from(body.port)));
-                v.version = Some(body.version);
-                v.uptime_s = Some(body.uptime_s);
-                v.instance_id = Some(body.instance_id);
-                v.started_at = Some(body.started_at);
-                v.reasons = Some(body.reasons);
-                v.semantic = Some(body.semantic);
-                v.health = Some(body.state);
-            }
+            running(&mut v, *pid, host, *port);
             StatusExit::Running
         }
         Verdict::Starting { pid, addr } | Verdict::Unresponsive { pid, addr, .. } => {
-            let starting = matches!(verdict, Verdict::Starting { .. });
-            v.state = if starting { "starting" } else { "unresponsive" }.into();
             v.pid = Some(*pid);
             v.url = Some(addr.as_ref().map(|(h, p)| probe::base_url(h, *p)));
             if let Verdict::Unresponsive { reason, .. } = &verdict {
+                v.state = "unresponsive".into();
                 v.reasons = Some(vec![reason.clone()]);
-            }
-            if starting {
-                StatusExit::Starting
-            } else {
                 StatusExit::Unresponsive
+            } else {
+                v.state = "starting".into();
+                StatusExit::Starting
             }
         }
         Verdict::HeldByStranger { pid, program, path } => {
@@ -176,27 +158,52 @@ pub fn gather(config: &Config) -> (StatusReport, StatusExit) {
             )]);
             StatusExit::ForeignLockHolder
         }
-        _ => match pidfile::read(&config.paths().guarded().pid) {
-            PidFile::Pid(pid) => {
-                v.state = "dead".into();
-                v.pid_file_pid = Some(pid);
-                v.reasons = Some(vec![format!(
-                    "not running, but a PID file names PID {pid} (a crash or kill -9?); \
-                     `memory-service start` cleans it up"
-                )]);
-                StatusExit::DeadWithPidFile
-            }
-            _ => {
-                v.state = "stopped".into();
-                v.pid = Some(None);
-                StatusExit::NotRunning
-            }
-        },
+        _ => not_running(&mut v, config),
     };
     if !odd.is_empty() {
         v.reasons.get_or_insert_default().extend(odd);
     }
     (v, code)
+}
+
+/// A running instance: its PID and URL, and what its `/health` says when it
+/// answers within [`probe::PROBE_TIMEOUT`].
+fn running(v: &mut StatusReport, pid: u32, host: &str, port: u16) {
+    v.state = "running".into();
+    v.pid = Some(Some(pid));
+    v.url = Some(Some(probe::base_url(host, port)));
+    if let Ok((200, Some(body))) =
+        probe::get_json::<HealthReport>(host, port, "/health", probe::PROBE_TIMEOUT)
+    {
+        // The address the instance bound (its /health `host`), not the
+        // loopback URL we dial: `0.0.0.0` means every interface.
+        v.listening = Some(listening(&body.host, u64::from(body.port)));
+        v.version = Some(body.version);
+        v.uptime_s = Some(body.uptime_s);
+        v.instance_id = Some(body.instance_id);
+        v.started_at = Some(body.started_at);
+        v.reasons = Some(body.reasons);
+        v.semantic = Some(body.semantic);
+        v.health = Some(body.state);
+    }
+}
+
+/// No instance holds the lock: `dead` when a PID file outlived it (a crash or
+/// `kill -9`), else `stopped`.
+fn not_running(v: &mut StatusReport, config: &Config) -> StatusExit {
+    if let PidFile::Pid(pid) = pidfile::read(&config.paths().guarded().pid) {
+        v.state = "dead".into();
+        v.pid_file_pid = Some(pid);
+        v.reasons = Some(vec![format!(
+            "not running, but a PID file names PID {pid} (a crash or kill -9?); \
+             `memory-service start` cleans it up"
+        )]);
+        StatusExit::DeadWithPidFile
+    } else {
+        v.state = "stopped".into();
+        v.pid = Some(None);
+        StatusExit::NotRunning
+    }
 }
 
 /// Our files that something else (a FIFO, a socket, a device, a directory, a
