@@ -1,5 +1,7 @@
 //! `sources list|add|rm` and `reindex`: the user's folders, over the API.
 
+use std::path::Path;
+
 use memory_api::StatusMessage;
 use memory_api::sources::{AddSource, FileJobStatus, Reindex, Reindexing, Source, SourceAdded, SourceList};
 
@@ -134,20 +136,7 @@ fn to_json(v: &impl serde::Serialize) -> String {
 pub fn run(config: &Config, cmd: &SourcesCommand) -> anyhow::Result<ExitCode> {
     let client = Client::connect(config)?;
     match cmd {
-        SourcesCommand::List { json } => {
-            let v: SourceList = client.get("/sources")?;
-            if *json {
-                println!("{}", to_json(&v));
-            } else {
-                let sources = v.sources;
-                if sources.is_empty() {
-                    println!("No sources yet. Add one with `memory-service sources add PATH`.");
-                } else {
-                    println!("{}", table(&sources));
-                }
-            }
-            Ok(ExitCode::Ok)
-        }
+        SourcesCommand::List { json } => list(&client, *json),
         SourcesCommand::Add {
             path,
             project,
@@ -158,52 +147,10 @@ pub fn run(config: &Config, cmd: &SourcesCommand) -> anyhow::Result<ExitCode> {
         } => {
             // The service resolves paths in its own working directory: send ours, absolute.
             let abs = std::path::absolute(path)?;
-            if !duplicate {
-                let list: SourceList = client.get("/sources")?;
-                if let Some(s) = existing_source(&list.sources, &abs) {
-                    if *json {
-                        println!("{}", to_json(&Existing { existing: s }));
-                    } else {
-                        println!(
-                            "{} already is source {} (project {}); not added again.\n{}\n  \
-                             next: search it with `memory-service search --source {} WORDS`, \
-                             or add a second source with --duplicate",
-                            abs.display(),
-                            s.id,
-                            s.project_id,
-                            table(std::slice::from_ref(s)),
-                            s.id,
-                        );
-                    }
-                    return Ok(ExitCode::Ok);
-                }
+            if !duplicate && already_a_source(&client, &abs, *json)? {
+                return Ok(ExitCode::Ok);
             }
-            let v: SourceAdded = client.post(
-                "/sources",
-                &AddSource {
-                    root_path: abs.display().to_string(),
-                    display_name: name.clone(),
-                    project_id: Some(project.clone()),
-                    source_id: None,
-                },
-            )?;
-            let (id, job) = (v.source_id.clone(), v.job_id);
-            if *json {
-                println!("{}", to_json(&v));
-            } else {
-                println!(
-                    "Added source {id} ({}) to project {project}; indexing job {job}.",
-                    abs.display()
-                );
-            }
-            if *wait {
-                return Ok(if follow(&client, &id, job, *json)?.ok {
-                    ExitCode::Ok
-                } else {
-                    ExitCode::Error
-                });
-            }
-            Ok(ExitCode::Ok)
+            add(&client, &abs, project, name.clone(), *wait, *json)
         }
         SourcesCommand::Rm { id, json } => {
             let v: StatusMessage = client.delete(&format!("/sources/{}", segment(id)))?;
@@ -215,6 +162,80 @@ pub fn run(config: &Config, cmd: &SourcesCommand) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::Ok)
         }
     }
+}
+
+/// `sources list`: a table, or the API's body with `--json`.
+fn list(client: &Client, json: bool) -> anyhow::Result<ExitCode> {
+    let v: SourceList = client.get("/sources")?;
+    if json {
+        println!("{}", to_json(&v));
+    } else if v.sources.is_empty() {
+        println!("No sources yet. Add one with `memory-service sources add PATH`.");
+    } else {
+        println!("{}", table(&v.sources));
+    }
+    Ok(ExitCode::Ok)
+}
+
+/// True (and says so) when the folder `abs` already is a source.
+fn already_a_source(client: &Client, abs: &Path, json: bool) -> anyhow::Result<bool> {
+    let list: SourceList = client.get("/sources")?;
+    let Some(s) = existing_source(&list.sources, abs) else {
+        return Ok(false);
+    };
+    if json {
+        println!("{}", to_json(&Existing { existing: s }));
+    } else {
+        println!(
+            "{} already is source {} (project {}); not added again.\n{}\n  \
+             next: search it with `memory-service search --source {} WORDS`, \
+             or add a second source with --duplicate",
+            abs.display(),
+            s.id,
+            s.project_id,
+            table(std::slice::from_ref(s)),
+            s.id,
+        );
+    }
+    Ok(true)
+}
+
+/// `sources add`: adds the folder `abs` to `project`, then with `wait` follows
+/// its first indexing job to the end (exit `Error` when it failed).
+fn add(
+    client: &Client,
+    abs: &Path,
+    project: &str,
+    name: Option<String>,
+    wait: bool,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    let v: SourceAdded = client.post(
+        "/sources",
+        &AddSource {
+            root_path: abs.display().to_string(),
+            display_name: name,
+            project_id: Some(project.to_string()),
+            source_id: None,
+        },
+    )?;
+    let (id, job) = (v.source_id.clone(), v.job_id);
+    if json {
+        println!("{}", to_json(&v));
+    } else {
+        println!(
+            "Added source {id} ({}) to project {project}; indexing job {job}.",
+            abs.display()
+        );
+    }
+    if !wait {
+        return Ok(ExitCode::Ok);
+    }
+    Ok(if follow(client, &id, job, json)?.ok {
+        ExitCode::Ok
+    } else {
+        ExitCode::Error
+    })
 }
 
 /// Runs `reindex ID [--wait]`.
