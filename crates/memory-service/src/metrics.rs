@@ -147,6 +147,22 @@ fn register_store(reg: &mut Registry, s: &StoreStats) {
         Unit::Seconds,
         ConstGauge::new(s.oldest_pending_job_age_ms as f64 / 1e3),
     );
+    register_commits(reg, s);
+    reg.register(
+        "store_messages_indexed",
+        "Chat messages indexed",
+        ConstCounter::new(s.messages_indexed),
+    );
+    reg.register(
+        "store_index_errors",
+        "Chat index jobs that failed",
+        ConstCounter::new(s.index_errors),
+    );
+    register_wal(reg, s);
+}
+
+/// The writer's transactions: how many, how many failed, how long they took.
+fn register_commits(reg: &mut Registry, s: &StoreStats) {
     reg.register(
         "store_commits",
         "Write transactions committed",
@@ -174,16 +190,10 @@ fn register_store(reg: &mut Registry, s: &StoreStats) {
         Unit::Seconds,
         ConstGauge::new(us_to_s(s.commit_latency_max_us)),
     );
-    reg.register(
-        "store_messages_indexed",
-        "Chat messages indexed",
-        ConstCounter::new(s.messages_indexed),
-    );
-    reg.register(
-        "store_index_errors",
-        "Chat index jobs that failed",
-        ConstCounter::new(s.index_errors),
-    );
+}
+
+/// The WAL size guard's forced checkpoints.
+fn register_wal(reg: &mut Registry, s: &StoreStats) {
     reg.register(
         "store_wal_checkpoints",
         "WAL checkpoints forced by its size limit",
