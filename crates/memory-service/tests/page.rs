@@ -1,5 +1,7 @@
 //! The status page (`GET /`): its headers over plain HTTP, and end to end in
-//! headless Chromium driven over the DevTools protocol (CDP): no console
+//! headless Chromium driven over the DevTools protocol (CDP, through the
+//! `headless_chrome` crate; the browser is launched here, in a process group of
+//! its own, so nothing outlives the test): no console
 //! errors, the instance's PID shown, a typed search finding an indexed
 //! message (hostile text shown as text), an empty state that says how to add
 //! a folder, a folder added with the page's own form (JSON POST from the
@@ -9,18 +11,21 @@
 //! Chromium is Debian's `/usr/bin/chromium` (`scripts/install-chromium.sh`).
 
 use std::fs::File;
-use std::io::{ErrorKind, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use base64::Engine;
+use headless_chrome::protocol::cdp::types::Event;
+use headless_chrome::protocol::cdp::{Emulation, Input, Log, Page, Runtime};
+use headless_chrome::{Browser, Tab};
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
 use serde_json::{Value, json};
-use tungstenite::{Message, WebSocket};
 
 use crate::helper::*;
 
@@ -139,6 +144,7 @@ impl Chromium {
             "--mute-audio",
             "--remote-debugging-address=127.0.0.1",
             "--remote-debugging-port=0",
+            "--window-size=1200,900",
         ])
         .arg(format!("--user-data-dir={}", data_dir.display()))
         .arg("about:blank")
@@ -185,18 +191,21 @@ impl Chromium {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
-    /// The DevTools websocket URL of the first page (the `about:blank` tab).
-    fn page_ws_url(&self) -> String {
-        poll("chromium's page target", DEADLINE, || {
-            let mut r = agent()
-                .get(&format!("http://127.0.0.1:{}/json/list", self.devtools_port))
-                .call()
-                .ok()?;
-            let targets: Value = r.body_mut().read_json().ok()?;
-            targets.as_array()?.iter().find(|t| t["type"] == "page")?["webSocketDebuggerUrl"]
-                .as_str()
-                .map(String::from)
-        })
+    /// The browser's DevTools websocket URL, from the `DevToolsActivePort` file
+    /// (its port, then the browser target's path).
+    fn browser_ws_url(&self) -> String {
+        let port_file = self
+            .profile
+            .as_ref()
+            .unwrap()
+            .path()
+            .join("profile/DevToolsActivePort");
+        let text = std::fs::read_to_string(&port_file).unwrap();
+        let path = text
+            .lines()
+            .nth(1)
+            .expect("DevToolsActivePort names the browser target");
+        format!("ws://127.0.0.1:{}{}", self.devtools_port, path.trim())
     }
 }
 
@@ -235,140 +244,165 @@ struct Problem {
     url: String,
 }
 
-/// A minimal blocking CDP client on one page target.
+impl Problem {
+    /// The error a DevTools event reports: `console.error`/`console.assert`, an
+    /// uncaught exception, or an error-level log entry (network, CSP, ...).
+    fn from_event(event: &Event) -> Option<Problem> {
+        use Runtime::ConsoleAPICalledEventTypeOption as Console;
+        match event {
+            Event::RuntimeConsoleAPICalled(e)
+                if matches!(e.params.Type, Console::Error | Console::Assert) =>
+            {
+                Some(Problem {
+                    kind: format!("console.{}", wire_name(&e.params.Type)),
+                    text: e
+                        .params
+                        .args
+                        .iter()
+                        .map(|x| match &x.value {
+                            Some(Value::String(s)) => s.clone(),
+                            Some(v) => v.to_string(),
+                            None => x.description.clone().unwrap_or_default(),
+                        })
+                        .collect::<Vec<_>>()
+                        .join(" "),
+                    url: String::new(),
+                })
+            }
+            Event::RuntimeExceptionThrown(e) => {
+                let d = &e.params.exception_details;
+                Some(Problem {
+                    kind: "exception".into(),
+                    text: d
+                        .exception
+                        .as_ref()
+                        .and_then(|x| x.description.clone())
+                        .unwrap_or_else(|| d.text.clone()),
+                    url: d.url.clone().unwrap_or_default(),
+                })
+            }
+            Event::LogEntryAdded(e) if e.params.entry.level == Log::LogEntryLevel::Error => {
+                let entry = &e.params.entry;
+                Some(Problem {
+                    kind: format!("log.{}", wire_name(&entry.source)),
+                    text: entry.text.clone(),
+                    url: entry.url.clone().unwrap_or_default(),
+                })
+            }
+            _ => None,
+        }
+    }
+}
+
+/// A protocol enum's wire name (`"error"`, `"network"`).
+fn wire_name(v: &impl serde::Serialize) -> String {
+    match serde_json::to_value(v) {
+        Ok(Value::String(s)) => s,
+        other => format!("{other:?}"),
+    }
+}
+
+/// One page (tab) of the browser, with every error it reports recorded.
 struct Cdp {
-    ws: WebSocket<TcpStream>,
-    next_id: u64,
-    problems: Vec<Problem>,
-    events: Vec<String>,
+    /// Kept for the tab's connection; the browser process is [`Chromium`]'s.
+    _browser: Browser,
+    tab: Arc<Tab>,
+    problems: Arc<Mutex<Vec<Problem>>>,
 }
 
 impl Cdp {
+    /// Opens a new tab in the browser at `ws_url`, with the Runtime and Log
+    /// domains on (their errors recorded).
     fn connect(ws_url: &str) -> Cdp {
-        let addr = ws_url
-            .strip_prefix("ws://")
-            .and_then(|r| r.split('/').next())
-            .unwrap_or_else(|| panic!("unexpected DevTools URL {ws_url}"));
-        let stream = TcpStream::connect(addr).unwrap();
-        let (ws, _) = tungstenite::client(ws_url, stream)
-            .unwrap_or_else(|e| panic!("DevTools websocket handshake with {ws_url}: {e}"));
-        // Short reads so waiting loops can check their deadline.
-        ws.get_ref()
-            .set_read_timeout(Some(Duration::from_millis(50)))
-            .unwrap();
+        let browser = Browser::connect_with_timeout(ws_url.to_string(), Duration::from_secs(600))
+            .unwrap_or_else(|e| panic!("DevTools connection to {ws_url}: {e:#}"));
+        let tab = browser.new_tab().expect("a new tab");
+        tab.set_default_timeout(DEADLINE);
+        let problems = Arc::new(Mutex::new(Vec::new()));
+        let sink = Arc::clone(&problems);
+        tab.add_event_listener(Arc::new(move |event: &Event| {
+            if let Some(p) = Problem::from_event(event) {
+                sink.lock().unwrap_or_else(PoisonError::into_inner).push(p);
+            }
+        }))
+        .unwrap();
+        tab.enable_runtime().unwrap();
+        tab.enable_log().unwrap();
         Cdp {
-            ws,
-            next_id: 0,
-            problems: Vec::new(),
-            events: Vec::new(),
+            _browser: browser,
+            tab,
+            problems,
         }
     }
 
-    /// Reads one message if one arrives soon; records events.
-    fn read_one(&mut self) -> Option<Value> {
-        match self.ws.read() {
-            Ok(Message::Text(t)) => {
-                let v: Value = serde_json::from_str(t.as_str()).expect("CDP sends JSON");
-                self.record(&v);
-                Some(v)
-            }
-            Ok(_) => None,
-            Err(tungstenite::Error::Io(e))
-                if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) =>
-            {
-                None
-            }
-            Err(e) => panic!("the DevTools connection failed: {e}"),
-        }
+    /// What the page reported as errors so far.
+    fn problems(&self) -> Vec<Problem> {
+        self.problems
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 
-    fn record(&mut self, v: &Value) {
-        let Some(method) = v["method"].as_str() else {
-            return;
-        };
-        self.events.push(method.to_string());
-        let p = &v["params"];
-        let problem = match method {
-            "Runtime.consoleAPICalled" if p["type"] == "error" || p["type"] == "assert" => Some(Problem {
-                kind: format!("console.{}", p["type"].as_str().unwrap_or("")),
-                text: p["args"]
-                    .as_array()
-                    .map(|a| {
-                        a.iter()
-                            .map(|x| x["value"].as_str().map_or_else(|| x.to_string(), String::from))
-                            .collect::<Vec<_>>()
-                            .join(" ")
-                    })
-                    .unwrap_or_default(),
-                url: String::new(),
-            }),
-            "Runtime.exceptionThrown" => {
-                let d = &p["exceptionDetails"];
-                Some(Problem {
-                    kind: "exception".into(),
-                    text: d["exception"]["description"]
-                        .as_str()
-                        .or(d["text"].as_str())
-                        .unwrap_or("")
-                        .to_string(),
-                    url: d["url"].as_str().unwrap_or("").to_string(),
-                })
-            }
-            "Log.entryAdded" if p["entry"]["level"] == "error" => Some(Problem {
-                kind: format!("log.{}", p["entry"]["source"].as_str().unwrap_or("")),
-                text: p["entry"]["text"].as_str().unwrap_or("").to_string(),
-                url: p["entry"]["url"].as_str().unwrap_or("").to_string(),
-            }),
-            _ => None,
-        };
-        self.problems.extend(problem);
+    /// Loads `url` and waits for it to finish loading.
+    fn navigate(&self, url: &str) {
+        self.tab
+            .navigate_to(url)
+            .and_then(|t| t.wait_until_navigated())
+            .unwrap_or_else(|e| panic!("navigating to {url}: {e:#}"));
     }
 
-    /// Sends a command and returns its result (events that arrive meanwhile
-    /// are recorded).
-    fn call(&mut self, method: &str, params: Value) -> Value {
-        self.next_id += 1;
-        let id = self.next_id;
-        let msg = json!({"id": id, "method": method, "params": params}).to_string();
-        self.ws
-            .send(Message::text(msg))
-            .unwrap_or_else(|e| panic!("sending {method}: {e}"));
-        let end = Instant::now() + DEADLINE;
-        loop {
-            if let Some(v) = self.read_one()
-                && v["id"].as_u64() == Some(id)
-            {
-                if let Some(err) = v.get("error") {
-                    panic!("{method} failed: {err}");
-                }
-                return v["result"].clone();
-            }
-            assert!(Instant::now() < end, "no answer to {method} within {DEADLINE:?}");
+    /// Evaluates `expr` in the page (promises awaited); its JSON value (null
+    /// for `undefined`).
+    fn eval(&self, expr: &str) -> Value {
+        let r = self
+            .tab
+            .call_method(Runtime::Evaluate {
+                expression: expr.to_string(),
+                return_by_value: Some(true),
+                generate_preview: None,
+                silent: Some(false),
+                await_promise: Some(true),
+                include_command_line_api: None,
+                user_gesture: Some(true),
+                object_group: None,
+                context_id: None,
+                throw_on_side_effect: None,
+                timeout: None,
+                disable_breaks: None,
+                repl_mode: None,
+                allow_unsafe_eval_blocked_by_csp: None,
+                unique_context_id: None,
+                serialization_options: None,
+            })
+            .unwrap_or_else(|e| panic!("evaluating `{expr}`: {e:#}"));
+        if let Some(ex) = r.exception_details {
+            panic!("evaluating `{expr}` threw: {ex:?}");
         }
+        r.result.value.unwrap_or(Value::Null)
     }
 
-    /// Evaluates `expr` in the page (promises awaited); its JSON value.
-    fn eval(&mut self, expr: &str) -> Value {
-        let r = self.call(
-            "Runtime.evaluate",
-            json!({"expression": expr, "returnByValue": true, "awaitPromise": true}),
-        );
-        if let Some(ex) = r.get("exceptionDetails") {
-            panic!("evaluating `{expr}` threw: {ex}");
-        }
-        r["result"]["value"].clone()
+    /// Types `text` into the focused element (as an IME would insert it).
+    fn insert_text(&self, text: &str) {
+        self.tab
+            .call_method(Input::InsertText { text: text.into() })
+            .unwrap_or_else(|e| panic!("typing {text:?}: {e:#}"));
     }
 
-    /// Reads events for `d`.
-    fn pump(&mut self, d: Duration) {
-        let end = Instant::now() + d;
-        while Instant::now() < end {
-            self.read_one();
-        }
+    /// Emulates `prefers-color-scheme: dark`.
+    fn prefer_dark(&self) {
+        self.tab
+            .call_method(Emulation::SetEmulatedMedia {
+                media: None,
+                features: Some(vec![Emulation::MediaFeature {
+                    name: "prefers-color-scheme".into(),
+                    value: "dark".into(),
+                }]),
+            })
+            .unwrap();
     }
 
     /// Polls `expr` until it is neither null nor false; returns its value.
-    fn wait_for(&mut self, what: &str, expr: &str) -> Value {
+    fn wait_for(&self, what: &str, expr: &str) -> Value {
         let end = Instant::now() + DEADLINE;
         loop {
             let v = self.eval(expr);
@@ -380,36 +414,39 @@ impl Cdp {
                 panic!(
                     "timed out after {DEADLINE:?} waiting for {what}; the page shows:\n{}\nbrowser errors: {:#?}",
                     text.as_str().unwrap_or(""),
-                    self.problems
+                    self.problems()
                 );
             }
-            self.pump(Duration::from_millis(100));
-        }
-    }
-
-    fn wait_event(&mut self, method: &str) {
-        let end = Instant::now() + DEADLINE;
-        while !self.events.iter().any(|e| e == method) {
-            assert!(Instant::now() < end, "no {method} within {DEADLINE:?}");
-            self.read_one();
+            std::thread::sleep(Duration::from_millis(100));
         }
     }
 
     /// Saves a PNG of the whole page as `target/artifacts/<name>`.
-    fn screenshot(&mut self, name: &str) -> PathBuf {
-        let m = self.call("Page.getLayoutMetrics", json!({}));
-        let size = &m["cssContentSize"];
-        let (w, h) = (
-            size["width"].as_f64().unwrap_or(1200.0).ceil(),
-            size["height"].as_f64().unwrap_or(900.0).ceil(),
-        );
-        let shot = self.call(
-            "Page.captureScreenshot",
-            json!({"format": "png", "captureBeyondViewport": true,
-                   "clip": {"x": 0, "y": 0, "width": w, "height": h, "scale": 1}}),
-        );
+    fn screenshot(&self, name: &str) -> PathBuf {
+        let size = self
+            .tab
+            .call_method(Page::GetLayoutMetrics(None))
+            .unwrap()
+            .css_content_size;
+        let shot = self
+            .tab
+            .call_method(Page::CaptureScreenshot {
+                format: Some(Page::CaptureScreenshotFormatOption::Png),
+                quality: None,
+                clip: Some(Page::Viewport {
+                    x: 0.0,
+                    y: 0.0,
+                    width: size.width.ceil(),
+                    height: size.height.ceil(),
+                    scale: 1.0,
+                }),
+                from_surface: Some(true),
+                capture_beyond_viewport: Some(true),
+                optimize_for_speed: None,
+            })
+            .unwrap_or_else(|e| panic!("screenshot {name}: {e:#}"));
         let png = base64::engine::general_purpose::STANDARD
-            .decode(shot["data"].as_str().expect("screenshot data"))
+            .decode(shot.data)
             .unwrap();
         assert!(png.starts_with(b"\x89PNG"), "not a PNG");
         let dir = artifacts_dir();
@@ -464,19 +501,8 @@ fn status_page_end_to_end_in_headless_chromium() {
     assert_eq!(status_of(port, "/sources"), 200, "GET /sources");
 
     let chromium = Chromium::launch();
-    let mut cdp = Cdp::connect(&chromium.page_ws_url());
-    for domain in ["Page", "Runtime", "Log"] {
-        cdp.call(&format!("{domain}.enable"), json!({}));
-    }
-    cdp.call(
-        "Emulation.setDeviceMetricsOverride",
-        json!({"width": 1200, "height": 900, "deviceScaleFactor": 1, "mobile": false}),
-    );
-    let url = format!("http://127.0.0.1:{port}/");
-    cdp.events.clear();
-    let nav = cdp.call("Page.navigate", json!({"url": url}));
-    assert!(nav.get("errorText").is_none(), "navigating to {url}: {nav}");
-    cdp.wait_event("Page.loadEventFired");
+    let cdp = Cdp::connect(&chromium.browser_ws_url());
+    cdp.navigate(&format!("http://127.0.0.1:{port}/"));
 
     // The instance: PID from /health.
     cdp.wait_for(
@@ -513,13 +539,13 @@ fn status_page_end_to_end_in_headless_chromium() {
     let dir = sb.path().join("docs-folder");
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(dir.join("notes.txt"), format!("Notes about the {word}.\n")).unwrap();
-    let type_into = |cdp: &mut Cdp, id: &str, text: &str| {
+    let type_into = |cdp: &Cdp, id: &str, text: &str| {
         cdp.eval(&format!("document.getElementById({}).value = ''", js(id)));
         cdp.eval(&format!("document.getElementById({}).focus()", js(id)));
-        cdp.call("Input.insertText", json!({"text": text}));
+        cdp.insert_text(text);
     };
-    type_into(&mut cdp, "a-path", &dir.display().to_string());
-    type_into(&mut cdp, "a-name", "docs");
+    type_into(&cdp, "a-path", &dir.display().to_string());
+    type_into(&cdp, "a-name", "docs");
     cdp.eval("document.getElementById('a-submit').click()");
     cdp.wait_for(
         "the form to say the folder was added",
@@ -546,7 +572,7 @@ fn status_page_end_to_end_in_headless_chromium() {
     assert_eq!(v.sources[0].project_id, "general", "{v:?}");
     assert_eq!(v.sources[0].root_path, dir.display().to_string(), "{v:?}");
     // The same folder again: refused on the page, nothing posted.
-    type_into(&mut cdp, "a-path", &format!("{}/", dir.display()));
+    type_into(&cdp, "a-path", &format!("{}/", dir.display()));
     cdp.eval("document.getElementById('a-submit').click()");
     cdp.wait_for(
         "the form to say the folder already is a source",
@@ -573,7 +599,7 @@ fn status_page_end_to_end_in_headless_chromium() {
     cdp.eval("document.getElementById('q-query').focus()");
     // "sleep" is a query word too, but only whole words are marked: not
     // the "sleep" inside the message's "sleeps".
-    cdp.call("Input.insertText", json!({"text": format!("{word} sleep")}));
+    cdp.insert_text(&format!("{word} sleep"));
     cdp.eval("document.getElementById('q-submit').click()");
     cdp.wait_for(
         "a search result with the word highlighted",
@@ -603,19 +629,20 @@ fn status_page_end_to_end_in_headless_chromium() {
     let bg = "getComputedStyle(document.body).backgroundColor";
     cdp.screenshot("status-page.png");
     let light = cdp.eval(bg);
-    cdp.call(
-        "Emulation.setEmulatedMedia",
-        json!({"features": [{"name": "prefers-color-scheme", "value": "dark"}]}),
-    );
+    cdp.prefer_dark();
     let dark = cdp.eval(bg);
     assert_ne!(light, dark, "the page ignores prefers-color-scheme: dark");
     cdp.screenshot("status-page-dark.png");
 
     // No console errors, exceptions or CSP violations during all of that
     // (one refresh cycle at least).
-    cdp.pump(Duration::from_millis(500));
-    assert!(cdp.problems.is_empty(), "browser errors: {:#?}", cdp.problems);
-    let seen = cdp.problems.len();
+    cdp.wait_for(
+        "one more refresh of the page",
+        "new Promise(r => setTimeout(() => r(true), 500))",
+    );
+    let problems = cdp.problems();
+    assert!(problems.is_empty(), "browser errors: {problems:#?}");
+    let seen = problems.len();
     service.signal(Signal::SIGTERM);
     assert_eq!(service.wait_code(), 0, "{}", service.stderr_text());
     cdp.wait_for(
@@ -627,7 +654,8 @@ fn status_page_end_to_end_in_headless_chromium() {
         pid.to_string(),
         "the last known PID stays on the page"
     );
-    let new: Vec<&Problem> = cdp.problems[seen..]
+    let problems = cdp.problems();
+    let new: Vec<&Problem> = problems[seen..]
         .iter()
         .filter(|p| !(p.kind == "log.network" && p.text.contains("ERR_CONNECTION_REFUSED")))
         .collect();
