@@ -191,6 +191,57 @@ fn weights_fingerprint(parts: &[&[u8]]) -> String {
         .collect()
 }
 
+/// `config.json` (at `path`) as a BERT config whose hidden size splits evenly into heads.
+fn parse_config(path: &Path, bytes: &[u8]) -> Result<Config, EmbeddingError> {
+    let config: Config = serde_json::from_slice(bytes).map_err(|e| EmbeddingError::BadConfig {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    })?;
+    if config.num_attention_heads == 0 || !config.hidden_size.is_multiple_of(config.num_attention_heads) {
+        return Err(EmbeddingError::BadConfig {
+            path: path.to_path_buf(),
+            reason: format!(
+                "hidden_size {} is not a multiple of num_attention_heads {}",
+                config.hidden_size, config.num_attention_heads
+            ),
+        });
+    }
+    Ok(config)
+}
+
+/// `tokenizer.json` (at `path`), truncating to `max_tokens` word pieces, never padding
+/// (batches are padded by the embedder itself).
+fn load_tokenizer(path: &Path, bytes: &[u8], max_tokens: usize) -> Result<Tokenizer, EmbeddingError> {
+    let bad = |source| EmbeddingError::BadTokenizer {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut tokenizer = Tokenizer::from_bytes(bytes).map_err(bad)?;
+    tokenizer
+        .with_truncation(Some(TruncationParams {
+            max_length: max_tokens,
+            ..Default::default()
+        }))
+        .map_err(bad)?;
+    tokenizer.with_padding(None);
+    Ok(tokenizer)
+}
+
+/// The BERT encoder from `model.safetensors` (at `path`, already read into `bytes`), in f32.
+fn load_weights(
+    path: &Path,
+    bytes: Vec<u8>,
+    config: &Config,
+    device: &Device,
+) -> Result<BertModel, EmbeddingError> {
+    let bad = |e| EmbeddingError::BadWeights {
+        path: path.to_path_buf(),
+        source: crate::error::cause(e),
+    };
+    let vb = VarBuilder::from_buffered_safetensors(bytes, DType::F32, device).map_err(bad)?;
+    BertModel::load(vb, config).map_err(bad)
+}
+
 impl Embedder {
     /// Loads a model from `dir`, which must hold `config.json`, `tokenizer.json` and
     /// `model.safetensors`; `1_Pooling/config.json` (mean or cls) and
@@ -200,46 +251,13 @@ impl Embedder {
     /// Reads and hashes every file (about 90 MB and 0.3-1 s for all-MiniLM-L6-v2); resident
     /// memory afterwards is about the size of `model.safetensors` plus the tokenizer.
     pub fn load(dir: &Path) -> Result<Embedder, EmbeddingError> {
-        let config_path = dir.join(REQUIRED_FILES[0]);
-        let tokenizer_path = dir.join(REQUIRED_FILES[1]);
-        let weights_path = dir.join(REQUIRED_FILES[2]);
         let config_bytes = read_required(dir, REQUIRED_FILES[0])?;
         let tokenizer_bytes = read_required(dir, REQUIRED_FILES[1])?;
         let weights_bytes = read_required(dir, REQUIRED_FILES[2])?;
-
-        let config: Config =
-            serde_json::from_slice(&config_bytes).map_err(|e| EmbeddingError::BadConfig {
-                path: config_path.clone(),
-                reason: e.to_string(),
-            })?;
-        if config.num_attention_heads == 0 || !config.hidden_size.is_multiple_of(config.num_attention_heads) {
-            return Err(EmbeddingError::BadConfig {
-                path: config_path,
-                reason: format!(
-                    "hidden_size {} is not a multiple of num_attention_heads {}",
-                    config.hidden_size, config.num_attention_heads
-                ),
-            });
-        }
+        let config = parse_config(&dir.join(REQUIRED_FILES[0]), &config_bytes)?;
         let pooling = read_pooling(dir)?;
         let max_tokens = read_max_tokens(dir, config.max_position_embeddings)?;
-
-        let mut tokenizer =
-            Tokenizer::from_bytes(&tokenizer_bytes).map_err(|source| EmbeddingError::BadTokenizer {
-                path: tokenizer_path.clone(),
-                source,
-            })?;
-        tokenizer
-            .with_truncation(Some(TruncationParams {
-                max_length: max_tokens,
-                ..Default::default()
-            }))
-            .map_err(|source| EmbeddingError::BadTokenizer {
-                path: tokenizer_path.clone(),
-                source,
-            })?;
-        tokenizer.with_padding(None);
-
+        let tokenizer = load_tokenizer(&dir.join(REQUIRED_FILES[1]), &tokenizer_bytes, max_tokens)?;
         let model_id = format!(
             "{}@{}",
             dir.file_name()
@@ -247,19 +265,8 @@ impl Embedder {
                 .unwrap_or_default(),
             weights_fingerprint(&[&config_bytes, &tokenizer_bytes, &weights_bytes])
         );
-
         let device = Device::Cpu;
-        let vb = VarBuilder::from_buffered_safetensors(weights_bytes, DType::F32, &device).map_err(|e| {
-            EmbeddingError::BadWeights {
-                path: weights_path.clone(),
-                source: crate::error::cause(e),
-            }
-        })?;
-        let model = BertModel::load(vb, &config).map_err(|e| EmbeddingError::BadWeights {
-            path: weights_path,
-            source: crate::error::cause(e),
-        })?;
-
+        let model = load_weights(&dir.join(REQUIRED_FILES[2]), weights_bytes, &config, &device)?;
         Ok(Embedder {
             model,
             tokenizer,
