@@ -53,61 +53,26 @@ pub fn skipped_text(total: i64, skipped: &Skipped) -> String {
 /// Polls the job until it is no longer running, showing progress (on
 /// stderr with `json`, whose stdout ends with the job's final JSON).
 pub fn follow(client: &Client, source_id: &str, job_id: i64, json: bool) -> Result<JobEnd, ClientError> {
-    let tty = std::io::stdout().is_terminal() && !json;
     let started = Instant::now();
-    let bar = if tty {
-        let b = ProgressBar::new(0);
-        b.set_style(
-            ProgressStyle::with_template("{spinner} [{bar:30}] {pos}/{len} files  {msg}  {elapsed}")
-                .unwrap_or_else(|_| ProgressStyle::default_bar())
-                .progress_chars("=> "),
-        );
-        b.enable_steady_tick(Duration::from_millis(120));
-        Some(b)
-    } else {
-        None
-    };
-    let mut last_line = Instant::now() - Duration::from_secs(10);
-    let mut last_seen = (-1i64, -1i64);
+    let mut shown = Progress::new(std::io::stdout().is_terminal() && !json, json);
     loop {
         let Some(job) = find_job(client, source_id, job_id)? else {
             std::thread::sleep(Duration::from_millis(200));
             continue;
         };
-        let done = job.files_processed;
-        let total = job.files_total;
-        let bytes = job.bytes_processed.max(0) as u64;
-        let status = job.status.as_str();
-        if let Some(b) = &bar {
-            if let Some(t) = total {
-                b.set_length(t.max(0) as u64);
-            }
-            b.set_position(done.max(0) as u64);
-            b.set_message(human_bytes(bytes));
-        } else if !json
-            && ((done, total.unwrap_or(-1)) != last_seen || last_line.elapsed() > Duration::from_secs(5))
-        {
-            let total_s = total.map_or_else(|| "?".to_string(), |t| t.to_string());
-            println!(
-                "progress: {done}/{total_s} files, {} ({status})",
-                human_bytes(bytes)
-            );
-            last_seen = (done, total.unwrap_or(-1));
-            last_line = Instant::now();
-        }
+        shown.update(&job);
         if job.status.is_finished() {
-            if let Some(b) = bar {
-                b.finish_and_clear();
-            }
+            shown.finish();
             let ok = job.status == FileJobStatus::Completed;
-            let err = job.error.as_deref().map(|e| format!(": {e}")).unwrap_or_default();
             if json {
                 println!("{}", serde_json::to_string(&job).expect("a job serialises"));
             } else {
+                let err = job.error.as_deref().map(|e| format!(": {e}")).unwrap_or_default();
                 // Whole seconds: job lengths are for people, not benchmarks.
                 let took = Duration::from_secs(started.elapsed().as_secs());
                 println!(
-                    "Job {job_id} {status}: {} in {}{err}",
+                    "Job {job_id} {}: {} in {}{err}",
+                    job.status.as_str(),
                     summary(&job),
                     humantime::format_duration(took)
                 );
@@ -115,5 +80,66 @@ pub fn follow(client: &Client, source_id: &str, job_id: i64, json: bool) -> Resu
             return Ok(JobEnd { job, ok });
         }
         std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// How a followed job's progress is shown: a bar on a terminal, else a
+/// `progress:` line when the counts change (at least every 5 s), nothing with
+/// `--json`.
+struct Progress {
+    bar: Option<ProgressBar>,
+    quiet: bool,
+    last_line: Instant,
+    /// (files processed, files total or -1) at the last line.
+    last_seen: (i64, i64),
+}
+
+impl Progress {
+    fn new(tty: bool, quiet: bool) -> Progress {
+        let bar = tty.then(|| {
+            let b = ProgressBar::new(0);
+            b.set_style(
+                ProgressStyle::with_template("{spinner} [{bar:30}] {pos}/{len} files  {msg}  {elapsed}")
+                    .unwrap_or_else(|_| ProgressStyle::default_bar())
+                    .progress_chars("=> "),
+            );
+            b.enable_steady_tick(Duration::from_millis(120));
+            b
+        });
+        Progress {
+            bar,
+            quiet,
+            last_line: Instant::now() - Duration::from_secs(10),
+            last_seen: (-1, -1),
+        }
+    }
+
+    fn update(&mut self, job: &FileJob) {
+        let (done, total) = (job.files_processed, job.files_total);
+        let bytes = human_bytes(job.bytes_processed.max(0) as u64);
+        if let Some(b) = &self.bar {
+            if let Some(t) = total {
+                b.set_length(t.max(0) as u64);
+            }
+            b.set_position(done.max(0) as u64);
+            b.set_message(bytes);
+        } else if !self.quiet
+            && ((done, total.unwrap_or(-1)) != self.last_seen
+                || self.last_line.elapsed() > Duration::from_secs(5))
+        {
+            let total_s = total.map_or_else(|| "?".to_string(), |t| t.to_string());
+            println!(
+                "progress: {done}/{total_s} files, {bytes} ({})",
+                job.status.as_str()
+            );
+            self.last_seen = (done, total.unwrap_or(-1));
+            self.last_line = Instant::now();
+        }
+    }
+
+    fn finish(&mut self) {
+        if let Some(b) = self.bar.take() {
+            b.finish_and_clear();
+        }
     }
 }
