@@ -566,92 +566,149 @@ fn ident(rng: &mut Rng, sep: &str) -> String {
 fn file_content(rng: &mut Rng, ext: &str, size: usize, marker: &str) -> String {
     let mut s = String::with_capacity(size + 200);
     match ext {
-        "md" => {
-            let _ = write!(s, "# {}\n\nTag: {marker}\n", ident(rng, " "));
-            while s.len() < size {
-                match rng.below(8) {
-                    0 => {
-                        let _ = write!(s, "\n## {}\n", ident(rng, " "));
-                    }
-                    1 => {
-                        s.push('\n');
-                        for _ in 0..rng.range(2, 5) {
-                            s.push_str("- ");
-                            sentence(rng, &mut s, 3, 9, None);
-                            s.push('\n');
-                        }
-                    }
-                    2 => {
-                        let _ = write!(
-                            s,
-                            "\n```\n{} = {}({})\n```\n",
-                            ident(rng, "_"),
-                            ident(rng, "_"),
-                            rng.below(1000)
-                        );
-                    }
-                    _ => {
-                        s.push('\n');
-                        for _ in 0..rng.range(2, 6) {
-                            sentence(rng, &mut s, 5, 18, None);
-                            s.push(' ');
-                        }
-                        s.push('\n');
-                    }
+        "md" => markdown(rng, &mut s, size, marker),
+        "txt" => plain_text(rng, &mut s, size, marker),
+        "json" => json_object(rng, &mut s, size, marker),
+        _ => source_code(rng, &mut s, ext, size, marker),
+    }
+    s
+}
+
+/// Markdown: a title, then sections, lists, code blocks and paragraphs.
+fn markdown(rng: &mut Rng, s: &mut String, size: usize, marker: &str) {
+    let _ = write!(s, "# {}\n\nTag: {marker}\n", ident(rng, " "));
+    while s.len() < size {
+        match rng.below(8) {
+            0 => {
+                let _ = write!(s, "\n## {}\n", ident(rng, " "));
+            }
+            1 => {
+                s.push('\n');
+                for _ in 0..rng.range(2, 5) {
+                    s.push_str("- ");
+                    sentence(rng, s, 3, 9, None);
+                    s.push('\n');
                 }
             }
-        }
-        "txt" => {
-            let _ = writeln!(s, "{marker}");
-            while s.len() < size {
-                for _ in 0..rng.range(3, 8) {
-                    sentence(rng, &mut s, 5, 18, None);
+            2 => {
+                let _ = write!(
+                    s,
+                    "\n```\n{} = {}({})\n```\n",
+                    ident(rng, "_"),
+                    ident(rng, "_"),
+                    rng.below(1000)
+                );
+            }
+            _ => {
+                s.push('\n');
+                for _ in 0..rng.range(2, 6) {
+                    sentence(rng, s, 5, 18, None);
                     s.push(' ');
                 }
-                s.push_str("\n\n");
-            }
-        }
-        "json" => {
-            let _ = write!(s, "{{\n  \"marker\": \"{marker}\"");
-            while s.len() < size {
-                let _ = write!(s, ",\n  \"{}\": ", ident(rng, "_"));
-                if rng.chance(0.5) {
-                    let _ = write!(s, "{}", rng.below(100_000));
-                } else {
-                    s.push('"');
-                    sentence(rng, &mut s, 2, 8, None);
-                    s.push('"');
-                }
-            }
-            s.push_str("\n}\n");
-        }
-        _ => {
-            let (comment, func, open, close, ret) = match ext {
-                "rs" => ("//", "fn", ") -> Result<()> {", "}", "    Ok(())"),
-                "py" => ("#", "def", "):", "", "    return None"),
-                _ => ("//", "function", ") {", "}", "  return null;"),
-            };
-            let _ = writeln!(s, "{comment} {marker}");
-            while s.len() < size {
-                s.push_str(comment);
-                s.push(' ');
-                sentence(rng, &mut s, 6, 16, None);
-                let _ = writeln!(s, "\n{func} {}({}{open}", ident(rng, "_"), ident(rng, "_"));
-                for _ in 0..rng.range(2, 8) {
-                    let _ = writeln!(
-                        s,
-                        "    let {} = {}.{}({});",
-                        ident(rng, "_"),
-                        ident(rng, "_"),
-                        ident(rng, "_"),
-                        rng.below(64)
-                    );
-                }
-                let _ = writeln!(s, "{ret}\n{close}\n");
+                s.push('\n');
             }
         }
     }
-    s
+}
+
+/// Plain text: paragraphs of sentences.
+fn plain_text(rng: &mut Rng, s: &mut String, size: usize, marker: &str) {
+    let _ = writeln!(s, "{marker}");
+    while s.len() < size {
+        for _ in 0..rng.range(3, 8) {
+            sentence(rng, s, 5, 18, None);
+            s.push(' ');
+        }
+        s.push_str("\n\n");
+    }
+}
+
+/// A flat JSON object of numbers and short strings.
+fn json_object(rng: &mut Rng, s: &mut String, size: usize, marker: &str) {
+    let _ = write!(s, "{{\n  \"marker\": \"{marker}\"");
+    while s.len() < size {
+        let _ = write!(s, ",\n  \"{}\": ", ident(rng, "_"));
+        if rng.chance(0.5) {
+            let _ = write!(s, "{}", rng.below(100_000));
+        } else {
+            s.push('"');
+            sentence(rng, s, 2, 8, None);
+            s.push('"');
+        }
+    }
+    s.push_str("\n}\n");
+}
+
+/// Source-like text (`rs`, `py`, else JavaScript): commented functions of
+/// method calls.
+fn source_code(rng: &mut Rng, s: &mut String, ext: &str, size: usize, marker: &str) {
+    let (comment, func, open, close, ret) = match ext {
+        "rs" => ("//", "fn", ") -> Result<()> {", "}", "    Ok(())"),
+        "py" => ("#", "def", "):", "", "    return None"),
+        _ => ("//", "function", ") {", "}", "  return null;"),
+    };
+    let _ = writeln!(s, "{comment} {marker}");
+    while s.len() < size {
+        s.push_str(comment);
+        s.push(' ');
+        sentence(rng, s, 6, 16, None);
+        let _ = writeln!(s, "\n{func} {}({}{open}", ident(rng, "_"), ident(rng, "_"));
+        for _ in 0..rng.range(2, 8) {
+            let _ = writeln!(
+                s,
+                "    let {} = {}.{}({});",
+                ident(rng, "_"),
+                ident(rng, "_"),
+                ident(rng, "_"),
+                rng.below(64)
+            );
+        }
+        let _ = writeln!(s, "{ret}\n{close}\n");
+    }
+}
+
+/// Indexable directories (relative): a few top-level areas, each with nested
+/// children up to 4 deep, about one per 200 KiB of content (8 to 2000).
+fn directories(rng: &mut Rng, included_bytes: u64) -> Vec<PathBuf> {
+    let n_dirs = ((included_bytes / (200 * 1024)) as usize).clamp(8, 2000);
+    let mut dirs: Vec<PathBuf> = ["docs", "src", "notes", "web/src", "scripts"]
+        .iter()
+        .map(PathBuf::from)
+        .collect();
+    while dirs.len() < n_dirs {
+        let parent = dirs[rng.below(dirs.len())].clone();
+        if parent.components().count() >= 4 {
+            continue;
+        }
+        let name = ident(rng, "-");
+        let child = parent.join(&name);
+        // "build" is one of the service's default excludes: not an indexable dir.
+        if name != "build" && !dirs.contains(&child) {
+            dirs.push(child);
+        }
+    }
+    dirs
+}
+
+/// The `i`th file's path (relative) with extension `ext`: in one of `dirs`, or
+/// when `ignore`, where the corpus's `.gitignore` excludes it (an ignored
+/// directory, or a `.log` file anywhere).
+fn file_path(
+    rng: &mut Rng,
+    dirs: &[PathBuf],
+    ignored_dirs: &[PathBuf],
+    ignore: bool,
+    i: usize,
+    ext: &str,
+) -> PathBuf {
+    if !ignore {
+        return dirs[rng.below(dirs.len())].join(format!("{}-{i}.{ext}", ident(rng, "_")));
+    }
+    match rng.below(3) {
+        0 => ignored_dirs[rng.below(ignored_dirs.len())].join(format!("{}-{i}.{ext}", ident(rng, "_"))),
+        1 => dirs[rng.below(dirs.len())].join(format!("{}-{i}.log", ident(rng, "_"))),
+        _ => ignored_dirs[1].join(format!("{}-{i}.{ext}", ident(rng, "_"))),
+    }
 }
 
 /// Writes a tree of about `included_bytes` bytes of indexable files under
@@ -666,24 +723,7 @@ pub fn write_tree(root: &Path, included_bytes: u64, seed: u64) -> Result<Tree> {
     std::fs::write(root.join(".git/HEAD"), "ref: refs/heads/main\n").context("writing .git/HEAD")?;
     std::fs::write(root.join(".gitignore"), GITIGNORE).context("writing .gitignore")?;
 
-    // Directories: a few top-level areas, each with nested children.
-    let n_dirs = ((included_bytes / (200 * 1024)) as usize).clamp(8, 2000);
-    let mut dirs: Vec<PathBuf> = ["docs", "src", "notes", "web/src", "scripts"]
-        .iter()
-        .map(PathBuf::from)
-        .collect();
-    while dirs.len() < n_dirs {
-        let parent = dirs[rng.below(dirs.len())].clone();
-        if parent.components().count() >= 4 {
-            continue;
-        }
-        let name = ident(&mut rng, "-");
-        let child = parent.join(&name);
-        // "build" is one of the service's default excludes: not an indexable dir.
-        if name != "build" && !dirs.contains(&child) {
-            dirs.push(child);
-        }
-    }
+    let dirs = directories(&mut rng, included_bytes);
     let ignored_dirs = [
         PathBuf::from("target/debug"),
         PathBuf::from("generated"),
@@ -702,16 +742,7 @@ pub fn write_tree(root: &Path, included_bytes: u64, seed: u64) -> Result<Tree> {
         let size = (512.0 * (96.0f64).powf(rng.unit())) as usize; // 512 B .. 48 KiB
         let i = files.len();
         let ext = pick_kind(&mut rng);
-        let rel = if ignore {
-            match rng.below(3) {
-                0 => ignored_dirs[rng.below(ignored_dirs.len())]
-                    .join(format!("{}-{i}.{ext}", ident(&mut rng, "_"))),
-                1 => dirs[rng.below(dirs.len())].join(format!("{}-{i}.log", ident(&mut rng, "_"))),
-                _ => ignored_dirs[1].join(format!("{}-{i}.{ext}", ident(&mut rng, "_"))),
-            }
-        } else {
-            dirs[rng.below(dirs.len())].join(format!("{}-{i}.{ext}", ident(&mut rng, "_")))
-        };
+        let rel = file_path(&mut rng, &dirs, &ignored_dirs, ignore, i, ext);
         if !names.insert(rel.clone()) {
             continue;
         }
