@@ -122,37 +122,11 @@ pub fn parse(v: &Value, stem: &str) -> Result<Conversation> {
         .and_then(Value::as_str)
         .unwrap_or(stem)
         .to_string();
-    let mut sessions: BTreeMap<usize, &Value> = BTreeMap::new();
-    for (k, v) in conv {
-        if let Some(n) = k.strip_prefix("session_").and_then(|n| n.parse().ok()) {
-            sessions.insert(n, v);
-        }
-    }
-    if sessions.is_empty() {
-        bail!("no session_N keys");
-    }
-    let mut turns = Vec::new();
-    let mut session_of: HashMap<String, String> = HashMap::new();
-    for (n, raw) in sessions {
-        let chat_id = format!("session_{n}");
-        let date = conv
-            .get(&format!("session_{n}_date_time"))
-            .and_then(Value::as_str)
-            .with_context(|| format!("{chat_id} has no session_{n}_date_time"))?;
-        let timestamp = session_timestamp(date).with_context(|| chat_id.clone())?;
-        let raw: Vec<RawTurn> = serde_json::from_value(raw.clone())
-            .with_context(|| format!("{chat_id} is not a list of turns"))?;
-        for (index, t) in raw.into_iter().enumerate() {
-            session_of.insert(t.dia_id.clone(), chat_id.clone());
-            turns.push(Turn {
-                chat_id: chat_id.clone(),
-                message_id: t.dia_id,
-                index,
-                content: content(&t.speaker, &t.text, t.blip_caption.as_deref()),
-                timestamp: timestamp.clone(),
-            });
-        }
-    }
+    let turns = parse_turns(conv)?;
+    let session_of: HashMap<&str, &str> = turns
+        .iter()
+        .map(|t| (t.message_id.as_str(), t.chat_id.as_str()))
+        .collect();
     let raw_qa: Vec<RawQuestion> = match obj.get("qa") {
         Some(q) => serde_json::from_value(q.clone()).context("qa is not a list of questions")?,
         None => Vec::new(),
@@ -174,7 +148,10 @@ pub fn parse(v: &Value, stem: &str) -> Result<Conversation> {
             without += 1;
             continue;
         }
-        let mut sessions: Vec<String> = evidence.iter().map(|e| session_of[e].clone()).collect();
+        let mut sessions: Vec<String> = evidence
+            .iter()
+            .map(|e| session_of[e.as_str()].to_string())
+            .collect();
         sessions.sort();
         sessions.dedup();
         questions.push(Question {
@@ -191,6 +168,41 @@ pub fn parse(v: &Value, stem: &str) -> Result<Conversation> {
         unknown_evidence,
         questions_without_evidence: without,
     })
+}
+
+/// Every turn of every `session_N` of `conv`, sessions in numeric order, each
+/// stamped with its session's `session_N_date_time`.
+fn parse_turns(conv: &serde_json::Map<String, Value>) -> Result<Vec<Turn>> {
+    let mut sessions: BTreeMap<usize, &Value> = BTreeMap::new();
+    for (k, v) in conv {
+        if let Some(n) = k.strip_prefix("session_").and_then(|n| n.parse().ok()) {
+            sessions.insert(n, v);
+        }
+    }
+    if sessions.is_empty() {
+        bail!("no session_N keys");
+    }
+    let mut turns = Vec::new();
+    for (n, raw) in sessions {
+        let chat_id = format!("session_{n}");
+        let date = conv
+            .get(&format!("session_{n}_date_time"))
+            .and_then(Value::as_str)
+            .with_context(|| format!("{chat_id} has no session_{n}_date_time"))?;
+        let timestamp = session_timestamp(date).with_context(|| chat_id.clone())?;
+        let raw: Vec<RawTurn> = serde_json::from_value(raw.clone())
+            .with_context(|| format!("{chat_id} is not a list of turns"))?;
+        for (index, t) in raw.into_iter().enumerate() {
+            turns.push(Turn {
+                chat_id: chat_id.clone(),
+                message_id: t.dia_id,
+                index,
+                content: content(&t.speaker, &t.text, t.blip_caption.as_deref()),
+                timestamp: timestamp.clone(),
+            });
+        }
+    }
+    Ok(turns)
 }
 
 /// Every `*.json` of `dir`, by name, parsed.
