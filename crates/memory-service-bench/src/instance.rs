@@ -332,6 +332,27 @@ fn opt(n: Option<u64>) -> String {
     n.map_or_else(|| "?".into(), |n| n.to_string())
 }
 
+/// Runs `measure` on the hybrid instance's model directory ([`model_dir`]):
+/// `(Some(result), None)`, or `(None, why)` when there is no model or the
+/// default model's run fails (a note in the report). A failure with an
+/// `explicit` model (`--embedding-model`) is an error. `say` announces the run.
+pub fn measure_hybrid<T>(
+    explicit: Option<&Path>,
+    say: impl Fn(&str),
+    measure: impl FnOnce(&Path) -> anyhow::Result<T>,
+) -> anyhow::Result<(Option<T>, Option<String>)> {
+    let dir = match model_dir(explicit) {
+        Err(why) => return Ok((None, Some(why))),
+        Ok(dir) => dir,
+    };
+    say(&format!("hybrid instance (--embedding-model {})", dir.display()));
+    match measure(&dir) {
+        Ok(m) => Ok((Some(m), None)),
+        Err(e) if explicit.is_some() => Err(e.context("the hybrid instance")),
+        Err(e) => Ok((None, Some(format!("{e:#}")))),
+    }
+}
+
 /// The model directory to use for the hybrid instance: `explicit`, else
 /// `target/test-model/all-MiniLM-L6-v2` (next to this executable's
 /// `target/`, then under the current directory) when it exists. `Err` holds

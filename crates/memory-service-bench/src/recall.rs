@@ -154,18 +154,9 @@ pub fn run(args: &RecallArgs) -> Result<()> {
 
     say("BM25-only instance (no model)");
     let bm25 = plan.measure(&sandbox, None).context("the BM25-only instance")?;
-    let (hybrid, hybrid_skipped) = match instance::model_dir(args.embedding_model.as_deref()) {
-        Err(why) => (None, Some(why)),
-        Ok(dir) => {
-            say(&format!("hybrid instance (--embedding-model {})", dir.display()));
-            match plan.measure(&sandbox, Some(&dir)) {
-                Ok(m) => (Some(m), None),
-                // An explicit model that fails is an error; the default one is a note.
-                Err(e) if args.embedding_model.is_some() => return Err(e.context("the hybrid instance")),
-                Err(e) => (None, Some(format!("{e:#}"))),
-            }
-        }
-    };
+    let (hybrid, hybrid_skipped) = instance::measure_hybrid(args.embedding_model.as_deref(), say, |dir| {
+        plan.measure(&sandbox, Some(dir))
+    })?;
 
     let report = Report {
         bin,

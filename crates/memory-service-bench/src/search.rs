@@ -193,6 +193,17 @@ pub struct Measured {
     pub kinds: Vec<KindLatency>,
 }
 
+impl Measured {
+    /// Sets each kind's p50 and p99 ratios to the bare FTS5 query's (`bare`, in
+    /// [`Kind::ALL`] order).
+    fn compare_to(&mut self, bare: &[KindLatency]) {
+        for (k, b) in self.kinds.iter_mut().zip(bare) {
+            k.ratio_p50_to_bare = Some(k.ms.median / b.ms.median);
+            k.ratio_p99_to_bare = Some(k.ms.p99 / b.ms.p99);
+        }
+    }
+}
+
 /// The latency of one kind of query.
 #[derive(Debug, Clone, Serialize)]
 pub struct KindLatency {
@@ -245,30 +256,17 @@ pub fn run(args: &SearchArgs) -> Result<()> {
     let bare = bare_latency(&texts_db, &sandbox.path().join("bare.sqlite"), &sets)
         .context("the bare FTS5 baseline")?;
     let _ = std::fs::remove_file(&texts_db);
-    let model = if args.bm25_only {
-        Err("--bm25-only".to_string())
+    let (mut hybrid, hybrid_skipped) = if args.bm25_only {
+        (None, Some("--bm25-only".to_string()))
     } else {
-        instance::model_dir(args.embedding_model.as_deref())
-    };
-    let (mut hybrid, hybrid_skipped) = match model {
-        Err(why) => (None, Some(why)),
-        Ok(dir) => {
-            say(&format!("hybrid instance (--embedding-model {})", dir.display()));
-            match plan.measure(&sandbox, Some(&dir)) {
-                Ok((m, db)) => {
-                    let _ = std::fs::remove_file(db);
-                    (Some(m), None)
-                }
-                Err(e) if args.embedding_model.is_some() => return Err(e.context("the hybrid instance")),
-                Err(e) => (None, Some(format!("{e:#}"))),
-            }
-        }
+        instance::measure_hybrid(args.embedding_model.as_deref(), say, |dir| {
+            let (m, db) = plan.measure(&sandbox, Some(dir))?;
+            let _ = std::fs::remove_file(db);
+            Ok(m)
+        })?
     };
     for m in std::iter::once(&mut bm25).chain(hybrid.as_mut()) {
-        for (k, b) in m.kinds.iter_mut().zip(&bare) {
-            k.ratio_p50_to_bare = Some(k.ms.median / b.ms.median);
-            k.ratio_p99_to_bare = Some(k.ms.p99 / b.ms.p99);
-        }
+        m.compare_to(&bare);
     }
     let report = Report {
         bin,

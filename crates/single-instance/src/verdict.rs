@@ -241,15 +241,8 @@ fn decide_held(h: &HolderFacts, policy: &Policy) -> Verdict {
     let pid = holder_pid(h);
     let record = h.record.as_ref().filter(|r| Some(r.pid) == pid);
     let addr = record.map(|r| (r.host.clone(), r.port));
-    if let (
-        Some(r),
-        Some(Health::Answered {
-            identity: Some(id), ..
-        }),
-    ) = (record, &h.health)
-        && id.service == policy.app.service
-        && id.pid == r.pid
-        && id.instance_id == r.instance_id
+    if let Some(r) = record
+        && answers_as(r, h.health.as_ref(), policy)
     {
         return Verdict::AlreadyRunning {
             pid: r.pid,
@@ -294,7 +287,25 @@ fn decide_held(h: &HolderFacts, policy: &Policy) -> Verdict {
     if h.now.saturating_sub(process.start_time) < policy.startup_grace_secs {
         return Verdict::Starting { pid, addr };
     }
-    let reason = match (&addr, &h.health) {
+    unresponsive(silence_reason(addr.as_ref(), h.health.as_ref()))
+}
+
+/// True when `/health` answered with the identity `record` promises: our
+/// service, the record's PID and instance id.
+fn answers_as(record: &HolderRecord, health: Option<&Health>, policy: &Policy) -> bool {
+    matches!(
+        health,
+        Some(Health::Answered { identity: Some(id), .. })
+            if id.service == policy.app.service
+                && id.pid == record.pid
+                && id.instance_id == record.instance_id
+    )
+}
+
+/// Why a holder past its start-up grace does not count as running: what its
+/// record's address (`addr`) and its `/health` probe said.
+fn silence_reason(addr: Option<&(String, u16)>, health: Option<&Health>) -> String {
+    match (addr, health) {
         (None, _) => "its holder record is missing or torn".to_string(),
         (Some((host, port)), Some(Health::NoAnswer { reason })) => {
             format!("it does not answer http://{host}:{port}/health ({reason})")
@@ -307,8 +318,7 @@ fn decide_held(h: &HolderFacts, policy: &Policy) -> Verdict {
             None => format!("http://{host}:{port}/health answers {status} without our identity"),
         },
         (Some((host, port)), None) => format!("http://{host}:{port}/health was not probed"),
-    };
-    unresponsive(reason)
+    }
 }
 
 /// Facts needed before signalling a lock holder.
