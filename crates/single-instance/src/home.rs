@@ -67,29 +67,10 @@ pub struct Prepared {
 /// Hints in messages name `app.home_option`.
 pub fn prepare(home: &Path, app: &AppIdentity) -> Result<Prepared> {
     let option = &app.home_option;
-    let mut prepared = Prepared::default();
-    match std::fs::metadata(home) {
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            DirBuilder::new()
-                .recursive(true)
-                .mode(0o700)
-                .create(home)
-                .map_err(|e| {
-                    unusable(
-                        home,
-                        format!("cannot create it ({e}); create it or choose another with {option}"),
-                    )
-                })?;
-            prepared.created = true;
-        }
-        Err(e) => {
-            return Err(unusable(
-                home,
-                format!("cannot read it ({e}); check its permissions"),
-            ));
-        }
-        Ok(_) => {}
-    }
+    let mut prepared = Prepared {
+        created: create_if_missing(home, option)?,
+        tightened_from: None,
+    };
     let meta = std::fs::metadata(home).map_err(|e| unusable(home, format!("cannot read it ({e})")))?;
     if !meta.is_dir() {
         return Err(unusable(
@@ -129,6 +110,31 @@ pub fn prepare(home: &Path, app: &AppIdentity) -> Result<Prepared> {
         )
     })?;
     Ok(prepared)
+}
+
+/// Creates `home` (mode 0700, parents too) when it does not exist; true when
+/// it did not. `option` (e.g. `--home`) is named in the hint.
+fn create_if_missing(home: &Path, option: &str) -> Result<bool> {
+    match std::fs::metadata(home) {
+        Ok(_) => Ok(false),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(home)
+                .map_err(|e| {
+                    unusable(
+                        home,
+                        format!("cannot create it ({e}); create it or choose another with {option}"),
+                    )
+                })?;
+            Ok(true)
+        }
+        Err(e) => Err(unusable(
+            home,
+            format!("cannot read it ({e}); check its permissions"),
+        )),
+    }
 }
 
 #[cfg(test)]
