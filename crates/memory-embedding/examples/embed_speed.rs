@@ -117,35 +117,32 @@ fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(200);
-    let chunks = file_chunks(n);
-    let refs: Vec<&str> = chunks.iter().map(String::as_str).collect();
-    let tokens: usize = refs.iter().map(|c| embedder.token_count(c).unwrap()).sum();
+    throughput(&pool, &embedder, "file chunks", "1000 chars", file_chunks(n));
+    throughput(&pool, &embedder, "chat texts", "40-200 chars", chat_texts(500));
+    query_latency(&pool);
+    print_rss("at the end");
+}
+
+/// Embeds `texts` as one batch and prints texts per second of wall time and per
+/// CPU-second, and their mean length in word pieces.
+fn throughput(pool: &EmbedPool, embedder: &Embedder, what: &str, size: &str, texts: Vec<String>) {
+    let tokens: usize = texts.iter().map(|c| embedder.token_count(c).unwrap()).sum();
+    let count = texts.len();
     let (t, cpu) = (Instant::now(), cpu_seconds());
-    pool.embed_batch(chunks.clone()).unwrap();
+    pool.embed_batch(texts).unwrap();
     let (dt, dcpu) = (t.elapsed().as_secs_f64(), cpu_seconds() - cpu);
     println!(
-        "file chunks: {} x 1000 chars ({:.0} word pieces avg) in {dt:.2} s = {:.1} chunks/s \
-         ({dcpu:.1} CPU-s: {:.1} chunks per CPU-second)",
-        chunks.len(),
-        tokens as f64 / chunks.len() as f64,
-        chunks.len() as f64 / dt,
-        chunks.len() as f64 / dcpu
+        "{what}: {count} x {size} ({:.0} word pieces avg) in {dt:.2} s = {:.1} per s \
+         ({dcpu:.1} CPU-s: {:.1} per CPU-second)",
+        tokens as f64 / count as f64,
+        count as f64 / dt,
+        count as f64 / dcpu
     );
+}
 
-    let chats = chat_texts(500);
-    let tokens: usize = chats.iter().map(|c| embedder.token_count(c).unwrap()).sum();
-    let (t, cpu) = (Instant::now(), cpu_seconds());
-    pool.embed_batch(chats.clone()).unwrap();
-    let (dt, dcpu) = (t.elapsed().as_secs_f64(), cpu_seconds() - cpu);
-    println!(
-        "chat texts: {} ({:.0} word pieces avg) in {dt:.2} s = {:.0} texts/s \
-         ({dcpu:.1} CPU-s: {:.0} texts per CPU-second)",
-        chats.len(),
-        tokens as f64 / chats.len() as f64,
-        chats.len() as f64 / dt,
-        chats.len() as f64 / dcpu
-    );
-
+/// One query at a time (200 distinct ones, then a repeated one from the cache):
+/// latency p50, p99 and max.
+fn query_latency(pool: &EmbedPool) {
     let queries: Vec<String> = (0..200)
         .map(|i| format!("what did we decide about the database migration number {i}"))
         .collect();
@@ -168,8 +165,6 @@ fn main() {
     let t = Instant::now();
     pool.embed_query(&queries[0]).unwrap();
     println!("cached query: {:.2?}", t.elapsed());
-
-    print_rss("at the end");
 }
 
 /// Resident memory now and at its peak (Linux only).
