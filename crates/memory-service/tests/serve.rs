@@ -60,12 +60,23 @@ fn sole_survivor(procs: &mut [Proc]) -> usize {
     })
 }
 
+/// The one port all starters of a same-port round are given. It must be
+/// known before any of them runs (which is the point of that race: the lock,
+/// not the bind, decides), so it is picked by binding port 0 and dropping the
+/// listener; another program could take it first, which fails that round
+/// loudly rather than passing it wrongly. Every other instance starts on
+/// `--port 0` and is found through its holder record.
+fn shared_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().port()
+}
+
 fn race(rounds: usize, starters: usize, same_port: bool) {
     let sb = Sandbox::new(bin());
     for round in 0..rounds {
         // One port all must share is known before the spawn; different
         // ports are each starter's own `--port 0`.
-        let ports: Vec<u16> = vec![if same_port { free_port() } else { 0 }; starters];
+        let ports: Vec<u16> = vec![if same_port { shared_port() } else { 0 }; starters];
         let mut procs = start_many(&sb, &ports);
         let winner = sole_survivor(&mut procs);
         let port = procs[winner].wait_port(&sb.home);

@@ -12,16 +12,6 @@ pub fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_memory-service")
 }
 
-/// A port nobody listens on right now, for the few tests that need a port
-/// known before the spawn (`start` dials the port it was given; a port
-/// conflict needs the number up front). It is bound and dropped, so another
-/// program could take it first: instances that need no such number start on
-/// `--port 0` ([`Sandbox::start`]) instead.
-pub fn free_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap().port()
-}
-
 /// The `PID:` value printed by `start`.
 pub fn printed_pid(stdout: &str) -> Option<u32> {
     stdout
