@@ -333,9 +333,10 @@ fn a_deleted_lock_file_never_lets_a_second_instance_in_and_comes_back() {
     let err = early.stderr_text();
     assert!(code == ALREADY_RUNNING || code == STARTING, "exit {code}:\n{err}");
     assert!(err.contains(&format!("PID {pid}")), "names the holder:\n{err}");
+    // The whole record, not only its first line: a starter that read a
+    // half-written record would (rightly) call the holder starting.
     poll("the lock file to be recreated", DEADLINE, || {
-        let text = std::fs::read_to_string(sb.lock_file()).ok()?;
-        (text.lines().next() == Some(pid.to_string().as_str())).then_some(())
+        (bound_port(&sb.home, pid) == Some(port)).then_some(())
     });
     let mut second = sb.serve(0);
     assert_eq!(second.wait_code(), ALREADY_RUNNING, "{}", second.stderr_text());

@@ -3,7 +3,9 @@
 //! *with the new child's PID* (any other 200 proves nothing). A stuck instance
 //! (holds the lock, silent): stop it (verified; TERM, then KILL) and start
 //! anew. Several `start`s at once converge on one instance: a starter whose
-//! child lost the race waits for the winner and reports it.
+//! child lost the race waits for the winner and reports it. With `--port 0`
+//! the child binds a port of the system's choosing: `start` reads it from the
+//! child's holder record, probes it and prints it.
 
 use std::fs::OpenOptions;
 use std::os::unix::fs::OpenOptionsExt;
