@@ -74,6 +74,20 @@ fn start_start_status_stop_status_round_trip() {
     let (code, out, _) = sb.cli(port, &["stop"]);
     assert_eq!(code, 0);
     assert!(out.contains("not running"));
+
+    // A given port (as 5858 is): `start` waits on and prints that one. It is
+    // the port our instance just released, not one picked and dropped; were
+    // another program to take it meanwhile, `start` would fail loudly.
+    let (code, out, err) = sb.cli(port, &["start"]);
+    assert_eq!(code, 0, "{out}{err}");
+    let pid = printed_pid(&out).expect("start prints the PID");
+    assert!(
+        out.contains(&format!("Memory Service started on port {port}")),
+        "{out}"
+    );
+    assert_eq!(health_pid(port), Some(pid));
+    let (code, out, _) = sb.cli(port, &["stop"]);
+    assert_eq!(code, 0, "{out}");
 }
 
 #[test]

@@ -180,7 +180,8 @@ fn warn_remote(config: &Config) {
     );
 }
 
-/// Runs `serve` to completion and returns the exit code.
+/// Runs the `serve` command to completion (claim, bind, then [`serve`] in a
+/// runtime of its own, then release) and returns the exit code.
 pub fn run(mut config: Config) -> anyhow::Result<ExitCode> {
     // A parent that blocks SIGTERM/SIGINT passes its mask through exec; we
     // would then never see the signals we drain on. Unblock them first.

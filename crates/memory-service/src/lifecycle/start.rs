@@ -82,18 +82,8 @@ pub fn run(config: &Config, args: &StartArgs) -> anyhow::Result<ExitCode> {
                 at.anew(args);
             }
             Verdict::Start { .. } | Verdict::Retry => {
-                if let Some(pid) = at.spawned {
-                    eprintln!(
-                        "memory-service: our `serve` (PID {pid}) found this home taken, but now nobody \
-                         holds it; not starting a second one."
-                    );
-                    eprintln!("  next: run `memory-service start` again");
-                    return Ok(ExitCode::Error);
-                }
-                match spawn_and_wait(config, at.deadline)? {
-                    Spawned::Done(code) => return Ok(code),
-                    // Our child lost the race to another starter: observe again.
-                    Spawned::LostRace(pid) => at.spawned = Some(pid),
+                if let Some(code) = start_ours(config, &mut at)? {
+                    return Ok(code);
                 }
             }
             Verdict::HeldByStranger { pid, program, path } => {
@@ -145,6 +135,27 @@ impl Attempt {
         self.deadline = Instant::now() + secs(args.timeout);
         self.first_silent = None;
         self.spawned = None;
+    }
+}
+
+/// Nobody holds the home: spawns this attempt's `serve` and waits for it;
+/// `Some(code)` ends `start`, `None` means our child lost the home to another
+/// starter (observe again and report the winner).
+fn start_ours(config: &Config, at: &mut Attempt) -> anyhow::Result<Option<ExitCode>> {
+    if let Some(pid) = at.spawned {
+        eprintln!(
+            "memory-service: our `serve` (PID {pid}) found this home taken, but now nobody \
+             holds it; not starting a second one."
+        );
+        eprintln!("  next: run `memory-service start` again");
+        return Ok(Some(ExitCode::Error));
+    }
+    match spawn_and_wait(config, at.deadline)? {
+        Spawned::Done(code) => Ok(Some(code)),
+        Spawned::LostRace(pid) => {
+            at.spawned = Some(pid);
+            Ok(None)
+        }
     }
 }
 
