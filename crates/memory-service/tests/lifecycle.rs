@@ -97,7 +97,7 @@ fn a_frozen_instance_is_replaced_by_start_and_gone_afterwards() {
     assert_eq!(code, 0, "{out}{err}");
     let old = printed_pid(&out).unwrap();
     let port = sb.port_of(old);
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(old as i32), Signal::SIGSTOP).unwrap();
+    freeze(old);
     let (code, _, _) = sb.cli(port, &["status"]);
     assert_eq!(code, 150, "a stopped holder is unresponsive");
 

@@ -308,7 +308,7 @@ fn a_port_held_by_our_instance_for_another_home_is_named() {
 fn a_frozen_holder_is_unresponsive_not_healthy() {
     let sb = Sandbox::new(bin());
     let (mut holder, _) = sb.start();
-    holder.signal(Signal::SIGSTOP);
+    freeze(holder.pid());
     let mut second = sb.serve(0);
     assert_eq!(second.wait_code(), UNRESPONSIVE, "{}", second.stderr_text());
     let err = second.stderr_text();

@@ -12,6 +12,23 @@ pub fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_memory-service")
 }
 
+/// Sends SIGSTOP to `pid` and waits until the kernel shows it stopped: the
+/// signal is delivered when the process next runs, and until then a look at
+/// `/proc` (ours, or a command's) still sees it running.
+pub fn freeze(pid: u32) {
+    use single_instance::process::{RunState, process_facts};
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid as i32),
+        nix::sys::signal::Signal::SIGSTOP,
+    )
+    .unwrap();
+    poll(&format!("pid {pid} to be stopped"), DEADLINE, || {
+        process_facts(pid)
+            .filter(|p| p.run_state == RunState::Stopped)
+            .map(|_| ())
+    });
+}
+
 /// The `PID:` value printed by `start`.
 pub fn printed_pid(stdout: &str) -> Option<u32> {
     stdout
