@@ -418,7 +418,15 @@ fn connect_or_start(config: &Config, args: &ImportArgs) -> anyhow::Result<Result
             println!(
                 "started the Memory Service for the import; it keeps running (it indexes the imported sources)"
             );
-            Some(Client::connect(config)?)
+            // With `--port 0` the instance bound a port of the system's
+            // choosing: connect where its holder record says it serves.
+            let mut started = config.clone();
+            if started.port == 0
+                && let Some((_, port)) = crate::lifecycle::recorded_port(config)
+            {
+                started.port = port;
+            }
+            Some(Client::connect(&started)?)
         }
     };
     Ok(Ok(client))

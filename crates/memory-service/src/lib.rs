@@ -6,7 +6,8 @@
 //! - [`cli`]: the command line (clap); doc comments are the help.
 //! - [`client`]: `sources`, `reindex`, `search`: commands for people, over HTTP.
 //! - [`exit_code`]: every exit code, in one enum.
-//! - [`daemon`]: `serve`: claim the home, bind, serve, shut down cleanly.
+//! - [`daemon`]: `serve`: claim the home, bind, serve, shut down cleanly; its
+//!   data API is the library function `daemon::serve` (in-process tests use it).
 //! - [`lifecycle`]: `start`, `stop`, `status`, `restart`, `logs`, `install-service`.
 //! - [`metrics`]: counters for `/metrics`.
 //! - [`models`]: `model install|status`, the embedding model on disk.

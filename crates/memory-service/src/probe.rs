@@ -118,12 +118,10 @@ mod tests {
 
     #[test]
     fn nothing_listening_is_no_answer() {
-        let port = {
-            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-            l.local_addr().unwrap().port()
-        };
+        // Held, never listening, until the probe is done: nobody can take it.
+        let refused = testkit::RefusedPort::new();
         assert!(matches!(
-            probe_health("127.0.0.1", port, PROBE_TIMEOUT),
+            probe_health("127.0.0.1", refused.port(), PROBE_TIMEOUT),
             Health::NoAnswer { .. }
         ));
     }

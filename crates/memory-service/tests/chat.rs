@@ -6,7 +6,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use memory_api::chat::{ChatDeleted, ChatJobState, ChatJobStatus, Queued};
-use memory_api::facts::{Fact, Facts};
 use memory_api::search::{SearchResult, SearchResults, SourceType};
 use nix::sys::signal::Signal;
 use serde_json::{Value, json};
@@ -57,48 +56,6 @@ fn a_message_posted_the_moment_health_first_answers_is_accepted() {
     let (s, v) = post(port, "/index-chat-message", &body);
     assert_eq!(s, 200, "health said {state:?} and then: {v}");
     assert_eq!(serde_json::from_value::<Queued>(v).unwrap().status, "queued");
-    assert_eq!(p.stop(), 0);
-}
-
-/// Facts through the real binary: stored after the commit, found by
-/// `/search-facts` with the original's wire, deleted with their chat.
-#[test]
-fn facts_store_search_and_go_with_their_chat() {
-    let sb = Sandbox::new(bin());
-    let (mut p, port) = sb.start();
-    let ack = index(port, "proj", "chat1", "m1", "my favourite colour is teal");
-    let fact: Fact = post_as(
-        port,
-        "/facts",
-        &json!({"project_id": "proj", "fact_key": "user.favorite.color", "value_text": "teal",
-                "source_message_uuid": ack.message_uuid}),
-    );
-    let v: Facts = post_as(
-        port,
-        "/search-facts",
-        &json!({"project_id": "proj", "query": "favorite color?"}),
-    );
-    assert_eq!(v.facts[0].fact_id, fact.fact_id);
-    assert_eq!(
-        v.facts[0].source_message_uuid.as_deref(),
-        Some(ack.message_uuid.as_str())
-    );
-    let v: Facts = post_as(
-        port,
-        "/search-facts",
-        &json!({"project_id": "proj", "query": "color", "exclude_message_uuid": ack.message_uuid}),
-    );
-    assert!(v.facts.is_empty(), "{v:?}");
-    let (s, v) = delete(port, "/chats/proj/chat1");
-    assert_eq!(s, 200, "{v}");
-    let deleted: ChatDeleted = serde_json::from_value(v).unwrap();
-    assert_eq!(
-        (deleted.deleted_count, deleted.deleted_facts_count),
-        (1, 1),
-        "{deleted:?}"
-    );
-    let v: Facts = get_as(port, "/facts?project_id=proj&include_history=true");
-    assert!(v.facts.is_empty(), "{v:?}");
     assert_eq!(p.stop(), 0);
 }
 

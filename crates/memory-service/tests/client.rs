@@ -18,7 +18,9 @@ fn index(port: u16, chat: &str, id: &str, content: &str) {
 #[test]
 fn client_commands_say_clearly_when_nothing_runs() {
     let sb = Sandbox::new(bin());
-    let port = free_port();
+    // Held for the whole test: nothing can start listening on it meanwhile.
+    let refused = RefusedPort::new();
+    let port = refused.port();
     for args in [
         &["search", "--project", "p", "x"][..],
         &["sources", "list"],
@@ -76,7 +78,8 @@ fn client_commands_refuse_an_instance_of_another_home() {
 #[test]
 fn help_completions_and_man_page_come_from_the_cli_definition() {
     let sb = Sandbox::new(bin());
-    let port = free_port();
+    // Nothing dials it: these commands only print.
+    let port = 0;
     let (code, out, _) = sb.cli(port, &["--help"]);
     assert_eq!(code, 0);
     assert!(out.contains("Global options:") && out.contains("--home"), "{out}");

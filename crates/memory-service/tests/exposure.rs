@@ -48,7 +48,10 @@ fn stop(p: &mut Proc) {
 #[test]
 fn a_non_loopback_host_is_refused_without_allow_remote() {
     let sb = Sandbox::new(bin());
-    let port = free_port();
+    // Held, never listening, for the whole test: the last check below sees
+    // that no refused command bound it (a bind would fail, not exit 2).
+    let refused = RefusedPort::new();
+    let port = refused.port();
     let home = sb.home.display().to_string();
     let ps = port.to_string();
     for cmd in ["serve", "start", "status", "stop"] {

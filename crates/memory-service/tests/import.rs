@@ -134,18 +134,21 @@ fn source_ids(port: u16) -> Vec<String> {
 fn import_starts_the_service_when_none_runs() {
     let sb = Sandbox::new(bin());
     let dir = chatdo(&sb);
-    let port = free_port();
-    let (code, out, err) = sb.cli(port, &["import-chatdo", &dir.display().to_string(), "--dry-run"]);
+    // `--port 0`: the import starts an instance on a port of the system's
+    // choosing, and finds it through the holder record.
+    let (code, out, err) = sb.cli(0, &["import-chatdo", &dir.display().to_string(), "--dry-run"]);
     assert_eq!(code, 0, "{out}\n{err}");
     assert!(
         out.contains("would import: 3 messages, 2 facts, 2 sources"),
         "{out}"
     );
-    assert!(get(port, "/health").is_none(), "a dry run starts nothing");
-    let (code, out, err) = sb.cli(port, &["import-chatdo", &dir.display().to_string()]);
+    assert!(!sb.lock_held(), "a dry run starts nothing");
+    let (code, out, err) = sb.cli(0, &["import-chatdo", &dir.display().to_string()]);
     assert_eq!(code, 0, "{out}\n{err}");
     assert!(out.contains("imported: 2 messages, 2 facts, 2 sources"), "{out}");
-    assert!(health_pid(port).is_some(), "the started instance answers");
+    let pid = printed_pid(&out).expect("the import's `start` prints the PID");
+    let port = sb.port_of(pid);
+    assert_eq!(health_pid(port), Some(pid), "the started instance answers");
     poll("the imported message to be indexed", DEADLINE, || {
         (search(port, P1, "axolotl").len() == 1).then_some(())
     });

@@ -15,18 +15,20 @@ use crate::helper::*;
 #[test]
 fn start_start_status_stop_status_round_trip() {
     let sb = Sandbox::new(bin());
-    let port = free_port();
-    let (code, out, _) = sb.cli(port, &["status"]);
+    let (code, out, _) = sb.cli(0, &["status"]);
     assert_eq!(code, 3, "not running: LSB 3\n{out}");
     assert!(out.contains("stopped"));
 
-    let (code, out, err) = sb.cli(port, &["start"]);
+    // `--port 0`: `start` waits on, and prints, the port its child bound.
+    let (code, out, err) = sb.cli(0, &["start"]);
     assert_eq!(code, 0, "{out}{err}");
+    let pid = printed_pid(&out).expect("start prints the PID");
+    let port = sb.port_of(pid);
     assert!(
-        out.contains(&format!("Memory Service started on port {port}")),
+        out.contains(&format!("Memory Service started on port {port}"))
+            && out.contains(&format!("URL:  http://127.0.0.1:{port}")),
         "{out}"
     );
-    let pid = printed_pid(&out).expect("start prints the PID");
     assert_eq!(
         health_pid(port),
         Some(pid),
@@ -72,20 +74,34 @@ fn start_start_status_stop_status_round_trip() {
     let (code, out, _) = sb.cli(port, &["stop"]);
     assert_eq!(code, 0);
     assert!(out.contains("not running"));
+
+    // A given port (as 5858 is): `start` waits on and prints that one. It is
+    // the port our instance just released, not one picked and dropped; were
+    // another program to take it meanwhile, `start` would fail loudly.
+    let (code, out, err) = sb.cli(port, &["start"]);
+    assert_eq!(code, 0, "{out}{err}");
+    let pid = printed_pid(&out).expect("start prints the PID");
+    assert!(
+        out.contains(&format!("Memory Service started on port {port}")),
+        "{out}"
+    );
+    assert_eq!(health_pid(port), Some(pid));
+    let (code, out, _) = sb.cli(port, &["stop"]);
+    assert_eq!(code, 0, "{out}");
 }
 
 #[test]
 fn a_frozen_instance_is_replaced_by_start_and_gone_afterwards() {
     let sb = Sandbox::new(bin());
-    let port = free_port();
-    let (code, out, err) = sb.cli(port, &["start"]);
+    let (code, out, err) = sb.cli(0, &["start"]);
     assert_eq!(code, 0, "{out}{err}");
     let old = printed_pid(&out).unwrap();
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(old as i32), Signal::SIGSTOP).unwrap();
+    let port = sb.port_of(old);
+    freeze(old);
     let (code, _, _) = sb.cli(port, &["status"]);
     assert_eq!(code, 150, "a stopped holder is unresponsive");
 
-    let (code, out, err) = sb.cli(port, &["start", "--kill-timeout", "3"]);
+    let (code, out, err) = sb.cli(0, &["start", "--kill-timeout", "3"]);
     assert_eq!(code, 0, "{out}{err}");
     assert!(
         out.contains("unresponsive") && out.contains("stopping it"),
@@ -93,7 +109,7 @@ fn a_frozen_instance_is_replaced_by_start_and_gone_afterwards() {
     );
     let new = printed_pid(&out).unwrap();
     assert_ne!(new, old);
-    assert_eq!(health_pid(port), Some(new));
+    assert_eq!(health_pid(sb.port_of(new)), Some(new));
     let gone = single_instance::process::process_facts(old)
         .is_none_or(|p| p.run_state == single_instance::process::RunState::Zombie);
     assert!(gone, "the frozen instance must be gone");
@@ -102,20 +118,20 @@ fn a_frozen_instance_is_replaced_by_start_and_gone_afterwards() {
 #[test]
 fn force_replaces_a_healthy_instance() {
     let sb = Sandbox::new(bin());
-    let port = free_port();
-    let (_, out, _) = sb.cli(port, &["start"]);
+    let (_, out, _) = sb.cli(0, &["start"]);
     let old = printed_pid(&out).unwrap();
-    let (code, out, err) = sb.cli(port, &["start", "--force"]);
+    let (code, out, err) = sb.cli(0, &["start", "--force"]);
     assert_eq!(code, 0, "{out}{err}");
     let new = printed_pid(&out).unwrap();
     assert_ne!(old, new);
-    assert_eq!(health_pid(port), Some(new));
+    assert_eq!(health_pid(sb.port_of(new)), Some(new));
 }
 
 #[test]
 fn concurrent_starts_converge_on_one_instance() {
+    // Each starter's child may bind any port (`--port 0`): the lock, claimed
+    // before the bind, decides the winner, and every starter reports it.
     let sb = Sandbox::new(bin());
-    let port = free_port();
     let n = 6;
     let barrier = Arc::new(Barrier::new(n));
     let results: Vec<(i32, String, String)> = std::thread::scope(|s| {
@@ -125,7 +141,7 @@ fn concurrent_starts_converge_on_one_instance() {
                 let sb = &sb;
                 s.spawn(move || {
                     b.wait();
-                    sb.cli(port, &["start"])
+                    sb.cli(0, &["start"])
                 })
             })
             .collect();
@@ -139,6 +155,10 @@ fn concurrent_starts_converge_on_one_instance() {
         pids.iter().all(|p| p.is_some() && *p == pids[0]),
         "same PID everywhere: {pids:?}"
     );
+    let port = sb.port_of(pids[0].unwrap());
+    for (_, out, _) in &results {
+        assert!(out.contains(&format!("on port {port}")), "{out}");
+    }
     assert_eq!(health_pid(port), pids[0]);
     assert_eq!(sb.pid_from_file(), pids[0]);
 }
@@ -146,7 +166,7 @@ fn concurrent_starts_converge_on_one_instance() {
 #[test]
 fn stop_never_signals_a_process_named_by_a_stale_pid_file() {
     let sb = Sandbox::new(bin());
-    let port = free_port();
+    let port = 0;
     let mut bystander = std::process::Command::new("sleep").arg("300").spawn().unwrap();
     std::fs::create_dir_all(&sb.home).unwrap();
     std::fs::write(sb.pid_file(), format!("{}\n", bystander.id())).unwrap();
@@ -190,13 +210,13 @@ fn start_against_a_foreign_server_fails_clearly_and_leaves_nothing() {
 #[test]
 fn restart_replaces_the_instance() {
     let sb = Sandbox::new(bin());
-    let port = free_port();
-    let (_, out, _) = sb.cli(port, &["start"]);
+    let (_, out, _) = sb.cli(0, &["start"]);
     let old = printed_pid(&out).unwrap();
-    let (code, out, err) = sb.cli(port, &["restart"]);
+    let (code, out, err) = sb.cli(0, &["restart"]);
     assert_eq!(code, 0, "{out}{err}");
     let new = printed_pid(&out).unwrap();
     assert_ne!(old, new);
+    let port = sb.port_of(new);
     assert_eq!(health_pid(port), Some(new));
     let (code, out, _) = sb.cli(port, &["logs", "-n", "5"]);
     assert_eq!(code, 0);
@@ -255,7 +275,8 @@ fn no_notify_socket_means_no_notify() {
 #[test]
 fn install_service_prints_valid_definitions_and_installs_into_the_user_dirs() {
     let sb = Sandbox::new(bin());
-    let port = free_port();
+    // Only written into the definitions; nothing binds it.
+    let port = 5859;
     let (code, out, err) = sb.cli(port, &["install-service", "--launchd", "--print"]);
     assert_eq!(code, 0, "{err}");
     let plist = plist::Value::from_reader_xml(out.as_bytes()).expect("the plist parses");
@@ -399,7 +420,9 @@ fn a_lock_holder_that_is_not_ours_is_named_by_every_command_and_never_signalled(
             path.display(),
             locker.id()
         );
-        let port = free_port();
+        // The port the commands are given; nothing listens on it.
+        let refused = RefusedPort::new();
+        let port = refused.port();
         let (code, out, err) = sb.cli(port, &["status"]);
         assert_eq!(code, FOREIGN, "{out}{err}");
         assert!(
@@ -451,9 +474,9 @@ fn a_lock_holder_that_is_not_ours_is_named_by_every_command_and_never_signalled(
 #[test]
 fn logs_follow_prints_new_lines() {
     let sb = Sandbox::new(bin());
-    let port = free_port();
-    let (code, out, err) = sb.cli(port, &["start"]);
+    let (code, out, err) = sb.cli(0, &["start"]);
     assert_eq!(code, 0, "{out}{err}");
+    let port = sb.port_of(printed_pid(&out).expect("start prints the PID"));
     let home = sb.home.display().to_string();
     let port_s = port.to_string();
     let follower = sb.spawn(
@@ -515,7 +538,7 @@ fn a_fifo_at_the_pid_file_never_blocks_status_stop_or_serve() {
     let sb = Sandbox::new(bin());
     std::fs::create_dir_all(&sb.home).unwrap();
     mkfifo(&sb.pid_file());
-    let port = free_port();
+    let port = 0;
     let (code, out, err) = sb.cli(port, &["status"]);
     assert_eq!(code, 3, "stopped:\n{out}{err}");
     assert!(
@@ -559,7 +582,7 @@ fn every_special_file_at_the_pid_path_is_named_stale_and_never_followed() {
         let sb = Sandbox::new(bin());
         std::fs::create_dir_all(&sb.home).unwrap();
         make(&sb.pid_file());
-        let port = free_port();
+        let port = 0;
         let named = format!(
             "PID file {} is {kind}, not a regular file",
             sb.pid_file().display()
@@ -616,7 +639,7 @@ fn special_files_at_the_lock_or_log_path_are_refused_with_their_kind() {
         let sb = Sandbox::new(bin());
         std::fs::create_dir_all(&sb.home).unwrap();
         make(&sb.lock_file());
-        let port = free_port();
+        let port = 0;
         let mut p = sb.serve(port);
         assert_eq!(p.wait_code(), 15, "{kind}: {}", p.stderr_text());
         let err = p.stderr_text();
@@ -672,9 +695,9 @@ fn files_are_private_and_a_loose_home_is_tightened() {
     let log = sb.home.join("memory_service.log");
     std::fs::write(&log, "old line\n").unwrap();
     std::fs::set_permissions(&log, std::os::unix::fs::PermissionsExt::from_mode(0o666)).unwrap();
-    let port = free_port();
-    let (code, out, err) = sb.cli(port, &["start"]);
+    let (code, out, err) = sb.cli(0, &["start"]);
     assert_eq!(code, 0, "{out}{err}");
+    let port = sb.port_of(printed_pid(&out).expect("start prints the PID"));
     assert!(
         err.contains("made it private (0700)"),
         "a log line says so: {err}"
@@ -711,10 +734,8 @@ fn started_from_a_loose_shell_files_are_private_and_open_files_are_raised() {
         "this test needs a hard open-files limit above 256 (it is {hard})"
     );
     let sb = Sandbox::new(bin());
-    let port = free_port();
     let home = sb.home.display().to_string();
-    let port_s = port.to_string();
-    let inner = sb.command(&["--home", &home, "--port", &port_s, "start"]);
+    let inner = sb.command(&["--home", &home, "--port", "0", "start"]);
     let mut cmd = std::process::Command::new("sh");
     cmd.arg("-c")
         .arg("umask 000 && ulimit -S -n 256 && exec \"$0\" \"$@\"")
@@ -734,6 +755,7 @@ fn started_from_a_loose_shell_files_are_private_and_open_files_are_raised() {
         child.try_wait().unwrap()
     });
     assert!(status.success(), "{status:?}");
+    let port = sb.port_of(sb.pid_from_file().expect("the PID file names the instance"));
     let body = serde_json::json!({"project_id": "p", "chat_id": "c", "message_id": "m", "role": "user",
         "content": "private", "timestamp": "2026-01-02T03:04:05Z", "message_index": 1});
     let (status, v) = post(port, "/index-chat-message", &body);
@@ -789,7 +811,7 @@ fn a_home_owned_by_another_user_is_refused_even_for_root() {
         "/".to_string()
     };
     let before = mode(std::path::Path::new(&home));
-    let port = free_port().to_string();
+    let port = "0".to_string();
     for cmd in ["serve", "start"] {
         let mut p = sb.spawn(&["--home", &home, "--port", &port, cmd], &[]);
         assert_eq!(p.wait_code(), 15, "{cmd}: {}", p.stderr_text());
@@ -960,7 +982,7 @@ fn a_supervised_serve_logs_where_logs_reads_and_rotates_it() {
 fn an_unusable_home_has_one_exit_code_for_every_command() {
     let sb = Sandbox::new(bin());
     std::fs::write(&sb.home, "I am a file").unwrap();
-    let port = free_port();
+    let port = 0;
     let mut p = sb.serve(port);
     assert_eq!(p.wait_code(), 15, "{}", p.stderr_text());
     let sentence = format!(

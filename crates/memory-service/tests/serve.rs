@@ -60,12 +60,23 @@ fn sole_survivor(procs: &mut [Proc]) -> usize {
     })
 }
 
+/// The one port all starters of a same-port round are given. It must be
+/// known before any of them runs (which is the point of that race: the lock,
+/// not the bind, decides), so it is picked by binding port 0 and dropping the
+/// listener; another program could take it first, which fails that round
+/// loudly rather than passing it wrongly. Every other instance starts on
+/// `--port 0` and is found through its holder record.
+fn shared_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().port()
+}
+
 fn race(rounds: usize, starters: usize, same_port: bool) {
     let sb = Sandbox::new(bin());
     for round in 0..rounds {
         // One port all must share is known before the spawn; different
         // ports are each starter's own `--port 0`.
-        let ports: Vec<u16> = vec![if same_port { free_port() } else { 0 }; starters];
+        let ports: Vec<u16> = vec![if same_port { shared_port() } else { 0 }; starters];
         let mut procs = start_many(&sb, &ports);
         let winner = sole_survivor(&mut procs);
         let port = procs[winner].wait_port(&sb.home);
@@ -297,7 +308,7 @@ fn a_port_held_by_our_instance_for_another_home_is_named() {
 fn a_frozen_holder_is_unresponsive_not_healthy() {
     let sb = Sandbox::new(bin());
     let (mut holder, _) = sb.start();
-    holder.signal(Signal::SIGSTOP);
+    freeze(holder.pid());
     let mut second = sb.serve(0);
     assert_eq!(second.wait_code(), UNRESPONSIVE, "{}", second.stderr_text());
     let err = second.stderr_text();
@@ -322,9 +333,10 @@ fn a_deleted_lock_file_never_lets_a_second_instance_in_and_comes_back() {
     let err = early.stderr_text();
     assert!(code == ALREADY_RUNNING || code == STARTING, "exit {code}:\n{err}");
     assert!(err.contains(&format!("PID {pid}")), "names the holder:\n{err}");
+    // The whole record, not only its first line: a starter that read a
+    // half-written record would (rightly) call the holder starting.
     poll("the lock file to be recreated", DEADLINE, || {
-        let text = std::fs::read_to_string(sb.lock_file()).ok()?;
-        (text.lines().next() == Some(pid.to_string().as_str())).then_some(())
+        (bound_port(&sb.home, pid) == Some(port)).then_some(())
     });
     let mut second = sb.serve(0);
     assert_eq!(second.wait_code(), ALREADY_RUNNING, "{}", second.stderr_text());

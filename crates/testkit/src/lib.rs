@@ -3,14 +3,15 @@
 //! once and means the same thing everywhere: a [`Sandbox`] (temp root, homes,
 //! fake `HOME`, clean environment), children that are killed on drop
 //! ([`Proc`]), one deadline poll ([`poll()`]), one HTTP client over the
-//! `memory-api` types ([`http`]), and typed health waits returning the
-//! [`memory_api::HealthReport`]. Instances start on `--port 0` and are found
-//! through the holder record, never through a port picked and dropped. Not
-//! published: it is a dev-dependency (and the bench's harness) only.
+//! `memory-api` types ([`http`]), typed health waits returning the
+//! [`memory_api::HealthReport`], and a [`RefusedPort`] where nothing listens.
+//! Instances start on `--port 0` and are found through the holder record,
+//! never through a port picked and dropped. Not published: it is a dev-dependency (and the bench's harness) only.
 #![deny(missing_docs)]
 
 pub mod http;
 pub mod poll;
+pub mod port;
 pub mod process;
 pub mod sandbox;
 
@@ -18,6 +19,7 @@ pub use http::{
     Answer, Client, agent, delete, get, get_as, get_text, health, health_pid, post, post_as, try_post,
 };
 pub use poll::{DEADLINE, Pause, poll, try_poll};
+pub use port::RefusedPort;
 pub use process::{Proc, alive, exit_code, kill_all_children};
 pub use sandbox::{FILE_STEM, Sandbox, bound_port, wait_ready};
 

@@ -237,6 +237,18 @@ impl Sandbox {
         (code, p.stdout_text(), p.stderr_text())
     }
 
+    /// The port `pid` serves on, read from the default home's holder record;
+    /// panics unless the record names `pid` with a bound port (it does once
+    /// `start` has printed that PID, or [`Proc::wait_port`] returned).
+    pub fn port_of(&self, pid: u32) -> u16 {
+        bound_port(&self.home, pid).unwrap_or_else(|| {
+            panic!(
+                "the holder record of {} names no port of pid {pid}",
+                self.home.display()
+            )
+        })
+    }
+
     /// The PID in the default home's PID file.
     pub fn pid_from_file(&self) -> Option<u32> {
         std::fs::read_to_string(self.pid_file()).ok()?.trim().parse().ok()

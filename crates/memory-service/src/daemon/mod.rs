@@ -3,6 +3,10 @@
 //! any data; bind with no port sharing (never the REUSEPORT option); only
 //! then build the async runtime and serve. On SIGTERM/SIGINT: stop accepting, drain, remove the PID file,
 //! remove the lock file while still holding the lock, exit 0.
+//!
+//! [`run`] is the binary's part (claim, bind, signals, the lock watcher);
+//! [`serve`] is the data API on a bound listener until a shutdown token,
+//! a library function so data-API tests run it in-process on port 0.
 
 mod lockwatch;
 mod notify;
@@ -176,7 +180,8 @@ fn warn_remote(config: &Config) {
     );
 }
 
-/// Runs `serve` to completion and returns the exit code.
+/// Runs the `serve` command to completion (claim, bind, then [`serve`] in a
+/// runtime of its own, then release) and returns the exit code.
 pub fn run(mut config: Config) -> anyhow::Result<ExitCode> {
     // A parent that blocks SIGTERM/SIGINT passes its mask through exec; we
     // would then never see the signals we drain on. Unblock them first.
@@ -217,7 +222,7 @@ pub fn run(mut config: Config) -> anyhow::Result<ExitCode> {
         .build()
         .context("starting the async runtime")?;
     let instance = Arc::new(Mutex::new(Some(instance)));
-    let outcome = runtime.block_on(serve_async(config, listener, bound, instance.clone()));
+    let outcome = runtime.block_on(serve_claimed(config, listener, bound, instance.clone()));
     // Blocking tasks still running (a slow file read) must not hold the exit
     // (and the lock) forever.
     runtime.shutdown_timeout(std::time::Duration::from_secs(5));
@@ -304,75 +309,134 @@ fn bind_or_release(
     }
 }
 
-async fn serve_async(
+/// The binary's side of serving, once the home is claimed and the port bound:
+/// signals, the lock watcher and systemd's notifications around [`serve`].
+async fn serve_claimed(
     config: Config,
     listener: TcpListener,
     bound: std::net::SocketAddr,
     instance: Arc<Mutex<Option<Instance>>>,
 ) -> anyhow::Result<ExitCode> {
-    let port = bound.port();
     let record = {
         let g = instance.lock().unwrap_or_else(|e| e.into_inner());
         g.as_ref()
             .map(|i| i.record().clone())
             .context("instance already released")?
     };
-    let monitor = Monitor::new(identity(&record, bound, &config));
+    let shared = Shared {
+        monitor: Monitor::new(identity(record.pid, record.instance_id.clone(), bound, &config)),
+        metrics: Arc::default(),
+    };
     let shutdown = CancellationToken::new();
+    // Set by the lock watcher when the home's lock is lost.
     let exit = Arc::new(Mutex::new(ExitCode::Ok));
-    let metrics = Arc::new(Metrics::default());
     spawn_signal_handler(shutdown.clone())?;
     lockwatch::spawn(
         instance,
         config.lock_check_interval,
         shutdown.clone(),
         exit.clone(),
-        monitor.clone(),
-        metrics.clone(),
+        shared.monitor.clone(),
+        shared.metrics.clone(),
     );
     let listener = tokio::net::TcpListener::from_std(listener).context("registering the listener")?;
-    let drain = config.drain_timeout;
-    let services = Arc::new(http::ServicesCell::default());
-    let semantic: Arc<Semantic> = Arc::default();
-    let state = AppState {
-        monitor: monitor.clone(),
-        config: Arc::new(config),
-        metrics,
-        services: services.clone(),
-        semantic: semantic.clone(),
-    };
     let stopping = shutdown.clone();
     tokio::spawn(async move {
         stopping.cancelled().await;
         notify::stopping();
     });
-    // Serve at once (`/health` says `starting`); open the data behind it, so
-    // a slow open (WAL recovery after a crash, many watchers) is never taken
-    // for a stuck instance.
+    let (host, watchdog) = (config.host.clone(), shutdown.clone());
+    let on_ready = move || {
+        notify::ready();
+        notify::spawn_watchdog(host, bound.port(), record.pid, watchdog);
+    };
+    let served = serve(listener, config, shared, shutdown, on_ready).await?;
+    let lock = *exit.lock().unwrap_or_else(|e| e.into_inner());
+    Ok(if lock == ExitCode::Ok { served } else { lock })
+}
+
+/// What one serving instance shares with whoever runs it: `/health` and
+/// `/metrics` read both; the binary's lock watcher writes them too.
+#[derive(Clone)]
+pub struct Shared {
+    /// Who we are on `/health`, and the health state: `starting` until the
+    /// data is open, then `ready` (or degraded, as components report).
+    pub monitor: Arc<Monitor>,
+    /// Request and lock counters for `/metrics`.
+    pub metrics: Arc<Metrics>,
+}
+
+impl Shared {
+    /// For an instance that holds no lock (in-process tests): this process's
+    /// PID, a fresh instance id, and `bound` as its address.
+    pub fn unlocked(config: &Config, bound: std::net::SocketAddr) -> Shared {
+        let id = single_instance::record::new_instance_id();
+        Shared {
+            monitor: Monitor::new(identity(std::process::id(), id, bound, config)),
+            metrics: Arc::default(),
+        }
+    }
+}
+
+/// Serves the data API (store, file indexer, embedding stage, HTTP) on
+/// `listener` until `shutdown` is cancelled, then stops accepting, drains
+/// in-flight requests (at most `config.drain_timeout`) and closes the data
+/// cleanly (indexers stopped at a boundary, the store checkpointed).
+///
+/// `/health` answers at once (state `starting`) and the database opens
+/// behind it, so a slow open is never taken for a stuck instance; once it
+/// is open `on_ready` runs (the binary tells systemd) and `/health` says
+/// `ready`. It takes no lock and binds nothing: the caller makes sure it is
+/// the only user of `config.home`, which must exist (`serve` claims the home
+/// first; a test gives it a temp directory), and binds `listener` (a test
+/// binds 127.0.0.1:0 and needs no wait for start-up).
+///
+/// Returns [`ExitCode::Ok`] after a shutdown, or [`ExitCode::Error`] when
+/// the data cannot be opened (logged; serving then stops at once). `Err`
+/// when the HTTP server itself fails.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    config: Config,
+    shared: Shared,
+    shutdown: CancellationToken,
+    on_ready: impl FnOnce() + Send,
+) -> anyhow::Result<ExitCode> {
+    let bound = listener.local_addr().context("reading the bound address")?;
+    let drain = config.drain_timeout;
+    let monitor = shared.monitor.clone();
+    let services = Arc::new(http::ServicesCell::default());
+    let semantic: Arc<Semantic> = Arc::default();
+    let state = AppState {
+        monitor: monitor.clone(),
+        config: Arc::new(config),
+        metrics: shared.metrics,
+        services: services.clone(),
+        semantic: semantic.clone(),
+    };
     let server = tokio::spawn(http::serve(listener, state.clone(), shutdown.clone(), drain));
     tracing::info!(
-        pid = record.pid,
+        pid = monitor.identity().pid,
         listening = %bound,
-        url = %probe::base_url(&bound.ip().to_string(), port),
+        url = %probe::base_url(&bound.ip().to_string(), bound.port()),
         home = %state.config.home.display(),
         max_connections = state.config.max_connections,
         header_timeout = ?state.config.header_timeout,
         token_required = state.config.auth_token.is_some(),
         "Memory Service is serving; opening the database"
     );
+    let mut code = ExitCode::Ok;
     match open_services(&state.config).await {
         Ok(s) => {
             start_background_work(&state, &s, &shutdown);
             let _ = services.set(s);
             monitor.set_ready();
-            notify::ready();
-            notify::spawn_watchdog(state.config.host.clone(), port, record.pid, shutdown.clone());
+            on_ready();
             tracing::info!("ready");
         }
         Err(e) => {
             tracing::error!(error = %format!("{e:#}"), "cannot open the data; shutting down");
             services.give_up();
-            *exit.lock().unwrap_or_else(|e| e.into_inner()) = ExitCode::Error;
+            code = ExitCode::Error;
             shutdown.cancel();
         }
     }
@@ -381,22 +445,18 @@ async fn serve_async(
         close_services(s, &semantic).await;
     }
     served.context("serving HTTP")?;
-    let code = *exit.lock().unwrap_or_else(|e| e.into_inner());
     Ok(code)
 }
 
-/// What `/health` says about this instance: the holder record's PID and id,
-/// and the address actually bound (`0.0.0.0` for every interface, which
-/// `status` shows; the home's record keeps the host as given).
-fn identity(
-    record: &single_instance::HolderRecord,
-    bound: std::net::SocketAddr,
-    config: &Config,
-) -> ServiceIdentity {
+/// What `/health` says about an instance: its PID and instance id (the
+/// holder record's, for `serve`), and the address actually bound (`0.0.0.0`
+/// for every interface, which `status` shows; the home's record keeps the
+/// host as given).
+fn identity(pid: u32, instance_id: String, bound: std::net::SocketAddr, config: &Config) -> ServiceIdentity {
     ServiceIdentity {
         service: SERVICE,
-        pid: record.pid,
-        instance_id: record.instance_id.clone(),
+        pid,
+        instance_id,
         version: VERSION,
         host: bound.ip().to_string(),
         port: bound.port(),

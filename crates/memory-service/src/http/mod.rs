@@ -254,82 +254,24 @@ pub async fn serve(
     shutdown: CancellationToken,
     drain: Duration,
 ) -> std::io::Result<()> {
-    use std::sync::Arc;
-    use tokio::sync::Semaphore;
-    use tower::ServiceExt as _;
-
-    let max = state.config.max_connections;
-    let header_timeout = state.config.header_timeout;
+    let limits = Limits {
+        max: state.config.max_connections,
+        header_timeout: state.config.header_timeout,
+    };
     let app = router(state);
-    let full = Arc::new(Semaphore::new(max));
-    let health_only = Arc::new(Semaphore::new(HEALTH_ONLY_SLOTS));
+    let slots = Slots::new(limits.max);
     // Each connection task holds a receiver; the drain waits for all to drop.
     let (open_tx, open_rx) = tokio::sync::watch::channel(());
-    loop {
-        let slot = tokio::select! {
-            biased;
-            () = shutdown.cancelled() => break,
-            p = full.clone().acquire_owned() => Slot { _permit: p.expect("never closed"), health_only: false },
-            p = health_only.clone().acquire_owned() => Slot { _permit: p.expect("never closed"), health_only: true },
-        };
-        let (stream, _peer) = tokio::select! {
-            () = shutdown.cancelled() => break,
-            r = listener.accept() => match r {
-                Ok(x) => x,
-                Err(e) => {
-                    // EMFILE and the like: give descriptors a moment to come back.
-                    tracing::warn!(error = %e, "accepting a connection failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-        };
-        // A full slot may have freed while we waited in accept.
-        let slot = match full.clone().try_acquire_owned() {
-            Ok(p) if slot.health_only => Slot {
-                _permit: p,
-                health_only: false,
-            },
-            _ => slot,
-        };
-        let only_health = slot.health_only;
-        let app = app.clone();
-        let service = hyper::service::service_fn(move |req: axum::http::Request<hyper::body::Incoming>| {
-            let app = app.clone();
-            async move {
-                if only_health && req.uri().path() != "/health" {
-                    return Ok::<_, std::convert::Infallible>(too_many_connections(max));
-                }
-                app.oneshot(req.map(axum::body::Body::new)).await
-            }
-        });
-        let mut builder = hyper::server::conn::http1::Builder::new();
-        builder
-            .timer(hyper_util::rt::TokioTimer::new())
-            .header_read_timeout(if only_health {
-                header_timeout.min(HEALTH_ONLY_HEADER_TIMEOUT)
-            } else {
-                header_timeout
-            })
-            .keep_alive(!only_health);
-        let shutdown = shutdown.clone();
+    while let Some((stream, slot)) = next_connection(&listener, &slots, &shutdown).await {
         let open = open_rx.clone();
-        tokio::spawn(async move {
-            let _slot = slot;
-            let _open = open;
-            let conn = builder.serve_connection(hyper_util::rt::TokioIo::new(stream), service);
-            tokio::pin!(conn);
-            let r = tokio::select! {
-                r = conn.as_mut() => r,
-                () = shutdown.cancelled() => {
-                    conn.as_mut().graceful_shutdown();
-                    conn.await
-                }
-            };
-            if let Err(e) = r {
-                tracing::debug!(error = %e, "connection ended with an error");
-            }
-        });
+        tokio::spawn(serve_connection(
+            stream,
+            app.clone(),
+            slot,
+            limits,
+            shutdown.clone(),
+            open,
+        ));
     }
     // Stop accepting: new connections are refused from here on.
     drop(listener);
@@ -341,4 +283,118 @@ pub async fn serve(
         );
     }
     Ok(())
+}
+
+/// The connection limits of one server, from its configuration.
+#[derive(Clone, Copy)]
+struct Limits {
+    /// Connections served at once (`max_connections`), beyond the
+    /// `/health`-only slots.
+    max: usize,
+    /// The header-read deadline of a full connection.
+    header_timeout: Duration,
+}
+
+/// The connection slots: `max_connections` full ones, then
+/// [`HEALTH_ONLY_SLOTS`].
+struct Slots {
+    full: Arc<tokio::sync::Semaphore>,
+    health_only: Arc<tokio::sync::Semaphore>,
+}
+
+impl Slots {
+    fn new(max: usize) -> Slots {
+        Slots {
+            full: Arc::new(tokio::sync::Semaphore::new(max)),
+            health_only: Arc::new(tokio::sync::Semaphore::new(HEALTH_ONLY_SLOTS)),
+        }
+    }
+}
+
+/// Waits for a free slot, then for a connection; `None` once `shutdown` is
+/// cancelled. A full slot that freed during the accept replaces a
+/// `/health`-only one.
+async fn next_connection(
+    listener: &tokio::net::TcpListener,
+    slots: &Slots,
+    shutdown: &CancellationToken,
+) -> Option<(tokio::net::TcpStream, Slot)> {
+    loop {
+        let slot = tokio::select! {
+            biased;
+            () = shutdown.cancelled() => return None,
+            p = slots.full.clone().acquire_owned() => Slot { _permit: p.expect("never closed"), health_only: false },
+            p = slots.health_only.clone().acquire_owned() => Slot { _permit: p.expect("never closed"), health_only: true },
+        };
+        let (stream, _peer) = tokio::select! {
+            () = shutdown.cancelled() => return None,
+            r = listener.accept() => match r {
+                Ok(x) => x,
+                Err(e) => {
+                    // EMFILE and the like: give descriptors a moment to come back.
+                    tracing::warn!(error = %e, "accepting a connection failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        // A full slot may have freed while we waited in accept.
+        let slot = match slots.full.clone().try_acquire_owned() {
+            Ok(p) if slot.health_only => Slot {
+                _permit: p,
+                health_only: false,
+            },
+            _ => slot,
+        };
+        return Some((stream, slot));
+    }
+}
+
+/// Serves one connection in its slot until it closes; on shutdown, lets
+/// its request in flight finish (the drain bounds it). `open` is dropped
+/// with it, which the drain waits for.
+async fn serve_connection(
+    stream: tokio::net::TcpStream,
+    app: axum::Router,
+    slot: Slot,
+    limits: Limits,
+    shutdown: CancellationToken,
+    open: tokio::sync::watch::Receiver<()>,
+) {
+    use tower::ServiceExt as _;
+
+    let _open = open;
+    let only_health = slot.health_only;
+    let _slot = slot;
+    let max = limits.max;
+    let service = hyper::service::service_fn(move |req: axum::http::Request<hyper::body::Incoming>| {
+        let app = app.clone();
+        async move {
+            if only_health && req.uri().path() != "/health" {
+                return Ok::<_, std::convert::Infallible>(too_many_connections(max));
+            }
+            app.oneshot(req.map(axum::body::Body::new)).await
+        }
+    });
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(if only_health {
+            limits.header_timeout.min(HEALTH_ONLY_HEADER_TIMEOUT)
+        } else {
+            limits.header_timeout
+        })
+        .keep_alive(!only_health);
+    let conn = builder.serve_connection(hyper_util::rt::TokioIo::new(stream), service);
+    tokio::pin!(conn);
+    let r = tokio::select! {
+        r = conn.as_mut() => r,
+        () = shutdown.cancelled() => {
+            conn.as_mut().graceful_shutdown();
+            conn.await
+        }
+    };
+    if let Err(e) = r {
+        tracing::debug!(error = %e, "connection ended with an error");
+    }
 }

@@ -61,6 +61,15 @@ pub fn home_result(config: &Config, r: anyhow::Result<ExitCode>) -> anyhow::Resu
     }
 }
 
+/// The holder's PID and the port it serves on, from the home's holder record
+/// (read without locking; a special file there is never opened). `None`
+/// without a whole record, and while a holder that claimed with `--port 0`
+/// has not bound yet: it rewrites its record with the bound port.
+pub fn recorded_port(config: &Config) -> Option<(u32, u16)> {
+    let (record, _) = single_instance::lock::read_record(&config.paths().guarded().lock);
+    record.filter(|r| r.port != 0).map(|r| (r.pid, r.port))
+}
+
 /// What is running for a home right now: the guard's own verdict, from the
 /// same facts a `serve` would gather (so `start` and `serve` never disagree).
 pub fn observe(config: &Config) -> anyhow::Result<Verdict> {

@@ -3,7 +3,9 @@
 //! *with the new child's PID* (any other 200 proves nothing). A stuck instance
 //! (holds the lock, silent): stop it (verified; TERM, then KILL) and start
 //! anew. Several `start`s at once converge on one instance: a starter whose
-//! child lost the race waits for the winner and reports it.
+//! child lost the race waits for the winner and reports it. With `--port 0`
+//! the child binds a port of the system's choosing: `start` reads it from the
+//! child's holder record, probes it and prints it.
 
 use std::fs::OpenOptions;
 use std::os::unix::fs::OpenOptionsExt;
@@ -43,85 +45,45 @@ fn secs(s: f64) -> Duration {
 
 /// Runs `start`.
 pub fn run(config: &Config, args: &StartArgs) -> anyhow::Result<ExitCode> {
-    let mut deadline = Instant::now() + secs(args.timeout);
-    let mut replaced_healthy = !args.force;
-    let mut first_silent: Option<Instant> = None;
-    // One `serve` per attempt: a child that lost the home to another starter
-    // is followed by observing, never by a second child. An attempt starts
-    // anew only after we stopped a stuck or (--force) healthy instance.
-    let mut spawned: Option<u32> = None;
+    let mut at = Attempt::new(args);
     loop {
         let verdict = observe(config)?;
         if !matches!(verdict, Verdict::Unresponsive { .. }) {
-            first_silent = None;
+            at.first_silent = None;
         }
         match verdict {
-            Verdict::AlreadyRunning { pid, host, port, .. } if replaced_healthy => {
-                println!("✅ Memory Service is already running on port {port}");
-                println!("   PID:  {pid}");
-                println!("   URL:  {}", probe::base_url(&host, port));
-                println!("   Home: {}", config.home.display());
+            Verdict::AlreadyRunning { pid, host, port, .. } if at.replaced_healthy => {
+                print_running(config, pid, &host, port);
                 return Ok(ExitCode::Ok);
             }
             Verdict::AlreadyRunning { pid, .. } => {
-                println!("Replacing the running instance (PID {pid}) as asked (--force)...");
-                replaced_healthy = true;
-                // A healthy instance gets its full drain time before SIGKILL.
-                let grace = secs(args.kill_timeout).max(config.drain_timeout + Duration::from_secs(2));
-                if let Some(code) = stop_or_report(config, grace)? {
+                if let Some(code) = replace_healthy(config, args, pid)? {
                     return Ok(code);
                 }
-                spawned = None;
-                deadline = Instant::now() + secs(args.timeout);
+                at.replaced_healthy = true;
+                at.anew(args);
             }
-            Verdict::Starting { pid, .. } if Instant::now() < deadline => {
+            Verdict::Starting { pid, .. } if Instant::now() < at.deadline => {
                 tracing::debug!(?pid, "another instance is starting; waiting for it");
                 std::thread::sleep(Duration::from_millis(25));
             }
-            Verdict::Starting { pid, addr } => {
-                // Never stop an instance that is still starting: it may just be slow.
-                eprintln!(
-                    "memory-service: another instance (PID {}, {}) is still starting after {}s; not touching it.",
-                    pid.map_or_else(|| "unknown".into(), |p| p.to_string()),
-                    addr.map_or_else(|| "unknown address".into(), |(h, p)| probe::base_url(&h, p)),
-                    args.timeout
-                );
-                eprintln!("  next: `memory-service status` shows when it is ready");
-                return Ok(ExitCode::Starting);
-            }
+            Verdict::Starting { pid, addr } => return Ok(report_still_starting(pid, addr, args)),
             v @ Verdict::Unresponsive { .. } => {
                 // One missed probe proves little: a stopped process is stuck at
                 // once; a silent one only after STUCK_CONFIRM of silence.
-                let since = *first_silent.get_or_insert_with(Instant::now);
+                let since = *at.first_silent.get_or_insert_with(Instant::now);
                 if !holder_is_stopped(config) && since.elapsed() < STUCK_CONFIRM {
                     std::thread::sleep(Duration::from_millis(250));
                     continue;
                 }
-                println!("⚠️  {}", v.describe(&crate::daemon::app()));
-                println!(
-                    "   It is stuck: stopping it (SIGTERM, then SIGKILL after {}s)...",
-                    args.kill_timeout
-                );
-                if let Some(code) = stop_or_report(config, secs(args.kill_timeout))? {
+                if let Some(code) = replace_stuck(config, args, &v)? {
                     return Ok(code);
                 }
-                spawned = None;
-                first_silent = None;
-                deadline = Instant::now() + secs(args.timeout);
+                at.anew(args);
             }
             Verdict::Start { .. } | Verdict::Retry => {
-                if let Some(pid) = spawned {
-                    eprintln!(
-                        "memory-service: our `serve` (PID {pid}) found this home taken, but now nobody \
-                         holds it; not starting a second one."
-                    );
-                    eprintln!("  next: run `memory-service start` again");
-                    return Ok(ExitCode::Error);
-                }
-                match spawn_and_wait(config, deadline)? {
-                    Spawned::Done(code) => return Ok(code),
-                    // Our child lost the race to another starter: observe again.
-                    Spawned::LostRace(pid) => spawned = Some(pid),
+                if let Some(code) = start_ours(config, &mut at)? {
+                    return Ok(code);
                 }
             }
             Verdict::HeldByStranger { pid, program, path } => {
@@ -132,7 +94,7 @@ pub fn run(config: &Config, args: &StartArgs) -> anyhow::Result<ExitCode> {
                 return Ok(ExitCode::for_verdict(&v));
             }
         }
-        if Instant::now() > deadline + Duration::from_secs(1) {
+        if Instant::now() > at.deadline + Duration::from_secs(1) {
             eprintln!(
                 "memory-service: gave up after {}s without a healthy instance",
                 args.timeout
@@ -140,6 +102,101 @@ pub fn run(config: &Config, args: &StartArgs) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::Error);
         }
     }
+}
+
+/// Where one `start` stands between two looks at the home.
+struct Attempt {
+    /// When to stop waiting for a healthy instance; set anew after each
+    /// instance we stopped.
+    deadline: Instant,
+    /// Whether a healthy instance ends `start`: at once, unless `--force`
+    /// has yet to replace one.
+    replaced_healthy: bool,
+    /// When the holder was first seen silent (see [`STUCK_CONFIRM`]).
+    first_silent: Option<Instant>,
+    /// Our `serve` of this attempt, once it lost the home to another
+    /// starter: we follow the winner by observing, never by a second child.
+    spawned: Option<u32>,
+}
+
+impl Attempt {
+    fn new(args: &StartArgs) -> Attempt {
+        Attempt {
+            deadline: Instant::now() + secs(args.timeout),
+            replaced_healthy: !args.force,
+            first_silent: None,
+            spawned: None,
+        }
+    }
+
+    /// After we stopped an instance (stuck, or healthy with `--force`): a
+    /// new attempt, with its own deadline and child.
+    fn anew(&mut self, args: &StartArgs) {
+        self.deadline = Instant::now() + secs(args.timeout);
+        self.first_silent = None;
+        self.spawned = None;
+    }
+}
+
+/// Nobody holds the home: spawns this attempt's `serve` and waits for it;
+/// `Some(code)` ends `start`, `None` means our child lost the home to another
+/// starter (observe again and report the winner).
+fn start_ours(config: &Config, at: &mut Attempt) -> anyhow::Result<Option<ExitCode>> {
+    if let Some(pid) = at.spawned {
+        eprintln!(
+            "memory-service: our `serve` (PID {pid}) found this home taken, but now nobody \
+             holds it; not starting a second one."
+        );
+        eprintln!("  next: run `memory-service start` again");
+        return Ok(Some(ExitCode::Error));
+    }
+    match spawn_and_wait(config, at.deadline)? {
+        Spawned::Done(code) => Ok(Some(code)),
+        Spawned::LostRace(pid) => {
+            at.spawned = Some(pid);
+            Ok(None)
+        }
+    }
+}
+
+/// `start` on our healthy instance: says so, touches nothing.
+fn print_running(config: &Config, pid: u32, host: &str, port: u16) {
+    println!("✅ Memory Service is already running on port {port}");
+    println!("   PID:  {pid}");
+    println!("   URL:  {}", probe::base_url(host, port));
+    println!("   Home: {}", config.home.display());
+}
+
+/// `--force` on a healthy instance: a graceful stop, with its full drain time
+/// before SIGKILL; `Some(code)` ends `start`.
+fn replace_healthy(config: &Config, args: &StartArgs, pid: u32) -> anyhow::Result<Option<ExitCode>> {
+    println!("Replacing the running instance (PID {pid}) as asked (--force)...");
+    let grace = secs(args.kill_timeout).max(config.drain_timeout + Duration::from_secs(2));
+    stop_or_report(config, grace)
+}
+
+/// A stuck instance (silent long enough, or stopped): TERM, then KILL after
+/// `--kill-timeout`; `Some(code)` ends `start`.
+fn replace_stuck(config: &Config, args: &StartArgs, verdict: &Verdict) -> anyhow::Result<Option<ExitCode>> {
+    println!("⚠️  {}", verdict.describe(&crate::daemon::app()));
+    println!(
+        "   It is stuck: stopping it (SIGTERM, then SIGKILL after {}s)...",
+        args.kill_timeout
+    );
+    stop_or_report(config, secs(args.kill_timeout))
+}
+
+/// An instance still starting when our wait ends. Never stopped: it may just
+/// be slow.
+fn report_still_starting(pid: Option<u32>, addr: Option<(String, u16)>, args: &StartArgs) -> ExitCode {
+    eprintln!(
+        "memory-service: another instance (PID {}, {}) is still starting after {}s; not touching it.",
+        pid.map_or_else(|| "unknown".into(), |p| p.to_string()),
+        addr.map_or_else(|| "unknown address".into(), |(h, p)| probe::base_url(&h, p)),
+        args.timeout
+    );
+    eprintln!("  next: `memory-service status` shows when it is ready");
+    ExitCode::Starting
 }
 
 /// How long an instance must stay silent before `start` calls it stuck
@@ -314,34 +371,18 @@ fn spawn_and_wait(config: &Config, deadline: Instant) -> anyhow::Result<Spawned>
             let known = ExitCode::ALL.into_iter().find(|c| c.code() as i32 == code);
             return Ok(Spawned::Done(known.unwrap_or(ExitCode::Error)));
         }
-        if let Ok((200, Some(body))) = probe::get_json::<memory_api::HealthReport>(
-            &config.host,
-            config.port,
-            "/health",
-            probe::PROBE_TIMEOUT,
-        ) && body.pid == pid
+        if let Some(port) = child_port(config, pid)
+            && let Ok((200, Some(body))) = probe::get_json::<memory_api::HealthReport>(
+                &config.host,
+                port,
+                "/health",
+                probe::PROBE_TIMEOUT,
+            )
+            && body.pid == pid
         {
             let ready = body.state != memory_api::health::State::Starting;
             if ready || Instant::now() > deadline {
-                println!("✅ Memory Service started on port {}", config.port);
-                println!("   PID:  {pid}");
-                println!("   URL:  {}", config.base_url());
-                println!("   Home: {}", config.home.display());
-                println!("   Log:  {}", log.display());
-                if config.allow_remote {
-                    eprintln!(
-                        "⚠️  --allow-remote: it listens on {}:{}; other machines can reach it. Every request \
-                         but /health needs `Authorization: Bearer <token>`, the token in {}",
-                        config.host,
-                        config.port,
-                        crate::http::auth::token_path(&config.home).display()
-                    );
-                }
-                if !ready {
-                    println!(
-                        "   (still opening its database; `memory-service status` shows when it is ready)"
-                    );
-                }
+                print_started(config, pid, port, ready);
                 return Ok(Spawned::Done(ExitCode::Ok));
             }
         }
@@ -354,6 +395,35 @@ fn spawn_and_wait(config: &Config, deadline: Instant) -> anyhow::Result<Spawned>
             return Ok(Spawned::Done(ExitCode::Error));
         }
         std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// The port our child `pid` serves on: the configured one, or with
+/// `--port 0` the one it bound, from its holder record (`None` until then).
+fn child_port(config: &Config, pid: u32) -> Option<u16> {
+    if config.port != 0 {
+        return Some(config.port);
+    }
+    super::recorded_port(config).and_then(|(holder, port)| (holder == pid).then_some(port))
+}
+
+/// What `start` says once its child answers `/health` on `port`.
+fn print_started(config: &Config, pid: u32, port: u16, ready: bool) {
+    println!("✅ Memory Service started on port {port}");
+    println!("   PID:  {pid}");
+    println!("   URL:  {}", probe::base_url(&config.host, port));
+    println!("   Home: {}", config.home.display());
+    println!("   Log:  {}", config.paths().log().display());
+    if config.allow_remote {
+        eprintln!(
+            "⚠️  --allow-remote: it listens on {}:{port}; other machines can reach it. Every request \
+             but /health needs `Authorization: Bearer <token>`, the token in {}",
+            config.host,
+            crate::http::auth::token_path(&config.home).display()
+        );
+    }
+    if !ready {
+        println!("   (still opening its database; `memory-service status` shows when it is ready)");
     }
 }
 

@@ -12,14 +12,21 @@ pub fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_memory-service")
 }
 
-/// A port nobody listens on right now, for the few tests that need a port
-/// known before the spawn (`start` dials the port it was given; a port
-/// conflict needs the number up front). It is bound and dropped, so another
-/// program could take it first: instances that need no such number start on
-/// `--port 0` ([`Sandbox::start`]) instead.
-pub fn free_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap().port()
+/// Sends SIGSTOP to `pid` and waits until the kernel shows it stopped: the
+/// signal is delivered when the process next runs, and until then a look at
+/// `/proc` (ours, or a command's) still sees it running.
+pub fn freeze(pid: u32) {
+    use single_instance::process::{RunState, process_facts};
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid as i32),
+        nix::sys::signal::Signal::SIGSTOP,
+    )
+    .unwrap();
+    poll(&format!("pid {pid} to be stopped"), DEADLINE, || {
+        process_facts(pid)
+            .filter(|p| p.run_state == RunState::Stopped)
+            .map(|_| ())
+    });
 }
 
 /// The `PID:` value printed by `start`.
