@@ -113,72 +113,10 @@ fn read_project(db: &Path, project: &str, found: &mut Found) -> anyhow::Result<(
     let conn = open_read_only(db)?;
     let context = || format!("reading {}", db.display());
     if has_column(&conn, "chat_messages", "chat_id").sql_context(context)? {
-        let uuid_col = if has_column(&conn, "chat_messages", "message_uuid").sql_context(context)? {
-            "message_uuid"
-        } else {
-            "NULL"
-        };
-        let mut stmt = conn
-            .prepare(&format!(
-                "SELECT chat_id, message_id, {uuid_col}, role, content, CAST(timestamp AS TEXT),
-                        message_index FROM chat_messages ORDER BY chat_id, message_index, id"
-            ))
-            .sql_context(context)?;
-        let rows = stmt
-            .query_map([], |r| {
-                Ok((
-                    r.get::<_, String>(0)?,
-                    r.get::<_, String>(1)?,
-                    r.get::<_, Option<String>>(2)?,
-                    r.get::<_, String>(3)?,
-                    r.get::<_, String>(4)?,
-                    r.get::<_, String>(5)?,
-                    r.get::<_, i64>(6)?,
-                ))
-            })
-            .sql_context(context)?;
-        for row in rows {
-            let (chat, message, uuid, role, content, timestamp, index) = row.sql_context(context)?;
-            let uuid = uuid
-                .filter(|u| uuid::Uuid::parse_str(u).is_ok())
-                .unwrap_or_else(|| derived_uuid(project, &chat, &message));
-            found.messages.push(Message {
-                body: IndexChatMessage {
-                    project_id: project.to_string(),
-                    chat_id: chat,
-                    message_id: message,
-                    role,
-                    content,
-                    timestamp,
-                    message_index: index,
-                    message_uuid: Some(uuid.clone()),
-                },
-                uuid,
-            });
-        }
+        read_messages(&conn, project, found).sql_context(context)?;
     }
     if has_column(&conn, "project_facts", "fact_key").sql_context(context)? {
-        let mut stmt = conn
-            .prepare(
-                "SELECT fact_key, value_text, value_type, confidence, source_message_uuid,
-                        CAST(coalesce(effective_at, created_at) AS TEXT)
-                 FROM project_facts ORDER BY created_at, rowid",
-            )
-            .sql_context(context)?;
-        let rows = stmt
-            .query_map([], |r| {
-                Ok(NewFact {
-                    project_id: project.to_string(),
-                    fact_key: r.get::<_, String>(0)?,
-                    value_text: r.get::<_, String>(1)?,
-                    value_type: r.get::<_, String>(2)?,
-                    confidence: r.get::<_, Option<f64>>(3)?,
-                    source_message_uuid: r.get::<_, Option<String>>(4)?,
-                    effective_at: r.get::<_, Option<String>>(5)?,
-                })
-            })
-            .sql_context(context)?;
-        let facts = rows.collect::<Result<Vec<_>, _>>().sql_context(context)?;
+        let facts = read_facts(&conn, project).sql_context(context)?;
         if !facts.is_empty() {
             found.facts.push((project.to_string(), facts));
         }
@@ -186,29 +124,78 @@ fn read_project(db: &Path, project: &str, found: &mut Found) -> anyhow::Result<(
     Ok(())
 }
 
+/// A project DB's chat messages, in conversation order. A message without a
+/// valid `message_uuid` (older DBs have no such column) gets one derived from
+/// its ids ([`derived_uuid`]), so importing twice updates rather than duplicates.
+fn read_messages(conn: &Connection, project: &str, found: &mut Found) -> rusqlite::Result<()> {
+    let uuid_col = if has_column(conn, "chat_messages", "message_uuid")? {
+        "message_uuid"
+    } else {
+        "NULL"
+    };
+    let mut stmt = conn.prepare(&format!(
+        "SELECT chat_id, message_id, {uuid_col}, role, content, CAST(timestamp AS TEXT),
+                message_index FROM chat_messages ORDER BY chat_id, message_index, id"
+    ))?;
+    let rows = stmt.query_map([], |r| {
+        Ok((
+            r.get::<_, String>(0)?,
+            r.get::<_, String>(1)?,
+            r.get::<_, Option<String>>(2)?,
+            r.get::<_, String>(3)?,
+            r.get::<_, String>(4)?,
+            r.get::<_, String>(5)?,
+            r.get::<_, i64>(6)?,
+        ))
+    })?;
+    for row in rows {
+        let (chat, message, uuid, role, content, timestamp, index) = row?;
+        let uuid = uuid
+            .filter(|u| uuid::Uuid::parse_str(u).is_ok())
+            .unwrap_or_else(|| derived_uuid(project, &chat, &message));
+        found.messages.push(Message {
+            body: IndexChatMessage {
+                project_id: project.to_string(),
+                chat_id: chat,
+                message_id: message,
+                role,
+                content,
+                timestamp,
+                message_index: index,
+                message_uuid: Some(uuid.clone()),
+            },
+            uuid,
+        });
+    }
+    Ok(())
+}
+
+/// A project DB's facts, oldest first (their `effective_at`, else `created_at`).
+fn read_facts(conn: &Connection, project: &str) -> rusqlite::Result<Vec<NewFact>> {
+    let mut stmt = conn.prepare(
+        "SELECT fact_key, value_text, value_type, confidence, source_message_uuid,
+                CAST(coalesce(effective_at, created_at) AS TEXT)
+         FROM project_facts ORDER BY created_at, rowid",
+    )?;
+    let rows = stmt.query_map([], |r| {
+        Ok(NewFact {
+            project_id: project.to_string(),
+            fact_key: r.get::<_, String>(0)?,
+            value_text: r.get::<_, String>(1)?,
+            value_type: r.get::<_, String>(2)?,
+            confidence: r.get::<_, Option<f64>>(3)?,
+            source_message_uuid: r.get::<_, Option<String>>(4)?,
+            effective_at: r.get::<_, Option<String>>(5)?,
+        })
+    })?;
+    rows.collect()
+}
+
 /// Reads DIR: projects.json, every project DB, the source config files.
 fn read_chatdo(dir: &Path) -> anyhow::Result<Found> {
     let mut found = Found::default();
     let projects_file = dir.join("server/data/projects.json");
-    let projects: Vec<Value> = match std::fs::read_to_string(&projects_file) {
-        Ok(t) => serde_json::from_str(&t).with_context(|| format!("reading {}", projects_file.display()))?,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
-        Err(e) => return Err(e).with_context(|| format!("reading {}", projects_file.display())),
-    };
-    // Directory name -> project id: the slug of the project's name, else its id.
-    let mut by_dir: HashMap<String, String> = HashMap::new();
-    for p in &projects {
-        let Some(id) = p.get("id").and_then(Value::as_str) else {
-            continue;
-        };
-        let name = p.get("name").and_then(Value::as_str).unwrap_or_default();
-        let dir_name = if name.is_empty() {
-            id.to_string()
-        } else {
-            memory_store::slug(name)
-        };
-        by_dir.insert(dir_name, id.to_string());
-    }
+    let by_dir = project_dirs(&projects_file)?;
     let projects_dir = dir.join("memory_service/projects");
     let mut dirs: Vec<PathBuf> = match std::fs::read_dir(&projects_dir) {
         Ok(rd) => rd.filter_map(|e| e.ok().map(|e| e.path())).collect(),
@@ -234,6 +221,37 @@ fn read_chatdo(dir: &Path) -> anyhow::Result<Found> {
             )),
         }
     }
+    read_source_configs(dir, &mut found)?;
+    Ok(found)
+}
+
+/// ChatDO's `projects.json` (missing: none) as project directory name -> project
+/// id: a project's directory is the slug of its name, else its id.
+fn project_dirs(projects_file: &Path) -> anyhow::Result<HashMap<String, String>> {
+    let projects: Vec<Value> = match std::fs::read_to_string(projects_file) {
+        Ok(t) => serde_json::from_str(&t).with_context(|| format!("reading {}", projects_file.display()))?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+        Err(e) => return Err(e).with_context(|| format!("reading {}", projects_file.display())),
+    };
+    let mut by_dir = HashMap::new();
+    for p in &projects {
+        let Some(id) = p.get("id").and_then(Value::as_str) else {
+            continue;
+        };
+        let name = p.get("name").and_then(Value::as_str).unwrap_or_default();
+        let dir_name = if name.is_empty() {
+            id.to_string()
+        } else {
+            memory_store::slug(name)
+        };
+        by_dir.insert(dir_name, id.to_string());
+    }
+    Ok(by_dir)
+}
+
+/// The file sources ChatDO knew: `config/memory_sources.yaml` and the
+/// dashboard's `dynamic_sources.json` (either may be missing).
+fn read_source_configs(dir: &Path, found: &mut Found) -> anyhow::Result<()> {
     let yaml_file = dir.join("config/memory_sources.yaml");
     if let Ok(text) = std::fs::read_to_string(&yaml_file) {
         let docs = yaml_rust2::YamlLoader::load_from_str(&text)
@@ -258,7 +276,7 @@ fn read_chatdo(dir: &Path) -> anyhow::Result<Found> {
             serde_json::from_str(&text).with_context(|| format!("reading {}", dynamic_file.display()))?;
         found.sources.extend(list);
     }
-    Ok(found)
+    Ok(())
 }
 
 /// Refuses while ChatDO's own service runs: something not ours answering `/health`
