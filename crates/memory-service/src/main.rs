@@ -28,34 +28,8 @@ fn main() -> ProcessExit {
             .into();
         }
     };
-    if !matches!(cli.command, Command::Serve(_)) {
-        // A command whose output is piped into `head` or `grep -q` should end
-        // quietly when the reader goes, like any Unix tool, not panic on
-        // EPIPE. (`serve` keeps Rust's default: a closed log pipe must never
-        // kill the daemon.)
-        // SAFETY: called before any thread exists; SIG_DFL is always valid.
-        unsafe {
-            let _ = nix::sys::signal::signal(
-                nix::sys::signal::Signal::SIGPIPE,
-                nix::sys::signal::SigHandler::SigDfl,
-            );
-        }
-    }
-    // Everything any command creates (the log `start` opens, the database,
-    // WAL, PID and lock files `serve` writes) is private to the user, whatever
-    // umask we were started with (issue 13: chat history was world-readable).
-    nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o077));
-    // `serve` logs at info; the client commands only show warnings.
-    let default = if matches!(cli.command, Command::Serve(_)) {
-        "info"
-    } else {
-        "warn"
-    };
-    tracing_subscriber::fmt()
-        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default)))
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none())
-        .init();
+    let serving = matches!(cli.command, Command::Serve(_));
+    set_up_process(serving);
     let verbose = cli.verbose;
     match run(cli) {
         Ok(code) => code,
@@ -74,6 +48,35 @@ fn main() -> ProcessExit {
     }
 }
 
+/// Process-wide settings before any thread exists: SIGPIPE, the umask and
+/// logging (`serving`: the daemon, else a client command).
+fn set_up_process(serving: bool) {
+    if !serving {
+        // A command whose output is piped into `head` or `grep -q` should end
+        // quietly when the reader goes, like any Unix tool, not panic on
+        // EPIPE. (`serve` keeps Rust's default: a closed log pipe must never
+        // kill the daemon.)
+        // SAFETY: called before any thread exists; SIG_DFL is always valid.
+        unsafe {
+            let _ = nix::sys::signal::signal(
+                nix::sys::signal::Signal::SIGPIPE,
+                nix::sys::signal::SigHandler::SigDfl,
+            );
+        }
+    }
+    // Everything any command creates (the log `start` opens, the database,
+    // WAL, PID and lock files `serve` writes) is private to the user, whatever
+    // umask we were started with (issue 13: chat history was world-readable).
+    nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o077));
+    // `serve` logs at info; the client commands only show warnings.
+    let default = if serving { "info" } else { "warn" };
+    tracing_subscriber::fmt()
+        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default)))
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none())
+        .init();
+}
+
 fn run(cli: Cli) -> anyhow::Result<ProcessExit> {
     match cli.command {
         Command::Completions { shell } => {
@@ -89,8 +92,7 @@ fn run(cli: Cli) -> anyhow::Result<ProcessExit> {
         _ => {}
     }
     // The service's own options, on the commands that run it (or install its model).
-    let args = cli.config_args();
-    let config = match Config::from_env(&args) {
+    let config = match Config::from_env(&cli.config_args()) {
         Ok(c) => c,
         Err(e)
             if e.downcast_ref::<memory_service::config::RemoteNotAllowed>()
@@ -115,18 +117,7 @@ fn run(cli: Cli) -> anyhow::Result<ProcessExit> {
         Command::Status(args) => return Ok(lifecycle::status::run(&config, &args).into()),
         Command::Restart {
             stop, start_timeout, ..
-        } => {
-            let code = lifecycle::home_result(&config, lifecycle::stop::run(&config, &stop))?;
-            if code != ExitCode::Ok {
-                return Ok(code.into());
-            }
-            let start = lifecycle::start::StartArgs {
-                timeout: start_timeout,
-                kill_timeout: stop.timeout,
-                force: false,
-            };
-            lifecycle::home_result(&config, lifecycle::start::run(&config, &start))?
-        }
+        } => restart(&config, &stop, start_timeout)?,
         Command::Logs(args) => lifecycle::logs::run(&config, &args)?,
         Command::InstallService(args) => lifecycle::service::install(&config, &args)?,
         Command::UninstallService(args) => lifecycle::service::uninstall(&config, &args)?,
@@ -161,4 +152,23 @@ fn client_result(config: &Config, r: anyhow::Result<ExitCode>) -> anyhow::Result
         },
         ok => ok,
     }
+}
+
+/// `restart`: `stop`, then (only when it ended with exit 0) `start`, with
+/// `start_timeout` for the start and the stop's timeout for killing a stuck one.
+fn restart(
+    config: &Config,
+    stop: &lifecycle::stop::StopArgs,
+    start_timeout: f64,
+) -> anyhow::Result<ExitCode> {
+    let code = lifecycle::home_result(config, lifecycle::stop::run(config, stop))?;
+    if code != ExitCode::Ok {
+        return Ok(code);
+    }
+    let start = lifecycle::start::StartArgs {
+        timeout: start_timeout,
+        kill_timeout: stop.timeout,
+        force: false,
+    };
+    lifecycle::home_result(config, lifecycle::start::run(config, &start))
 }
