@@ -165,6 +165,34 @@ fn bigrams(run: &[char]) -> Vec<String> {
     run.windows(2).map(|w| w.iter().collect()).collect()
 }
 
+/// Calls `f` with each token of `text`'s index stream, in order: a word, then its
+/// identifier parts; for an unspaced run (CJK, Thai, ...) its bigrams, then, when it
+/// has two characters or more, each character. [`index_terms`] writes this stream
+/// for FTS5 and [`term_frequencies`] counts over it, so the two always agree.
+fn for_each_index_token(text: &str, mut f: impl FnMut(&str)) {
+    for p in pieces(text) {
+        match p {
+            Piece::Word { whole, parts } => {
+                f(&whole);
+                for part in &parts {
+                    f(part);
+                }
+            }
+            Piece::Unspaced(run) => {
+                for b in bigrams(&run) {
+                    f(&b);
+                }
+                if run.len() >= 2 {
+                    let mut buf = [0u8; 4];
+                    for c in &run {
+                        f(c.encode_utf8(&mut buf));
+                    }
+                }
+            }
+        }
+    }
+}
+
 /// The text FTS5 indexes for a chunk: space-separated index terms (see the module doc).
 /// Bigrams of a run stand at consecutive positions, so a query's bigram phrase matches.
 pub fn index_terms(text: &str) -> String {
@@ -175,26 +203,7 @@ pub fn index_terms(text: &str) -> String {
         }
         out.push_str(t);
     };
-    for p in pieces(text) {
-        match p {
-            Piece::Word { whole, parts } => {
-                push(&whole);
-                for part in &parts {
-                    push(part);
-                }
-            }
-            Piece::Unspaced(run) => {
-                for b in bigrams(&run) {
-                    push(&b);
-                }
-                if run.len() >= 2 {
-                    for c in &run {
-                        push(&c.to_string());
-                    }
-                }
-            }
-        }
-    }
+    for_each_index_token(text, &mut push);
     out
 }
 
@@ -323,26 +332,7 @@ pub fn term_frequencies(text: &str, terms: &[QueryTerm]) -> TermCounts {
         };
         stream.push(hit);
     };
-    for p in pieces(text) {
-        match p {
-            Piece::Word { whole, parts } => {
-                push(&whole);
-                for part in &parts {
-                    push(part);
-                }
-            }
-            Piece::Unspaced(run) => {
-                for b in bigrams(&run) {
-                    push(&b);
-                }
-                if run.len() >= 2 {
-                    for c in &run {
-                        push(&c.to_string());
-                    }
-                }
-            }
-        }
-    }
+    for_each_index_token(text, &mut push);
     let tf = terms
         .iter()
         .map(|t| {
