@@ -5,7 +5,7 @@
 //! no goals: a wrong exit code is an error, a slow time is just a number.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Barrier;
 use std::time::Instant;
 
@@ -246,29 +246,7 @@ fn race_round(sandbox: &Sandbox, starters: u32) -> Result<Round> {
     let home = sandbox.new_home();
     // The same port for every starter, known before any runs.
     let port = proc::free_port()?;
-    let cmds = (0..starters)
-        .map(|_| proc::serve_command(sandbox, &home, port, &[]))
-        .collect::<Result<Vec<_>>>()?;
-    let barrier = Barrier::new(cmds.len());
-    let spawned: Vec<Result<(Instant, Service)>> = std::thread::scope(|s| {
-        let handles: Vec<_> = cmds
-            .into_iter()
-            .map(|(cmd, out, err)| {
-                let barrier = &barrier;
-                s.spawn(move || {
-                    barrier.wait();
-                    let t = Instant::now();
-                    Service::spawn(cmd, out, err).map(|svc| (t, svc))
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| h.join().unwrap_or_else(|_| bail!("a starter thread panicked")))
-            .collect()
-    });
-    // On any spawn error the Services already spawned drop here: killed.
-    let spawned = spawned.into_iter().collect::<Result<Vec<_>>>()?;
+    let spawned = spawn_at_once(sandbox, &home, port, starters)?;
     let first = spawned
         .iter()
         .map(|(t, _)| *t)
@@ -280,27 +258,8 @@ fn race_round(sandbox: &Sandbox, starters: u32) -> Result<Round> {
         .max()
         .expect("two or more starters");
     let mut svcs: Vec<Service> = spawned.into_iter().map(|(_, svc)| svc).collect();
-
     let agent = proc::agent();
-    let end = Instant::now() + HANG_GUARD;
-    let mut winner: Option<(u32, Instant)> = None;
-    loop {
-        for svc in &mut svcs {
-            svc.try_status();
-        }
-        if winner.is_none()
-            && let Some(h) = proc::health(&agent, port)
-            && svcs.iter().any(|s| s.pid() == h.pid)
-        {
-            winner = Some((h.pid, Instant::now()));
-        }
-        let alive = alive(&mut svcs)?;
-        if (winner.is_some() && alive <= 1) || alive == 0 || Instant::now() > end {
-            break;
-        }
-        std::thread::sleep(HEALTH_POLL);
-    }
-
+    let winner = await_winner(&agent, port, &mut svcs)?;
     let mut loser_codes = Vec::new();
     for svc in &mut svcs {
         if let Some(status) = svc.try_status() {
@@ -325,8 +284,78 @@ fn race_round(sandbox: &Sandbox, starters: u32) -> Result<Round> {
             winner.map(|(pid, _)| pid)
         )),
     };
-    // Stop the survivors (normally the winner) and expect a clean exit.
-    for svc in &mut svcs {
+    let stop_failure = stop_survivors(&mut svcs)?;
+    failure = failure.or(stop_failure);
+    Ok(Round {
+        spread_ms: ms(first, last),
+        winner_ms: winner.map(|(_, t)| ms(first, t)),
+        loser_codes,
+        failure,
+    })
+}
+
+/// Spawns `starters` `serve`s on `home` and `port` from threads released by
+/// one barrier; each with the instant it was spawned. On an error the ones
+/// already spawned are killed (dropped).
+fn spawn_at_once(
+    sandbox: &Sandbox,
+    home: &Path,
+    port: u16,
+    starters: u32,
+) -> Result<Vec<(Instant, Service)>> {
+    let cmds = (0..starters)
+        .map(|_| proc::serve_command(sandbox, home, port, &[]))
+        .collect::<Result<Vec<_>>>()?;
+    let barrier = Barrier::new(cmds.len());
+    let spawned: Vec<Result<(Instant, Service)>> = std::thread::scope(|s| {
+        let handles: Vec<_> = cmds
+            .into_iter()
+            .map(|(cmd, out, err)| {
+                let barrier = &barrier;
+                s.spawn(move || {
+                    barrier.wait();
+                    let t = Instant::now();
+                    Service::spawn(cmd, out, err).map(|svc| (t, svc))
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_else(|_| bail!("a starter thread panicked")))
+            .collect()
+    });
+    spawned.into_iter().collect()
+}
+
+/// Polls `/health` on `port` and reaps `svcs` until one of them answered and
+/// the others exited (or all exited, or [`HANG_GUARD`] passed); the first
+/// answering PID and when it answered.
+fn await_winner(agent: &ureq::Agent, port: u16, svcs: &mut [Service]) -> Result<Option<(u32, Instant)>> {
+    let end = Instant::now() + HANG_GUARD;
+    let mut winner: Option<(u32, Instant)> = None;
+    loop {
+        for svc in svcs.iter_mut() {
+            svc.try_status();
+        }
+        if winner.is_none()
+            && let Some(h) = proc::health(agent, port)
+            && svcs.iter().any(|s| s.pid() == h.pid)
+        {
+            winner = Some((h.pid, Instant::now()));
+        }
+        let alive = alive(svcs)?;
+        if (winner.is_some() && alive <= 1) || alive == 0 || Instant::now() > end {
+            return Ok(winner);
+        }
+        std::thread::sleep(HEALTH_POLL);
+    }
+}
+
+/// SIGTERMs every service still running (normally the winner) and waits for
+/// it; a failure when one exits other than 0.
+fn stop_survivors(svcs: &mut [Service]) -> Result<Option<String>> {
+    let mut failure = None;
+    for svc in svcs.iter_mut() {
         if svc.try_status().is_none() {
             svc.try_signal(Signal::SIGTERM)?;
             let code = proc::exit_code(proc::wait(svc)?)?;
@@ -338,12 +367,7 @@ fn race_round(sandbox: &Sandbox, starters: u32) -> Result<Round> {
             }
         }
     }
-    Ok(Round {
-        spread_ms: ms(first, last),
-        winner_ms: winner.map(|(_, t)| ms(first, t)),
-        loser_codes,
-        failure,
-    })
+    Ok(failure)
 }
 
 fn alive(svcs: &mut [Service]) -> Result<usize> {
