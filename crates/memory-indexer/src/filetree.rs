@@ -272,8 +272,7 @@ fn check_rel<'a>(rel: &'a str, sent: &str) -> Result<&'a Path, TreeError> {
 
 fn modified(st: &FileStat) -> Option<String> {
     let utc = DateTime::from_timestamp(st.st_mtime, u32::try_from(st.st_mtime_nsec).ok()?)?;
-    let t: DateTime<Local> = utc.with_timezone(&Local);
-    Some(t.format("%Y-%m-%dT%H:%M:%S%.6f").to_string())
+    Some(memory_store::clock::format_timestamp(&utc.with_timezone(&Local)))
 }
 
 /// Lists the tree at `rel_path` (a leading `/` is stripped, as in the original) down to

@@ -1,12 +1,31 @@
-//! Wall-clock helpers: service timestamps (naive local ISO-8601 with microseconds,
-//! like the original) and epoch milliseconds/microseconds for job ids and ages,
-//! plus validation of client-sent chat timestamps. Pure functions; no I/O.
+//! Wall-clock helpers: the one timestamp format of the service (naive local ISO-8601
+//! with microseconds, like the original's Python `datetime.now().isoformat()`), epoch
+//! milliseconds/microseconds for job ids and ages, and validation of client-sent chat
+//! timestamps. `chrono` is the one time library; every timestamp the service writes (the
+//! database, `/health`'s `started_at`, the file tree's `modified`) goes through
+//! [`format_timestamp`], and the CLI reads them back with [`parse_timestamp`]. Pure
+//! functions; no I/O.
 
 use chrono::{DateTime, Local, NaiveDate, NaiveDateTime};
 
-/// Now as the original formats service times: `2025-12-27T21:10:29.123456`.
-pub(crate) fn now_iso() -> String {
-    Local::now().format("%Y-%m-%dT%H:%M:%S%.6f").to_string()
+/// The service's timestamp format (`chrono` strftime): naive local time with
+/// microseconds, `2025-12-27T21:10:29.123456` (26 characters).
+pub const TIMESTAMP_FORMAT: &str = "%Y-%m-%dT%H:%M:%S%.6f";
+
+/// `t` in [`TIMESTAMP_FORMAT`].
+pub fn format_timestamp(t: &DateTime<Local>) -> String {
+    t.format(TIMESTAMP_FORMAT).to_string()
+}
+
+/// Now in [`TIMESTAMP_FORMAT`].
+pub fn now_iso() -> String {
+    format_timestamp(&Local::now())
+}
+
+/// A service timestamp read back: [`TIMESTAMP_FORMAT`], or the same with fewer (or no)
+/// fraction digits; `None` for anything else.
+pub fn parse_timestamp(s: &str) -> Option<NaiveDateTime> {
+    NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.f").ok()
 }
 
 /// Milliseconds since the Unix epoch (0 if the clock is before 1970).
@@ -104,6 +123,12 @@ mod tests {
         let t = now_iso();
         assert_eq!(t.len(), 26, "{t}");
         assert_eq!(&t[10..11], "T");
+        assert!(parse_timestamp(&t).is_some(), "{t}");
+        assert_eq!(
+            parse_timestamp("2026-01-02T11:59:30.5").map(|t| t.to_string()),
+            Some("2026-01-02 11:59:30.500".to_string())
+        );
+        assert_eq!(parse_timestamp("2026-01-02 11:59"), None);
         assert!(now_epoch_ms() > 1_600_000_000_000);
         assert!(now_epoch_us() > 1_600_000_000_000_000);
     }

@@ -25,7 +25,7 @@
 //! - `stats`: in-memory counters and the pending-job tracker.
 //! - [`repair`]: `quick_check`, and the offline check and rebuild behind
 //!   `memory-service doctor`.
-//! - `clock`: timestamps. `error`: [`StoreError`].
+//! - [`clock`]: the service's one timestamp format. `error`: [`StoreError`].
 //!
 //! # Threads
 //! One writer thread owns the only write connection; every write (request handlers and
@@ -38,7 +38,7 @@ mod chat_indexer;
 mod chat_jobs;
 pub mod chunk;
 mod chunk_stats;
-mod clock;
+pub mod clock;
 mod error;
 mod facts;
 mod file_jobs;

@@ -276,7 +276,7 @@ pub fn human_time(iso: Option<&str>, now: chrono::NaiveDateTime) -> String {
     let Some(iso) = iso else {
         return "-".into();
     };
-    let Ok(t) = chrono::NaiveDateTime::parse_from_str(iso, "%Y-%m-%dT%H:%M:%S%.f") else {
+    let Some(t) = memory_store::clock::parse_timestamp(iso) else {
         return iso.to_string();
     };
     let secs = (now - t).num_seconds();

@@ -461,7 +461,7 @@ fn identity(pid: u32, instance_id: String, bound: std::net::SocketAddr, config: 
         host: bound.ip().to_string(),
         port: bound.port(),
         home: config.home.clone(),
-        started_at: chrono::Local::now().format("%Y-%m-%dT%H:%M:%S%.6f").to_string(),
+        started_at: memory_store::clock::now_iso(),
     }
 }
 
