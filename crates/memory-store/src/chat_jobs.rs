@@ -1,6 +1,6 @@
 //! Chat index jobs: their public status type and every SQL statement on
 //! `chat_index_jobs` (enqueue, claim, finish, status, requeue at open). It owns job ids
-//! and timing fields; it must not decide *when* jobs run (the indexer does) nor open
+//! and timing fields; it must not decide *when* jobs run (the chat stage in `memory-indexer` does) nor open
 //! transactions itself (callers run it inside the writer's transaction).
 
 use rusqlite::{Connection, OptionalExtension, params};
@@ -12,9 +12,9 @@ use crate::error::{SqlContext, StoreError};
 /// The life of an index job.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ChatJobState {
-    /// Committed and waiting for the indexer.
+    /// Committed and waiting for the chat stage.
     Queued,
-    /// Taken by the indexer.
+    /// Taken by the chat stage.
     Running,
     /// Indexed; the message is searchable.
     Success,
@@ -70,7 +70,7 @@ pub struct ChatJobStatus {
     pub state: ChatJobState,
     /// When the job was committed (naive local ISO-8601 with microseconds).
     pub enqueue_time: String,
-    /// When the indexer took it.
+    /// When the chat stage took it.
     pub start_time: Option<String>,
     /// When it finished.
     pub end_time: Option<String>,

@@ -57,7 +57,7 @@ pub struct StoreStats {
     pub damage: Option<String>,
 }
 
-/// Monotone counters shared by the writer, the indexer and the handle.
+/// Monotone counters shared by the writer, the chat steps and the handle.
 #[derive(Debug, Default)]
 pub(crate) struct Counters {
     pub queue_depth: AtomicU64,
