@@ -300,3 +300,39 @@ fn index_message(conn: &Connection, job: &ClaimedChatJob) -> Result<bool, StoreE
     chat_jobs::finish(conn, job, ChatJobState::Success, None)?;
     Ok(true)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A stage that ends without saying it was asked to, while the store is open, is
+    /// reported as exited; one that ends as asked, or once the store is closing, is not.
+    #[test]
+    fn only_an_unexpected_end_counts_as_exited() {
+        let work = Arc::new(ChatWork::default());
+        work.attach().finished();
+        assert!(!work.stage_exited(), "asked to stop");
+        drop(work.attach());
+        assert!(work.stage_exited(), "ended on its own");
+
+        let work = Arc::new(ChatWork::default());
+        let attachment = work.attach();
+        work.close();
+        drop(attachment);
+        assert!(!work.stage_exited(), "ended because the store closes");
+        assert!(work.is_closing());
+    }
+
+    /// `wait_past` returns at once for a change it has not seen, and after its timeout
+    /// otherwise, with the count unchanged.
+    #[test]
+    fn wait_past_sees_bumps_and_times_out() {
+        let work = ChatWork::default();
+        assert_eq!(work.current(), 0);
+        work.bump();
+        assert_eq!(work.wait_past(0, None), 1);
+        assert_eq!(work.wait_past(1, Some(Duration::from_millis(1))), 1);
+        work.wake();
+        assert_eq!(work.wait_past(1, Some(Duration::from_secs(60))), 2);
+    }
+}
