@@ -1,11 +1,18 @@
-//! File sources for the memory service: registering directories, indexing them into the
-//! store in the background (incrementally, with durable jobs and progress), keeping them
-//! current with a file watcher, and read-only, confined browsing. No HTTP, no async: the
-//! HTTP layer calls the blocking [`Indexer`] from `spawn_blocking` and maps
-//! [`IndexerError`] / [`filetree::TreeError`] to status codes.
+//! The memory service's indexing pipeline: everything that turns what the store has
+//! accepted into searchable chunks and vectors, as stages of one pipeline (durable job,
+//! extract, chunk, index text, index vector, commit), each on its own thread, each
+//! writing through the store, which owns only the data. Chat messages: the chat stage
+//! indexes the jobs the store queued with each acknowledged message. File sources:
+//! registering directories, indexing them incrementally (durable jobs with progress),
+//! keeping them current with a file watcher, and read-only, confined browsing. Then the
+//! embedding stage gives every chunk its vector. No HTTP, no async: the HTTP layer calls
+//! the blocking [`Indexer`] from `spawn_blocking` and maps [`IndexerError`] /
+//! [`filetree::TreeError`] to status codes.
 //!
 //! # Layout
-//! - [`Indexer`] (this file): start, add/reindex/delete a source, wait, health, shutdown.
+//! - [`Indexer`] (this file): start (the chat stage and the file indexer),
+//!   add/reindex/delete a source, wait, health, shutdown.
+//! - [`chat_stage`]: the thread indexing queued chat jobs in batches.
 //! - [`walk`]: which files are indexed (`.gitignore`, default excludes, no symlinks).
 //! - [`guard`]: roots refused, files opened safely, reads abandoned after a deadline.
 //! - [`extract`]: bytes to text (text-like files only, HTML stripped, binaries refused).
@@ -18,13 +25,16 @@
 //! - `error`: [`IndexerError`].
 //!
 //! # Jobs and restarts
-//! Jobs live in the store (`file_index_jobs`), so ids survive restarts. A job a crash left
+//! Chat jobs live in the store (`chat_index_jobs`): one a crash left `running` is
+//! re-queued when the store opens, and the chat stage takes it at its start. File jobs
+//! live there too (`file_index_jobs`), so ids survive restarts. A file job a crash left
 //! `running` is marked `failed` ("interrupted by a restart") when the store opens; at
 //! [`Indexer::start`] every source gets a fresh incremental sync job (catching changes
 //! made while the service was down and finishing interrupted work without re-reading
 //! unchanged files). A graceful [`Indexer::shutdown`] re-queues the running job instead.
 #![deny(missing_docs)]
 
+pub mod chat_stage;
 mod documents;
 pub mod embedding_stage;
 mod error;
@@ -44,6 +54,7 @@ use std::time::{Duration, Instant};
 
 use memory_store::{FileJob, FileJobKind, FileJobState, NewSource, Source, Store};
 
+pub use chat_stage::ChatStage;
 pub use error::IndexerError;
 pub use roots::{ROOT_MISSING, missing_message};
 
@@ -102,8 +113,12 @@ impl Default for IndexerConfig {
     }
 }
 
-/// The file indexer: cheap to share behind an `Arc`, blocking methods.
+/// The indexing pipeline's text stages: the chat stage and the file indexer (jobs,
+/// watchers, the monitor of source roots). Cheap to share behind an `Arc`, blocking
+/// methods.
 pub struct Indexer {
+    /// Indexes acknowledged chat messages; taken (and stopped) by [`Indexer::shutdown`].
+    chat: Mutex<Option<ChatStage>>,
     shared: Arc<Shared>,
     watchers: Arc<Watchers>,
     worker: Mutex<Option<JoinHandle<()>>>,
@@ -133,9 +148,10 @@ fn expand_tilde(path: &str) -> PathBuf {
 }
 
 impl Indexer {
-    /// Starts the worker, queues an incremental sync for every source that has no job
-    /// waiting, starts a watcher per source (a watcher that fails is reported by
-    /// [`Indexer::problems`], not fatal) and the monitor of source roots.
+    /// Starts the chat stage ([`ChatStage`]) and the file indexer's worker, queues an
+    /// incremental sync for every source that has no job waiting, starts a watcher per
+    /// source (a watcher that fails is reported by [`Indexer::problems`], not fatal) and
+    /// the monitor of source roots.
     pub fn start(store: Store, cfg: IndexerConfig) -> Result<Indexer, IndexerError> {
         let sources = store.list_sources()?;
         for s in &sources {
@@ -147,6 +163,7 @@ impl Indexer {
                 store.enqueue_file_job(&s.id, FileJobKind::Sync)?;
             }
         }
+        let chat = ChatStage::start(store.clone())?;
         let shared = Arc::new(Shared::new(store, cfg));
         let worker_shared = Arc::clone(&shared);
         let (gone_tx, gone_rx) = std::sync::mpsc::channel::<()>();
@@ -158,6 +175,7 @@ impl Indexer {
             })
             .map_err(|e| IndexerError::Unavailable(format!("starting the file indexer thread: {e}")))?;
         let indexer = Indexer {
+            chat: Mutex::new(Some(chat)),
             shared,
             watchers: Arc::new(Watchers::default()),
             worker: Mutex::new(Some(worker)),
@@ -356,6 +374,9 @@ impl Indexer {
     /// blocked in the file system is left behind (logged) so that `stop` always ends.
     /// Idempotent; also run on drop. Call before [`Store::shutdown`].
     pub fn shutdown(&self) {
+        // The chat stage finishes the jobs it claimed (a few short steps at most).
+        let chat = self.chat.lock().unwrap_or_else(PoisonError::into_inner).take();
+        drop(chat);
         self.shared.stop();
         self.watchers.stop_all();
         // The monitor ends at its wake-up (now) unless an `lstat` of a hung mount holds

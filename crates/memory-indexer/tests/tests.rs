@@ -569,3 +569,34 @@ fn shutdown_requeues_the_running_job() {
         Err(StoreError::InvalidInput(_))
     ));
 }
+
+/// The chat stage indexes acknowledged messages; stopped on purpose it is not reported
+/// as exited, and messages acknowledged after it stopped stay pending (nothing else
+/// indexes them) until a stage runs again.
+#[test]
+fn the_chat_stage_indexes_messages_and_a_stop_is_not_a_death() {
+    let env = Env::new();
+    let store = env.store();
+    let message = |id: &str, content: &str| memory_store::ChatMessageIn {
+        project_id: "general".into(),
+        chat_id: "c".into(),
+        message_id: id.into(),
+        role: "user".into(),
+        content: content.into(),
+        timestamp: "2025-01-01T00:00:00Z".into(),
+        message_index: 0,
+        message_uuid: None,
+    };
+    let stage = memory_indexer::ChatStage::start(store.clone()).expect("start");
+    store.index_chat_message(message("m1", "heron one")).expect("ack");
+    assert!(store.wait_idle(DEADLINE));
+    assert_eq!(search(&store, "general", "heron", None).len(), 1);
+    stage.shutdown();
+    assert!(!store.stats().indexer_exited, "stopped on purpose");
+    store.index_chat_message(message("m2", "heron two")).expect("ack");
+    assert_eq!(store.stats().pending_chat_jobs, 1);
+    let _stage = memory_indexer::ChatStage::start(store.clone()).expect("restart");
+    assert!(store.wait_idle(DEADLINE));
+    assert_eq!(search(&store, "general", "heron", None).len(), 2);
+    assert!(!store.stats().indexer_exited);
+}

@@ -56,6 +56,7 @@ pub fn run(args: &FusionArgs) -> Result<()> {
     let dir = tempfile::tempdir().context("creating a temp directory")?;
     let store =
         Store::open(StoreConfig::new(dir.path().join("memory.sqlite"))).context("opening the store")?;
+    let _chat_stage = memory_indexer::ChatStage::start(store.clone()).context("starting the chat stage")?;
 
     eprintln!("running: {chunks} messages into one project");
     let fill = Instant::now();
@@ -76,7 +77,7 @@ pub fn run(args: &FusionArgs) -> Result<()> {
     }
     anyhow::ensure!(
         store.wait_idle(Duration::from_secs(600)),
-        "the store's indexer did not finish within 10 minutes"
+        "the chat stage did not finish within 10 minutes"
     );
     let fill = fill.elapsed();
 

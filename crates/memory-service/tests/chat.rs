@@ -162,7 +162,10 @@ fn acknowledged_messages_survive_kill_9_mid_stream() {
     let db = sb.home.join("memory.sqlite");
     {
         let store = memory_store::Store::open(memory_store::StoreConfig::new(&db)).unwrap();
+        // As the service would: pending chat jobs resume while the store is open.
+        let chat_stage = memory_indexer::ChatStage::start(store.clone()).unwrap();
         assert_eq!(store.integrity_check().unwrap(), "ok");
+        chat_stage.shutdown();
         store.shutdown().unwrap();
     }
 
@@ -178,6 +181,7 @@ fn acknowledged_messages_survive_kill_9_mid_stream() {
     }
     assert_eq!(p.stop(), 0);
     let store = memory_store::Store::open(memory_store::StoreConfig::new(&db)).unwrap();
+    let _chat_stage = memory_indexer::ChatStage::start(store.clone()).unwrap();
     assert_eq!(store.integrity_check().unwrap(), "ok");
     eprintln!(
         "acknowledged before kill -9: {}; all searchable after restart",

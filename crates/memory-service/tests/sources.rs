@@ -184,7 +184,10 @@ fn kill_9_mid_index_leaves_no_running_job_and_a_sound_database() {
     let db = sb.home.join("memory.sqlite");
     {
         let store = memory_store::Store::open(memory_store::StoreConfig::new(&db)).unwrap();
+        // As the service would: pending chat jobs resume while the store is open.
+        let chat_stage = memory_indexer::ChatStage::start(store.clone()).unwrap();
         assert_eq!(store.integrity_check().unwrap(), "ok");
+        chat_stage.shutdown();
         store.shutdown().unwrap();
     }
     let (mut p, port) = serve(&sb);
@@ -205,6 +208,7 @@ fn kill_9_mid_index_leaves_no_running_job_and_a_sound_database() {
     });
     assert_eq!(p.stop(), 0);
     let store = memory_store::Store::open(memory_store::StoreConfig::new(&db)).unwrap();
+    let _chat_stage = memory_indexer::ChatStage::start(store.clone()).unwrap();
     assert_eq!(store.integrity_check().unwrap(), "ok");
 }
 

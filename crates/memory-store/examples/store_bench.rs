@@ -14,6 +14,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use memory_indexer::ChatStage;
 use memory_store::{ChatMessageIn, SearchRequest, Store, StoreConfig};
 
 /// Projects: message `i` goes to `p0` half of the time, else to one of `p1..p9`.
@@ -99,8 +100,24 @@ fn msg(words: &[String], i: usize) -> ChatMessageIn {
     }
 }
 
-fn open(path: &Path) -> Store {
-    Store::open(StoreConfig::new(path)).expect("open store")
+/// The store with its chat stage (from `memory-indexer`) running; derefs to the store.
+/// Dropping it stops the stage, then closes the store.
+struct Opened {
+    store: Store,
+    stage: ChatStage,
+}
+
+impl std::ops::Deref for Opened {
+    type Target = Store;
+    fn deref(&self) -> &Store {
+        &self.store
+    }
+}
+
+fn open(path: &Path) -> Opened {
+    let store = Store::open(StoreConfig::new(path)).expect("open store");
+    let stage = ChatStage::start(store.clone()).expect("start the chat stage");
+    Opened { store, stage }
 }
 
 /// Acknowledges messages `from..to` from 4 threads; returns the elapsed time.
@@ -157,10 +174,10 @@ fn index(n: usize, db: Option<PathBuf>) {
     );
 
     // The indexer alone: a backlog of n more messages acknowledged while it is paused.
-    store.pause_indexer_for_tests(true);
+    store.stage.pause_for_tests(true);
     ack_all(&store, &words, n, 2 * n);
     let t = Instant::now();
-    store.pause_indexer_for_tests(false);
+    store.stage.pause_for_tests(false);
     assert!(
         store.wait_idle(Duration::from_secs(3600)),
         "backlog did not drain"

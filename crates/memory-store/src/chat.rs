@@ -1,7 +1,7 @@
 //! Chat messages: the input/ack types, validation, the upsert that commits a message
 //! together with its pending index job, and the deletion of a whole chat. Functions here
 //! run inside the writer's transaction and must not open their own; they never index
-//! (the indexer does, after the caller has been answered).
+//! (the chat stage in `memory-indexer` does, after the caller has been answered).
 
 use rusqlite::{Connection, OptionalExtension, params};
 use uuid::Uuid;

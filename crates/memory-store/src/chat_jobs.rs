@@ -1,6 +1,6 @@
 //! Chat index jobs: their public status type and every SQL statement on
 //! `chat_index_jobs` (enqueue, claim, finish, status, requeue at open). It owns job ids
-//! and timing fields; it must not decide *when* jobs run (the indexer does) nor open
+//! and timing fields; it must not decide *when* jobs run (the chat stage in `memory-indexer` does) nor open
 //! transactions itself (callers run it inside the writer's transaction).
 
 use rusqlite::{Connection, OptionalExtension, params};
@@ -12,9 +12,9 @@ use crate::error::{SqlContext, StoreError};
 /// The life of an index job.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ChatJobState {
-    /// Committed and waiting for the indexer.
+    /// Committed and waiting for the chat stage.
     Queued,
-    /// Taken by the indexer.
+    /// Taken by the chat stage.
     Running,
     /// Indexed; the message is searchable.
     Success,
@@ -70,7 +70,7 @@ pub struct ChatJobStatus {
     pub state: ChatJobState,
     /// When the job was committed (naive local ISO-8601 with microseconds).
     pub enqueue_time: String,
-    /// When the indexer took it.
+    /// When the chat stage took it.
     pub start_time: Option<String>,
     /// When it finished.
     pub end_time: Option<String>,
@@ -171,17 +171,25 @@ pub(crate) fn status(conn: &Connection, job_id: &str) -> Result<Option<ChatJobSt
     }
 }
 
-/// A job the indexer has marked `running`.
-#[derive(Debug, Clone)]
-pub(crate) struct Claimed {
-    pub job_id: String,
-    pub enqueue_ms: i64,
-    pub message_uuid: String,
-    pub start_us: i64,
+/// A chat index job the chat stage has claimed (committed `running`), to hand back to
+/// [`crate::Store::index_chat_jobs`]. Opaque: only the store reads its fields.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClaimedChatJob {
+    pub(crate) job_id: String,
+    pub(crate) enqueue_ms: i64,
+    pub(crate) message_uuid: String,
+    pub(crate) start_us: i64,
+}
+
+impl ClaimedChatJob {
+    /// The job's id (as in [`ChatJobStatus::job_id`]).
+    pub fn job_id(&self) -> &str {
+        &self.job_id
+    }
 }
 
 /// Marks the oldest `max` queued jobs `running` and returns them, oldest first.
-pub(crate) fn claim_batch(conn: &Connection, max: usize) -> Result<Vec<Claimed>, StoreError> {
+pub(crate) fn claim_batch(conn: &Connection, max: usize) -> Result<Vec<ClaimedChatJob>, StoreError> {
     let context = "while claiming chat index jobs";
     if max == 0 {
         return Ok(Vec::new());
@@ -215,7 +223,7 @@ pub(crate) fn claim_batch(conn: &Connection, max: usize) -> Result<Vec<Claimed>,
         update
             .execute(params![job_id, start_time, start_us])
             .ctx(context)?;
-        claimed.push(Claimed {
+        claimed.push(ClaimedChatJob {
             job_id,
             enqueue_ms,
             message_uuid,
@@ -236,7 +244,7 @@ pub(crate) fn is_running(conn: &Connection, job_id: &str) -> Result<bool, StoreE
 /// Ends a running job in `success` or `error`.
 pub(crate) fn finish(
     conn: &Connection,
-    job: &Claimed,
+    job: &ClaimedChatJob,
     state: ChatJobState,
     error_message: Option<&str>,
 ) -> Result<(), StoreError> {

@@ -10,8 +10,9 @@
 //! - `readers`: the pool of read-only connections.
 //! - `chat`: message validation, upsert + job enqueue, chat deletion.
 //! - `chat_jobs`: chat index job states, ids and their SQL.
-//! - `chat_indexer`: the background thread turning queued chat jobs into chunks, in
-//!   batches.
+//! - `chat_index`: the data side of chat indexing: one step (finish claimed jobs into
+//!   chunks, claim more) per writer transaction, and [`ChatWork`], the signal the chat
+//!   stage waits on.
 //! - [`chunk`]: splitting text into chunks with character offsets (sizes documented
 //!   there); public because the file indexer chunks on its own thread.
 //! - `sources`: file sources (slug ids, list with latest jobs, delete, totals).
@@ -29,12 +30,16 @@
 //!
 //! # Threads
 //! One writer thread owns the only write connection; every write (request handlers and
-//! the indexer alike) is a closure sent to it. One indexer thread. Reads use a small pool
-//! of read-only connections on the caller's thread; in WAL mode they never wait on writes.
+//! the indexing stages alike) is a closure sent to it. Reads use a small pool of
+//! read-only connections on the caller's thread; in WAL mode they never wait on writes.
+//! The store runs no indexing thread of its own: the stages of the indexing pipeline
+//! (chat, file, embedding) live in `memory-indexer` and call the methods marked "chat
+//! stage", "file indexer" or "embedding stage" below; the store owns only the data
+//! (schema, writer, readers, queries) and the in-memory bookkeeping of pending jobs.
 #![deny(missing_docs)]
 
 mod chat;
-mod chat_indexer;
+mod chat_index;
 mod chat_jobs;
 pub mod chunk;
 mod chunk_stats;
@@ -62,7 +67,8 @@ use std::time::Duration;
 use rusqlite::{Connection, OpenFlags};
 
 pub use chat::{ChatAck, ChatMessageIn, MAX_CONTENT_BYTES, MAX_ID_BYTES, MAX_ROLE_BYTES};
-pub use chat_jobs::{ChatJobState, ChatJobStatus};
+pub use chat_index::{ChatStageAttachment, ChatStep, ChatWork};
+pub use chat_jobs::{ChatJobState, ChatJobStatus, ClaimedChatJob};
 pub use chunk::{MIN_BREAK_CHARS, MIN_TAIL_CHARS, TARGET_CHARS};
 pub use chunk_stats::ChunkStats;
 pub use error::StoreError;
@@ -79,7 +85,6 @@ pub use sources::{
 pub use stats::StoreStats;
 pub use vectors::{ChunkChanges, PendingChunk, VectorIndex, dot};
 
-use chat_indexer::{ChatIndexer, ChatIndexerSignal};
 use error::{SqlContext, on_path};
 use readers::Readers;
 use stats::{Counters, PendingJobs};
@@ -125,7 +130,6 @@ pub struct Store {
 
 struct Threads {
     writer: JoinHandle<()>,
-    indexer: JoinHandle<()>,
 }
 
 struct Inner {
@@ -134,7 +138,8 @@ struct Inner {
     readers: Readers,
     counters: Arc<Counters>,
     pending: Arc<PendingJobs>,
-    signal: Arc<ChatIndexerSignal>,
+    /// Wakes the chat stage after an enqueue; tells it the store is closing.
+    chat_work: Arc<ChatWork>,
     /// The current embedding model's vectors (empty, model "", until one is set).
     vectors: VectorIndex,
     changes: Arc<ChunkChanges>,
@@ -193,7 +198,8 @@ fn open_write_connection(cfg: &StoreConfig) -> Result<Connection, StoreError> {
 impl Store {
     /// Opens or creates the database (WAL, `foreign_keys=ON`, `synchronous=FULL`),
     /// applies migrations, re-queues jobs a crash left `running`, and starts the writer
-    /// and the chat indexer threads. Pending jobs are resumed.
+    /// thread. Pending chat jobs are left for the chat stage (`memory-indexer`), which
+    /// finds them at once: [`ChatWork`] starts changed when some are pending.
     pub fn open(cfg: StoreConfig) -> Result<Store, StoreError> {
         let conn = open_write_connection(&cfg)?;
         chat_jobs::requeue_running(&conn)?;
@@ -213,25 +219,10 @@ impl Store {
         )?;
         let wal = WalGuard::new(&cfg.path, cfg.wal_limit_bytes, cfg.busy_timeout);
         let (writer, writer_thread) = Writer::spawn(conn, Arc::clone(&counters), wal)?;
-        let signal = Arc::new(ChatIndexerSignal::default());
+        let chat_work = Arc::new(ChatWork::default());
         let changes = Arc::new(ChunkChanges::default());
-        let indexer = ChatIndexer {
-            writer: writer.clone(),
-            signal: Arc::clone(&signal),
-            pending: Arc::clone(&pending),
-            counters: Arc::clone(&counters),
-            changes: Arc::clone(&changes),
-        };
-        let indexer_thread = match indexer.spawn() {
-            Ok(t) => t,
-            Err(e) => {
-                let _ = writer.shutdown();
-                let _ = writer_thread.join();
-                return Err(e);
-            }
-        };
         if resume {
-            signal.notify_work();
+            chat_work.bump();
         }
         Ok(Store {
             inner: Arc::new(Inner {
@@ -240,12 +231,11 @@ impl Store {
                 readers,
                 counters,
                 pending,
-                signal,
+                chat_work,
                 vectors: VectorIndex::default(),
                 changes,
                 threads: Mutex::new(Some(Threads {
                     writer: writer_thread,
-                    indexer: indexer_thread,
                 })),
                 closed: AtomicBool::new(false),
                 reply_wait: (cfg.busy_timeout * 5).max(Duration::from_secs(1)),
@@ -264,21 +254,89 @@ impl Store {
     /// `POST /index-chat-message`: validates, then commits the message row and its queued
     /// index job in one transaction and returns after that commit. The same
     /// (project_id, chat_id, message_id) again updates the row in place and keeps its
-    /// UUID; a client UUID is used for a new row. Indexing happens later.
+    /// UUID; a client UUID is used for a new row. Indexing happens later, in the chat
+    /// stage, which [`ChatWork`] wakes after the commit.
     pub fn index_chat_message(&self, mut m: ChatMessageIn) -> Result<ChatAck, StoreError> {
         self.check_open()?;
         chat::validate(&mut m)?;
         let pending = Arc::clone(&self.inner.pending);
-        let signal = Arc::clone(&self.inner.signal);
+        let work = Arc::clone(&self.inner.chat_work);
         let done = self.inner.writer.execute_then(
             Wait::Bounded(self.inner.reply_wait),
             move |conn| chat::upsert(conn, &m),
             move |e: &chat::Enqueued| {
                 pending.add(e.enqueue_ms, e.ack.job_id.clone());
-                signal.notify_work();
+                work.bump();
             },
         )?;
         Ok(done.ack)
+    }
+
+    /// Chat stage: one step, in one writer transaction. Indexes the claimed `jobs` in
+    /// order (each message's chunks replaced by chunks of its current content, so an
+    /// outdated job of an updated message indexes the newest text; job `success`) until
+    /// `budget` is spent (at least one job), then claims queued jobs, oldest first,
+    /// until `max_claimed` are held (none when 0; job `running`). A job that fails (or
+    /// panics) is marked `error` in its own savepoint and the step goes on; a job deleted
+    /// meanwhile (with its chat) is skipped. Once committed, the finished jobs leave
+    /// the pending count ([`Store::wait_idle`]), the counters move and, when a message
+    /// was indexed, [`ChunkChanges`] wakes the embedding stage.
+    ///
+    /// Runs even while the store shuts down, so the stage can finish its claimed jobs.
+    ///
+    /// # Errors
+    /// A full disk (or any failure outside one job's savepoint) fails the whole step:
+    /// nothing of it is committed and the caller still holds `jobs` (`running` in the
+    /// database), to retry later. [`StoreError::Unavailable`] once the writer is gone.
+    pub fn index_chat_jobs(
+        &self,
+        jobs: Vec<ClaimedChatJob>,
+        budget: Duration,
+        max_claimed: usize,
+    ) -> Result<ChatStep, StoreError> {
+        let pending = Arc::clone(&self.inner.pending);
+        let counters = Arc::clone(&self.inner.counters);
+        let changes = Arc::clone(&self.inner.changes);
+        let step = self.inner.writer.execute_then(
+            Wait::Forever,
+            move |conn| chat_index::step(conn, jobs, budget, max_claimed),
+            move |s: &chat_index::Step| {
+                // Counters first: `wait_idle` returns as soon as the jobs leave
+                // `pending`, and callers then read the counters.
+                for (_, outcome) in &s.finished {
+                    match outcome {
+                        chat_index::Outcome::Indexed => {
+                            counters.messages_indexed.fetch_add(1, Ordering::Relaxed);
+                        }
+                        chat_index::Outcome::Failed => {
+                            counters.index_errors.fetch_add(1, Ordering::Relaxed);
+                        }
+                        chat_index::Outcome::Skipped => {}
+                    }
+                }
+                pending.remove_all(
+                    s.finished
+                        .iter()
+                        .map(|(job, _)| (job.enqueue_ms, job.job_id.as_str())),
+                );
+                if s.finished.iter().any(|(_, o)| *o == chat_index::Outcome::Indexed) {
+                    changes.bump();
+                }
+            },
+        )?;
+        let count = |want| step.finished.iter().filter(|(_, o)| *o == want).count();
+        Ok(ChatStep {
+            indexed: count(chat_index::Outcome::Indexed),
+            failed: count(chat_index::Outcome::Failed),
+            skipped: count(chat_index::Outcome::Skipped),
+            next: step.next,
+        })
+    }
+
+    /// Chat stage: the signal to wait on for chat work (bumped after each enqueue
+    /// commits) and to attach to, so a shutdown waits for the stage.
+    pub fn chat_work(&self) -> Arc<ChatWork> {
+        Arc::clone(&self.inner.chat_work)
     }
 
     /// `GET /index-job-status/{job_id}`, from the database; `Ok(None)` for an unknown id.
@@ -566,7 +624,7 @@ impl Store {
         Ok(deleted)
     }
 
-    /// ChatIndexer side: a source's root folder is gone. Marks it `error` with `message` and
+    /// File indexer side: a source's root folder is gone. Marks it `error` with `message` and
     /// hides its files from search at once (an empty generation swapped in; the old one
     /// is collected as garbage); chat rows are untouched. False for an unknown id.
     pub fn mark_source_missing(&self, id: &str, message: &str) -> Result<bool, StoreError> {
@@ -601,12 +659,12 @@ impl Store {
         self.write(false, move |c| file_jobs::enqueue(c, &id, kind))
     }
 
-    /// ChatIndexer side: marks the oldest queued file job `running` and returns it.
+    /// File indexer side: marks the oldest queued file job `running` and returns it.
     pub fn claim_file_job(&self) -> Result<Option<ClaimedFileJob>, StoreError> {
         self.write(true, file_jobs::claim_next)
     }
 
-    /// ChatIndexer side: the file rows of one generation of a source.
+    /// File indexer side: the file rows of one generation of a source.
     pub fn file_records(&self, source_id: &str, generation: i64) -> Result<Vec<FileRecord>, StoreError> {
         self.check_open()?;
         self.inner
@@ -614,7 +672,7 @@ impl Store {
             .with(|c| files::records(c, source_id, generation))
     }
 
-    /// ChatIndexer side: commits a batch of file changes (each file's row and chunks
+    /// File indexer side: commits a batch of file changes (each file's row and chunks
     /// together) and the job's progress in one transaction. `NotFound` when the job is no
     /// longer running or the source is gone: the indexer stops.
     pub fn apply_file_batch(&self, batch: FileBatch) -> Result<(), StoreError> {
@@ -629,7 +687,7 @@ impl Store {
         Ok(())
     }
 
-    /// ChatIndexer side: ends a running job (a completed rebuild swaps its generation in, in
+    /// File indexer side: ends a running job (a completed rebuild swaps its generation in, in
     /// the same transaction). False when the job was no longer running.
     pub fn finish_file_job(&self, job_id: i64, end: JobEnd) -> Result<bool, StoreError> {
         let finished = self.write(true, move |c| file_jobs::finish(c, job_id, &end))?;
@@ -637,7 +695,7 @@ impl Store {
         Ok(finished)
     }
 
-    /// ChatIndexer side: deletes at most `max_rows` rows of replaced generations; 0 when
+    /// File indexer side: deletes at most `max_rows` rows of replaced generations; 0 when
     /// nothing is left. Call in a loop: each call is its own short transaction.
     pub fn collect_garbage(&self, max_rows: usize) -> Result<usize, StoreError> {
         let deleted = self.write(true, move |c| files::collect_garbage(c, max_rows))?;
@@ -670,7 +728,7 @@ impl Store {
             disk_full: c.disk_full.load(Ordering::Relaxed),
             damage: c.damage.lock().unwrap_or_else(PoisonError::into_inner).clone(),
             writer_exited: self.thread_exited(|t| &t.writer),
-            indexer_exited: self.thread_exited(|t| &t.indexer),
+            indexer_exited: !self.inner.closed.load(Ordering::Acquire) && self.inner.chat_work.stage_exited(),
         }
     }
 
@@ -681,9 +739,10 @@ impl Store {
         threads.as_ref().is_some_and(|t| which(t).is_finished())
     }
 
-    /// Graceful stop: the indexer finishes the jobs it claimed, the writer commits what is
-    /// queued and exits, the WAL is checkpointed (TRUNCATE). Idempotent; also run when the
-    /// last clone is dropped.
+    /// Graceful stop: new requests are refused, a running chat stage finishes the jobs it
+    /// claimed and ends (this waits for it), the writer commits what is queued and exits,
+    /// the WAL is checkpointed (TRUNCATE). Idempotent; also run when the last clone is
+    /// dropped.
     pub fn shutdown(&self) -> Result<(), StoreError> {
         self.inner.shutdown()
     }
@@ -803,15 +862,11 @@ impl Store {
         )
     }
 
-    /// Tests only: stop (`true`) or resume (`false`) taking new index jobs.
-    #[doc(hidden)]
-    pub fn pause_indexer_for_tests(&self, paused: bool) {
-        self.inner.signal.set_paused(paused);
-    }
-
-    /// Tests only: stop as abruptly as possible in-process, as if killed: the indexer
-    /// leaves its claimed jobs `running`, queued writes are not run, the WAL is not
-    /// checkpointed and the write connection is leaked rather than closed.
+    /// Tests only: stop as abruptly as possible in-process, as if killed: queued writes
+    /// are not run, the WAL is not checkpointed and the write connection is leaked
+    /// rather than closed. A chat stage still attached sees the store closing and its
+    /// next write fails; to leave its claimed jobs `running`, as a kill does, use the
+    /// stage's own crash simulation (it abandons the stage, then calls this).
     #[doc(hidden)]
     pub fn simulate_crash_for_tests(&self) {
         let threads = self
@@ -822,9 +877,8 @@ impl Store {
             .take();
         self.inner.closed.store(true, Ordering::Release);
         self.inner.counters.shut_down.store(true, Ordering::Relaxed);
+        self.inner.chat_work.close();
         if let Some(t) = threads {
-            self.inner.signal.abandon();
-            let _ = t.indexer.join();
             self.inner.writer.abandon();
             let _ = t.writer.join();
         }
@@ -840,18 +894,14 @@ impl Inner {
         };
         self.closed.store(true, Ordering::Release);
         self.counters.shut_down.store(true, Ordering::Relaxed);
-        self.signal.stop();
-        let indexer = threads
-            .indexer
-            .join()
-            .map_err(|_| StoreError::Internal("the chat indexer thread panicked".into()));
+        self.chat_work.close_and_wait();
         self.readers.close_all();
         let writer = self.writer.shutdown();
         let joined = threads
             .writer
             .join()
             .map_err(|_| StoreError::Internal("the writer thread panicked".into()));
-        indexer.and(writer).and(joined)
+        writer.and(joined)
     }
 }
 
@@ -864,6 +914,21 @@ impl Drop for Inner {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The chat stage's work done inline (the stage itself lives in `memory-indexer`,
+    /// which a unit test here cannot use): steps until no job is claimed.
+    fn index_pending_chat(store: &Store) {
+        let mut jobs = Vec::new();
+        loop {
+            jobs = store
+                .index_chat_jobs(jobs, Duration::from_millis(20), 256)
+                .expect("chat step")
+                .next;
+            if jobs.is_empty() {
+                return;
+            }
+        }
+    }
 
     #[test]
     fn store_is_send_sync_clone() {
@@ -980,6 +1045,7 @@ mod tests {
                 message_uuid: None,
             })
             .expect("index");
+        index_pending_chat(&store);
         assert!(store.wait_idle(Duration::from_secs(60)));
         assert_eq!(search("proj").len(), 2);
         assert_eq!(search("proj a").len(), 2);

@@ -17,7 +17,7 @@ use crate::error::{SqlContext, StoreError};
 /// Why FTS5 with *external content* (`content='chunks'`) and triggers: the chunk text is
 /// stored once, in `chunks`, where search reads it back with all its metadata; the FTS
 /// index holds only the inverted index keyed by `chunks.id`. The triggers keep it in sync
-/// for every insert/update/delete of a chunk, whoever does it (chat indexer, chat delete,
+/// for every insert/update/delete of a chunk, whoever does it (chat stage, chat delete,
 /// the later file indexer), so no code path can forget the FTS side. A contentless table
 /// could not return the text and would still need the old text to delete a row.
 const V1: &str = r#"

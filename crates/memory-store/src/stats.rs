@@ -15,8 +15,8 @@ use crate::clock;
 pub struct StoreStats {
     /// The writer thread ended while the store was open (every write fails).
     pub writer_exited: bool,
-    /// The chat indexer thread ended while the store was open (messages are
-    /// acknowledged but no longer indexed).
+    /// A chat stage ended without being asked to while the store was open (messages
+    /// are acknowledged but no longer indexed).
     pub indexer_exited: bool,
     /// Write requests sent to the writer thread and not yet picked up.
     pub writer_queue_depth: u64,
@@ -57,7 +57,7 @@ pub struct StoreStats {
     pub damage: Option<String>,
 }
 
-/// Monotone counters shared by the writer, the indexer and the handle.
+/// Monotone counters shared by the writer, the chat steps and the handle.
 #[derive(Debug, Default)]
 pub(crate) struct Counters {
     pub queue_depth: AtomicU64,

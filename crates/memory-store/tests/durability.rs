@@ -246,3 +246,54 @@ fn a_bad_job_inside_a_large_batch_fails_alone() {
     assert_eq!(store.search(&q).expect("search").len(), 200);
     assert_eq!(store.integrity_check().expect("check"), "ok");
 }
+
+/// A store shutdown tells an attached chat stage that the store is closing and waits
+/// for it: the stage's jobs claimed before the shutdown are still finished (the
+/// writer takes its steps while closing), so none is left `running`. The stage is
+/// played by hand here, through the same store methods the real one calls.
+#[test]
+fn a_store_shutdown_waits_for_the_chat_stage_to_finish_its_claimed_jobs() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store =
+        memory_store::Store::open(memory_store::StoreConfig::new(common::db_path(dir.path()))).expect("open");
+    for i in 0..5 {
+        store
+            .index_chat_message(msg("p", "c", &format!("m{i}"), "gannet"))
+            .expect("index");
+    }
+    let work = store.chat_work();
+    let attachment = work.attach();
+    let claimed = store
+        .index_chat_jobs(Vec::new(), std::time::Duration::from_millis(20), 256)
+        .expect("claim")
+        .next;
+    assert_eq!(claimed.len(), 5);
+    let stage = {
+        let (store, work) = (store.clone(), std::sync::Arc::clone(&work));
+        std::thread::spawn(move || {
+            let mut seen = work.current();
+            while !work.is_closing() {
+                seen = work.wait_past(seen, None);
+            }
+            let step = store
+                .index_chat_jobs(claimed, std::time::Duration::from_secs(60), 0)
+                .expect("finish while closing");
+            attachment.finished();
+            step
+        })
+    };
+    store.shutdown().expect("shutdown");
+    let step = stage.join().expect("stage thread");
+    assert_eq!((step.indexed, step.failed, step.next.len()), (5, 0, 0));
+    let states: Vec<(String, i64)> = {
+        let conn = raw(dir.path());
+        let mut stmt = conn
+            .prepare("SELECT state, count(*) FROM chat_index_jobs GROUP BY state")
+            .expect("prepare");
+        stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .expect("query")
+            .collect::<Result<_, _>>()
+            .expect("rows")
+    };
+    assert_eq!(states, vec![("success".to_string(), 5)]);
+}

@@ -390,9 +390,8 @@ proptest::proptest! {
 }
 
 /// One store for the property test's cases (opening one per case would dominate).
-static SHARED: std::sync::LazyLock<(memory_store::Store, tempfile::TempDir)> =
-    std::sync::LazyLock::new(|| {
-        let dir = tempfile::tempdir().expect("tempdir");
-        (open(dir.path()), dir)
-    });
+static SHARED: std::sync::LazyLock<(common::Opened, tempfile::TempDir)> = std::sync::LazyLock::new(|| {
+    let dir = tempfile::tempdir().expect("tempdir");
+    (open(dir.path()), dir)
+});
 static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);

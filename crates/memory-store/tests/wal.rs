@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use common::{IDLE, db_path, msg, query};
-use memory_store::{Store, StoreConfig};
+use memory_store::StoreConfig;
 
 const LIMIT: u64 = 1024 * 1024;
 /// Generous: one transaction (an indexer step, a group of acks) may add a few MiB past
@@ -21,7 +21,7 @@ fn wal_stays_bounded_under_continuous_searches() {
     let path = db_path(dir.path());
     let mut cfg = StoreConfig::new(&path);
     cfg.wal_limit_bytes = LIMIT;
-    let store = Store::open(cfg).expect("open");
+    let store = common::open_with(cfg);
     let wal = {
         let mut p = path.clone().into_os_string();
         p.push("-wal");

@@ -484,9 +484,9 @@ fn start_background_work(state: &AppState, s: &Services, shutdown: &Cancellation
     );
 }
 
-/// Requests are drained: stops the file indexer at a file boundary (its job
-/// goes back to queued), the embedding stage, the chat indexer at a message
-/// boundary, then flushes the writer and checkpoints, before our caller
+/// Requests are drained: stops the chat stage at a message boundary and the
+/// file indexer at a file boundary (its job goes back to queued), the
+/// embedding stage, then flushes the writer and checkpoints, before our caller
 /// releases the lock.
 async fn close_services(s: &Services, semantic: &Arc<Semantic>) {
     let (store, indexer) = (s.store.clone(), s.indexer.clone());

@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use memory_indexer::ChatStage;
 use memory_store::{ChatMessageIn, SearchHit, SearchRequest, Store, StoreConfig};
 
 /// Generous guard for background indexing; tests never sleep-and-hope.
@@ -13,8 +14,41 @@ pub fn db_path(dir: &Path) -> PathBuf {
     dir.join("data").join("memory.sqlite")
 }
 
-pub fn open(dir: &Path) -> Store {
-    Store::open(StoreConfig::new(db_path(dir))).expect("open store")
+/// An open store with its chat stage running (the stage lives in `memory-indexer`);
+/// derefs to the [`Store`]. Dropping it stops the stage, then closes the store.
+pub struct Opened {
+    pub store: Store,
+    pub stage: ChatStage,
+}
+
+impl std::ops::Deref for Opened {
+    type Target = Store;
+    fn deref(&self) -> &Store {
+        &self.store
+    }
+}
+
+impl Opened {
+    /// Stop (`true`) or resume (`false`) taking new chat jobs.
+    pub fn pause_indexer_for_tests(&self, paused: bool) {
+        self.stage.pause_for_tests(paused);
+    }
+
+    /// A crash: the stage leaves its claimed jobs `running`, the store stops abruptly.
+    pub fn simulate_crash_for_tests(&self) {
+        self.stage.simulate_crash_for_tests();
+    }
+}
+
+/// Opens `cfg` and starts its chat stage.
+pub fn open_with(cfg: StoreConfig) -> Opened {
+    let store = Store::open(cfg).expect("open store");
+    let stage = ChatStage::start(store.clone()).expect("start the chat stage");
+    Opened { store, stage }
+}
+
+pub fn open(dir: &Path) -> Opened {
+    open_with(StoreConfig::new(db_path(dir)))
 }
 
 pub fn msg(project: &str, chat: &str, id: &str, content: &str) -> ChatMessageIn {
