@@ -57,7 +57,37 @@ pub fn run(args: &FusionArgs) -> Result<()> {
     let store =
         Store::open(StoreConfig::new(dir.path().join("memory.sqlite"))).context("opening the store")?;
     let _chat_stage = memory_indexer::ChatStage::start(store.clone()).context("starting the chat stage")?;
+    let fill = fill(&store, chunks)?;
+    let mut rng = Rng::new(0xF051);
+    embed_randomly(&store, chunks, &mut rng)?;
 
+    println!("memory-service fusion benchmark (in-process store, no HTTP, no model)");
+    println!(
+        "  size    {chunks} messages in one project ({:.1} s to index), one random {DIM}-dim vector each; {n} timed searches (limit 10) per kind after {WARM_UP} warm-up",
+        fill.as_secs_f64()
+    );
+    println!(
+        "  {:<20} {:>24} {:>30}",
+        "", "words only p50 / p99", "with a query vector p50 / p99"
+    );
+    for kind in [Kind::TwoRareWords, Kind::OneCommonWord, Kind::NaturalQuestion] {
+        let (w, h) = time_searches(&store, kind, n, chunks, &mut rng)?;
+        println!(
+            "  {:<20} {:>10.2} / {:>8.2} ms {:>14.2} / {:>8.2} ms",
+            kind.label(),
+            w.median,
+            w.p99,
+            h.median,
+            h.p99
+        );
+    }
+    println!("\nwhole run {:.1} s", started.elapsed().as_secs_f64());
+    Ok(())
+}
+
+/// Indexes `chunks` generated chat messages into one project and waits until
+/// the chat stage has chunked them all; how long that took.
+fn fill(store: &Store, chunks: usize) -> Result<Duration> {
     eprintln!("running: {chunks} messages into one project");
     let fill = Instant::now();
     for i in 0..chunks {
@@ -79,22 +109,22 @@ pub fn run(args: &FusionArgs) -> Result<()> {
         store.wait_idle(Duration::from_secs(600)),
         "the chat stage did not finish within 10 minutes"
     );
-    let fill = fill.elapsed();
+    Ok(fill.elapsed())
+}
 
+/// Gives every chunk a random [`DIM`]-dimension unit vector, as if a model
+/// named `bench-random` had embedded them.
+fn embed_randomly(store: &Store, chunks: usize, rng: &mut Rng) -> Result<()> {
     eprintln!("running: a random {DIM}-dimension unit vector for every chunk");
     store
         .set_embedding_model("bench-random", DIM)
         .context("choosing the model")?;
-    let mut rng = Rng::new(0xF051);
     loop {
         let batch = store.chunks_to_embed(0, 1000).context("listing chunks")?;
         if batch.is_empty() {
             break;
         }
-        let rows = batch
-            .iter()
-            .map(|c| (c.chunk_id, unit_vector(&mut rng)))
-            .collect();
+        let rows = batch.iter().map(|c| (c.chunk_id, unit_vector(rng))).collect();
         store
             .store_vectors("bench-random", rows)
             .context("storing vectors")?;
@@ -104,52 +134,42 @@ pub fn run(args: &FusionArgs) -> Result<()> {
         "only {} of {chunks} chunks hold a vector",
         store.embedded_chunks()
     );
-
-    println!("memory-service fusion benchmark (in-process store, no HTTP, no model)");
-    println!(
-        "  size    {chunks} messages in one project ({:.1} s to index), one random {DIM}-dim vector each; {n} timed searches (limit 10) per kind after {WARM_UP} warm-up",
-        fill.as_secs_f64()
-    );
-    println!(
-        "  {:<20} {:>24} {:>30}",
-        "", "words only p50 / p99", "with a query vector p50 / p99"
-    );
-    for kind in [Kind::TwoRareWords, Kind::OneCommonWord, Kind::NaturalQuestion] {
-        let qs = queries(kind, n + WARM_UP, chunks);
-        let mut words = Vec::with_capacity(n);
-        let mut hybrid = Vec::with_capacity(n);
-        for (i, q) in qs.iter().enumerate() {
-            let req = SearchRequest {
-                project_id: corpus::PROJECT.into(),
-                query: q.clone(),
-                limit: 10,
-                ..Default::default()
-            };
-            let v = unit_vector(&mut rng);
-            let t = Instant::now();
-            store.search(&req).context("search")?;
-            let a = t.elapsed();
-            let t = Instant::now();
-            store.search_with(&req, Some(&v)).context("hybrid search")?;
-            let b = t.elapsed();
-            if i >= WARM_UP {
-                words.push(ms(a));
-                hybrid.push(ms(b));
-            }
-        }
-        let (w, h) = (
-            Summary::of(&words).context("no samples")?,
-            Summary::of(&hybrid).context("no samples")?,
-        );
-        println!(
-            "  {:<20} {:>10.2} / {:>8.2} ms {:>14.2} / {:>8.2} ms",
-            kind.label(),
-            w.median,
-            w.p99,
-            h.median,
-            h.p99
-        );
-    }
-    println!("\nwhole run {:.1} s", started.elapsed().as_secs_f64());
     Ok(())
+}
+
+/// `n` timed searches of `kind` (after [`WARM_UP`] untimed ones), each once by
+/// words only and once with a random query vector: the two latency summaries (ms).
+fn time_searches(
+    store: &Store,
+    kind: Kind,
+    n: usize,
+    chunks: usize,
+    rng: &mut Rng,
+) -> Result<(Summary, Summary)> {
+    let qs = queries(kind, n + WARM_UP, chunks);
+    let mut words = Vec::with_capacity(n);
+    let mut hybrid = Vec::with_capacity(n);
+    for (i, q) in qs.iter().enumerate() {
+        let req = SearchRequest {
+            project_id: corpus::PROJECT.into(),
+            query: q.clone(),
+            limit: 10,
+            ..Default::default()
+        };
+        let v = unit_vector(rng);
+        let t = Instant::now();
+        store.search(&req).context("search")?;
+        let a = t.elapsed();
+        let t = Instant::now();
+        store.search_with(&req, Some(&v)).context("hybrid search")?;
+        let b = t.elapsed();
+        if i >= WARM_UP {
+            words.push(ms(a));
+            hybrid.push(ms(b));
+        }
+    }
+    Ok((
+        Summary::of(&words).context("no samples")?,
+        Summary::of(&hybrid).context("no samples")?,
+    ))
 }
