@@ -107,40 +107,22 @@ impl Semantic {
                     dir.display(),
                     install_hint(home)
                 );
-                tracing::error!("{reason}");
-                monitor.set_semantic(SemanticReport {
-                    state: SemanticState::Error,
-                    reason: Some(reason),
-                    ..SemanticReport::default()
-                });
+                report_error(&monitor, None, reason);
                 return;
             }
         };
         let pool = Arc::new(EmbedPool::new(Arc::new(embedder), POOL_THREADS));
         let model = pool.model_id().to_string();
-        let report_to = Arc::clone(&monitor);
-        let model_for_progress = model.clone();
-        let stage = EmbeddingStage::start(store, Arc::clone(&pool), move |p: StageProgress| {
-            report_to.set_semantic(SemanticReport {
-                state: SemanticState::Ready,
-                model: Some(model_for_progress.clone()),
-                reason: p.last_error.map(|e| format!("embedding stage: {e}")),
-                pending_chunks: p.pending_chunks,
-                embedded_chunks: p.embedded_chunks,
-            });
-        });
-        match stage {
+        match start_stage(store, &pool, &monitor) {
             Ok(stage) => {
                 *self.stage.lock().unwrap_or_else(PoisonError::into_inner) = Some(stage);
                 let _ = self.pool.set(pool);
-                let mut report = monitor.semantic();
-                if report.state != SemanticState::Ready {
-                    report = SemanticReport {
+                if monitor.semantic().state != SemanticState::Ready {
+                    monitor.set_semantic(SemanticReport {
                         state: SemanticState::Ready,
                         model: Some(model.clone()),
                         ..SemanticReport::default()
-                    };
-                    monitor.set_semantic(report);
+                    });
                 }
                 tracing::info!(
                     model = %model,
@@ -149,16 +131,11 @@ impl Semantic {
                     "semantic search is on"
                 );
             }
-            Err(e) => {
-                let reason = format!("cannot start the embedding stage: {e}");
-                tracing::error!("{reason}");
-                monitor.set_semantic(SemanticReport {
-                    state: SemanticState::Error,
-                    model: Some(model),
-                    reason: Some(reason),
-                    ..SemanticReport::default()
-                });
-            }
+            Err(e) => report_error(
+                &monitor,
+                Some(model),
+                format!("cannot start the embedding stage: {e}"),
+            ),
         }
     }
 
@@ -200,6 +177,38 @@ impl Semantic {
             stage.shutdown();
         }
     }
+}
+
+/// Starts the embedding stage on `pool`, reporting its progress (backlog,
+/// chunks embedded, its last error) to `monitor` as semantic search `ready`.
+fn start_stage(
+    store: memory_store::Store,
+    pool: &Arc<EmbedPool>,
+    monitor: &Arc<Monitor>,
+) -> Result<EmbeddingStage, memory_indexer::IndexerError> {
+    let report_to = Arc::clone(monitor);
+    let model = pool.model_id().to_string();
+    EmbeddingStage::start(store, Arc::clone(pool), move |p: StageProgress| {
+        report_to.set_semantic(SemanticReport {
+            state: SemanticState::Ready,
+            model: Some(model.clone()),
+            reason: p.last_error.map(|e| format!("embedding stage: {e}")),
+            pending_chunks: p.pending_chunks,
+            embedded_chunks: p.embedded_chunks,
+        });
+    })
+}
+
+/// Logs `reason` and reports semantic search in `error` with it (and the model
+/// id when one was loaded).
+fn report_error(monitor: &Monitor, model: Option<String>, reason: String) {
+    tracing::error!("{reason}");
+    monitor.set_semantic(SemanticReport {
+        state: SemanticState::Error,
+        model,
+        reason: Some(reason),
+        ..SemanticReport::default()
+    });
 }
 
 #[cfg(test)]

@@ -111,71 +111,19 @@ pub(crate) fn validate(m: &mut ChatMessageIn) -> Result<(), StoreError> {
 /// Inserts or updates the message (keyed by project, chat and message id) and enqueues
 /// its index job, in the caller's transaction.
 pub(crate) fn upsert(conn: &Connection, m: &ChatMessageIn) -> Result<Enqueued, StoreError> {
-    let context = "while storing a chat message";
     let existing: Option<String> = conn
         .prepare_cached(
             "SELECT message_uuid FROM chat_messages
              WHERE project_id = ?1 AND chat_id = ?2 AND message_id = ?3",
         )
-        .ctx(context)?
+        .ctx(UPSERT)?
         .query_row(params![m.project_id, m.chat_id, m.message_id], |r| r.get(0))
         .optional()
-        .ctx(context)?;
+        .ctx(UPSERT)?;
     let now = clock::now_iso();
     let message_uuid = match existing {
-        Some(uuid) => {
-            conn.prepare_cached(
-                "UPDATE chat_messages SET role = ?2, content = ?3, timestamp = ?4,
-                        message_index = ?5, updated_at = ?6
-                 WHERE message_uuid = ?1",
-            )
-            .ctx(context)?
-            .execute(params![
-                uuid,
-                m.role,
-                m.content,
-                m.timestamp,
-                m.message_index,
-                now
-            ])
-            .ctx(context)?;
-            uuid
-        }
-        None => {
-            let uuid = match &m.message_uuid {
-                Some(u) => u.clone(),
-                None => Uuid::new_v4().hyphenated().to_string(),
-            };
-            let taken = conn
-                .prepare_cached("SELECT 1 FROM chat_messages WHERE message_uuid = ?1")
-                .ctx(context)?
-                .exists([&uuid])
-                .ctx(context)?;
-            if taken {
-                return Err(StoreError::InvalidInput(format!(
-                    "message_uuid {uuid} already belongs to another message"
-                )));
-            }
-            conn.prepare_cached(
-                "INSERT INTO chat_messages (message_uuid, project_id, chat_id, message_id, role,
-                        content, timestamp, message_index, created_at, updated_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9)",
-            )
-            .ctx(context)?
-            .execute(params![
-                uuid,
-                m.project_id,
-                m.chat_id,
-                m.message_id,
-                m.role,
-                m.content,
-                m.timestamp,
-                m.message_index,
-                now
-            ])
-            .ctx(context)?;
-            uuid
-        }
+        Some(uuid) => update(conn, uuid, m, &now)?,
+        None => insert(conn, m, &now)?,
     };
     let (job_id, enqueue_ms) = chat_jobs::enqueue(
         conn,
@@ -188,6 +136,68 @@ pub(crate) fn upsert(conn: &Connection, m: &ChatMessageIn) -> Result<Enqueued, S
         ack: ChatAck { job_id, message_uuid },
         enqueue_ms,
     })
+}
+
+/// The error context of [`upsert`] and its parts.
+const UPSERT: &str = "while storing a chat message";
+
+/// Updates the stored message `uuid` in place with `m`'s role, content, timestamp
+/// and index (`now`: its `updated_at`); returns `uuid`.
+fn update(conn: &Connection, uuid: String, m: &ChatMessageIn, now: &str) -> Result<String, StoreError> {
+    conn.prepare_cached(
+        "UPDATE chat_messages SET role = ?2, content = ?3, timestamp = ?4,
+                message_index = ?5, updated_at = ?6
+         WHERE message_uuid = ?1",
+    )
+    .ctx(UPSERT)?
+    .execute(params![
+        uuid,
+        m.role,
+        m.content,
+        m.timestamp,
+        m.message_index,
+        now
+    ])
+    .ctx(UPSERT)?;
+    Ok(uuid)
+}
+
+/// Inserts `m` as a new message under the client's UUID, else a new v4 one; returns
+/// it. A client UUID that another message holds is invalid input.
+fn insert(conn: &Connection, m: &ChatMessageIn, now: &str) -> Result<String, StoreError> {
+    let uuid = match &m.message_uuid {
+        Some(u) => u.clone(),
+        None => Uuid::new_v4().hyphenated().to_string(),
+    };
+    let taken = conn
+        .prepare_cached("SELECT 1 FROM chat_messages WHERE message_uuid = ?1")
+        .ctx(UPSERT)?
+        .exists([&uuid])
+        .ctx(UPSERT)?;
+    if taken {
+        return Err(StoreError::InvalidInput(format!(
+            "message_uuid {uuid} already belongs to another message"
+        )));
+    }
+    conn.prepare_cached(
+        "INSERT INTO chat_messages (message_uuid, project_id, chat_id, message_id, role,
+                content, timestamp, message_index, created_at, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9)",
+    )
+    .ctx(UPSERT)?
+    .execute(params![
+        uuid,
+        m.project_id,
+        m.chat_id,
+        m.message_id,
+        m.role,
+        m.content,
+        m.timestamp,
+        m.message_index,
+        now
+    ])
+    .ctx(UPSERT)?;
+    Ok(uuid)
 }
 
 /// What deleting a chat removed.
