@@ -40,46 +40,56 @@ pub fn spawn(
                 g.as_mut().map(|i| i.check())
             })
             .await;
-            match outcome {
-                Ok(Some(Ok(LockCheck::Intact))) | Ok(None) => monitor.report("lock", None),
-                Ok(Some(Ok(LockCheck::Recreated))) => {
-                    tracing::warn!("the lock file had been deleted or replaced; recreated and relocked it");
-                    metrics.lock_recreated.fetch_add(1, Ordering::Relaxed);
-                    monitor.report("lock", None);
-                }
-                Ok(Some(Ok(LockCheck::Healed))) => {
-                    tracing::warn!(
-                        "the holder record or the PID file had been damaged; rewrote them in place"
-                    );
-                    monitor.report("lock", None);
-                }
-                Ok(Some(Ok(LockCheck::Lost(held)))) => {
-                    tracing::error!(
-                        holder_pid = ?held.record_pid,
-                        path = %held.path.display(),
-                        "the lock file was replaced and another process now holds it; \
-                         shutting down so that two instances never share this home"
-                    );
-                    *exit.lock().unwrap_or_else(|e| e.into_inner()) = ExitCode::LockLost;
-                    shutdown.cancel();
-                    return;
-                }
-                Ok(Some(Ok(LockCheck::HomeGone))) => {
-                    tracing::error!(
-                        "the home directory was deleted or replaced while we ran (our database with it); \
-                         shutting down so that a new instance can start cleanly"
-                    );
-                    *exit.lock().unwrap_or_else(|e| e.into_inner()) = ExitCode::LockLost;
-                    shutdown.cancel();
-                    return;
-                }
-                Ok(Some(Err(e))) => {
-                    tracing::warn!(error = %e, "could not re-check the lock file");
-                    metrics.lock_check_failures.fetch_add(1, Ordering::Relaxed);
-                    monitor.report("lock", Some(format!("cannot re-check the lock file: {e}")));
-                }
-                Err(e) => tracing::warn!(error = %e, "lock re-check task failed"),
+            if let Some(why) = act_on(outcome, &monitor, &metrics) {
+                tracing::error!("{why}");
+                *exit.lock().unwrap_or_else(|e| e.into_inner()) = ExitCode::LockLost;
+                shutdown.cancel();
+                return;
             }
         }
     });
+}
+
+/// Logs and reports one re-check's outcome; `Some(why)` (a sentence for the log)
+/// when the instance must shut down: another process holds the lock now, or the
+/// home is gone.
+fn act_on(
+    outcome: Result<Option<Result<LockCheck, single_instance::Error>>, tokio::task::JoinError>,
+    monitor: &Monitor,
+    metrics: &Metrics,
+) -> Option<String> {
+    match outcome {
+        Ok(Some(Ok(LockCheck::Intact))) | Ok(None) => monitor.report("lock", None),
+        Ok(Some(Ok(LockCheck::Recreated))) => {
+            tracing::warn!("the lock file had been deleted or replaced; recreated and relocked it");
+            metrics.lock_recreated.fetch_add(1, Ordering::Relaxed);
+            monitor.report("lock", None);
+        }
+        Ok(Some(Ok(LockCheck::Healed))) => {
+            tracing::warn!("the holder record or the PID file had been damaged; rewrote them in place");
+            monitor.report("lock", None);
+        }
+        Ok(Some(Ok(LockCheck::Lost(held)))) => {
+            return Some(format!(
+                "the lock file {} was replaced and another process (holder PID {:?}) now holds it; \
+                 shutting down so that two instances never share this home",
+                held.path.display(),
+                held.record_pid
+            ));
+        }
+        Ok(Some(Ok(LockCheck::HomeGone))) => {
+            return Some(
+                "the home directory was deleted or replaced while we ran (our database with it); \
+                 shutting down so that a new instance can start cleanly"
+                    .into(),
+            );
+        }
+        Ok(Some(Err(e))) => {
+            tracing::warn!(error = %e, "could not re-check the lock file");
+            metrics.lock_check_failures.fetch_add(1, Ordering::Relaxed);
+            monitor.report("lock", Some(format!("cannot re-check the lock file: {e}")));
+        }
+        Err(e) => tracing::warn!(error = %e, "lock re-check task failed"),
+    }
+    None
 }
