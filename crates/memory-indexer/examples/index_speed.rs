@@ -11,26 +11,7 @@ fn main() {
     let mb: usize = std::env::args().nth(1).and_then(|a| a.parse().ok()).unwrap_or(20);
     let dir = tempfile::tempdir().expect("tempdir");
     let root = dir.path().join("tree");
-    let words = [
-        "alpha", "beta", "gamma", "delta", "memory", "service", "index", "search", "chunk", "quokka",
-    ];
-    let files = mb * 100;
-    let mut total = 0usize;
-    for i in 0..files {
-        let sub = root.join(format!("d{:02}", i % 40));
-        std::fs::create_dir_all(&sub).expect("mkdir");
-        let mut text = String::with_capacity(10_500);
-        let mut n = i;
-        while text.len() < 10_000 {
-            n = n
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            text.push_str(words[(n >> 33) % words.len()]);
-            text.push_str(if (n >> 20) % 12 == 0 { ".\n" } else { " " });
-        }
-        total += text.len();
-        std::fs::write(sub.join(format!("f{i}.md")), text).expect("write");
-    }
+    let total = write_tree(&root, mb * 100);
     let store = Store::open(StoreConfig::new(dir.path().join("home/memory.sqlite"))).expect("store");
     let ix = Indexer::start(
         store.clone(),
@@ -73,4 +54,30 @@ fn main() {
     );
     ix.shutdown();
     store.shutdown().expect("shutdown");
+}
+
+/// Writes `files` markdown files of about 10,000 bytes each (pseudo-random words from
+/// a small vocabulary, a sentence break every dozen words) in 40 folders under
+/// `root`; the bytes written.
+fn write_tree(root: &std::path::Path, files: usize) -> usize {
+    let words = [
+        "alpha", "beta", "gamma", "delta", "memory", "service", "index", "search", "chunk", "quokka",
+    ];
+    let mut total = 0usize;
+    for i in 0..files {
+        let sub = root.join(format!("d{:02}", i % 40));
+        std::fs::create_dir_all(&sub).expect("mkdir");
+        let mut text = String::with_capacity(10_500);
+        let mut n = i;
+        while text.len() < 10_000 {
+            n = n
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            text.push_str(words[(n >> 33) % words.len()]);
+            text.push_str(if (n >> 20) % 12 == 0 { ".\n" } else { " " });
+        }
+        total += text.len();
+        std::fs::write(sub.join(format!("f{i}.md")), text).expect("write");
+    }
+    total
 }
