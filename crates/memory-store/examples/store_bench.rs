@@ -190,15 +190,25 @@ fn index(n: usize, db: Option<PathBuf>) {
     );
     store.shutdown().expect("shutdown");
 
-    // Bare FTS5: the same texts, 256 rows per transaction, same durability settings.
-    let bare = dir.path().join("bare.sqlite");
-    let conn = rusqlite::Connection::open(&bare).expect("bare");
+    let texts: Vec<String> = (0..n).map(|i| message(&words, i)).collect();
+    let bare_t = bare_fts5(&dir.path().join("bare.sqlite"), &texts);
+    println!(
+        "bare FTS5 insert (256/txn): {:.2} s = {:.0} rows/s; indexer alone / bare = {:.3}",
+        bare_t.as_secs_f64(),
+        n as f64 / bare_t.as_secs_f64(),
+        bare_t.as_secs_f64() / drain.as_secs_f64()
+    );
+}
+
+/// Bare FTS5 at `path`: `texts` inserted 256 rows per transaction, with the store's
+/// durability settings (WAL, `synchronous=FULL`) and tokenizer; how long it took.
+fn bare_fts5(path: &std::path::Path, texts: &[String]) -> Duration {
+    let conn = rusqlite::Connection::open(path).expect("bare");
     conn.execute_batch(
         "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;
          CREATE VIRTUAL TABLE f USING fts5(text, tokenize = 'porter unicode61 remove_diacritics 2');",
     )
     .expect("bare setup");
-    let texts: Vec<String> = (0..n).map(|i| message(&words, i)).collect();
     let t = Instant::now();
     for batch in texts.chunks(256) {
         conn.execute_batch("BEGIN").expect("begin");
@@ -210,13 +220,7 @@ fn index(n: usize, db: Option<PathBuf>) {
         }
         conn.execute_batch("COMMIT").expect("commit");
     }
-    let bare_t = t.elapsed();
-    println!(
-        "bare FTS5 insert (256/txn): {:.2} s = {:.0} rows/s; indexer alone / bare = {:.3}",
-        bare_t.as_secs_f64(),
-        n as f64 / bare_t.as_secs_f64(),
-        bare_t.as_secs_f64() / drain.as_secs_f64()
-    );
+    t.elapsed()
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
