@@ -85,6 +85,9 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 }
 
 fn main() {
+    // As the service does (set RAYON_NUM_THREADS=2 to see the difference).
+    // SAFETY: first thing in main, before any thread exists.
+    unsafe { memory_embedding::one_thread_per_matmul() };
     let mut args = std::env::args().skip(1);
     let threads: usize = args
         .next()

@@ -12,6 +12,8 @@ use memory_service::lifecycle;
 use tracing_subscriber::EnvFilter;
 
 fn main() -> ProcessExit {
+    // SAFETY: first thing in main, before any thread exists.
+    unsafe { memory_embedding::one_thread_per_matmul() };
     let cli = match memory_service::cli::parse() {
         Ok(cli) => cli,
         Err(memory_service::cli::ParseError::Env(e)) => {
