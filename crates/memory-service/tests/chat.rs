@@ -5,28 +5,12 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
-use memory_api::chat::{ChatDeleted, ChatJobState, ChatJobStatus, Queued};
+use memory_api::chat::{ChatDeleted, ChatJobState, Queued};
 use memory_api::search::{SearchResult, SearchResults, SourceType};
 use nix::sys::signal::Signal;
 use serde_json::{Value, json};
 
 use crate::helper::*;
-
-fn index(port: u16, project: &str, chat: &str, id: &str, content: &str) -> Queued {
-    let body = json!({"project_id": project, "chat_id": chat, "message_id": id, "role": "user",
-                      "content": content, "timestamp": "2026-01-02T03:04:05Z", "message_index": 1});
-    let v: Queued = post_as(port, "/index-chat-message", &body);
-    assert_eq!(v.status, "queued");
-    v
-}
-
-fn wait_job(port: u16, job: &str) -> ChatJobStatus {
-    poll(&format!("job {job} to finish"), DEADLINE, || {
-        let (s, v) = get(port, &format!("/index-job-status/{job}"))?;
-        let st: ChatJobStatus = serde_json::from_value(v).ok().filter(|_| s == 200)?;
-        matches!(st.state, ChatJobState::Success | ChatJobState::Error).then_some(st)
-    })
-}
 
 fn search(port: u16, project: &str, query: &str, extra: Value) -> Vec<SearchResult> {
     let mut body = json!({"project_id": project, "query": query});

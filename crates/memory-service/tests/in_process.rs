@@ -3,7 +3,7 @@
 //! a port: the listener is bound before `serve` runs. Lock, race, kill and
 //! signal tests stay on real processes (`lifecycle`, `serve`, `storage`).
 
-use memory_api::chat::{ChatDeleted, ChatJobState, ChatJobStatus, Queued};
+use memory_api::chat::{ChatDeleted, ChatJobState};
 use memory_api::facts::{Fact, Facts};
 use memory_api::search::SearchResults;
 use memory_service::config::{Config, ConfigArgs};
@@ -77,22 +77,6 @@ impl InProcess {
         let served = self.runtime.block_on(self.task).expect("the serve task");
         served.unwrap_or_else(|e| panic!("{e:#}"))
     }
-}
-
-fn index(port: u16, project: &str, chat: &str, id: &str, content: &str) -> Queued {
-    let body = json!({"project_id": project, "chat_id": chat, "message_id": id, "role": "user",
-                      "content": content, "timestamp": "2026-01-02T03:04:05Z", "message_index": 1});
-    let v: Queued = post_as(port, "/index-chat-message", &body);
-    assert_eq!(v.status, "queued");
-    v
-}
-
-fn wait_job(port: u16, job: &str) -> ChatJobStatus {
-    poll(&format!("job {job} to finish"), DEADLINE, || {
-        let (s, v) = get(port, &format!("/index-job-status/{job}"))?;
-        let st: ChatJobStatus = serde_json::from_value(v).ok().filter(|_| s == 200)?;
-        matches!(st.state, ChatJobState::Success | ChatJobState::Error).then_some(st)
-    })
 }
 
 fn search_chat_ids(port: u16, project: &str, query: &str) -> Vec<String> {

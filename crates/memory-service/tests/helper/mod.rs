@@ -7,6 +7,26 @@
 
 pub use testkit::*;
 
+use memory_api::chat::{ChatJobState, ChatJobStatus, Queued};
+
+/// Posts a user message (`message_index` 1, a fixed timestamp) and checks it was queued.
+pub fn index(port: u16, project: &str, chat: &str, id: &str, content: &str) -> Queued {
+    let body = serde_json::json!({"project_id": project, "chat_id": chat, "message_id": id,
+        "role": "user", "content": content, "timestamp": "2026-01-02T03:04:05Z", "message_index": 1});
+    let v: Queued = post_as(port, "/index-chat-message", &body);
+    assert_eq!(v.status, "queued");
+    v
+}
+
+/// Polls a chat job until it ends (`success` or `error`); its last status.
+pub fn wait_job(port: u16, job: &str) -> ChatJobStatus {
+    poll(&format!("job {job} to finish"), DEADLINE, || {
+        let (s, v) = get(port, &format!("/index-job-status/{job}"))?;
+        let st: ChatJobStatus = serde_json::from_value(v).ok().filter(|_| s == 200)?;
+        matches!(st.state, ChatJobState::Success | ChatJobState::Error).then_some(st)
+    })
+}
+
 /// The binary under test.
 pub fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_memory-service")
