@@ -172,15 +172,6 @@ fn xml_text(xml: &[u8], spec: &XmlSpec<'_>, out: &mut String) -> Result<(), Stri
     let mut depth = 0usize;
     let mut inside = 0usize;
     let counts = |inside: usize| spec.text_in.is_empty() || inside > 0;
-    let empty_element = |name: &str, out: &mut String| {
-        if spec.line_breaks.contains(&name) {
-            push(out, "\n");
-        } else if spec.tabs.contains(&name) {
-            push(out, "\t");
-        } else if spec.spaces.contains(&name) {
-            push(out, " ");
-        }
-    };
     loop {
         match reader.read_event() {
             Ok(Event::Start(e)) => {
@@ -192,7 +183,7 @@ fn xml_text(xml: &[u8], spec: &XmlSpec<'_>, out: &mut String) -> Result<(), Stri
                 if spec.text_in.contains(&name.as_ref()) {
                     inside += 1;
                 }
-                empty_element(name.as_ref(), out);
+                empty_element(spec, name.as_ref(), out);
             }
             Ok(Event::End(e)) => {
                 depth = depth.saturating_sub(1);
@@ -206,7 +197,7 @@ fn xml_text(xml: &[u8], spec: &XmlSpec<'_>, out: &mut String) -> Result<(), Stri
             }
             Ok(Event::Empty(e)) => {
                 let name = e.local_name();
-                empty_element(name.as_ref(), out);
+                empty_element(spec, name.as_ref(), out);
                 if spec.paragraphs.contains(&name.as_ref()) {
                     push(out, "\n");
                 }
@@ -214,18 +205,7 @@ fn xml_text(xml: &[u8], spec: &XmlSpec<'_>, out: &mut String) -> Result<(), Stri
             Ok(Event::Text(t)) if counts(inside) => push(out, &t.xml10_content()),
             Ok(Event::CData(t)) if counts(inside) => push(out, &t.xml10_content()),
             Ok(Event::GeneralRef(r)) if counts(inside) => {
-                let c = match r.resolve_char_ref() {
-                    Ok(Some(c)) => Some(c),
-                    _ => match &*r {
-                        "lt" => Some('<'),
-                        "gt" => Some('>'),
-                        "amp" => Some('&'),
-                        "quot" => Some('"'),
-                        "apos" => Some('\''),
-                        _ => None,
-                    },
-                };
-                if let Some(c) = c {
+                if let Some(c) = reference_char(&r) {
                     push(out, c.encode_utf8(&mut [0; 4]));
                 }
             }
@@ -233,6 +213,34 @@ fn xml_text(xml: &[u8], spec: &XmlSpec<'_>, out: &mut String) -> Result<(), Stri
             Ok(_) => {}
             Err(e) => return Err(format!("malformed XML at byte {}: {e}", reader.buffer_position())),
         }
+    }
+}
+
+/// What an element of `spec` (met as a start tag or an empty one) puts into the text: a
+/// line break, a tab, a space or nothing.
+fn empty_element(spec: &XmlSpec<'_>, name: &str, out: &mut String) {
+    if spec.line_breaks.contains(&name) {
+        push(out, "\n");
+    } else if spec.tabs.contains(&name) {
+        push(out, "\t");
+    } else if spec.spaces.contains(&name) {
+        push(out, " ");
+    }
+}
+
+/// The character a reference stands for: a character reference (`&#65;`) or one of
+/// XML's five predefined entities; `None` for any other.
+fn reference_char(r: &quick_xml::events::BytesRef<'_>) -> Option<char> {
+    match r.resolve_char_ref() {
+        Ok(Some(c)) => Some(c),
+        _ => match &**r {
+            "lt" => Some('<'),
+            "gt" => Some('>'),
+            "amp" => Some('&'),
+            "quot" => Some('"'),
+            "apos" => Some('\''),
+            _ => None,
+        },
     }
 }
 

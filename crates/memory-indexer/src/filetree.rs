@@ -201,50 +201,11 @@ fn resolve(
             .map_err(|e| err("reading", e))?;
         let k = kind(&st);
         if k == SFlag::S_IFLNK {
-            links += 1;
-            if links > MAX_LINKS {
-                return Err(TreeError::InvalidPath(sent.to_string()));
-            }
-            let target = PathBuf::from(nix::fcntl::readlinkat(top.as_fd(), name.as_os_str()).map_err(
-                |e| match e {
-                    // Swapped for something else since the stat: look again.
-                    Errno::EINVAL => TreeError::Io {
-                        action: "reading the link",
-                        path: sent.to_string(),
-                        cause: e.into(),
-                    },
-                    _ => err("reading the link", e),
-                },
-            )?);
-            let rest: Vec<OsString> = if target.is_absolute() {
-                let Ok(inside) = target.strip_prefix(&root.canon) else {
-                    return Err(TreeError::Escape(sent.to_string()));
-                };
-                stack.truncate(1);
-                inside.iter().map(OsStr::to_os_string).collect()
-            } else {
-                target.iter().map(OsStr::to_os_string).collect()
-            };
-            for part in rest.into_iter().rev() {
-                queue.push_front(part);
-            }
+            follow_link(root, &mut stack, &mut queue, &mut links, &name, sent, not_found)?;
             continue;
         }
         if k == SFlag::S_IFDIR {
-            match nix::fcntl::openat(
-                top.as_fd(),
-                name.as_os_str(),
-                OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
-                Mode::empty(),
-            ) {
-                Ok(fd) => stack.push(fd),
-                // Swapped for a link or a file since the stat: resolve it again.
-                Err(Errno::ELOOP | Errno::ENOTDIR) if links < MAX_LINKS => {
-                    links += 1;
-                    queue.push_front(name);
-                }
-                Err(e) => return Err(err("opening", e)),
-            }
+            open_dir(&mut stack, &mut queue, &mut links, name, sent, not_found)?;
             continue;
         }
         if queue.iter().any(|n| !n.is_empty() && n != ".") {
@@ -256,6 +217,77 @@ fn resolve(
     let dir = stack.pop().expect("the root is never popped");
     let st = nix::sys::stat::fstat(dir.as_fd()).map_err(|e| err("reading", e))?;
     Ok(Target::Dir(dir, st))
+}
+
+/// The link `name` in the directory on top of `stack`, counted in `links` (at most
+/// [`MAX_LINKS`]): its target's components go to the front of `queue`, an absolute
+/// target's (which must lie under the root's canonical path) from the root again.
+fn follow_link(
+    root: &Root,
+    stack: &mut Vec<OwnedFd>,
+    queue: &mut VecDeque<OsString>,
+    links: &mut usize,
+    name: &OsStr,
+    sent: &str,
+    not_found: fn(String) -> TreeError,
+) -> Result<(), TreeError> {
+    let nf = || not_found(sent.to_string());
+    let err = |action: &'static str, e: Errno| io_err(action, sent, e.into(), nf());
+    *links += 1;
+    if *links > MAX_LINKS {
+        return Err(TreeError::InvalidPath(sent.to_string()));
+    }
+    let top = stack.last().expect("the root is never popped");
+    let target = PathBuf::from(nix::fcntl::readlinkat(top.as_fd(), name).map_err(|e| match e {
+        // Swapped for something else since the stat: look again.
+        Errno::EINVAL => TreeError::Io {
+            action: "reading the link",
+            path: sent.to_string(),
+            cause: e.into(),
+        },
+        _ => err("reading the link", e),
+    })?);
+    let rest: Vec<OsString> = if target.is_absolute() {
+        let Ok(inside) = target.strip_prefix(&root.canon) else {
+            return Err(TreeError::Escape(sent.to_string()));
+        };
+        stack.truncate(1);
+        inside.iter().map(OsStr::to_os_string).collect()
+    } else {
+        target.iter().map(OsStr::to_os_string).collect()
+    };
+    for part in rest.into_iter().rev() {
+        queue.push_front(part);
+    }
+    Ok(())
+}
+
+/// Opens the directory `name` beneath the top of `stack` (never following a link) and
+/// pushes it; one swapped for a link or a file since its stat goes back to `queue`.
+fn open_dir(
+    stack: &mut Vec<OwnedFd>,
+    queue: &mut VecDeque<OsString>,
+    links: &mut usize,
+    name: OsString,
+    sent: &str,
+    not_found: fn(String) -> TreeError,
+) -> Result<(), TreeError> {
+    let top = stack.last().expect("the root is never popped");
+    match nix::fcntl::openat(
+        top.as_fd(),
+        name.as_os_str(),
+        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    ) {
+        Ok(fd) => stack.push(fd),
+        // Swapped for a link or a file since the stat: resolve it again.
+        Err(Errno::ELOOP | Errno::ENOTDIR) if *links < MAX_LINKS => {
+            *links += 1;
+            queue.push_front(name);
+        }
+        Err(e) => return Err(io_err("opening", sent, e.into(), not_found(sent.to_string()))),
+    }
+    Ok(())
 }
 
 /// Refuses `..`, absolute paths and prefixes in a request path.

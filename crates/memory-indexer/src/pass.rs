@@ -229,47 +229,76 @@ pub(crate) fn run(
             return Ok(PassEnd::Stopped(b.progress));
         }
         let previous = known.remove(&file.rel_path);
-        b.progress.files_processed += 1;
-        b.progress.bytes_processed += file.size as i64;
-        tick();
-        if previous
-            .as_ref()
-            .is_some_and(|p| p.size == file.size as i64 && p.mtime_ns == file.mtime_ns)
-        {
-            // Unchanged: not even opened; its row exists only if its text was indexed.
-            b.count_indexed(file);
-            continue;
-        }
-        let op = match index_file(cfg, target, file, previous.as_ref()) {
-            Ok(op) => {
-                if matches!(op, FileOp::Upsert(_)) {
-                    b.progress.files_updated += 1;
-                }
-                b.count_indexed(file);
-                Some(op)
-            }
-            Err(skip) => {
-                b.count_skipped(skip);
-                previous.map(|_| FileOp::Remove {
-                    rel_path: file.rel_path.clone(),
-                    abs_path: abs_path(root, &file.rel_path),
-                })
-            }
-        };
-        if let Some(op) = op {
-            b.push(op);
-        }
-        if b.due() {
-            b.flush()?;
-        }
-        // Indexing must never starve request handlers of CPU.
-        std::thread::yield_now();
+        visit_file(&mut b, cfg, target, file, previous, tick)?;
     }
     if stop() {
         b.flush()?;
         return Ok(PassEnd::Stopped(b.progress));
     }
     // Whatever the walk no longer finds is gone (deleted, now ignored or excluded).
+    remove_vanished(&mut b, cfg, root, known)?;
+    b.flush()?;
+    Ok(PassEnd::Done(b.progress))
+}
+
+/// One walked file of [`run`]: counted, then skipped when its size and mtime are the
+/// recorded ones, else indexed (or, when it can no longer be, its old chunks removed)
+/// and the CPU yielded.
+fn visit_file(
+    b: &mut Batcher<'_>,
+    cfg: &IndexerConfig,
+    target: &Target<'_>,
+    file: &WalkedFile,
+    previous: Option<FileRecord>,
+    tick: &dyn Fn(),
+) -> Result<(), IndexerError> {
+    let root = target.rules.root();
+    b.progress.files_processed += 1;
+    b.progress.bytes_processed += file.size as i64;
+    tick();
+    if previous
+        .as_ref()
+        .is_some_and(|p| p.size == file.size as i64 && p.mtime_ns == file.mtime_ns)
+    {
+        // Unchanged: not even opened; its row exists only if its text was indexed.
+        b.count_indexed(file);
+        return Ok(());
+    }
+    let op = match index_file(cfg, target, file, previous.as_ref()) {
+        Ok(op) => {
+            if matches!(op, FileOp::Upsert(_)) {
+                b.progress.files_updated += 1;
+            }
+            b.count_indexed(file);
+            Some(op)
+        }
+        Err(skip) => {
+            b.count_skipped(skip);
+            previous.map(|_| FileOp::Remove {
+                rel_path: file.rel_path.clone(),
+                abs_path: abs_path(root, &file.rel_path),
+            })
+        }
+    };
+    if let Some(op) = op {
+        b.push(op);
+    }
+    if b.due() {
+        b.flush()?;
+    }
+    // Indexing must never starve request handlers of CPU.
+    std::thread::yield_now();
+    Ok(())
+}
+
+/// Queues the removal of the recorded files the walk no longer found (`known`, by
+/// relative path), flushing every `cfg.batch_files` operations.
+fn remove_vanished(
+    b: &mut Batcher<'_>,
+    cfg: &IndexerConfig,
+    root: &Path,
+    known: HashMap<String, FileRecord>,
+) -> Result<(), IndexerError> {
     for (rel, _) in known {
         b.push(FileOp::Remove {
             abs_path: abs_path(root, &rel),
@@ -279,8 +308,7 @@ pub(crate) fn run(
             b.flush()?;
         }
     }
-    b.flush()?;
-    Ok(PassEnd::Done(b.progress))
+    Ok(())
 }
 
 /// The absolute path stored with a file's chunks.

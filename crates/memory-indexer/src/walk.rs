@@ -190,8 +190,23 @@ impl Rules {
         }
         let mut out = WalkOutcome::default();
         let skipped: Arc<Mutex<Vec<String>>> = Arc::default();
-        let skipped_in_filter = Arc::clone(&skipped);
-        let walker = WalkBuilder::new(&self.root)
+        let walker = self.walker(Arc::clone(&skipped));
+        for entry in walker {
+            if stop() {
+                break;
+            }
+            self.record(entry, &mut out);
+        }
+        out.unsafe_dirs = std::mem::take(&mut *skipped.lock().unwrap_or_else(PoisonError::into_inner));
+        out.unreadable += out.unsafe_dirs.len();
+        Ok(out)
+    }
+
+    /// The walker over the root: hidden files included, links and global git ignores not
+    /// followed, the excludes applied; a folder whose ignore file it would block on is
+    /// not entered, and why is pushed to `skipped`.
+    fn walker(&self, skipped: Arc<Mutex<Vec<String>>>) -> ignore::Walk {
+        WalkBuilder::new(&self.root)
             .hidden(false)
             .follow_links(false)
             .git_global(false)
@@ -204,55 +219,50 @@ impl Rules {
                 match unsafe_ignore_file(entry.path()) {
                     None => true,
                     Some(why) => {
-                        skipped_in_filter
-                            .lock()
-                            .unwrap_or_else(PoisonError::into_inner)
-                            .push(why);
+                        skipped.lock().unwrap_or_else(PoisonError::into_inner).push(why);
                         false
                     }
                 }
             })
-            .build();
-        for entry in walker {
-            if stop() {
-                break;
-            }
-            let Ok(entry) = entry else {
-                out.unreadable += 1;
-                continue;
-            };
-            // Symlinks are never followed: a link could point outside the root.
-            if !entry.file_type().is_some_and(|t| t.is_file()) {
-                continue;
-            }
-            let path = entry.path();
-            let Some(rel) = posix_rel(&self.root, path) else {
-                out.unreadable += 1;
-                continue;
-            };
-            if !self.included(&rel) {
-                out.ignored += 1;
-                continue;
-            }
-            let Ok(meta) = entry.metadata() else {
-                out.unreadable += 1;
-                continue;
-            };
-            let mtime_ns = meta
-                .modified()
-                .ok()
-                .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-                .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX));
-            out.files.push(WalkedFile {
-                rel_path: rel,
-                abs_path: path.to_path_buf(),
-                size: meta.len(),
-                mtime_ns,
-            });
+            .build()
+    }
+
+    /// One entry of the walk into `out`: a regular file included by the rules joins
+    /// `out.files`; one that cannot be read or named counts as unreadable, one the
+    /// includes leave out as ignored; anything else (folders, links) is passed over.
+    fn record(&self, entry: Result<ignore::DirEntry, ignore::Error>, out: &mut WalkOutcome) {
+        let Ok(entry) = entry else {
+            out.unreadable += 1;
+            return;
+        };
+        // Symlinks are never followed: a link could point outside the root.
+        if !entry.file_type().is_some_and(|t| t.is_file()) {
+            return;
         }
-        out.unsafe_dirs = std::mem::take(&mut *skipped.lock().unwrap_or_else(PoisonError::into_inner));
-        out.unreadable += out.unsafe_dirs.len();
-        Ok(out)
+        let path = entry.path();
+        let Some(rel) = posix_rel(&self.root, path) else {
+            out.unreadable += 1;
+            return;
+        };
+        if !self.included(&rel) {
+            out.ignored += 1;
+            return;
+        }
+        let Ok(meta) = entry.metadata() else {
+            out.unreadable += 1;
+            return;
+        };
+        let mtime_ns = meta
+            .modified()
+            .ok()
+            .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+            .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX));
+        out.files.push(WalkedFile {
+            rel_path: rel,
+            abs_path: path.to_path_buf(),
+            size: meta.len(),
+            mtime_ns,
+        });
     }
 }
 

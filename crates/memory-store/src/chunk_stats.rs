@@ -41,44 +41,7 @@ pub(crate) fn chunk_stats(conn: &Connection, source_id: &str) -> Result<Option<C
     else {
         return Ok(None);
     };
-    let (total, unique, avg, min, max, b0, b1, b2, b3, b4): (
-        i64,
-        i64,
-        f64,
-        i64,
-        i64,
-        i64,
-        i64,
-        i64,
-        i64,
-        i64,
-    ) = conn
-        .query_row(
-            "SELECT count(*), count(DISTINCT text), coalesce(avg(length(text)), 0),
-                    coalesce(min(length(text)), 0), coalesce(max(length(text)), 0),
-                    coalesce(sum(length(text) < 100), 0),
-                    coalesce(sum(length(text) >= 100 AND length(text) < 500), 0),
-                    coalesce(sum(length(text) >= 500 AND length(text) < 1000), 0),
-                    coalesce(sum(length(text) >= 1000 AND length(text) < 2000), 0),
-                    coalesce(sum(length(text) >= 2000), 0)
-             FROM chunks WHERE kind = 'file' AND source_id = ?1 AND generation = ?2",
-            params![source_id, generation],
-            |r| {
-                Ok((
-                    r.get(0)?,
-                    r.get(1)?,
-                    r.get(2)?,
-                    r.get(3)?,
-                    r.get(4)?,
-                    r.get(5)?,
-                    r.get(6)?,
-                    r.get(7)?,
-                    r.get(8)?,
-                    r.get(9)?,
-                ))
-            },
-        )
-        .ctx(context)?;
+    let sizes = chunk_sizes(conn, source_id, generation)?;
     let total_files: i64 = conn
         .query_row(
             "SELECT count(*) FROM files WHERE source_id = ?1 AND generation = ?2",
@@ -86,32 +49,80 @@ pub(crate) fn chunk_stats(conn: &Connection, source_id: &str) -> Result<Option<C
             |r| r.get(0),
         )
         .ctx(context)?;
-    let round = |x: f64, d: i32| (x * 10f64.powi(d)).round() / 10f64.powi(d);
-    let duplicate_rate = if total > 0 {
-        round(100.0 * (1.0 - unique as f64 / total as f64), 2)
+    let duplicate_rate = if sizes.total > 0 {
+        round(100.0 * (1.0 - sizes.unique as f64 / sizes.total as f64), 2)
     } else {
         0.0
     };
-    let size_distribution = [
-        ("< 100", b0),
-        ("100-500", b1),
-        ("500-1000", b2),
-        ("1000-2000", b3),
-        ("2000+", b4),
-    ]
-    .into_iter()
-    .filter(|(_, n)| *n > 0)
-    .map(|(r, n)| (r.to_string(), n))
-    .collect();
     Ok(Some(ChunkStats {
         source_id: source_id.to_string(),
-        total_chunks: total,
-        unique_chunks: unique,
+        total_chunks: sizes.total,
+        unique_chunks: sizes.unique,
         duplicate_rate,
-        avg_chunk_size: round(avg, 1),
-        min_chunk_size: min,
-        max_chunk_size: max,
+        avg_chunk_size: round(sizes.avg, 1),
+        min_chunk_size: sizes.min,
+        max_chunk_size: sizes.max,
         total_files,
-        size_distribution,
+        size_distribution: size_distribution(sizes.buckets),
     }))
+}
+
+/// The chunk counts and sizes (in characters) of one generation of a source.
+struct ChunkSizes {
+    /// Chunks.
+    total: i64,
+    /// Distinct chunk texts.
+    unique: i64,
+    /// Mean characters per chunk (0 without chunks).
+    avg: f64,
+    /// Smallest chunk in characters (0 without chunks).
+    min: i64,
+    /// Largest chunk in characters (0 without chunks).
+    max: i64,
+    /// Chunks per size range, in the order of [`SIZE_RANGES`].
+    buckets: [i64; 5],
+}
+
+/// The labels of [`ChunkSizes::buckets`], in characters.
+const SIZE_RANGES: [&str; 5] = ["< 100", "100-500", "500-1000", "1000-2000", "2000+"];
+
+/// Counts and sizes (in characters) of the file chunks of `source_id`'s `generation`.
+fn chunk_sizes(conn: &Connection, source_id: &str, generation: i64) -> Result<ChunkSizes, StoreError> {
+    conn.query_row(
+        "SELECT count(*), count(DISTINCT text), coalesce(avg(length(text)), 0),
+                coalesce(min(length(text)), 0), coalesce(max(length(text)), 0),
+                coalesce(sum(length(text) < 100), 0),
+                coalesce(sum(length(text) >= 100 AND length(text) < 500), 0),
+                coalesce(sum(length(text) >= 500 AND length(text) < 1000), 0),
+                coalesce(sum(length(text) >= 1000 AND length(text) < 2000), 0),
+                coalesce(sum(length(text) >= 2000), 0)
+         FROM chunks WHERE kind = 'file' AND source_id = ?1 AND generation = ?2",
+        params![source_id, generation],
+        |r| {
+            Ok(ChunkSizes {
+                total: r.get(0)?,
+                unique: r.get(1)?,
+                avg: r.get(2)?,
+                min: r.get(3)?,
+                max: r.get(4)?,
+                buckets: [r.get(5)?, r.get(6)?, r.get(7)?, r.get(8)?, r.get(9)?],
+            })
+        },
+    )
+    .ctx("while computing chunk statistics")
+}
+
+/// `x` rounded to `d` decimals.
+fn round(x: f64, d: i32) -> f64 {
+    (x * 10f64.powi(d)).round() / 10f64.powi(d)
+}
+
+/// The non-empty size ranges with their chunk counts, labelled as in [`SIZE_RANGES`].
+fn size_distribution(buckets: [i64; 5]) -> Vec<(String, i64)> {
+    SIZE_RANGES
+        .into_iter()
+        .zip(buckets)
+        .filter(|(_, n)| *n > 0)
+        .map(|(r, n)| (r.to_string(), n))
+        .collect()
 }

@@ -500,26 +500,41 @@ pub(crate) fn search(
         if !matched && cosine.is_none_or(|c| c < FACT_COSINE_MIN) {
             continue;
         }
-        let words = if matched {
-            score(&f, &kws) as f64 / most
-        } else {
-            0.0
-        };
-        let s = if semantic.is_some() {
-            let meaning = crate::search::cosine_score(cosine.unwrap_or(0.0) as f64);
-            FACT_WORDS_WEIGHT * words + (1.0 - FACT_WORDS_WEIGHT) * meaning
-        } else {
-            words
-        };
+        let s = fact_score(&f, &kws, most, matched, cosine, semantic.is_some());
         hits.push((s, f, seq));
     }
+    Ok(best_facts(hits, q.limit))
+}
+
+/// A matching fact's score: its share of the keywords' best score (`most`) when its words
+/// `matched`, blended with its cosine mapped to [0, 1] when searched `with_vector`.
+fn fact_score(
+    f: &Fact,
+    kws: &[String],
+    most: f64,
+    matched: bool,
+    cosine: Option<f32>,
+    with_vector: bool,
+) -> f64 {
+    let words = if matched { score(f, kws) as f64 / most } else { 0.0 };
+    if with_vector {
+        let meaning = crate::search::cosine_score(cosine.unwrap_or(0.0) as f64);
+        FACT_WORDS_WEIGHT * words + (1.0 - FACT_WORDS_WEIGHT) * meaning
+    } else {
+        words
+    }
+}
+
+/// The `limit` best of `(score, fact, seq)`: highest score first, then the newest by
+/// effective time, creation time and sequence number.
+fn best_facts(mut hits: Vec<(f64, Fact, i64)>, limit: usize) -> Vec<Fact> {
     hits.sort_by(|a, b| {
         b.0.total_cmp(&a.0)
             .then_with(|| b.1.effective_at.cmp(&a.1.effective_at))
             .then_with(|| b.1.created_at.cmp(&a.1.created_at))
             .then_with(|| b.2.cmp(&a.2))
     });
-    Ok(hits.into_iter().take(q.limit).map(|(_, f, _)| f).collect())
+    hits.into_iter().take(limit).map(|(_, f, _)| f).collect()
 }
 
 #[cfg(test)]

@@ -277,39 +277,10 @@ pub(crate) fn finish(conn: &Connection, job_id: i64, end: &JobEnd) -> Result<boo
     }
     let now = clock::now_iso();
     let generation = job.generation.unwrap_or(0);
-    let (status, error, source_status, source_error): (&str, Option<&str>, &str, Option<&str>) = match end {
-        JobEnd::Completed => ("completed", None, "idle", None),
-        JobEnd::Failed(e) => ("failed", Some(e), "error", Some(e)),
-        JobEnd::Cancelled(e) => ("cancelled", Some(e), "idle", None),
-        JobEnd::Requeued => ("queued", None, "idle", None),
-    };
+    let (status, error, source_status, source_error) = end_statuses(end);
     let rebuild = job.kind == FileJobKind::Rebuild;
     if rebuild {
-        // The generation that stops being useful: the old one on a swap, else the new one.
-        let old: i64 = conn
-            .query_row(
-                "SELECT generation FROM sources WHERE id = ?1",
-                [&job.source_id],
-                |r| r.get(0),
-            )
-            .ctx(context)?;
-        let garbage = if *end == JobEnd::Completed {
-            old
-        } else {
-            generation
-        };
-        if *end == JobEnd::Completed {
-            conn.prepare_cached("UPDATE sources SET generation = ?2 WHERE id = ?1")
-                .ctx(context)?
-                .execute(params![job.source_id, generation])
-                .ctx(context)?;
-        }
-        conn.prepare_cached(
-            "INSERT OR IGNORE INTO garbage_generations (source_id, generation) VALUES (?1, ?2)",
-        )
-        .ctx(context)?
-        .execute(params![job.source_id, garbage])
-        .ctx(context)?;
+        end_rebuild_generation(conn, &job.source_id, generation, end)?;
     }
     let completed_at = if *end == JobEnd::Requeued {
         None
@@ -340,6 +311,49 @@ pub(crate) fn finish(conn: &Connection, job_id: i64, end: &JobEnd) -> Result<boo
     .ctx(context)?;
     refresh_totals(conn, &job.source_id)?;
     Ok(true)
+}
+
+/// The job's status and error, then its source's status and error, after `end`.
+fn end_statuses(end: &JobEnd) -> (&'static str, Option<&str>, &'static str, Option<&str>) {
+    match end {
+        JobEnd::Completed => ("completed", None, "idle", None),
+        JobEnd::Failed(e) => ("failed", Some(e), "error", Some(e)),
+        JobEnd::Cancelled(e) => ("cancelled", Some(e), "idle", None),
+        JobEnd::Requeued => ("queued", None, "idle", None),
+    }
+}
+
+/// At the end of a rebuild into `generation`: a completed one becomes the source's
+/// searchable generation; the generation that stops being useful (the old one on a swap,
+/// else the new one) becomes garbage.
+fn end_rebuild_generation(
+    conn: &Connection,
+    source_id: &str,
+    generation: i64,
+    end: &JobEnd,
+) -> Result<(), StoreError> {
+    let context = "while finishing an index job";
+    let old: i64 = conn
+        .query_row("SELECT generation FROM sources WHERE id = ?1", [source_id], |r| {
+            r.get(0)
+        })
+        .ctx(context)?;
+    let garbage = if *end == JobEnd::Completed {
+        old
+    } else {
+        generation
+    };
+    if *end == JobEnd::Completed {
+        conn.prepare_cached("UPDATE sources SET generation = ?2 WHERE id = ?1")
+            .ctx(context)?
+            .execute(params![source_id, generation])
+            .ctx(context)?;
+    }
+    conn.prepare_cached("INSERT OR IGNORE INTO garbage_generations (source_id, generation) VALUES (?1, ?2)")
+        .ctx(context)?
+        .execute(params![source_id, garbage])
+        .ctx(context)?;
+    Ok(())
 }
 
 /// At open: jobs a crash left `running` become `failed` ("interrupted by a restart"); a

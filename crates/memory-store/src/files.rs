@@ -241,29 +241,7 @@ pub(crate) fn apply(conn: &Connection, b: &FileBatch) -> Result<(), StoreError> 
             FileOp::Upsert(f) => {
                 delete_chunks(conn, b, &f.abs_path)?;
                 upsert_row(conn, b, &f.record, Some(f.chunks.len()))?;
-                let now = clock::now_iso();
-                let mut insert = conn
-                    .prepare_cached(
-                        "INSERT INTO chunks (kind, source_id, file_path, filetype, chunk_index,
-                                start_char, end_char, text, created_at, generation)
-                         VALUES ('file', ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-                    )
-                    .ctx(context)?;
-                for (i, c) in f.chunks.iter().enumerate() {
-                    insert
-                        .execute(params![
-                            b.source_id,
-                            f.abs_path,
-                            f.filetype,
-                            i as i64,
-                            c.start_char as i64,
-                            c.end_char as i64,
-                            c.text,
-                            now,
-                            b.generation
-                        ])
-                        .ctx(context)?;
-                }
+                insert_chunks(conn, b, f)?;
             }
             FileOp::Touch(r) => upsert_row(conn, b, r, None)?,
             FileOp::Remove { rel_path, abs_path } => {
@@ -278,33 +256,69 @@ pub(crate) fn apply(conn: &Connection, b: &FileBatch) -> Result<(), StoreError> 
         }
     }
     if let (Some(job), Some(p)) = (b.job_id, b.progress) {
-        conn.prepare_cached(
-            "UPDATE file_index_jobs SET files_total = coalesce(?2, files_total), files_processed = ?3,
-                    bytes_processed = ?4, files_skipped = ?5, files_updated = ?6,
-                    files_indexed = ?7, bytes_indexed = ?8, skipped_binary = ?9,
-                    skipped_too_large = ?10, skipped_unsupported = ?11, skipped_unreadable = ?12,
-                    skipped_extraction_failed = ?13, skipped_ignored = ?14
-             WHERE id = ?1",
-        )
-        .ctx("while recording job progress")?
-        .execute(params![
-            job,
-            p.files_total,
-            p.files_processed,
-            p.bytes_processed,
-            p.files_skipped,
-            p.files_updated,
-            p.files_indexed,
-            p.bytes_indexed,
-            p.skipped.binary,
-            p.skipped.too_large,
-            p.skipped.unsupported,
-            p.skipped.unreadable,
-            p.skipped.extraction_failed,
-            p.skipped.ignored
-        ])
-        .ctx("while recording job progress")?;
+        record_progress(conn, job, &p)?;
     }
+    Ok(())
+}
+
+/// Inserts the chunks of an upserted file into the batch's source and generation, numbered
+/// from 0 in their order.
+fn insert_chunks(conn: &Connection, b: &FileBatch, f: &FileUpsert) -> Result<(), StoreError> {
+    let context = "while writing a file's chunks";
+    let now = clock::now_iso();
+    let mut insert = conn
+        .prepare_cached(
+            "INSERT INTO chunks (kind, source_id, file_path, filetype, chunk_index,
+                    start_char, end_char, text, created_at, generation)
+             VALUES ('file', ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        )
+        .ctx(context)?;
+    for (i, c) in f.chunks.iter().enumerate() {
+        insert
+            .execute(params![
+                b.source_id,
+                f.abs_path,
+                f.filetype,
+                i as i64,
+                c.start_char as i64,
+                c.end_char as i64,
+                c.text,
+                now,
+                b.generation
+            ])
+            .ctx(context)?;
+    }
+    Ok(())
+}
+
+/// Writes a file job's progress counters (files, bytes, skips by reason) to its row.
+fn record_progress(conn: &Connection, job: i64, p: &JobProgress) -> Result<(), StoreError> {
+    conn.prepare_cached(
+        "UPDATE file_index_jobs SET files_total = coalesce(?2, files_total), files_processed = ?3,
+                bytes_processed = ?4, files_skipped = ?5, files_updated = ?6,
+                files_indexed = ?7, bytes_indexed = ?8, skipped_binary = ?9,
+                skipped_too_large = ?10, skipped_unsupported = ?11, skipped_unreadable = ?12,
+                skipped_extraction_failed = ?13, skipped_ignored = ?14
+         WHERE id = ?1",
+    )
+    .ctx("while recording job progress")?
+    .execute(params![
+        job,
+        p.files_total,
+        p.files_processed,
+        p.bytes_processed,
+        p.files_skipped,
+        p.files_updated,
+        p.files_indexed,
+        p.bytes_indexed,
+        p.skipped.binary,
+        p.skipped.too_large,
+        p.skipped.unsupported,
+        p.skipped.unreadable,
+        p.skipped.extraction_failed,
+        p.skipped.ignored
+    ])
+    .ctx("while recording job progress")?;
     Ok(())
 }
 

@@ -438,69 +438,118 @@ fn text_candidates(
     stats: &ScopeStats,
     want: usize,
 ) -> Result<Vec<i64>, StoreError> {
-    let context = "while searching";
     let rare: Vec<usize> = which
         .iter()
         .zip(&stats.df)
         .filter(|(_, (_, exact))| *exact)
         .map(|(&i, _)| i)
         .collect();
-    let mut found: Vec<i64> = Vec::new();
-    let mut seen = std::collections::HashSet::new();
-    let mut take = |ids: Vec<i64>, found: &mut Vec<i64>| {
+    let mut found = Found {
+        ids: Vec::new(),
+        seen: std::collections::HashSet::new(),
+        want,
+    };
+    rare_candidates(conn, scope, terms, &rare, &mut found)?;
+    if found.ids.len() < want && rare.len() < which.len() {
+        newest_candidates(conn, scope, terms, which, &mut found)?;
+    }
+    Ok(found.ids)
+}
+
+/// The candidates [`text_candidates`] has found so far, in order, at most `want`.
+struct Found {
+    /// Chunk ids in the order found.
+    ids: Vec<i64>,
+    /// The same ids, to skip one found twice.
+    seen: std::collections::HashSet<i64>,
+    /// How many are wanted.
+    want: usize,
+}
+
+impl Found {
+    /// Appends the ids not yet found while fewer than `want` are.
+    fn take(&mut self, ids: Vec<i64>) {
         for id in ids {
-            if found.len() < want && seen.insert(id) {
-                found.push(id);
+            if self.ids.len() < self.want && self.seen.insert(id) {
+                self.ids.push(id);
             }
         }
-    };
-    let ids = |sql: &str, expr: &str, n: usize| -> Result<Vec<i64>, StoreError> {
-        let mut stmt = conn.prepare_cached(sql).ctx(context)?;
-        let rows = stmt
-            .query_map(rusqlite::params![expr, n as i64], |r| r.get::<_, i64>(0))
-            .ctx(context)?;
-        rows.collect::<Result<_, _>>().ctx(context)
-    };
-    if let Some(expr) = match_expression(terms, &rare) {
+    }
+}
+
+/// The chunk ids `sql` returns with `expr` bound to `?1` and the limit `n` to `?2`.
+fn chunk_ids(conn: &Connection, sql: &str, expr: &str, n: usize) -> Result<Vec<i64>, StoreError> {
+    let context = "while searching";
+    let mut stmt = conn.prepare_cached(sql).ctx(context)?;
+    let rows = stmt
+        .query_map(rusqlite::params![expr, n as i64], |r| r.get::<_, i64>(0))
+        .ctx(context)?;
+    rows.collect::<Result<_, _>>().ctx(context)
+}
+
+/// Step 1 of [`text_candidates`]: the matches in `scope` of the rare terms `rare`, all of
+/// them when at most `found.want`, else the best by FTS5's `bm25()`.
+fn rare_candidates(
+    conn: &Connection,
+    scope: &str,
+    terms: &[QueryTerm],
+    rare: &[usize],
+    found: &mut Found,
+) -> Result<(), StoreError> {
+    let want = found.want;
+    if let Some(expr) = match_expression(terms, rare) {
         let full = format!("{scope} AND terms : ({expr})");
-        let all = ids(
+        let all = chunk_ids(
+            conn,
             "SELECT rowid FROM chunks_fts WHERE chunks_fts MATCH ?1 LIMIT ?2",
             &full,
             want + 1,
         )?;
         if all.len() <= want {
-            take(all, &mut found);
+            found.take(all);
         } else {
-            let best = ids(
+            let best = chunk_ids(
+                conn,
                 "SELECT rowid FROM chunks_fts WHERE chunks_fts MATCH ?1
                  ORDER BY bm25(chunks_fts, 1.0, 0.0) LIMIT ?2",
                 &full,
                 want,
             )?;
-            take(best, &mut found);
+            found.take(best);
         }
     }
-    if found.len() < want && rare.len() < which.len() {
-        let phrases: Vec<String> = which.iter().map(|&i| terms[i].phrase()).collect();
-        let mut exprs = Vec::new();
-        if phrases.len() > 1 {
-            exprs.push(phrases.join(" AND "));
-        }
-        exprs.push(phrases.join(" OR "));
-        for expr in exprs {
-            if found.len() >= want {
-                break;
-            }
-            let newest = ids(
-                "SELECT rowid FROM chunks_fts WHERE chunks_fts MATCH ?1
-                 ORDER BY rowid DESC LIMIT ?2",
-                &format!("{scope} AND terms : ({expr})"),
-                want,
-            )?;
-            take(newest, &mut found);
-        }
+    Ok(())
+}
+
+/// Step 2 of [`text_candidates`]: while candidates are missing, the newest chunks in
+/// `scope` holding every text term of `which`, then the newest holding any.
+fn newest_candidates(
+    conn: &Connection,
+    scope: &str,
+    terms: &[QueryTerm],
+    which: &[usize],
+    found: &mut Found,
+) -> Result<(), StoreError> {
+    let phrases: Vec<String> = which.iter().map(|&i| terms[i].phrase()).collect();
+    let mut exprs = Vec::new();
+    if phrases.len() > 1 {
+        exprs.push(phrases.join(" AND "));
     }
-    Ok(found)
+    exprs.push(phrases.join(" OR "));
+    for expr in exprs {
+        if found.ids.len() >= found.want {
+            break;
+        }
+        let newest = chunk_ids(
+            conn,
+            "SELECT rowid FROM chunks_fts WHERE chunks_fts MATCH ?1
+             ORDER BY rowid DESC LIMIT ?2",
+            &format!("{scope} AND terms : ({expr})"),
+            found.want,
+        )?;
+        found.take(newest);
+    }
+    Ok(())
 }
 
 /// Runs the search on a read connection, in one read transaction (one snapshot):
@@ -670,19 +719,37 @@ fn read_candidates(
     sources: &[(String, i64)],
     ids: &[i64],
 ) -> Result<Vec<Candidate>, StoreError> {
-    use rusqlite::types::Value;
     let context = "while reading search candidates";
     if ids.is_empty() {
         return Ok(Vec::new());
     }
+    let (sql, args) = candidates_query(q, sources, ids);
+    let mut stmt = conn.prepare(&sql).ctx(context)?;
+    let rows = stmt
+        .query_map(rusqlite::params_from_iter(args.iter()), |r| {
+            candidate_from_row(r, q)
+        })
+        .ctx(context)?;
+    rows.collect::<Result<Vec<_>, _>>().ctx(context)
+}
+
+/// "?2, ?3, ..." for `n` values numbered after the `taken` already bound.
+fn placeholders(taken: usize, n: usize) -> String {
+    (taken + 1..=taken + n)
+        .map(|i| format!("?{i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The SQL of [`read_candidates`] and its bound values: the candidates `ids` among the
+/// project's chat chunks (minus excluded chats) and the searchable file chunks of `sources`.
+fn candidates_query(
+    q: &SearchRequest,
+    sources: &[(String, i64)],
+    ids: &[i64],
+) -> (String, Vec<rusqlite::types::Value>) {
+    use rusqlite::types::Value;
     let mut args: Vec<Value> = vec![Value::Text(q.project_id.clone())];
-    // "?2, ?3, ..." for `n` values numbered after those already bound.
-    let placeholders = |taken: usize, n: usize| -> String {
-        (taken + 1..=taken + n)
-            .map(|i| format!("?{i}"))
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
     let mut sql = String::from(
         "SELECT c.id, c.kind, c.project_id, c.source_id, c.file_path, c.filetype,
                 c.chunk_index, c.text, c.start_char, c.end_char, c.chat_id, c.message_id,
@@ -709,49 +776,48 @@ fn read_candidates(
     let p = placeholders(args.len(), ids.len());
     sql.push_str(&format!(") AND c.id IN ({p})"));
     args.extend(ids.iter().map(|&id| Value::Integer(id)));
+    (sql, args)
+}
 
-    let mut stmt = conn.prepare(&sql).ctx(context)?;
-    let rows = stmt
-        .query_map(rusqlite::params_from_iter(args.iter()), |r| {
-            let kind: String = r.get(1)?;
-            let project: Option<String> = r.get(2)?;
-            let chat = kind == "chat";
-            let hit = SearchHit {
-                score: 0.0,
-                project_id: project.unwrap_or_else(|| q.project_id.clone()),
-                source_id: r.get(3)?,
-                file_path: r.get(4)?,
-                filetype: r.get(5)?,
-                chunk_index: r.get(6)?,
-                text: r.get(7)?,
-                start_char: r.get(8)?,
-                end_char: r.get(9)?,
-                source_type: if chat { SourceType::Chat } else { SourceType::File },
-                chat_id: r.get(10)?,
-                message_id: r.get(11)?,
-                message_uuid: r.get(12)?,
-            };
-            let message_index: Option<i64> = r.get(13)?;
-            let (group, position) = if chat {
-                (
-                    format!("c/{}", hit.chat_id.as_deref().unwrap_or_default()),
-                    message_index.unwrap_or(0),
-                )
-            } else {
-                (
-                    format!("f/{}", hit.file_path.as_deref().unwrap_or_default()),
-                    hit.chunk_index,
-                )
-            };
-            Ok(Candidate {
-                id: r.get(0)?,
-                hit,
-                group,
-                position,
-            })
-        })
-        .ctx(context)?;
-    rows.collect::<Result<Vec<_>, _>>().ctx(context)
+/// One row of [`candidates_query`] as a [`Candidate`]: its hit (score 0), and its chat or
+/// file with its place there.
+fn candidate_from_row(r: &rusqlite::Row<'_>, q: &SearchRequest) -> rusqlite::Result<Candidate> {
+    let kind: String = r.get(1)?;
+    let project: Option<String> = r.get(2)?;
+    let chat = kind == "chat";
+    let hit = SearchHit {
+        score: 0.0,
+        project_id: project.unwrap_or_else(|| q.project_id.clone()),
+        source_id: r.get(3)?,
+        file_path: r.get(4)?,
+        filetype: r.get(5)?,
+        chunk_index: r.get(6)?,
+        text: r.get(7)?,
+        start_char: r.get(8)?,
+        end_char: r.get(9)?,
+        source_type: if chat { SourceType::Chat } else { SourceType::File },
+        chat_id: r.get(10)?,
+        message_id: r.get(11)?,
+        message_uuid: r.get(12)?,
+    };
+    let message_index: Option<i64> = r.get(13)?;
+    let (group, position) = if chat {
+        (
+            format!("c/{}", hit.chat_id.as_deref().unwrap_or_default()),
+            message_index.unwrap_or(0),
+        )
+    } else {
+        (
+            format!("f/{}", hit.file_path.as_deref().unwrap_or_default()),
+            hit.chunk_index,
+        )
+    };
+    Ok(Candidate {
+        id: r.get(0)?,
+        hit,
+        group,
+        position,
+    })
 }
 
 #[cfg(test)]
