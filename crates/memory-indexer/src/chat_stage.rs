@@ -216,9 +216,9 @@ impl Worker {
                 return Ok(());
             }
             let max_claimed = if take_more { MAX_CLAIMED } else { 0 };
-            let step = self
-                .store
-                .index_chat_jobs(current.clone(), STEP_BUDGET, max_claimed)?;
+            let step =
+                self.store
+                    .index_chat_jobs(current.clone(), STEP_BUDGET, max_claimed, crate::chunk::split)?;
             *current = step.next;
             if current.is_empty() {
                 return Ok(()); // nothing queued, or asked to stop

@@ -13,6 +13,7 @@
 //! - [`Indexer`] (this file): start (the chat stage and the file indexer),
 //!   add/reindex/delete a source, wait, health, shutdown.
 //! - [`chat_stage`]: the thread indexing queued chat jobs in batches.
+//! - [`chunk`]: splitting text into chunks (for chat, run by the store in its transaction).
 //! - [`walk`]: which files are indexed (`.gitignore`, default excludes, no symlinks).
 //! - [`guard`]: roots refused, files opened safely, reads abandoned after a deadline.
 //! - [`extract`]: bytes to text (text-like files only, HTML stripped, binaries refused).
@@ -35,6 +36,7 @@
 #![deny(missing_docs)]
 
 pub mod chat_stage;
+pub mod chunk;
 mod documents;
 pub mod embedding_stage;
 mod error;

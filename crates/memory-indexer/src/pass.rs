@@ -8,7 +8,9 @@ use std::io::Read;
 use std::path::Path;
 use std::time::Instant;
 
-use memory_store::{FileBatch, FileOp, FileRecord, FileUpsert, JobProgress, SkipCounts, Store, chunk};
+use memory_store::{FileBatch, FileOp, FileRecord, FileUpsert, JobProgress, SkipCounts, Store};
+
+use crate::chunk;
 use sha2::{Digest, Sha256};
 
 use crate::IndexerConfig;

@@ -479,7 +479,7 @@ fn an_interrupted_rebuild_leaves_the_old_generation_searchable() {
                 },
                 abs_path: "/nowhere/a.txt".into(),
                 filetype: Some("txt".into()),
-                chunks: memory_store::chunk::split("okapi half built"),
+                chunks: memory_indexer::chunk::split("okapi half built"),
             })],
             progress: None,
         })

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::chat_jobs::{self, ChatJobState, ClaimedChatJob};
-use crate::chunk;
+use crate::chunk::Splitter;
 use crate::clock;
 use crate::error::{SqlContext, StoreError};
 
@@ -185,14 +185,16 @@ pub struct ChatStep {
     pub next: Vec<ClaimedChatJob>,
 }
 
-/// Indexes `jobs` in order until `budget` is spent (at least one), then claims queued
-/// jobs until `max_claimed` are held (none when 0), in the writer's transaction. A
-/// failure (or panic) indexing one job marks it `error` without failing the step.
+/// Indexes `jobs` in order until `budget` is spent (at least one), each message's text
+/// cut by `split`, then claims queued jobs until `max_claimed` are held (none when 0), in
+/// the writer's transaction. A failure (or panic) indexing one job marks it `error`
+/// without failing the step.
 pub(crate) fn step(
     conn: &Connection,
     jobs: Vec<ClaimedChatJob>,
     budget: Duration,
     max_claimed: usize,
+    split: Splitter,
 ) -> Result<Step, StoreError> {
     let started = Instant::now();
     let mut finished = Vec::with_capacity(jobs.len());
@@ -202,7 +204,7 @@ pub(crate) fn step(
             next.push(job);
             continue;
         }
-        let outcome = finish_one(conn, &job)?;
+        let outcome = finish_one(conn, &job, split)?;
         finished.push((job, outcome));
     }
     next.extend(chat_jobs::claim_batch(
@@ -214,10 +216,10 @@ pub(crate) fn step(
 
 /// Indexes one claimed job inside its own savepoint; a failure rolls back its partial
 /// work and marks it `error`. `Err` when the savepoint itself fails or the disk is full.
-fn finish_one(conn: &Connection, job: &ClaimedChatJob) -> Result<Outcome, StoreError> {
+fn finish_one(conn: &Connection, job: &ClaimedChatJob, split: Splitter) -> Result<Outcome, StoreError> {
     conn.execute_batch("SAVEPOINT idx")
         .ctx("while opening the indexer savepoint")?;
-    let result = catch_unwind(AssertUnwindSafe(|| index_message(conn, job)))
+    let result = catch_unwind(AssertUnwindSafe(|| index_message(conn, job, split)))
         .unwrap_or_else(|_| Err(StoreError::Internal("indexing the message panicked".into())));
     match result {
         Ok(indexed) => {
@@ -243,10 +245,10 @@ fn finish_one(conn: &Connection, job: &ClaimedChatJob) -> Result<Outcome, StoreE
     }
 }
 
-/// Replaces the chunks of the job's message with chunks of its current content and
-/// marks the job `success` (true). A job deleted meanwhile (with its chat) is skipped
+/// Replaces the chunks of the job's message with chunks of its current content (cut by
+/// `split`) and marks the job `success` (true). A job deleted meanwhile (with its chat) is skipped
 /// (false).
-fn index_message(conn: &Connection, job: &ClaimedChatJob) -> Result<bool, StoreError> {
+fn index_message(conn: &Connection, job: &ClaimedChatJob, split: Splitter) -> Result<bool, StoreError> {
     if !chat_jobs::is_running(conn, &job.job_id)? {
         return Ok(false);
     }
@@ -281,7 +283,7 @@ fn index_message(conn: &Connection, job: &ClaimedChatJob) -> Result<bool, StoreE
              VALUES ('chat', ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
         )
         .ctx(context)?;
-    for (i, c) in chunk::split(&content).into_iter().enumerate() {
+    for (i, c) in split(&content).into_iter().enumerate() {
         insert
             .execute(params![
                 project_id,

@@ -13,8 +13,8 @@
 //! - `chat_index`: the data side of chat indexing: one step (finish claimed jobs into
 //!   chunks, claim more) per writer transaction, and [`ChatWork`], the signal the chat
 //!   stage waits on.
-//! - [`chunk`]: splitting text into chunks with character offsets (sizes documented
-//!   there); public because the file indexer chunks on its own thread.
+//! - [`chunk`]: a chunk as stored (text and character offsets) and the [`Splitter`] the
+//!   chat stage hands over; splitting itself is the pipeline's (`memory_indexer::chunk`).
 //! - `sources`: file sources (slug ids, list with latest jobs, delete, totals).
 //! - `file_jobs`: durable file index jobs (ids, claim, finish and swap, recovery).
 //! - `chunk_stats`: chunk diagnostics of a source.
@@ -69,7 +69,7 @@ use rusqlite::{Connection, OpenFlags};
 pub use chat::{ChatAck, ChatMessageIn, MAX_CONTENT_BYTES, MAX_ID_BYTES, MAX_ROLE_BYTES};
 pub use chat_index::{ChatStageAttachment, ChatStep, ChatWork};
 pub use chat_jobs::{ChatJobState, ChatJobStatus, ClaimedChatJob};
-pub use chunk::{MIN_BREAK_CHARS, MIN_TAIL_CHARS, TARGET_CHARS};
+pub use chunk::{Chunk, Splitter};
 pub use chunk_stats::ChunkStats;
 pub use error::StoreError;
 pub use facts::{
@@ -293,13 +293,14 @@ impl Store {
         jobs: Vec<ClaimedChatJob>,
         budget: Duration,
         max_claimed: usize,
+        split: Splitter,
     ) -> Result<ChatStep, StoreError> {
         let pending = Arc::clone(&self.inner.pending);
         let counters = Arc::clone(&self.inner.counters);
         let changes = Arc::clone(&self.inner.changes);
         let step = self.inner.writer.execute_then(
             Wait::Forever,
-            move |conn| chat_index::step(conn, jobs, budget, max_claimed),
+            move |conn| chat_index::step(conn, jobs, budget, max_claimed, split),
             move |s: &chat_index::Step| {
                 // Counters first: `wait_idle` returns as soon as the jobs leave
                 // `pending`, and callers then read the counters.
@@ -915,13 +916,26 @@ impl Drop for Inner {
 mod tests {
     use super::*;
 
+    /// Each message whole as one chunk: the pipeline's splitter lives in
+    /// `memory-indexer`, which a unit test here cannot use (the texts here are short).
+    fn one_chunk(text: &str) -> Vec<Chunk> {
+        if text.trim().is_empty() {
+            return Vec::new();
+        }
+        vec![Chunk {
+            start_char: 0,
+            end_char: text.chars().count(),
+            text: text.to_string(),
+        }]
+    }
+
     /// The chat stage's work done inline (the stage itself lives in `memory-indexer`,
     /// which a unit test here cannot use): steps until no job is claimed.
     fn index_pending_chat(store: &Store) {
         let mut jobs = Vec::new();
         loop {
             jobs = store
-                .index_chat_jobs(jobs, Duration::from_millis(20), 256)
+                .index_chat_jobs(jobs, Duration::from_millis(20), 256, one_chunk)
                 .expect("chat step")
                 .next;
             if jobs.is_empty() {

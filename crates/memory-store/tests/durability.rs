@@ -264,7 +264,12 @@ fn a_store_shutdown_waits_for_the_chat_stage_to_finish_its_claimed_jobs() {
     let work = store.chat_work();
     let attachment = work.attach();
     let claimed = store
-        .index_chat_jobs(Vec::new(), std::time::Duration::from_millis(20), 256)
+        .index_chat_jobs(
+            Vec::new(),
+            std::time::Duration::from_millis(20),
+            256,
+            memory_indexer::chunk::split,
+        )
         .expect("claim")
         .next;
     assert_eq!(claimed.len(), 5);
@@ -276,7 +281,12 @@ fn a_store_shutdown_waits_for_the_chat_stage_to_finish_its_claimed_jobs() {
                 seen = work.wait_past(seen, None);
             }
             let step = store
-                .index_chat_jobs(claimed, std::time::Duration::from_secs(60), 0)
+                .index_chat_jobs(
+                    claimed,
+                    std::time::Duration::from_secs(60),
+                    0,
+                    memory_indexer::chunk::split,
+                )
                 .expect("finish while closing");
             attachment.finished();
             step
