@@ -18,6 +18,7 @@
 //! - [`guard`]: roots refused, files opened safely, reads abandoned after a deadline.
 //! - [`extract`]: bytes to text (text-like files only, HTML stripped, binaries refused).
 //! - `pass`: one incremental pass over a source, in small batches.
+//! - `parallel`: files read and extracted on every core, written in walk order.
 //! - `runner`: the worker thread running jobs and watcher refreshes one at a time.
 //! - `watch`: one debounced watcher per source.
 //! - `roots`: source folders that disappear, come back or are replaced.
@@ -43,6 +44,7 @@ mod error;
 pub mod extract;
 pub mod filetree;
 pub mod guard;
+mod parallel;
 mod pass;
 mod roots;
 mod runner;

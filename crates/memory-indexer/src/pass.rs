@@ -95,7 +95,7 @@ impl<'a> Batcher<'a> {
 
     fn push(&mut self, op: FileOp) {
         if let FileOp::Upsert(u) = &op {
-            self.text_bytes += u.chunks.iter().map(|c| c.text.len()).sum::<usize>();
+            self.text_bytes += u.chunks().iter().map(|c| c.text.len()).sum::<usize>();
         }
         self.ops.push(op);
     }
@@ -196,14 +196,20 @@ fn record(file: &WalkedFile, hash: String) -> FileRecord {
     }
 }
 
-/// Runs a pass. `stop` is checked between files; `tick` is called after each file (the
-/// stuck-job detector's heartbeat).
+/// Files read and extracted ahead of the writer, per worker thread (see `parallel`).
+const WINDOW_PER_WORKER: usize = 4;
+/// Most worker threads reading and extracting files for one pass.
+const MAX_WORKERS: usize = 8;
+
+/// Runs a pass. `stop` is checked between files; `tick` is called after each file is
+/// read (on a worker thread) and after each is handled (the stuck-job detector's
+/// heartbeat).
 pub(crate) fn run(
     store: &Store,
     cfg: &IndexerConfig,
     target: &Target<'_>,
     stop: &dyn Fn() -> bool,
-    tick: &dyn Fn(),
+    tick: &(dyn Fn() + Sync),
 ) -> Result<PassEnd, IndexerError> {
     let root = target.rules.root();
     // The same message the root monitor records, so a job failing on a missing root and
@@ -225,15 +231,33 @@ pub(crate) fn run(
         .collect();
     let mut b = Batcher::new(store, cfg, target, &walked);
     b.flush()?;
-    for file in &walked.files {
-        if stop() {
-            b.flush()?;
-            return Ok(PassEnd::Stopped(b.progress));
-        }
-        let previous = known.remove(&file.rel_path);
-        visit_file(&mut b, cfg, target, file, previous, tick)?;
-    }
-    if stop() {
+    // Each walked file with what the store recorded of it.
+    let files: Vec<(&WalkedFile, Option<FileRecord>)> = walked
+        .files
+        .iter()
+        .map(|f| (f, known.remove(&f.rel_path)))
+        .collect();
+    let workers = crate::parallel::workers_for(files.len(), MAX_WORKERS);
+    let finished = crate::parallel::ordered_map(
+        &files,
+        workers,
+        workers * WINDOW_PER_WORKER,
+        |(file, previous)| {
+            let seen = examine(cfg, target, file, previous.as_ref());
+            tick();
+            seen
+        },
+        |i, seen| {
+            if stop() {
+                return Ok(false);
+            }
+            let (file, previous) = &files[i];
+            handle_file(&mut b, file, previous.is_some(), seen)?;
+            tick();
+            Ok::<_, IndexerError>(true)
+        },
+    )?;
+    if !finished || stop() {
         b.flush()?;
         return Ok(PassEnd::Stopped(b.progress));
     }
@@ -243,40 +267,56 @@ pub(crate) fn run(
     Ok(PassEnd::Done(b.progress))
 }
 
-/// One walked file of [`run`]: counted, then skipped when its size and mtime are the
-/// recorded ones, else indexed (or, when it can no longer be, its old chunks removed)
-/// and the CPU yielded.
-fn visit_file(
-    b: &mut Batcher<'_>,
+/// What a worker found of one walked file.
+enum Seen {
+    /// Its size and mtime are the recorded ones: not even opened.
+    Unchanged,
+    /// Read: the change to write, or why it is not indexed.
+    Read(Result<FileOp, Skip>),
+}
+
+/// The worker's part for one walked file: skipped when its size and mtime are the
+/// recorded ones, else read, extracted and chunked (CPU work only, no store access).
+fn examine(
     cfg: &IndexerConfig,
     target: &Target<'_>,
     file: &WalkedFile,
-    previous: Option<FileRecord>,
-    tick: &dyn Fn(),
+    previous: Option<&FileRecord>,
+) -> Seen {
+    if previous.is_some_and(|p| p.size == file.size as i64 && p.mtime_ns == file.mtime_ns) {
+        return Seen::Unchanged;
+    }
+    Seen::Read(index_file(cfg, target, file, previous))
+}
+
+/// The pass's part for one walked file, in walk order: counted, its change queued (a
+/// file that can no longer be indexed has its old chunks removed) and the batch
+/// written when due.
+fn handle_file(
+    b: &mut Batcher<'_>,
+    file: &WalkedFile,
+    recorded: bool,
+    seen: Seen,
 ) -> Result<(), IndexerError> {
-    let root = target.rules.root();
+    let root = b.target.rules.root();
     b.progress.files_processed += 1;
     b.progress.bytes_processed += file.size as i64;
-    tick();
-    if previous
-        .as_ref()
-        .is_some_and(|p| p.size == file.size as i64 && p.mtime_ns == file.mtime_ns)
-    {
-        // Unchanged: not even opened; its row exists only if its text was indexed.
-        b.count_indexed(file);
-        return Ok(());
-    }
-    let op = match index_file(cfg, target, file, previous.as_ref()) {
-        Ok(op) => {
+    let op = match seen {
+        Seen::Unchanged => {
+            // Its row exists only if its text was indexed.
+            b.count_indexed(file);
+            None
+        }
+        Seen::Read(Ok(op)) => {
             if matches!(op, FileOp::Upsert(_)) {
                 b.progress.files_updated += 1;
             }
             b.count_indexed(file);
             Some(op)
         }
-        Err(skip) => {
+        Seen::Read(Err(skip)) => {
             b.count_skipped(skip);
-            previous.map(|_| FileOp::Remove {
+            recorded.then(|| FileOp::Remove {
                 rel_path: file.rel_path.clone(),
                 abs_path: abs_path(root, &file.rel_path),
             })
@@ -288,8 +328,6 @@ fn visit_file(
     if b.due() {
         b.flush()?;
     }
-    // Indexing must never starve request handlers of CPU.
-    std::thread::yield_now();
     Ok(())
 }
 
@@ -339,12 +377,12 @@ fn index_file(
                 "document skipped: extraction failed");
             Err(Skip::ExtractionFailed)
         }
-        Extracted::Text(text) => Ok(FileOp::Upsert(FileUpsert {
-            record: record(file, hash),
-            abs_path: abs_path(target.rules.root(), &file.rel_path),
-            filetype: ft,
-            chunks: chunk::split(&text),
-        })),
+        Extracted::Text(text) => Ok(FileOp::Upsert(FileUpsert::new(
+            record(file, hash),
+            abs_path(target.rules.root(), &file.rel_path),
+            ft,
+            chunk::split(&text),
+        ))),
     }
 }
 

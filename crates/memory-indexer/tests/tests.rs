@@ -470,17 +470,17 @@ fn an_interrupted_rebuild_leaves_the_old_generation_searchable() {
             source_id: src.id.clone(),
             generation,
             job_id: Some(claimed.job.id),
-            ops: vec![memory_store::FileOp::Upsert(memory_store::FileUpsert {
-                record: memory_store::FileRecord {
+            ops: vec![memory_store::FileOp::Upsert(memory_store::FileUpsert::new(
+                memory_store::FileRecord {
                     rel_path: "a.txt".into(),
                     size: 1,
                     mtime_ns: 1,
                     content_hash: "x".into(),
                 },
-                abs_path: "/nowhere/a.txt".into(),
-                filetype: Some("txt".into()),
-                chunks: memory_indexer::chunk::split("okapi half built"),
-            })],
+                "/nowhere/a.txt".into(),
+                Some("txt".into()),
+                memory_indexer::chunk::split("okapi half built"),
+            ))],
             progress: None,
         })
         .expect("partial write");
@@ -599,4 +599,61 @@ fn the_chat_stage_indexes_messages_and_a_stop_is_not_a_death() {
     assert!(store.wait_idle(DEADLINE));
     assert_eq!(search(&store, "general", "heron", None).len(), 2);
     assert!(!store.stats().indexer_exited);
+}
+
+/// A file's chunks replaced or removed in the batch that inserted them leave the FTS
+/// index equal to the chunks table (the store writes a batch's FTS rows at its end, so
+/// a delete in between must not strand pending rows; see memory-store's `fts` module).
+#[test]
+fn a_batch_that_rewrites_its_own_chunks_keeps_the_index_whole() {
+    let env = Env::new();
+    let root = env.tree();
+    write(&root, "seed.txt", "seed");
+    let store = env.store();
+    let ix = env.indexer(&store, no_watch());
+    let (src, job) = add(&ix, &root);
+    completed(&ix, job);
+    let upsert = |rel: &str, text: &str| {
+        memory_store::FileOp::Upsert(memory_store::FileUpsert::new(
+            memory_store::FileRecord {
+                rel_path: rel.into(),
+                size: text.len() as i64,
+                mtime_ns: 1,
+                content_hash: text.into(),
+            },
+            format!("/nowhere/{rel}"),
+            Some("txt".into()),
+            memory_indexer::chunk::split(text),
+        ))
+    };
+    let generation = store.get_source(&src.id).expect("get").expect("known").generation;
+    store
+        .apply_file_batch(memory_store::FileBatch {
+            source_id: src.id.clone(),
+            generation,
+            job_id: None,
+            ops: vec![
+                upsert("a.txt", "osprey first"),
+                upsert("b.txt", "kestrel kept"),
+                upsert("a.txt", "heron second"),
+                upsert("c.txt", "merlin gone"),
+                memory_store::FileOp::Remove {
+                    rel_path: "c.txt".into(),
+                    abs_path: "/nowhere/c.txt".into(),
+                },
+            ],
+            progress: None,
+        })
+        .expect("batch");
+    assert_eq!(store.integrity_check().expect("check"), "ok");
+    assert_eq!(files_found(&store, "heron"), vec!["/nowhere/a.txt".to_string()]);
+    assert_eq!(files_found(&store, "kestrel"), vec!["/nowhere/b.txt".to_string()]);
+    assert!(
+        files_found(&store, "osprey").is_empty(),
+        "replaced in the same batch"
+    );
+    assert!(
+        files_found(&store, "merlin").is_empty(),
+        "removed in the same batch"
+    );
 }

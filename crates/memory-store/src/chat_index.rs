@@ -1,11 +1,12 @@
 //! The data side of chat indexing: what the chat stage (`memory-indexer`'s
 //! `chat_stage`, the thread and its policy) asks the store to do, each step in one
 //! writer transaction. Finishing the claimed jobs (each message's chunks replaced by
-//! chunks of its current content, FTS rows following by trigger, job `success`) and
-//! claiming the next ones share one commit (and one FTS segment) per step, not per
-//! message. A job that fails is marked `error` in its own savepoint and the step goes
-//! on; a full disk fails the whole step. [`ChatWork`] is how the stage learns, without
-//! polling, that an enqueue has committed or that the store is closing.
+//! chunks of its current content, job `success`) and claiming the next ones share one
+//! commit per step, not per message; the step's FTS rows are inserted at its end, so
+//! they make one FTS segment (see the `fts` module). A job that fails is marked `error`
+//! in its own savepoint and the step goes on; a full disk fails the whole step.
+//! [`ChatWork`] is how the stage learns, without polling, that an enqueue has committed
+//! or that the store is closing.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
@@ -17,6 +18,7 @@ use crate::chat_jobs::{self, ChatJobState, ClaimedChatJob};
 use crate::chunk::Splitter;
 use crate::clock;
 use crate::error::{SqlContext, StoreError};
+use crate::fts::FtsRows;
 
 #[derive(Debug, Default)]
 struct WorkState {
@@ -199,32 +201,48 @@ pub(crate) fn step(
     let started = Instant::now();
     let mut finished = Vec::with_capacity(jobs.len());
     let mut next = Vec::new();
+    let mut fts = FtsRows::default();
     for job in jobs {
         if !finished.is_empty() && started.elapsed() >= budget {
             next.push(job);
             continue;
         }
-        let outcome = finish_one(conn, &job, split)?;
+        let outcome = finish_one(conn, &job, split, &mut fts)?;
         finished.push((job, outcome));
     }
     next.extend(chat_jobs::claim_batch(
         conn,
         max_claimed.saturating_sub(next.len()),
     )?);
+    fts.write(conn)?;
     Ok(Step { finished, next })
 }
 
 /// Indexes one claimed job inside its own savepoint; a failure rolls back its partial
-/// work and marks it `error`. `Err` when the savepoint itself fails or the disk is full.
-fn finish_one(conn: &Connection, job: &ClaimedChatJob, split: Splitter) -> Result<Outcome, StoreError> {
+/// work and marks it `error`. The FTS rows of its chunks join `fts` once its savepoint is
+/// released. `Err` when the savepoint itself fails or the disk is full.
+fn finish_one(
+    conn: &Connection,
+    job: &ClaimedChatJob,
+    split: Splitter,
+    fts: &mut FtsRows,
+) -> Result<Outcome, StoreError> {
+    // Re-indexing deletes the message's chunks, which may have been inserted earlier in
+    // this step: their FTS rows go in first (see the `fts` module), outside the job's
+    // savepoint, so a rollback of this job cannot take them with it.
+    if !fts.is_empty() && message_has_chunks(conn, &job.message_uuid)? {
+        fts.write(conn)?;
+    }
     conn.execute_batch("SAVEPOINT idx")
         .ctx("while opening the indexer savepoint")?;
-    let result = catch_unwind(AssertUnwindSafe(|| index_message(conn, job, split)))
+    let mut mine = FtsRows::default();
+    let result = catch_unwind(AssertUnwindSafe(|| index_message(conn, job, split, &mut mine)))
         .unwrap_or_else(|_| Err(StoreError::Internal("indexing the message panicked".into())));
     match result {
         Ok(indexed) => {
             conn.execute_batch("RELEASE idx")
                 .ctx("while closing the indexer savepoint")?;
+            fts.append(&mut mine);
             Ok(if indexed {
                 Outcome::Indexed
             } else {
@@ -245,10 +263,23 @@ fn finish_one(conn: &Connection, job: &ClaimedChatJob, split: Splitter) -> Resul
     }
 }
 
+/// Whether message `message_uuid` has chunks.
+fn message_has_chunks(conn: &Connection, message_uuid: &str) -> Result<bool, StoreError> {
+    conn.prepare_cached("SELECT 1 FROM chunks WHERE kind = 'chat' AND message_uuid = ?1")
+        .ctx("while looking for a message's chunks")?
+        .exists([message_uuid])
+        .ctx("while looking for a message's chunks")
+}
+
 /// Replaces the chunks of the job's message with chunks of its current content (cut by
-/// `split`) and marks the job `success` (true). A job deleted meanwhile (with its chat) is skipped
-/// (false).
-fn index_message(conn: &Connection, job: &ClaimedChatJob, split: Splitter) -> Result<bool, StoreError> {
+/// `split`; their FTS rows pushed to `fts`) and marks the job `success` (true). A job
+/// deleted meanwhile (with its chat) is skipped (false).
+fn index_message(
+    conn: &Connection,
+    job: &ClaimedChatJob,
+    split: Splitter,
+    fts: &mut FtsRows,
+) -> Result<bool, StoreError> {
     if !chat_jobs::is_running(conn, &job.job_id)? {
         return Ok(false);
     }
@@ -280,24 +311,30 @@ fn index_message(conn: &Connection, job: &ClaimedChatJob, split: Splitter) -> Re
         .prepare_cached(
             "INSERT INTO chunks (kind, project_id, source_id, chat_id, message_id, message_uuid,
                     chunk_index, start_char, end_char, text, created_at)
-             VALUES ('chat', ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+             VALUES ('chat', ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+             RETURNING id, scope",
         )
         .ctx(context)?;
     for (i, c) in split(&content).into_iter().enumerate() {
-        insert
-            .execute(params![
-                project_id,
-                source_id,
-                chat_id,
-                message_id,
-                job.message_uuid,
-                i as i64,
-                c.start_char as i64,
-                c.end_char as i64,
-                c.text,
-                now
-            ])
+        let terms = crate::terms::index_terms(&c.text);
+        let (rowid, scope) = insert
+            .query_row(
+                params![
+                    project_id,
+                    source_id,
+                    chat_id,
+                    message_id,
+                    job.message_uuid,
+                    i as i64,
+                    c.start_char as i64,
+                    c.end_char as i64,
+                    c.text,
+                    now
+                ],
+                |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)),
+            )
             .ctx(context)?;
+        fts.push(rowid, terms, scope);
     }
     chat_jobs::finish(conn, job, ChatJobState::Success, None)?;
     Ok(true)

@@ -9,6 +9,7 @@ use rusqlite::{Connection, params};
 use crate::chunk::Chunk;
 use crate::clock;
 use crate::error::{SqlContext, StoreError};
+use crate::fts::FtsRows;
 
 /// What the store knows of an indexed file (compared by the indexer to skip unchanged
 /// files).
@@ -24,7 +25,9 @@ pub struct FileRecord {
     pub content_hash: String,
 }
 
-/// A file whose chunks are (re)written.
+/// A file whose chunks are (re)written, with each chunk's index terms already computed
+/// ([`FileUpsert::new`], on the caller's thread: the writer thread, which every write in
+/// the process waits behind, only inserts them).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FileUpsert {
     /// Its row.
@@ -34,7 +37,32 @@ pub struct FileUpsert {
     /// Extension without the dot, if any.
     pub filetype: Option<String>,
     /// Its chunks (an empty file has none but keeps its row).
-    pub chunks: Vec<Chunk>,
+    chunks: Vec<Chunk>,
+    /// `terms[i]` is [`crate::terms::index_terms`] of `chunks[i].text`.
+    terms: Vec<String>,
+}
+
+impl FileUpsert {
+    /// The upsert of a file's row and `chunks`, computing each chunk's FTS index terms
+    /// (about 10 µs per 1000-character chunk).
+    pub fn new(record: FileRecord, abs_path: String, filetype: Option<String>, chunks: Vec<Chunk>) -> Self {
+        let terms = chunks
+            .iter()
+            .map(|c| crate::terms::index_terms(&c.text))
+            .collect();
+        FileUpsert {
+            record,
+            abs_path,
+            filetype,
+            chunks,
+            terms,
+        }
+    }
+
+    /// The file's chunks, in order.
+    pub fn chunks(&self) -> &[Chunk] {
+        &self.chunks
+    }
 }
 
 /// One change to a source's files.
@@ -191,13 +219,35 @@ fn check_target(conn: &Connection, b: &FileBatch) -> Result<(), StoreError> {
     }
 }
 
-fn delete_chunks(conn: &Connection, b: &FileBatch, abs_path: &str) -> Result<(), StoreError> {
+/// Deletes the chunks of file `abs_path` in the batch's generation, if it has any; the
+/// FTS rows still pending are written first (see the `fts` module), so a chunk inserted
+/// earlier in this batch never leaves a row behind.
+fn delete_chunks(
+    conn: &Connection,
+    b: &FileBatch,
+    abs_path: &str,
+    fts: &mut FtsRows,
+) -> Result<(), StoreError> {
+    let context = "while deleting a file's chunks";
+    let key = params![b.source_id, b.generation, abs_path];
+    let has_chunks = conn
+        .prepare_cached(
+            "SELECT 1 FROM chunks
+             WHERE kind = 'file' AND source_id = ?1 AND generation = ?2 AND file_path = ?3",
+        )
+        .ctx(context)?
+        .exists(key)
+        .ctx(context)?;
+    if !has_chunks {
+        return Ok(());
+    }
+    fts.write(conn)?;
     conn.prepare_cached(
         "DELETE FROM chunks WHERE kind = 'file' AND source_id = ?1 AND generation = ?2 AND file_path = ?3",
     )
-    .ctx("while deleting a file's chunks")?
-    .execute(params![b.source_id, b.generation, abs_path])
-    .ctx("while deleting a file's chunks")?;
+    .ctx(context)?
+    .execute(key)
+    .ctx(context)?;
     Ok(())
 }
 
@@ -236,16 +286,17 @@ fn upsert_row(
 pub(crate) fn apply(conn: &Connection, b: &FileBatch) -> Result<(), StoreError> {
     check_target(conn, b)?;
     let context = "while writing a file's chunks";
+    let mut fts = FtsRows::default();
     for op in &b.ops {
         match op {
             FileOp::Upsert(f) => {
-                delete_chunks(conn, b, &f.abs_path)?;
+                delete_chunks(conn, b, &f.abs_path, &mut fts)?;
                 upsert_row(conn, b, &f.record, Some(f.chunks.len()))?;
-                insert_chunks(conn, b, f)?;
+                insert_chunks(conn, b, f, &mut fts)?;
             }
             FileOp::Touch(r) => upsert_row(conn, b, r, None)?,
             FileOp::Remove { rel_path, abs_path } => {
-                delete_chunks(conn, b, abs_path)?;
+                delete_chunks(conn, b, abs_path, &mut fts)?;
                 conn.prepare_cached(
                     "DELETE FROM files WHERE source_id = ?1 AND generation = ?2 AND rel_path = ?3",
                 )
@@ -258,35 +309,45 @@ pub(crate) fn apply(conn: &Connection, b: &FileBatch) -> Result<(), StoreError> 
     if let (Some(job), Some(p)) = (b.job_id, b.progress) {
         record_progress(conn, job, &p)?;
     }
-    Ok(())
+    fts.write(conn)
 }
 
 /// Inserts the chunks of an upserted file into the batch's source and generation, numbered
-/// from 0 in their order.
-fn insert_chunks(conn: &Connection, b: &FileBatch, f: &FileUpsert) -> Result<(), StoreError> {
+/// from 0 in their order; their FTS rows join `fts`.
+fn insert_chunks(
+    conn: &Connection,
+    b: &FileBatch,
+    f: &FileUpsert,
+    fts: &mut FtsRows,
+) -> Result<(), StoreError> {
     let context = "while writing a file's chunks";
     let now = clock::now_iso();
     let mut insert = conn
         .prepare_cached(
             "INSERT INTO chunks (kind, source_id, file_path, filetype, chunk_index,
                     start_char, end_char, text, created_at, generation)
-             VALUES ('file', ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+             VALUES ('file', ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+             RETURNING id, scope",
         )
         .ctx(context)?;
-    for (i, c) in f.chunks.iter().enumerate() {
-        insert
-            .execute(params![
-                b.source_id,
-                f.abs_path,
-                f.filetype,
-                i as i64,
-                c.start_char as i64,
-                c.end_char as i64,
-                c.text,
-                now,
-                b.generation
-            ])
+    for (i, (c, terms)) in f.chunks.iter().zip(&f.terms).enumerate() {
+        let (rowid, scope) = insert
+            .query_row(
+                params![
+                    b.source_id,
+                    f.abs_path,
+                    f.filetype,
+                    i as i64,
+                    c.start_char as i64,
+                    c.end_char as i64,
+                    c.text,
+                    now,
+                    b.generation
+                ],
+                |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)),
+            )
             .ctx(context)?;
+        fts.push(rowid, terms.clone(), scope);
     }
     Ok(())
 }

@@ -20,6 +20,8 @@
 //! - `chunk_stats`: chunk diagnostics of a source.
 //! - `facts`: project facts (latest wins per key) and their search.
 //! - `files`: indexed files, their chunks in generations, garbage collection.
+//! - `fts`: new chunks' FTS5 rows, written at the end of their request (why not a
+//!   trigger: one segment per request, not one per chunk).
 //! - [`terms`]: words in every script (CJK bigrams, identifier parts) for FTS5.
 //! - `search`: safe FTS5 queries, hybrid ranking (BM25, word coverage, embeddings).
 //! - `vectors`: chunk embeddings in `chunk_vectors` and their in-memory copy.
@@ -48,6 +50,7 @@ mod error;
 mod facts;
 mod file_jobs;
 mod files;
+mod fts;
 mod readers;
 pub mod repair;
 mod schema;
@@ -1008,7 +1011,7 @@ mod tests {
             .with(|c| c.query_row("PRAGMA user_version", [], |r| r.get(0)).ctx("v"))
             .expect("version");
         assert_eq!(version, SCHEMA_VERSION);
-        assert_eq!(SCHEMA_VERSION, 9);
+        assert_eq!(SCHEMA_VERSION, 10);
         let sizes = |sql: &str| -> Vec<(String, i64)> {
             store
                 .inner

@@ -370,6 +370,7 @@ const MIGRATIONS: &[&str] = &[
     SCOPE_SIZES,
     FACT_VECTORS,
     FILE_JOB_NAMES,
+    FTS_ROWS_BY_WRITERS,
 ];
 
 /// Names say chat or file: `index_jobs` (file sources' jobs, beside
@@ -383,6 +384,14 @@ DROP INDEX index_jobs_source;
 DROP INDEX index_jobs_status;
 CREATE INDEX file_index_jobs_source ON file_index_jobs(source_id, id);
 CREATE INDEX file_index_jobs_status ON file_index_jobs(status);
+"#;
+
+/// New chunks' FTS rows are inserted by the code that inserts the chunks, at the end of
+/// its write request, no longer by a trigger: a trigger's statement savepoint made FTS5
+/// flush a one-row segment per chunk (see the `fts` module). The delete and update
+/// triggers stay.
+const FTS_ROWS_BY_WRITERS: &str = r#"
+DROP TRIGGER chunks_fts_insert;
 "#;
 
 /// Registers the SQL functions the schema's triggers call (`memory_terms(text)`, see

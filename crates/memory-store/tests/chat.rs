@@ -4,7 +4,7 @@ mod common;
 
 use std::collections::HashSet;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use common::{IDLE, msg, open, raw, search};
 use memory_store::{ChatJobState, SourceType, StoreError};
@@ -303,4 +303,39 @@ fn shutdown_is_idempotent_and_refuses_later_calls() {
     let store = open(dir.path());
     assert!(store.wait_idle(IDLE));
     assert_eq!(search(&store, "p", "heron").len(), 1);
+}
+
+/// Two jobs of one message in one step: the second deletes the chunks the first
+/// inserted earlier in the same transaction. The FTS index stays equal to the chunks
+/// table (the step's FTS rows are written at its end, and before such a delete).
+#[test]
+fn a_message_indexed_twice_in_one_step_keeps_the_index_whole() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = open(dir.path());
+    store.pause_indexer_for_tests(true);
+    // m0 between the two jobs of m1, so m1's second chunks get a new rowid (a stale
+    // FTS row of its first ones would be seen).
+    store
+        .index_chat_message(msg("p", "c", "m1", "osprey first"))
+        .expect("index");
+    store
+        .index_chat_message(msg("p", "c", "m0", "a bystander wren"))
+        .expect("index");
+    store
+        .index_chat_message(msg("p", "c", "m1", "heron second"))
+        .expect("edit");
+    let split = memory_indexer::chunk::split;
+    let budget = Duration::from_secs(60);
+    let claimed = store
+        .index_chat_jobs(Vec::new(), budget, 256, split)
+        .expect("claim");
+    assert_eq!(claimed.next.len(), 3);
+    let step = store
+        .index_chat_jobs(claimed.next, budget, 0, split)
+        .expect("step");
+    assert_eq!((step.indexed, step.failed, step.skipped), (3, 0, 0));
+    assert_eq!(store.integrity_check().expect("check"), "ok");
+    assert_eq!(search(&store, "p", "heron").len(), 1);
+    assert_eq!(search(&store, "p", "wren").len(), 1);
+    assert!(search(&store, "p", "osprey").is_empty());
 }
