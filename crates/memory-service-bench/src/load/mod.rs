@@ -398,3 +398,40 @@ fn phases(ctx: &Ctx) -> Result<Phases> {
 fn summary(samples: &[f64]) -> Result<Summary> {
     Summary::of(samples).context("no samples to summarize")
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        load: LoadArgs,
+    }
+
+    fn size(args: &[&str]) -> Size {
+        Size::of(
+            &Cli::try_parse_from(std::iter::once("load").chain(args.iter().copied()))
+                .unwrap()
+                .load,
+        )
+    }
+
+    #[test]
+    fn document_and_meaning_sizes_default_by_mode_and_explicit_wins() {
+        let full = size(&[]);
+        assert_eq!((full.documents_mb, full.meaning_mb), (20.0, 2.0));
+        let quick = size(&["--quick"]);
+        assert_eq!((quick.documents_mb, quick.meaning_mb), (2.0, 0.5));
+        let explicit = size(&["--quick", "--documents-mb", "1", "--meaning-mb", "0.2"]);
+        assert_eq!((explicit.documents_mb, explicit.meaning_mb), (1.0, 0.2));
+        for bad in ["0", "-1", "nan", "inf", "two"] {
+            assert!(
+                Cli::try_parse_from(["load", "--documents-mb", bad]).is_err(),
+                "{bad} accepted"
+            );
+        }
+    }
+}

@@ -220,10 +220,10 @@ fn check_document_markers(
     for kind in KINDS {
         let Some(files) = by_kind.get(kind) else {
             let w = format!(
-                "WARNING: no .{kind} document in the {:.1} MB documents tree: that format was not measured (raise --documents-mb)",
+                "no .{kind} document in the {} MB documents tree: that format was not measured (raise --documents-mb)",
                 ctx.size.documents_mb
             );
-            ctx.note(&w);
+            ctx.note(&format!("WARNING: {w}"));
             ctx.warn(w);
             continue;
         };

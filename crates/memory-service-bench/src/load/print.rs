@@ -249,6 +249,19 @@ fn print_paced(label: &str, p: &Paced) {
         })
         .collect();
     println!("  markers found    {}", markers.join(", "));
+    if p.what == "documents" {
+        let missing: Vec<&str> = crate::documents::KINDS
+            .iter()
+            .copied()
+            .filter(|k| !p.markers.iter().any(|m| m.kind == *k))
+            .collect();
+        if !missing.is_empty() {
+            println!(
+                "  NOT MEASURED     no {} document in the tree (raise --documents-mb)",
+                missing.join(", ")
+            );
+        }
+    }
     if p.what == "text tree" {
         println!("  ignored found    {} (want 0)", p.ignored_found);
     }
