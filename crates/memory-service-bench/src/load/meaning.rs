@@ -10,13 +10,14 @@ use std::path::Path;
 use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use memory_api::sources::{AddSource, SourceAdded};
 use serde::Serialize;
 
 use super::file_source::wait_job;
 use crate::corpus;
 use crate::instance::Instance;
+use crate::jobs::{search, search_body};
 use crate::proc::Sandbox;
 
 /// Phase 6: one small tree on a fresh instance with an embedding model.
@@ -47,7 +48,8 @@ pub struct Meaning {
 
 /// Runs phase 6 on a fresh instance in `sandbox` with the model at `model`
 /// and a `mb` MB tree under `root`. Fails when the model does not load, the
-/// job fails, or the backlog stops moving (see [`Instance::wait_embedded`]).
+/// job fails, a marker of the tree is not found once it completed, or the
+/// backlog stops moving (see [`Instance::wait_embedded`]).
 pub(super) fn meaning(sandbox: &Sandbox, model: &Path, mb: f64, root: &Path, quiet: bool) -> Result<Meaning> {
     let say = |m: &str| {
         if !quiet {
@@ -90,6 +92,20 @@ pub(super) fn meaning(sandbox: &Sandbox, model: &Path, mb: f64, root: &Path, qui
         }
     };
     let (_job, t_text) = wait_job(&c, &v.source_id, v.job_id, &never, &note)?;
+    if let Some(f) = tree.included().find(|f| f.prose) {
+        let body = search_body(corpus::PROJECT, &f.marker, 5, Some(vec![v.source_id.clone()]));
+        let want = f.rel.to_string_lossy();
+        if !search(&c, &body)?
+            .iter()
+            .any(|r| r.file_path.as_deref().is_some_and(|p| p.ends_with(want.as_ref())))
+        {
+            bail!(
+                "file {} was indexed (job completed) but /search for its marker {} does not return it",
+                f.rel.display(),
+                f.marker
+            );
+        }
+    }
     let file_chunks = super::chunk_counts_at(&inst.home).ok().map(|c| c.1);
     let (t_meaning, s) = inst
         .wait_embedded(file_chunks.map_or(0, |n| n.max(0) as u64))

@@ -235,6 +235,15 @@ fn print_paced(label: &str, p: &Paced) {
     );
     println!("  during indexing:");
     print_load(&p.during, true);
+    let budget = |s: &Option<Summary>, ms: f64| match s {
+        Some(s) => format!("p99 {:.0} ms of {ms:.0} ms ({:.0}x margin)", s.p99, ms / s.p99),
+        None => "no samples".into(),
+    };
+    println!(
+        "  ChatDO budgets   /health {}; ack {}",
+        budget(&p.during.health_ms, 1000.0),
+        budget(&p.during.ack_ms, 2000.0)
+    );
     let markers: Vec<String> = p
         .markers
         .iter()
