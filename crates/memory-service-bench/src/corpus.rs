@@ -611,8 +611,9 @@ fn markdown(rng: &mut Rng, s: &mut String, size: usize, marker: &str) {
     }
 }
 
-/// Plain text: paragraphs of sentences.
-fn plain_text(rng: &mut Rng, s: &mut String, size: usize, marker: &str) {
+/// Plain text of about `size` bytes appended to `s`: `marker` alone on the
+/// first line, then paragraphs of sentences.
+pub(crate) fn plain_text(rng: &mut Rng, s: &mut String, size: usize, marker: &str) {
     let _ = writeln!(s, "{marker}");
     while s.len() < size {
         for _ in 0..rng.range(3, 8) {

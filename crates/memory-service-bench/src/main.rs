@@ -2,7 +2,8 @@
 //! print numbers; timing goals live here, never in tests. One subcommand per
 //! benchmark (`startup`, `load`, `recall`, `search`), each in its own module,
 //! sharing `proc` (children, ports, /health), `stats` (summaries), `client`,
-//! `jobs` (acks, waiting for the index), `corpus` and `baseline`; `recall` and
+//! `jobs` (acks, waiting for the index), `corpus`, `documents` (generated
+//! office files, PDFs, mails) and `baseline`; `recall` and
 //! `search` start their instances through `instance`, and `recall` reads its
 //! data through `locomo`.
 //! `main` parses, runs, and prints an error once as `memory-service-bench: <chain>`.
@@ -10,6 +11,7 @@
 mod baseline;
 mod client;
 mod corpus;
+mod documents;
 mod fusion;
 mod instance;
 mod jobs;

@@ -11,7 +11,7 @@ use anyhow::{Context, Result, bail};
 use memory_api::sources::{AddSource, FileJob, FileJobList, FileJobStatus, SourceAdded};
 use serde::Serialize;
 
-use super::mixed::{Samples, chat_query, drain, for_duration, under_load};
+use super::mixed::{Pace, Samples, chat_query, drain, for_duration, under_load};
 use super::{Ctx, LoadSummary};
 use crate::baseline;
 use crate::client::Client;
@@ -99,7 +99,7 @@ pub(super) fn files(ctx: &Ctx, next: &AtomicUsize) -> Result<std::result::Result
         ctx.size.clients,
         ctx.size.clients
     ));
-    let ix = index_under_load(ctx, &c, &root, next)?;
+    let ix = index_under_load(ctx, &c, &root, "bench", next, ctx.size.clients, Pace::FlatOut)?;
     ctx.say("4. files: bare FTS5 of the same files");
     let bare = bare_files(ctx, &root, &included)?;
     let (markers_found, ignored_found) = check_file_markers(ctx, &c, &ix.source_id, &tree)?;
@@ -135,22 +135,32 @@ pub(super) fn files(ctx: &Ctx, next: &AtomicUsize) -> Result<std::result::Result
 }
 
 /// The file job, indexed under load.
-struct Indexed {
-    source_id: String,
+pub(super) struct Indexed {
+    pub(super) source_id: String,
     /// The job's last state from `/sources/{id}/jobs`.
-    job: FileJob,
+    pub(super) job: FileJob,
     /// The service's started_at..completed_at, or the client's view.
-    job_secs: f64,
+    pub(super) job_secs: f64,
     /// POST /sources to "completed" seen by polling.
-    job_seen_secs: f64,
+    pub(super) job_seen_secs: f64,
     /// The load while the job ran.
-    during: Samples,
+    pub(super) during: Samples,
 }
 
-/// Adds `root` as a source and waits for its job to complete while writers,
-/// searchers (over the chats and the new source) and the prober run; then
-/// waits for the chat messages posted meanwhile to be indexed.
-fn index_under_load(ctx: &Ctx, c: &Client, root: &Path, next: &AtomicUsize) -> Result<Indexed> {
+/// Adds `root` as a source named `name` and waits for its job to complete
+/// while `clients` writers and as many searchers (over the chats and the new
+/// source), paced by `pace`, and the prober run; then waits for the chat
+/// messages posted meanwhile to be indexed.
+pub(super) fn index_under_load(
+    ctx: &Ctx,
+    c: &Client,
+    root: &Path,
+    name: &str,
+    next: &AtomicUsize,
+    clients: usize,
+    pace: Pace,
+) -> Result<Indexed> {
+    let (writers, searchers) = (clients, clients);
     let before = counts(c)?;
     let t_post = Instant::now();
     let v: SourceAdded = c
@@ -158,7 +168,7 @@ fn index_under_load(ctx: &Ctx, c: &Client, root: &Path, next: &AtomicUsize) -> R
             "/sources",
             &AddSource {
                 root_path: root.display().to_string(),
-                display_name: Some("bench".into()),
+                display_name: Some(name.into()),
                 project_id: Some(corpus::PROJECT.into()),
                 source_id: None,
             },
@@ -172,10 +182,9 @@ fn index_under_load(ctx: &Ctx, c: &Client, root: &Path, next: &AtomicUsize) -> R
         q.source_ids = Some(vec![sid.clone()]);
         q
     };
-    let (during, (job, t_done)) =
-        under_load(ctx, ctx.size.clients, ctx.size.clients, next, &query, |failed| {
-            wait_job(c, &source_id, job_id, failed, ctx)
-        })?;
+    let (during, (job, t_done)) = under_load(ctx, writers, searchers, pace, next, &query, |failed| {
+        wait_job(c, &source_id, job_id, failed, &|m| ctx.note(m))
+    })?;
     let job_seen_secs = (t_done - t_post).as_secs_f64();
     if job.bytes_processed == 0 {
         ctx.warn(format!("the file job reports bytes_processed 0: {job:?}"));
@@ -193,7 +202,7 @@ fn index_under_load(ctx: &Ctx, c: &Client, root: &Path, next: &AtomicUsize) -> R
 
 /// The job's duration by the service's clock (completed_at - started_at), or
 /// `seen_secs` with a warning when those are missing or unparseable.
-fn job_secs(ctx: &Ctx, job: &FileJob, seen_secs: f64) -> f64 {
+pub(super) fn job_secs(ctx: &Ctx, job: &FileJob, seen_secs: f64) -> f64 {
     let server_secs = job
         .completed_at
         .as_deref()
@@ -214,7 +223,7 @@ fn job_secs(ctx: &Ctx, job: &FileJob, seen_secs: f64) -> f64 {
 
 /// The included files read and inserted, chunked at ~1000 bytes, into a bare
 /// FTS5 table (reading counts: the service reads the files too).
-fn bare_files(ctx: &Ctx, root: &Path, included: &[&corpus::TreeFile]) -> Result<baseline::Run> {
+pub(super) fn bare_files(ctx: &Ctx, root: &Path, included: &[&corpus::TreeFile]) -> Result<baseline::Run> {
     let mut texts = Vec::with_capacity(included.len());
     let t = Instant::now();
     for f in included {
@@ -241,7 +250,12 @@ fn bare_files(ctx: &Ctx, root: &Path, included: &[&corpus::TreeFile]) -> Result<
 /// Markers: about 10 prose files must be found (fails otherwise); about 10
 /// files excluded by `.gitignore` must not (a warning). Returns (found,
 /// ignored found).
-fn check_file_markers(ctx: &Ctx, c: &Client, source_id: &str, tree: &corpus::Tree) -> Result<(usize, usize)> {
+pub(super) fn check_file_markers(
+    ctx: &Ctx,
+    c: &Client,
+    source_id: &str,
+    tree: &corpus::Tree,
+) -> Result<(usize, usize)> {
     let marker_search = |f: &corpus::TreeFile| -> Result<bool> {
         let body = crate::jobs::search_body(corpus::PROJECT, &f.marker, 5, Some(vec![source_id.to_string()]));
         let want = f.rel.to_string_lossy();
@@ -291,6 +305,7 @@ fn search_after(ctx: &Ctx, next: &AtomicUsize, source_id: &str, n_files: usize) 
         ctx,
         0,
         ctx.size.clients,
+        Pace::FlatOut,
         next,
         &file_query,
         for_duration(duration),
@@ -300,12 +315,13 @@ fn search_after(ctx: &Ctx, next: &AtomicUsize, source_id: &str, n_files: usize) 
 
 /// Polls `/sources/{id}/jobs` every 100 ms until job `job_id` (or, if the id
 /// is not found, the newest job) is completed; fails if it fails or is stuck.
-fn wait_job(
+/// Progress every 5 s goes to `note`.
+pub(super) fn wait_job(
     c: &Client,
     source_id: &str,
     job_id: i64,
     failed: &AtomicBool,
-    ctx: &Ctx,
+    note: &dyn Fn(&str),
 ) -> Result<(FileJob, Instant)> {
     let mut last = (Instant::now(), None);
     let mut last_report = Instant::now();
@@ -345,7 +361,7 @@ fn wait_job(
         }
         if now - last_report > Duration::from_secs(5) {
             let total = job.files_total.map_or_else(|| "?".to_string(), |t| t.to_string());
-            ctx.note(&format!(
+            note(&format!(
                 "job {}: {} of {total} files, {} bytes",
                 job.status.as_str(),
                 job.files_processed,

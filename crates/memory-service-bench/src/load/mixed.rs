@@ -85,15 +85,82 @@ impl Samples {
     }
 }
 
+/// How the writers and searchers of [`under_load`] pace themselves.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub enum Pace {
+    /// Each posts (searches) again as soon as its last answer is back: a
+    /// stress figure, the most the clients can take from the service.
+    FlatOut,
+    /// Each writer posts `writes_per_sec` messages a second and each searcher
+    /// runs `searches_per_sec` searches a second, on a fixed schedule
+    /// ([`due`]): ChatDO's pace, whatever the answers take.
+    Paced {
+        /// Messages a second per writer.
+        writes_per_sec: f64,
+        /// Searches a second per searcher.
+        searches_per_sec: f64,
+    },
+}
+
+impl Pace {
+    /// ChatDO's pace: 10 messages/s from one writer, 1 search/s.
+    pub const CHATDO: Pace = Pace::Paced {
+        writes_per_sec: 10.0,
+        searches_per_sec: 1.0,
+    };
+
+    fn writes(self) -> Option<f64> {
+        match self {
+            Pace::FlatOut => None,
+            Pace::Paced { writes_per_sec, .. } => Some(writes_per_sec),
+        }
+    }
+
+    fn searches(self) -> Option<f64> {
+        match self {
+            Pace::FlatOut => None,
+            Pace::Paced { searches_per_sec, .. } => Some(searches_per_sec),
+        }
+    }
+}
+
+/// When request `k` (from 0) of a schedule of `rate` a second that began at
+/// `start` is due: `start + k / rate`. Fixed deadlines, so a slow answer
+/// delays only the requests it overlaps and the rate does not drift.
+pub(super) fn due(start: Instant, rate: f64, k: u64) -> Instant {
+    start + Duration::from_secs_f64(k as f64 / rate)
+}
+
+/// Request `k` of the schedule `(start, rate)`: waits for its due time (in
+/// slices of at most 20 ms, so a stop is seen) and returns whether to go
+/// on; at once with `true` when unpaced or already late.
+fn wait_due(schedule: Option<(Instant, f64)>, k: u64, running: &dyn Fn() -> bool) -> bool {
+    let Some((start, rate)) = schedule else {
+        return true;
+    };
+    let at = due(start, rate, k);
+    loop {
+        let now = Instant::now();
+        if now >= at {
+            return true;
+        }
+        if !running() {
+            return false;
+        }
+        std::thread::sleep((at - now).min(Duration::from_millis(20)));
+    }
+}
+
 /// Runs `writers` writer threads (new messages numbered from `next`),
-/// `searchers` search threads (bodies from `query`) and a `/health` prober
-/// (every 10 ms, own connection) while `body` runs on this thread; stops them
-/// when it returns. A failing thread makes the whole call fail (and `body`
-/// sees `failed` set, so it can give up early).
+/// `searchers` search threads (bodies from `query`), both paced by `pace`,
+/// and a `/health` prober (every 10 ms, own connection) while `body` runs on
+/// this thread; stops them when it returns. A failing thread makes the whole
+/// call fail (and `body` sees `failed` set, so it can give up early).
 pub(super) fn under_load<T>(
     ctx: &Ctx,
     writers: usize,
     searchers: usize,
+    pace: Pace,
     next: &AtomicUsize,
     query: &(dyn Fn(&mut Rng) -> SearchRequest + Sync),
     body: impl FnOnce(&AtomicBool) -> Result<T>,
@@ -112,12 +179,21 @@ pub(super) fn under_load<T>(
     std::thread::scope(|s| {
         let prober = s.spawn(|| guard(probe_health(ctx, &running)));
         let writer_handles: Vec<_> = (0..writers)
-            .map(|_| s.spawn(|| guard(write_new(ctx, next, &running))))
+            .map(|_| s.spawn(|| guard(write_new(ctx, next, pace.writes(), &running))))
             .collect();
         let search_handles: Vec<_> = (0..searchers)
             .map(|k| {
                 let (results, running, guard) = (&results, &running, &guard);
-                s.spawn(move || guard(search_repeatedly(ctx, k, query, results, running)))
+                s.spawn(move || {
+                    guard(search_repeatedly(
+                        ctx,
+                        k,
+                        query,
+                        pace.searches(),
+                        results,
+                        running,
+                    ))
+                })
             })
             .collect();
 
@@ -175,11 +251,20 @@ fn probe_health(ctx: &Ctx, running: &dyn Fn() -> bool) -> Result<Vec<f64>> {
 }
 
 /// A writer of [`under_load`]: new messages numbered from `next` while
-/// `running`; returns the ack latencies, ms.
-fn write_new(ctx: &Ctx, next: &AtomicUsize, running: &dyn Fn() -> bool) -> Result<Vec<f64>> {
+/// `running`, `rate` a second on a fixed schedule when given (else back to
+/// back); returns the ack latencies, ms.
+fn write_new(
+    ctx: &Ctx,
+    next: &AtomicUsize,
+    rate: Option<f64>,
+    running: &dyn Fn() -> bool,
+) -> Result<Vec<f64>> {
     let c = ctx.client();
     let mut lat = Vec::new();
-    while running() {
+    let schedule = rate.map(|r| (Instant::now(), r));
+    let mut k = 0;
+    while running() && wait_due(schedule, k, running) {
+        k += 1;
         let i = next.fetch_add(1, Ordering::Relaxed);
         let body = corpus::message_body(i, &corpus::message(i));
         let t = Instant::now();
@@ -191,19 +276,24 @@ fn write_new(ctx: &Ctx, next: &AtomicUsize, running: &dyn Fn() -> bool) -> Resul
 }
 
 /// Searcher `k` of [`under_load`]: bodies from `query` (its own seeded
-/// generator) while `running`; adds result counts to `results`, returns the
+/// generator) while `running`, `rate` a second on a fixed schedule when
+/// given (else back to back); adds result counts to `results`, returns the
 /// latencies, ms.
 fn search_repeatedly(
     ctx: &Ctx,
     k: usize,
     query: &(dyn Fn(&mut Rng) -> SearchRequest + Sync),
+    rate: Option<f64>,
     results: &AtomicUsize,
     running: &dyn Fn() -> bool,
 ) -> Result<Vec<f64>> {
     let c = ctx.client();
     let mut rng = Rng::new(0xC0FFEE + k as u64);
     let mut lat = Vec::new();
-    while running() {
+    let schedule = rate.map(|r| (Instant::now(), r));
+    let mut n = 0;
+    while running() && wait_due(schedule, n, running) {
+        n += 1;
         let q = query(&mut rng);
         let t = Instant::now();
         let r = search(&c, &q)?;
@@ -243,6 +333,7 @@ pub(super) fn mixed(ctx: &Ctx, next: &AtomicUsize) -> Result<Mixed> {
         ctx,
         ctx.size.clients,
         ctx.size.clients,
+        Pace::FlatOut,
         next,
         &query,
         for_duration(duration),
@@ -274,4 +365,30 @@ pub(super) fn drain(ctx: &Ctx, c: &Client, before: Counts, posted: u64) -> Resul
         bail!("{errors} acknowledged chat message(s) ended with their index job in `error`");
     }
     Ok(d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn due_times_are_fixed_deadlines_from_the_start() {
+        let start = Instant::now();
+        assert_eq!(due(start, 10.0, 0), start);
+        assert_eq!(due(start, 10.0, 1), start + Duration::from_millis(100));
+        assert_eq!(due(start, 10.0, 25), start + Duration::from_millis(2500));
+        assert_eq!(due(start, 1.0, 3), start + Duration::from_secs(3));
+        // No drift: request 10 000 at 10/s is due at exactly 1000 s.
+        assert_eq!(due(start, 10.0, 10_000), start + Duration::from_secs(1000));
+        assert_eq!(due(start, 0.5, 2), start + Duration::from_secs(4));
+    }
+
+    #[test]
+    fn a_late_or_unpaced_request_goes_at_once_and_a_stop_ends_the_wait() {
+        let past = Instant::now() - Duration::from_secs(10);
+        assert!(wait_due(Some((past, 10.0)), 3, &|| false), "late: go");
+        assert!(wait_due(None, 1_000_000, &|| false), "unpaced: go");
+        let future = Instant::now() + Duration::from_secs(3600);
+        assert!(!wait_due(Some((future, 1.0)), 0, &|| false), "stopped: stop");
+    }
 }

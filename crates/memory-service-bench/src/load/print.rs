@@ -1,6 +1,6 @@
 //! The `load` report as a table: one block per phase, same units as the JSON.
 
-use super::{LoadSummary, Report};
+use super::{LoadSummary, Paced, Report};
 use crate::stats::Summary;
 
 fn lat(s: &Option<Summary>) -> String {
@@ -44,8 +44,18 @@ pub(super) fn print_table(r: &Report) {
     print_mixed(r);
     println!();
     print_files(r);
+    if let Some(p) = &r.files_paced {
+        println!();
+        print_paced("4b", p);
+    }
+    if let Some(d) = &r.documents {
+        println!();
+        print_paced("4c", d);
+    }
     println!();
     print_memory(r);
+    println!();
+    print_meaning(r);
     println!();
     print_end(r);
 }
@@ -57,8 +67,8 @@ fn print_header(r: &Report) {
     println!("  binary  {}", r.bin.display());
     println!("  host    {} (clients share them with the service)", r.host);
     println!(
-        "  size    {} messages, {} clients, {} s mixed, {} MB source",
-        s.messages, s.clients, s.duration_secs, s.source_mb
+        "  size    {} messages, {} clients, {} s mixed, {} MB source, {} MB documents",
+        s.messages, s.clients, s.duration_secs, s.source_mb, s.documents_mb
     );
 }
 
@@ -176,6 +186,122 @@ fn print_files(r: &Report) {
             print_load(&f.after, false);
         }
         (None, why) => println!("4. files: skipped: {}", why.as_deref().unwrap_or("?")),
+    }
+}
+
+/// Phase 4b or 4c: a tree indexed at ChatDO's pace, against bare FTS5.
+fn print_paced(label: &str, p: &Paced) {
+    let (w, q) = match p.pace {
+        super::Pace::Paced {
+            writes_per_sec,
+            searches_per_sec,
+        } => (writes_per_sec, searches_per_sec),
+        super::Pace::FlatOut => (f64::NAN, f64::NAN),
+    };
+    println!(
+        "{label}. {} at ChatDO's pace (1 writer at {w:.0} msg/s, 1 search every {:.0} s, /health every 10 ms): {} files, {:.1} MB on disk, {:.1} MB of text, written in {:.1} s",
+        p.what,
+        1.0 / q,
+        p.files,
+        p.bytes as f64 / 1e6,
+        p.text_bytes as f64 / 1e6,
+        p.generate_secs
+    );
+    println!(
+        "  job              {} processed, {} bytes in {:.2} s: {:.2} MB/s of files, {:.2} MB/s of text, {:.1} files/s",
+        p.job.files_processed,
+        p.job.bytes_processed,
+        p.job_secs,
+        p.mb_per_sec,
+        p.text_mb_per_sec,
+        p.files_per_sec
+    );
+    println!(
+        "  text-searchable  {:.2} s from POST /sources to the job completed",
+        p.text_searchable_secs
+    );
+    println!(
+        "  bare FTS5        {} chunks, {:.1} MB of text in {:.2} s (timed: {}): {:.2} MB/s",
+        p.bare.rows,
+        p.bare.bytes as f64 / 1e6,
+        p.bare.secs,
+        p.bare_timed,
+        p.bare.mb_per_sec()
+    );
+    println!(
+        "  ratio            service : bare = {:.3} (1 : {:.1}), MB of text per second both",
+        p.ratio,
+        1.0 / p.ratio
+    );
+    println!("  during indexing:");
+    print_load(&p.during, true);
+    let budget = |s: &Option<Summary>, ms: f64| match s {
+        Some(s) => format!("p99 {:.0} ms of {ms:.0} ms ({:.0}x margin)", s.p99, ms / s.p99),
+        None => "no samples".into(),
+    };
+    println!(
+        "  ChatDO budgets   /health {}; ack {}",
+        budget(&p.during.health_ms, 1000.0),
+        budget(&p.during.ack_ms, 2000.0)
+    );
+    let markers: Vec<String> = p
+        .markers
+        .iter()
+        .map(|m| {
+            format!(
+                "{} {}/{} ({:.1} MB)",
+                m.kind,
+                m.found,
+                m.checked,
+                m.bytes as f64 / 1e6
+            )
+        })
+        .collect();
+    println!("  markers found    {}", markers.join(", "));
+    if p.what == "documents" {
+        let missing: Vec<&str> = crate::documents::KINDS
+            .iter()
+            .copied()
+            .filter(|k| !p.markers.iter().any(|m| m.kind == *k))
+            .collect();
+        if !missing.is_empty() {
+            println!(
+                "  NOT MEASURED     no {} document in the tree (raise --documents-mb)",
+                missing.join(", ")
+            );
+        }
+    }
+    if p.what == "text tree" {
+        println!("  ignored found    {} (want 0)", p.ignored_found);
+    }
+}
+
+/// Phase 6, or why it was skipped.
+fn print_meaning(r: &Report) {
+    match (&r.meaning, &r.meaning_skipped) {
+        (Some(m), _) => {
+            println!(
+                "6. meaning: a fresh instance with {} ({}), model ready in {:.1} s (not counted); {} files, {:.2} MB",
+                m.model_dir,
+                m.model.as_deref().unwrap_or("?"),
+                m.model_ready_secs,
+                m.files,
+                m.bytes as f64 / 1e6
+            );
+            println!(
+                "  text-searchable     {:.2} s from POST /sources to the job completed ({} file chunks)",
+                m.text_searchable_secs,
+                opt(m.file_chunks)
+            );
+            println!(
+                "  meaning-searchable  {:.2} s from POST /sources to no chunk pending embedding: {} chunks, {} chunks/s",
+                m.meaning_searchable_secs,
+                m.embedded_chunks.map_or("?".into(), |n| n.to_string()),
+                m.chunks_embedded_per_sec
+                    .map_or("?".into(), |r| format!("{r:.1}"))
+            );
+        }
+        (None, why) => println!("6. meaning: skipped: {}", why.as_deref().unwrap_or("?")),
     }
 }
 
