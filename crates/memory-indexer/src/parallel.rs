@@ -4,7 +4,8 @@
 //! known order (progress counts, batches). So workers take files in order and hand their
 //! results back, and the pass consumes them in the same order on its own thread; workers
 //! run at most `window` files ahead of it, which bounds the memory held by texts waiting
-//! to be written while the writer is busy.
+//! to be written while the writer is busy. Workers run at a lower CPU priority than
+//! everything else, so reading ahead never slows requests or the writer.
 
 use std::collections::BTreeMap;
 use std::sync::mpsc;
@@ -20,8 +21,21 @@ struct Cursor {
     halted: bool,
 }
 
-/// Worker threads for a pass of `items` files: the cores available, at most `max`, and
-/// no more than there are items (at least one).
+/// Nice value of the worker threads: below the request handlers and the store's
+/// writer (nice 0), so background extraction takes the CPU they leave. On 2 cores the
+/// writer, the pipeline's bottleneck, otherwise shared its core with a worker.
+pub(crate) const WORKER_NICE: i32 = 10;
+
+/// Lowers the calling thread's CPU priority to [`WORKER_NICE`] (Linux keeps a nice
+/// value per thread; `setpriority(PRIO_PROCESS, 0, ..)` sets the caller's). Best effort:
+/// a failure leaves the thread at its priority.
+fn lower_priority() {
+    // SAFETY: setpriority reads no memory of ours; `who` 0 is the calling thread.
+    let _ = unsafe { nix::libc::setpriority(nix::libc::PRIO_PROCESS, 0, WORKER_NICE) };
+}
+
+/// Worker threads for a pass of `items` files: one per core (they run below the
+/// writer's priority), at most `max`, no more than there are items, and at least one.
 pub(crate) fn workers_for(items: usize, max: usize) -> usize {
     let cores = std::thread::available_parallelism().map_or(1, usize::from);
     cores.min(max).min(items).max(1)
@@ -74,6 +88,7 @@ where
             let tx = tx.clone();
             let (take, work) = (&take, &work);
             scope.spawn(move || {
+                lower_priority();
                 while let Some(i) = take() {
                     if tx.send((i, work(&items[i]))).is_err() {
                         return;
@@ -195,6 +210,30 @@ mod tests {
             |i, ()| if i == 3 { Err("bad") } else { Ok(true) },
         );
         assert_eq!(err, Err("bad"));
+    }
+
+    #[test]
+    fn workers_run_at_a_lower_priority() {
+        let items = [(); 2];
+        let mut nices = Vec::new();
+        ordered_map(
+            &items,
+            2,
+            2,
+            |()| {
+                nix::errno::Errno::clear();
+                // SAFETY: getpriority reads no memory of ours; `who` 0 is this thread.
+                unsafe { nix::libc::getpriority(nix::libc::PRIO_PROCESS, 0) }
+            },
+            |_, nice| {
+                nices.push(nice);
+                Ok::<_, ()>(true)
+            },
+        )
+        .unwrap();
+        // At least WORKER_NICE: a test run already niced further stays where it is.
+        assert_eq!(nices.len(), 2);
+        assert!(nices.iter().all(|&n| n >= WORKER_NICE), "{nices:?}");
     }
 
     #[test]

@@ -6,9 +6,11 @@
 use std::collections::HashMap;
 use std::io::Read;
 use std::path::Path;
+use std::sync::mpsc::{self, SyncSender};
+use std::thread::JoinHandle;
 use std::time::Instant;
 
-use memory_store::{FileBatch, FileOp, FileRecord, FileUpsert, JobProgress, SkipCounts, Store};
+use memory_store::{FileBatch, FileOp, FileRecord, FileUpsert, JobProgress, SkipCounts, Store, StoreError};
 
 use crate::chunk;
 use sha2::{Digest, Sha256};
@@ -39,9 +41,76 @@ pub(crate) enum PassEnd {
     Stopped(JobProgress),
 }
 
+/// Hands batches to the store from a thread of its own, so the pass goes on reading
+/// and extracting while its previous batch commits (with the pass waiting for each
+/// commit, the writer and the workers took turns instead of working at once). At most
+/// one batch waits while another is written, which bounds the text held in memory.
+/// Batches commit in the order sent; [`BatchSender::finish`] returns once the last one
+/// has, so nothing of a pass is written after it returns (dropped early, it waits too).
+struct BatchSender {
+    tx: Option<SyncSender<FileBatch>>,
+    thread: Option<JoinHandle<Result<(), StoreError>>>,
+}
+
+impl BatchSender {
+    fn start(store: &Store) -> Result<BatchSender, IndexerError> {
+        let (tx, rx) = mpsc::sync_channel::<FileBatch>(1);
+        let store = store.clone();
+        let thread = std::thread::Builder::new()
+            .name("file-batches".into())
+            .spawn(move || {
+                for batch in rx {
+                    store.apply_file_batch(batch)?;
+                }
+                Ok(())
+            })
+            .map_err(|e| IndexerError::Unavailable(format!("cannot start the file batch thread: {e}")))?;
+        Ok(BatchSender {
+            tx: Some(tx),
+            thread: Some(thread),
+        })
+    }
+
+    /// Queues `batch`; waits while another batch is already waiting. An error is the
+    /// one a batch sent earlier met (the thread stops at the first).
+    fn send(&mut self, batch: FileBatch) -> Result<(), IndexerError> {
+        if self.tx.as_ref().is_some_and(|tx| tx.send(batch).is_ok()) {
+            return Ok(());
+        }
+        Err(self
+            .join()
+            .err()
+            .unwrap_or_else(|| internal("the file batch thread stopped")))
+    }
+
+    /// Waits until every batch sent is committed; the first error met, if any.
+    fn finish(mut self) -> Result<(), IndexerError> {
+        self.join()
+    }
+
+    fn join(&mut self) -> Result<(), IndexerError> {
+        self.tx = None;
+        match self.thread.take().map(JoinHandle::join) {
+            None | Some(Ok(Ok(()))) => Ok(()),
+            Some(Ok(Err(e))) => Err(e.into()),
+            Some(Err(_)) => Err(internal("the file batch thread panicked")),
+        }
+    }
+}
+
+fn internal(what: &str) -> IndexerError {
+    IndexerError::Store(StoreError::Internal(what.into()))
+}
+
+impl Drop for BatchSender {
+    fn drop(&mut self) {
+        let _ = self.join();
+    }
+}
+
 /// Accumulates ops and flushes them by count, text size or time.
 struct Batcher<'a> {
-    store: &'a Store,
+    sender: BatchSender,
     cfg: &'a IndexerConfig,
     target: &'a Target<'a>,
     ops: Vec<FileOp>,
@@ -52,14 +121,19 @@ struct Batcher<'a> {
 
 impl<'a> Batcher<'a> {
     /// A batcher whose progress starts with what the walk already skipped.
-    fn new(store: &'a Store, cfg: &'a IndexerConfig, target: &'a Target<'a>, walked: &WalkOutcome) -> Self {
+    fn new(
+        store: &Store,
+        cfg: &'a IndexerConfig,
+        target: &'a Target<'a>,
+        walked: &WalkOutcome,
+    ) -> Result<Self, IndexerError> {
         let skipped = SkipCounts {
             unreadable: walked.unreadable as i64,
             ignored: walked.ignored as i64,
             ..SkipCounts::default()
         };
-        Batcher {
-            store,
+        Ok(Batcher {
+            sender: BatchSender::start(store)?,
             cfg,
             target,
             ops: Vec::new(),
@@ -71,7 +145,7 @@ impl<'a> Batcher<'a> {
                 skipped,
                 ..JobProgress::default()
             },
-        }
+        })
     }
 
     /// A file whose text is searchable (indexed now or before).
@@ -111,7 +185,7 @@ impl<'a> Batcher<'a> {
         if self.ops.is_empty() && progress.is_none() {
             return Ok(());
         }
-        self.store.apply_file_batch(FileBatch {
+        self.sender.send(FileBatch {
             source_id: self.target.source_id.to_string(),
             generation: self.target.generation,
             job_id: self.target.job_id,
@@ -121,6 +195,13 @@ impl<'a> Batcher<'a> {
         self.text_bytes = 0;
         self.last_flush = Instant::now();
         Ok(())
+    }
+
+    /// Flushes what is left and waits until all of it is committed; the progress then.
+    fn finish(mut self) -> Result<JobProgress, IndexerError> {
+        self.flush()?;
+        self.sender.finish()?;
+        Ok(self.progress)
     }
 }
 
@@ -229,7 +310,7 @@ pub(crate) fn run(
         .into_iter()
         .map(|r| (r.rel_path.clone(), r))
         .collect();
-    let mut b = Batcher::new(store, cfg, target, &walked);
+    let mut b = Batcher::new(store, cfg, target, &walked)?;
     b.flush()?;
     // Each walked file with what the store recorded of it.
     let files: Vec<(&WalkedFile, Option<FileRecord>)> = walked
@@ -258,13 +339,11 @@ pub(crate) fn run(
         },
     )?;
     if !finished || stop() {
-        b.flush()?;
-        return Ok(PassEnd::Stopped(b.progress));
+        return Ok(PassEnd::Stopped(b.finish()?));
     }
     // Whatever the walk no longer finds is gone (deleted, now ignored or excluded).
     remove_vanished(&mut b, cfg, root, known)?;
-    b.flush()?;
-    Ok(PassEnd::Done(b.progress))
+    Ok(PassEnd::Done(b.finish()?))
 }
 
 /// What a worker found of one walked file.
