@@ -1,8 +1,10 @@
 //! The worker thread: runs queued file jobs (oldest first, one at a time) and watcher
 //! refreshes, one after another, so two passes never write the same source at once and
 //! a refresh can never race a rebuild's swap. It sleeps on a condition variable, never
-//! polls; it stops at a file boundary on shutdown (re-queueing the job) or when its
-//! source is deleted. It must not hold its lock while doing I/O.
+//! polls for jobs; it stops at a file boundary on shutdown (re-queueing the job) or when
+//! its source is deleted. It must not hold its lock while doing I/O. After each task,
+//! and after a minute without one, it does upkeep in short transactions while nothing
+//! else waits: deleting replaced generations, merging the full-text index's segments.
 
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -19,6 +21,8 @@ use crate::walk::Rules;
 
 /// Rows deleted per garbage-collection transaction.
 const GC_ROWS: usize = 500;
+/// FTS5 pages (4 KiB) merged per idle merge transaction (tens of milliseconds).
+const MERGE_PAGES: u32 = 256;
 
 /// What the worker is doing now.
 struct Current {
@@ -154,7 +158,14 @@ impl Shared {
 enum Task {
     Jobs,
     Refresh(String),
+    /// Nothing happened for [`IDLE_MAINTENANCE`]: only the upkeep that follows every
+    /// task (garbage generations, merging the full-text index, which chat messages keep
+    /// adding small segments to).
+    Upkeep,
 }
+
+/// How long the worker waits for work before it looks for upkeep to do.
+const IDLE_MAINTENANCE: Duration = Duration::from_secs(60);
 
 /// The worker thread's body.
 pub(crate) fn run(shared: Arc<Shared>) {
@@ -162,6 +173,7 @@ pub(crate) fn run(shared: Arc<Shared>) {
         let result = match task {
             Task::Jobs => run_jobs(&shared),
             Task::Refresh(id) => refresh(&shared, &id),
+            Task::Upkeep => Ok(()),
         };
         match result {
             Ok(()) => {}
@@ -173,6 +185,9 @@ pub(crate) fn run(shared: Arc<Shared>) {
         }
         if let Err(e) = collect_garbage(&shared) {
             tracing::warn!("file indexer: deleting old generations: {e}");
+        }
+        if let Err(e) = merge_full_text_index(&shared) {
+            tracing::warn!("file indexer: merging the full-text index: {e}");
         }
     }
 }
@@ -190,7 +205,14 @@ fn next_task(shared: &Shared) -> Option<Task> {
         if let Some(id) = s.refresh.pop_first() {
             return Some(Task::Refresh(id));
         }
-        s = shared.wake.wait(s).unwrap_or_else(PoisonError::into_inner);
+        let (guard, waited) = shared
+            .wake
+            .wait_timeout(s, IDLE_MAINTENANCE)
+            .unwrap_or_else(PoisonError::into_inner);
+        s = guard;
+        if waited.timed_out() && !s.stop && !s.jobs_hint && s.refresh.is_empty() {
+            return Some(Task::Upkeep);
+        }
     }
 }
 
@@ -304,6 +326,24 @@ fn collect_garbage(shared: &Shared) -> Result<(), IndexerError> {
             }
         }
         if shared.store.collect_garbage(GC_ROWS)? == 0 {
+            return Ok(());
+        }
+        std::thread::yield_now();
+    }
+}
+
+/// Merges the full-text index's segments in short transactions while there is nothing
+/// else to do, so the merging a bulk index leaves behind is not paid by the next job
+/// or by searches (see [`Store::merge_full_text_index`]).
+fn merge_full_text_index(shared: &Shared) -> Result<(), IndexerError> {
+    loop {
+        {
+            let s = shared.lock();
+            if s.stop || s.jobs_hint || !s.refresh.is_empty() {
+                return Ok(()); // resumed after the next task
+            }
+        }
+        if !shared.store.merge_full_text_index(MERGE_PAGES)? {
             return Ok(());
         }
         std::thread::yield_now();

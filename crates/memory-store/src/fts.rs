@@ -62,3 +62,14 @@ impl FtsRows {
         Ok(())
     }
 }
+
+/// Runs FTS5's `merge` command for up to `pages` pages; true when it did work (SQLite's
+/// documentation of the command: a change count that grew by 2 or more).
+pub(crate) fn merge(conn: &Connection, pages: u32) -> Result<bool, StoreError> {
+    let before = conn.total_changes();
+    conn.prepare_cached("INSERT INTO chunks_fts(chunks_fts, rank) VALUES ('merge', ?1)")
+        .ctx("while merging the full-text index")?
+        .execute([pages])
+        .ctx("while merging the full-text index")?;
+    Ok(conn.total_changes() - before >= 2)
+}

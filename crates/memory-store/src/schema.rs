@@ -389,9 +389,11 @@ CREATE INDEX file_index_jobs_status ON file_index_jobs(status);
 /// New chunks' FTS rows are inserted by the code that inserts the chunks, at the end of
 /// its write request, no longer by a trigger: a trigger's statement savepoint made FTS5
 /// flush a one-row segment per chunk (see the `fts` module). The delete and update
-/// triggers stay.
+/// triggers stay. `usermerge` 2: the idle merging of [`crate::Store::merge_full_text_index`]
+/// combines any two segments of a level (FTS5's default waits for 4).
 const FTS_ROWS_BY_WRITERS: &str = r#"
 DROP TRIGGER chunks_fts_insert;
+INSERT INTO chunks_fts(chunks_fts, rank) VALUES ('usermerge', 2);
 "#;
 
 /// Registers the SQL functions the schema's triggers call (`memory_terms(text)`, see

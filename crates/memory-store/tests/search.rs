@@ -395,3 +395,49 @@ static SHARED: std::sync::LazyLock<(common::Opened, tempfile::TempDir)> = std::s
     (open(dir.path()), dir)
 });
 static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// Idle merging (the file indexer runs it when it has nothing else to do) combines the
+/// FTS segments many small commits left, ends, and changes no search result.
+#[test]
+fn merging_the_full_text_index_ends_and_keeps_every_hit() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = open(dir.path());
+    // One message per write, each indexed in its own commit: many small segments.
+    for i in 0..40 {
+        store
+            .index_chat_message(msg(
+                "p",
+                "c",
+                &format!("m{i}"),
+                &format!("grebe number{i} common"),
+            ))
+            .expect("index");
+        assert!(store.wait_idle(IDLE));
+    }
+    let hits = |q: &str| -> Vec<(Option<String>, f64)> {
+        search(&store, "p", q)
+            .into_iter()
+            .map(|h| (h.message_id, h.score))
+            .collect()
+    };
+    let before = hits("grebe");
+    assert_eq!(before.len(), 40);
+    let mut steps = 0;
+    while store.merge_full_text_index(16).expect("merge") {
+        steps += 1;
+        assert!(steps < 1000, "merging never ends");
+    }
+    assert!(steps > 0, "40 commits left nothing to merge");
+    assert!(
+        !store.merge_full_text_index(16).expect("merge"),
+        "done means done"
+    );
+    assert_eq!(store.integrity_check().expect("check"), "ok");
+    let after = hits("grebe");
+    assert_eq!(after.len(), before.len());
+    for (a, b) in after.iter().zip(&before) {
+        assert_eq!(a.0, b.0);
+        assert!((a.1 - b.1).abs() < 1e-9, "{after:?} vs {before:?}");
+    }
+    assert_eq!(search(&store, "p", "number17").len(), 1);
+}
