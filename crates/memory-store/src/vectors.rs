@@ -72,8 +72,33 @@ fn quantize(v: &[f32], out: &mut Vec<i8>) -> f32 {
     scale
 }
 
-/// Dot product of two `i8` vectors, exact in `i32` (384 × 127² fits easily).
+/// Dot product of two `i8` vectors, exact in `i32` (384 × 127² fits easily), with the
+/// widest integer vector instructions this CPU has (the scan of every vector of a scope
+/// runs it 100,000 times per search at 100,000 chunks). The release build targets
+/// baseline x86-64 (SSE2); with AVX2 the same loop, compiled twice, takes half the
+/// instructions. Integer arithmetic: every path gives the same result.
 fn dot_i8(a: &[i8], b: &[i8]) -> i32 {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU supports AVX2 (checked just above; the check is cached).
+            return unsafe { dot_i8_avx2(a, b) };
+        }
+    }
+    dot_i8_portable(a, b)
+}
+
+/// [`dot_i8_portable`] compiled for AVX2.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn dot_i8_avx2(a: &[i8], b: &[i8]) -> i32 {
+    dot_i8_portable(a, b)
+}
+
+/// The dot product's one definition, vectorised by the compiler for whatever target
+/// features the function it is inlined into has.
+#[inline(always)]
+fn dot_i8_portable(a: &[i8], b: &[i8]) -> i32 {
     let mut acc = [0i32; 16];
     let (ca, cb) = (a.chunks_exact(16), b.chunks_exact(16));
     let (ra, rb) = (ca.remainder(), cb.remainder());
@@ -577,6 +602,20 @@ mod tests {
         let b: Vec<f32> = (0..21).map(|i| 1.0 - i as f32 * 0.05).collect();
         let naive: f32 = a.iter().zip(&b).map(|(x, y)| x * y).sum();
         assert!((dot(&a, &b) - naive).abs() < 1e-4);
+    }
+
+    #[test]
+    fn every_i8_dot_product_path_gives_the_same_sum() {
+        let a: Vec<i8> = (0..389).map(|i| ((i * 37) % 255 - 127) as i8).collect();
+        let b: Vec<i8> = (0..389).map(|i| ((i * 91 + 5) % 255 - 127) as i8).collect();
+        let naive: i32 = a.iter().zip(&b).map(|(x, y)| *x as i32 * *y as i32).sum();
+        assert_eq!(dot_i8_portable(&a, &b), naive);
+        assert_eq!(dot_i8(&a, &b), naive);
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: AVX2 checked just above.
+            assert_eq!(unsafe { dot_i8_avx2(&a, &b) }, naive);
+        }
     }
 
     #[test]
