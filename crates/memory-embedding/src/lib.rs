@@ -18,6 +18,7 @@
 //! The tests need the real model: `scripts/fetch-test-model.sh` puts it in
 //! `target/test-model/all-MiniLM-L6-v2` (see [`test_model_dir`]).
 
+mod bert;
 pub mod error;
 pub mod install;
 pub mod model;

@@ -2,7 +2,7 @@
 //!
 //! Why it looks like this: sentence-transformers models are a BERT encoder plus a pooling
 //! step (mean over real tokens, or the `[CLS]` vector) plus L2 normalisation. The encoder is
-//! candle's `models::bert`; pooling and normalisation are done here on plain slices because
+//! [`crate::bert`] (candle's BERT in fewer, fused operations); pooling and normalisation are done here on plain slices because
 //! they are cheap and must match the Python library exactly (padding excluded, `eps = 1e-12`).
 //! Padding is the main waste on a CPU, so texts are sorted by token length and grouped so a
 //! group pads to its own longest member, within a budget of padded tokens per forward pass.
@@ -11,10 +11,11 @@ use std::path::{Path, PathBuf};
 
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
-use candle_transformers::models::bert::{BertModel, Config};
+use candle_transformers::models::bert::Config;
 use sha2::{Digest, Sha256};
 use tokenizers::{Tokenizer, TruncationParams};
 
+use crate::bert::Encoder;
 use crate::error::EmbeddingError;
 
 /// The three files every model directory must hold.
@@ -66,8 +67,8 @@ pub enum Pooling {
 /// [`std::sync::Arc`] and hand it to an [`crate::EmbedPool`] rather than calling it on an
 /// async runtime's threads (one call takes milliseconds to seconds of CPU).
 pub struct Embedder {
-    /// candle's BERT encoder; output shape `(batch, seq_len, dim)`.
-    model: BertModel,
+    /// The BERT encoder; output shape `(batch, seq_len, dim)`.
+    model: Encoder,
     /// Truncates to `max_tokens` word pieces (including `[CLS]` and `[SEP]`), no padding.
     tokenizer: Tokenizer,
     /// Always the CPU.
@@ -233,13 +234,13 @@ fn load_weights(
     bytes: Vec<u8>,
     config: &Config,
     device: &Device,
-) -> Result<BertModel, EmbeddingError> {
+) -> Result<Encoder, EmbeddingError> {
     let bad = |e| EmbeddingError::BadWeights {
         path: path.to_path_buf(),
         source: crate::error::cause(e),
     };
     let vb = VarBuilder::from_buffered_safetensors(bytes, DType::F32, device).map_err(bad)?;
-    BertModel::load(vb, config).map_err(bad)
+    Encoder::load(vb, config).map_err(bad)
 }
 
 impl Embedder {
@@ -380,17 +381,13 @@ impl Embedder {
         }
         let run = || -> candle_core::Result<Vec<Vec<Vec<f32>>>> {
             let ids = Tensor::from_vec(ids, (batch, len), &self.device)?;
-            let type_ids = ids.zeros_like()?;
-            // The mask only matters when something is padded; without it candle builds an
-            // all-ones mask itself.
+            // The mask only matters when something is padded.
             let mask_t = if seqs.iter().any(|s| s.len() < len) {
                 Some(Tensor::from_vec(mask, (batch, len), &self.device)?)
             } else {
                 None
             };
-            self.model
-                .forward(&ids, &type_ids, mask_t.as_ref())?
-                .to_vec3::<f32>()
+            self.model.forward(&ids, mask_t.as_ref())?.to_vec3::<f32>()
         };
         let hidden = run().map_err(EmbeddingError::inference)?;
         Ok(hidden
