@@ -6,13 +6,23 @@
 //! work does not depend on the vectors' values). Add the query's embedding time (the
 //! `memory-embedding` example `embed_speed`) for the whole of a hybrid `/search` minus
 //! HTTP.
+//!
+//! With `--embedding-model DIR` it then measures the whole of `/search` too: the random
+//! vectors are tagged with that model's id, so a real `memory-service serve` started on
+//! the same database with the model finds every chunk embedded (nothing to backfill) and
+//! answers `/search` over HTTP with the query embedded by the real model. Only the
+//! chunk vectors are random; the scan, the candidates and the fusion do the same work
+//! as with real embeddings.
 
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use memory_store::{ChatMessageIn, SearchRequest, Store, StoreConfig};
 
 use crate::corpus::{self, Rng};
+use crate::instance::Instance;
+use crate::proc;
 use crate::search::{Kind, queries};
 use crate::stats::Summary;
 
@@ -33,6 +43,41 @@ pub struct FusionArgs {
     /// A reduced size for CI: 5000 chunks (an explicit --chunks still wins)
     #[arg(long)]
     pub quick: bool,
+    /// Also time `/search` end to end: a real service on the same database with this
+    /// model (e.g. target/test-model/all-MiniLM-L6-v2) embeds each query
+    #[arg(long, value_name = "DIR")]
+    pub embedding_model: Option<PathBuf>,
+    /// The memory-service binary for --embedding-model [default: `memory-service` next
+    /// to this one]
+    #[arg(long, value_name = "PATH")]
+    pub bin: Option<PathBuf>,
+}
+
+/// The model the random vectors pretend to come from: its id and dimension.
+struct VectorModel {
+    id: String,
+    dim: usize,
+}
+
+impl VectorModel {
+    /// `bench-random`, for the in-process run alone.
+    fn random() -> VectorModel {
+        VectorModel {
+            id: "bench-random".into(),
+            dim: DIM,
+        }
+    }
+
+    /// The id and dimension the service will give the model in `dir` (it loads it once).
+    fn of(dir: &Path) -> Result<VectorModel> {
+        let e = memory_embedding::Embedder::load(dir)
+            .with_context(|| format!("loading the embedding model at {}", dir.display()))?;
+        anyhow::ensure!(e.dim() == DIM, "the model at {} has {} dimensions, the bench {DIM}", dir.display(), e.dim());
+        Ok(VectorModel {
+            id: e.model_id().to_string(),
+            dim: e.dim(),
+        })
+    }
 }
 
 /// A random unit vector of [`DIM`] dimensions.
@@ -53,13 +98,28 @@ pub fn run(args: &FusionArgs) -> Result<()> {
         .chunks
         .map_or(if args.quick { 5_000 } else { 100_000 }, |c| c as usize);
     let n = args.queries as usize;
+    let service = match &args.embedding_model {
+        Some(dir) => {
+            let bin = proc::resolve_bin(args.bin.as_deref())?;
+            Some((proc::sandbox(&bin)?, dir.clone()))
+        }
+        None => None,
+    };
+    let model = match &service {
+        Some((_, dir)) => VectorModel::of(dir)?,
+        None => VectorModel::random(),
+    };
     let dir = tempfile::tempdir().context("creating a temp directory")?;
-    let store =
-        Store::open(StoreConfig::new(dir.path().join("memory.sqlite"))).context("opening the store")?;
-    let _chat_stage = memory_indexer::ChatStage::start(store.clone()).context("starting the chat stage")?;
+    let home = match &service {
+        Some((sandbox, _)) => sandbox.new_home(),
+        None => dir.path().to_path_buf(),
+    };
+    std::fs::create_dir_all(&home).with_context(|| format!("creating {}", home.display()))?;
+    let store = Store::open(StoreConfig::new(home.join("memory.sqlite"))).context("opening the store")?;
+    let chat_stage = memory_indexer::ChatStage::start(store.clone()).context("starting the chat stage")?;
     let fill = fill(&store, chunks)?;
     let mut rng = Rng::new(0xF051);
-    embed_randomly(&store, chunks, &mut rng)?;
+    embed_randomly(&store, chunks, &mut rng, &model)?;
 
     println!("memory-service fusion benchmark (in-process store, no HTTP, no model)");
     println!(
@@ -81,7 +141,52 @@ pub fn run(args: &FusionArgs) -> Result<()> {
             h.p99
         );
     }
+    chat_stage.shutdown();
+    drop(chat_stage);
+    store.shutdown().context("closing the store")?;
+    drop(store);
+    if let Some((sandbox, dir)) = &service {
+        end_to_end(sandbox, home, dir, chunks, n)?;
+    }
     println!("\nwhole run {:.1} s", started.elapsed().as_secs_f64());
+    Ok(())
+}
+
+/// Starts the service on `home` (filled and embedded) with the model in `dir` and times
+/// `/search` per kind over HTTP, each distinct query once (a repeated query would be
+/// answered from the query-vector cache), after [`crate::search::WARM_UP`] untimed ones.
+fn end_to_end(sandbox: &testkit::Sandbox, home: PathBuf, dir: &Path, chunks: usize, n: usize) -> Result<()> {
+    eprintln!("running: memory-service serve on that database with --embedding-model {}", dir.display());
+    let inst = Instance::start_on(sandbox, home, Some(dir), false)?;
+    inst.wait_model_ready()?;
+    inst.wait_embedded(chunks as u64)?;
+    let (rss_idle, _) = inst.rss_mib()?;
+    let c = inst.client();
+    println!(
+        "\n/search end to end: HTTP, the query embedded by {} on the service's pool, the same {chunks} chunks",
+        dir.display()
+    );
+    println!("  {:<20} {:>9} {:>24}", "", "queries", "p50 / p99 / max");
+    for kind in [Kind::TwoRareWords, Kind::OneCommonWord, Kind::NaturalQuestion] {
+        let mut seen = std::collections::HashSet::new();
+        let qs: Vec<String> = queries(kind, n + crate::search::WARM_UP, chunks)
+            .into_iter()
+            .filter(|q| seen.insert(q.clone()))
+            .collect();
+        let l = crate::search::time_kind(&c, kind, &qs)?;
+        println!(
+            "  {:<20} {:>9} {:>8.2} / {:>6.2} / {:>6.2} ms",
+            kind.label(),
+            l.ms.n,
+            l.ms.median,
+            l.ms.p99,
+            l.ms.max
+        );
+    }
+    let (rss_end, rss_peak) = inst.rss_mib()?;
+    println!(
+        "  service RSS with the model and {chunks} vectors: {rss_idle:.1} MiB idle, {rss_end:.1} MiB after, peak {rss_peak:.1} MiB"
+    );
     Ok(())
 }
 
@@ -112,12 +217,12 @@ fn fill(store: &Store, chunks: usize) -> Result<Duration> {
     Ok(fill.elapsed())
 }
 
-/// Gives every chunk a random [`DIM`]-dimension unit vector, as if a model
-/// named `bench-random` had embedded them.
-fn embed_randomly(store: &Store, chunks: usize, rng: &mut Rng) -> Result<()> {
-    eprintln!("running: a random {DIM}-dimension unit vector for every chunk");
+/// Gives every chunk a random [`DIM`]-dimension unit vector, as if `model` had
+/// embedded them.
+fn embed_randomly(store: &Store, chunks: usize, rng: &mut Rng, model: &VectorModel) -> Result<()> {
+    eprintln!("running: a random {DIM}-dimension unit vector for every chunk, as {}", model.id);
     store
-        .set_embedding_model("bench-random", DIM)
+        .set_embedding_model(&model.id, model.dim)
         .context("choosing the model")?;
     loop {
         let batch = store.chunks_to_embed(0, 1000).context("listing chunks")?;
@@ -126,7 +231,7 @@ fn embed_randomly(store: &Store, chunks: usize, rng: &mut Rng) -> Result<()> {
         }
         let rows = batch.iter().map(|c| (c.chunk_id, unit_vector(rng))).collect();
         store
-            .store_vectors("bench-random", rows)
+            .store_vectors(&model.id, rows)
             .context("storing vectors")?;
     }
     anyhow::ensure!(

@@ -54,7 +54,11 @@ impl Instance {
     /// when given, and waits for `/health` to say ready. A binary that refuses
     /// the option fails here, with its stderr.
     pub fn start(sandbox: &Sandbox, model: Option<&Path>, quiet: bool) -> Result<Instance> {
-        let home = sandbox.new_home();
+        Instance::start_on(sandbox, sandbox.new_home(), model, quiet)
+    }
+
+    /// [`Instance::start`] on `home`, which may already hold a database.
+    pub fn start_on(sandbox: &Sandbox, home: PathBuf, model: Option<&Path>, quiet: bool) -> Result<Instance> {
         let mut args: Vec<&OsStr> = Vec::new();
         if let Some(m) = model {
             args.extend([OsStr::new("--embedding-model"), m.as_os_str()]);

@@ -223,7 +223,7 @@ pub struct KindLatency {
 
 /// Untimed queries per kind before the timed ones (warm caches, like a
 /// service that has been answering for a while).
-const WARM_UP: usize = 10;
+pub const WARM_UP: usize = 10;
 
 /// Runs the instances and the bare queries and prints the report.
 pub fn run(args: &SearchArgs) -> Result<()> {
@@ -354,7 +354,7 @@ impl Plan<'_> {
 }
 
 /// Times `/search` (limit 10) for each query after [`WARM_UP`] untimed ones.
-fn time_kind(c: &crate::client::Client, kind: Kind, qs: &[String]) -> Result<KindLatency> {
+pub fn time_kind(c: &crate::client::Client, kind: Kind, qs: &[String]) -> Result<KindLatency> {
     let (mut ms, mut results) = (Vec::new(), 0);
     for (i, q) in qs.iter().enumerate() {
         let body = jobs::search_body(corpus::PROJECT, q, 10, None);

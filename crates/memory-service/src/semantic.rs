@@ -139,29 +139,22 @@ impl Semantic {
         }
     }
 
-    /// The query's embedding, or `None` when no model is loaded, embedding fails, or it
-    /// takes longer than [`QUERY_EMBED_TIMEOUT`] (search then ranks by words alone).
-    pub async fn query_vector(&self, text: &str) -> Option<Vec<f32>> {
-        let pool = self.pool.get()?;
-        let (tx, rx) = tokio::sync::oneshot::channel();
+    /// Starts embedding a search query on the model's threads and returns at once; the
+    /// caller collects the vector with [`QueryVector::wait`] when it needs it (after the
+    /// words have been searched), so the embedding and the BM25 channel overlap. Without
+    /// a model, `wait` gives `None` at once.
+    pub fn begin_query_vector(&self, text: &str) -> QueryVector {
+        let Some(pool) = self.pool.get() else {
+            return QueryVector { rx: None };
+        };
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
         pool.embed_query_then(text.to_string(), move |r| {
             let _ = tx.send(r);
         });
-        match tokio::time::timeout(QUERY_EMBED_TIMEOUT, rx).await {
-            Ok(Ok(Ok(v))) => Some(v),
-            Ok(Ok(Err(e))) => {
-                tracing::warn!(error = %e, "embedding a query failed; searching by words");
-                None
-            }
-            Ok(Err(_)) => None,
-            Err(_) => {
-                tracing::warn!("embedding a query took over {QUERY_EMBED_TIMEOUT:?}; searching by words");
-                None
-            }
-        }
+        QueryVector { rx: Some(rx) }
     }
 
-    /// Whether the embedding stage's thread died (reported as a health problem).
+    /// Whether the embedding stage's thread died    /// Whether the embedding stage's thread died (reported as a health problem).
     pub fn stage_died(&self) -> bool {
         self.stage
             .lock()
@@ -175,6 +168,35 @@ impl Semantic {
         let stage = self.stage.lock().unwrap_or_else(PoisonError::into_inner).take();
         if let Some(mut stage) = stage {
             stage.shutdown();
+        }
+    }
+}
+
+/// A query's embedding in progress ([`Semantic::begin_query_vector`]).
+#[derive(Debug)]
+pub struct QueryVector {
+    /// Receives the result from the pool's scheduler thread; `None` without a model.
+    rx: Option<std::sync::mpsc::Receiver<Result<Vec<f32>, memory_embedding::EmbeddingError>>>,
+}
+
+impl QueryVector {
+    /// Blocks (call it off the async workers) until the query's embedding is ready:
+    /// `None` when no model is loaded, embedding failed, or it took longer than
+    /// [`QUERY_EMBED_TIMEOUT`] in all (search then ranks by words alone; the last two
+    /// are logged).
+    pub fn wait(self) -> Option<Vec<f32>> {
+        use std::sync::mpsc::RecvTimeoutError;
+        match self.rx?.recv_timeout(QUERY_EMBED_TIMEOUT) {
+            Ok(Ok(v)) => Some(v),
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "embedding a query failed; searching by words");
+                None
+            }
+            Err(RecvTimeoutError::Disconnected) => None,
+            Err(RecvTimeoutError::Timeout) => {
+                tracing::warn!("embedding a query took over {QUERY_EMBED_TIMEOUT:?}; searching by words");
+                None
+            }
         }
     }
 }

@@ -368,6 +368,20 @@ impl Store {
         q: &SearchRequest,
         query_vector: Option<&[f32]>,
     ) -> Result<Vec<SearchHit>, StoreError> {
+        self.search_awaiting(q, || query_vector.map(<[f32]>::to_vec))
+    }
+
+    /// [`Store::search_with`], asking for the query vector only once the words have been
+    /// searched, in the same read transaction: a caller can embed the query while the
+    /// BM25 channel runs (each takes a few milliseconds; run one after the other, they
+    /// add up). `query_vector` is called at most once, on this thread, and may block until
+    /// the embedding is ready; `None` ranks by words alone. It is not called when the
+    /// query holds no word (no results) or the request is invalid.
+    pub fn search_awaiting(
+        &self,
+        q: &SearchRequest,
+        query_vector: impl FnOnce() -> Option<Vec<f32>>,
+    ) -> Result<Vec<SearchHit>, StoreError> {
         self.check_open()?;
         let limit = search::validate(q)?;
         let terms = terms::query_terms(&q.query, MAX_TERMS);
@@ -375,12 +389,9 @@ impl Store {
             return Ok(Vec::new());
         }
         let vectors = &self.inner.vectors;
-        let semantic = query_vector
-            .filter(|v| !v.is_empty() && !vectors.is_empty())
-            .map(|v| (v, vectors));
         self.inner
             .readers
-            .with(|c| search::run(c, q, &terms, semantic, limit))
+            .with(|c| search::run(c, q, &terms, vectors, query_vector, limit))
     }
 
     /// Chooses the embedding model whose vectors search uses (`model`: its id; `dim`:

@@ -553,21 +553,28 @@ fn newest_candidates(
 }
 
 /// Runs the search on a read connection, in one read transaction (one snapshot):
-/// candidates from the FTS index (see [`text_candidates`]) and, with
-/// `query_vector`, from the nearest vectors in `index`, both over the same scopes: the
+/// candidates from the FTS index (see [`text_candidates`]) and, when `query_vector`
+/// gives a vector and `index` holds some, from the nearest vectors in `index`, both over
+/// the same scopes: the
 /// project's chat chunks (minus `exclude_chat_ids`) and the searchable generation of
 /// [`searched_sources`]'s file chunks. Each candidate is re-read from `chunks` with the
 /// exact filters (so the FTS scope and the vector copy only narrow the work, never decide
 /// correctness), gets its [`bm25`] over the scope's statistics ([`ScopeStats`]), and is
 /// scored by [`rank`] and [`with_context`], best first.
+///
+/// `query_vector` is called once, after the text channel has run (so a caller can embed
+/// the query meanwhile), and may block; it gives the query's L2-normalised embedding or
+/// `None` (words only).
 pub(crate) fn run(
     conn: &Connection,
     q: &SearchRequest,
     terms: &[QueryTerm],
-    semantic: Option<(&[f32], &VectorIndex)>,
+    index: &VectorIndex,
+    query_vector: impl FnOnce() -> Option<Vec<f32>>,
     limit: usize,
 ) -> Result<Vec<SearchHit>, StoreError> {
-    let (rows, idfs) = gather(conn, q, terms, semantic, limit)?;
+    let (rows, idfs, vector) = gather(conn, q, terms, index, query_vector, limit)?;
+    let semantic = vector.as_deref().map(|v| (v, index));
     let weights = if semantic.is_some() { HYBRID } else { TEXT_ONLY };
     let counts: Vec<crate::terms::TermCounts> = rows
         .iter()
@@ -592,15 +599,17 @@ pub(crate) fn run(
 }
 
 /// The database part of a search, in one read transaction: the candidates of both
-/// channels (words over the scope, nearest neighbours when `semantic`), read with the
-/// exact filters, and each query term's IDF over the scope (`None`: not a text term).
+/// channels (words over the scope, then nearest neighbours when `query_vector` gives a
+/// vector and `index` is not empty), read with the exact filters, each query term's IDF
+/// over the scope (`None`: not a text term), and the query vector used (if any).
 fn gather(
     conn: &Connection,
     q: &SearchRequest,
     terms: &[QueryTerm],
-    semantic: Option<(&[f32], &VectorIndex)>,
+    index: &VectorIndex,
+    query_vector: impl FnOnce() -> Option<Vec<f32>>,
     limit: usize,
-) -> Result<(Vec<Candidate>, Vec<Option<f64>>), StoreError> {
+) -> Result<(Vec<Candidate>, Vec<Option<f64>>, Option<Vec<f32>>), StoreError> {
     let context = "while searching";
     let tx = conn.unchecked_transaction().ctx(context)?;
     let sources = searched_sources(conn, q)?;
@@ -613,7 +622,8 @@ fn gather(
     let scope = scope_expression(&scopes);
     let stats = scope_stats(conn, &scopes, &scope, terms, &which)?;
     let mut candidates = text_candidates(conn, &scope, terms, &which, &stats, want)?;
-    if let Some((vector, index)) = semantic {
+    let vector = query_vector().filter(|v| !v.is_empty() && !index.is_empty());
+    if let Some(vector) = vector.as_deref() {
         let filter = Filter {
             scopes: &scopes,
             excluded_chats: q
@@ -635,7 +645,7 @@ fn gather(
     for (&i, &(df, _)) in which.iter().zip(&stats.df) {
         idfs[i] = Some(idf(stats.chunks, df));
     }
-    Ok((rows, idfs))
+    Ok((rows, idfs, vector))
 }
 
 /// Every candidate's BM25 over the scope's statistics (a vector candidate's too), with

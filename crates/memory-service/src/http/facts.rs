@@ -105,8 +105,8 @@ pub async fn search(
         exclude_message_uuid: q.exclude_message_uuid,
     };
     let store = state.store()?.clone();
-    let vector = state.semantic.query_vector(&req.query).await;
+    let vector = state.semantic.begin_query_vector(&req.query);
     Ok(facts(
-        blocking(move || store.search_facts_with(&req, vector.as_deref())).await?,
+        blocking(move || store.search_facts_with(&req, vector.wait().as_deref())).await?,
     ))
 }

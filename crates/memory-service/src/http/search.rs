@@ -1,6 +1,7 @@
 //! `POST /search`: the contract's request and result shapes over the store's
 //! hybrid search (BM25 and word coverage, plus meaning once an embedding model is
-//! loaded: the query is embedded on the model's own threads, never here). User text
+//! loaded: the query is embedded on the model's own threads, never here, while the
+//! store searches the words). User text
 //! is never query syntax (the store quotes every term). `limit` defaults to 10 and
 //! is capped at the store's maximum.
 //!
@@ -43,8 +44,10 @@ pub async fn search(
         exclude_chat_ids: q.exclude_chat_ids.unwrap_or_default(),
     };
     let store = state.store()?.clone();
-    let vector = state.semantic.query_vector(&req.query).await;
-    let mut hits = blocking(move || store.search_with(&req, vector.as_deref())).await?;
+    // The query is embedded while the store searches its words; the store asks for the
+    // vector only then.
+    let vector = state.semantic.begin_query_vector(&req.query);
+    let mut hits = blocking(move || store.search_awaiting(&req, || vector.wait())).await?;
     // Best first already: keep each file chunk's first (best) hit.
     let mut seen = std::collections::HashSet::new();
     hits.retain(|h| {
