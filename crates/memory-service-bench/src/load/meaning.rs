@@ -5,10 +5,17 @@
 //! a small text tree and times both moments from POST /sources, the second
 //! read from `/health`'s `semantic.pending_chunks` polled every 100 ms. It
 //! runs after the main instance has exited, so nothing else competes.
+//!
+//! Then, on the same instance, the chat lag: [`CHAT_MESSAGES`] messages posted at
+//! ChatDO's pace (10 a second, on deadlines), each timed from its ack to the first
+//! `/health` poll (every [`POLL`]) whose `semantic.embedded_chunks` counts it. Each
+//! message is one chunk and the stage embeds them in order, so message `i` is
+//! meaning-searchable once the count reaches the count before the first post plus
+//! `i + 1`.
 
 use std::path::Path;
-use std::sync::atomic::AtomicBool;
-use std::time::Instant;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use memory_api::sources::{AddSource, SourceAdded};
@@ -17,8 +24,18 @@ use serde::Serialize;
 use super::file_source::wait_job;
 use crate::corpus;
 use crate::instance::Instance;
-use crate::jobs::{search, search_body};
+use crate::jobs::{check_ack, search, search_body};
 use crate::proc::Sandbox;
+use crate::stats::Summary;
+
+/// Chat messages of the lag measurement.
+pub const CHAT_MESSAGES: usize = 200;
+/// Their pace: ChatDO's 10 messages a second.
+const CHAT_INTERVAL: Duration = Duration::from_millis(100);
+/// How often `/health` is read while they are posted.
+const POLL: Duration = Duration::from_millis(10);
+/// Their numbers in the corpus: far from the other phases' messages.
+const CHAT_FIRST: usize = 9_000_000;
 
 /// Phase 6: one small tree on a fresh instance with an embedding model.
 #[derive(Debug, Serialize)]
@@ -44,6 +61,10 @@ pub struct Meaning {
     pub embedded_chunks: Option<u64>,
     /// embedded_chunks / meaning_searchable_secs.
     pub chunks_embedded_per_sec: Option<f64>,
+    /// Chat messages posted at 10 a second, each one chunk.
+    pub chat_messages: usize,
+    /// Ack to meaning-searchable (embedded) per chat message, ms.
+    pub chat_lag_ms: Summary,
 }
 
 /// Runs phase 6 on a fresh instance in `sandbox` with the model at `model`
@@ -111,6 +132,9 @@ pub(super) fn meaning(sandbox: &Sandbox, model: &Path, mb: f64, root: &Path, qui
         .wait_embedded(file_chunks.map_or(0, |n| n.max(0) as u64))
         .context("waiting for the embedding backlog")?;
     let meaning_searchable_secs = (t_meaning - t_post).as_secs_f64();
+    say(&format!("{CHAT_MESSAGES} chat messages at 10 a second, each timed from its ack to its vector"));
+    let base = s.embedded_chunks.context("/health does not report semantic.embedded_chunks")?;
+    let chat_lag_ms = chat_lag(&inst, base)?;
     Ok(Meaning {
         model_dir: model.display().to_string(),
         model: s.model.clone().or(ready.model),
@@ -122,5 +146,57 @@ pub(super) fn meaning(sandbox: &Sandbox, model: &Path, mb: f64, root: &Path, qui
         file_chunks,
         embedded_chunks: s.embedded_chunks,
         chunks_embedded_per_sec: s.embedded_chunks.map(|e| e as f64 / meaning_searchable_secs),
+        chat_messages: CHAT_MESSAGES,
+        chat_lag_ms,
     })
+}
+
+/// Posts [`CHAT_MESSAGES`] messages at 10 a second while another thread reads
+/// `semantic.embedded_chunks` every [`POLL`]; `base` is the count before the first
+/// post. Returns each message's ack-to-embedded time (ms).
+fn chat_lag(inst: &Instance, base: u64) -> Result<Summary> {
+    let c = inst.client();
+    let stop = AtomicBool::new(false);
+    let (acks, polls) = std::thread::scope(|scope| -> Result<(Vec<Instant>, Vec<(Instant, u64)>)> {
+        let poller = scope.spawn(|| -> Result<Vec<(Instant, u64)>> {
+            let mut polls = Vec::new();
+            while !stop.load(Ordering::Relaxed) {
+                let s = inst.semantic()?.context("/health lost its `semantic` object")?;
+                polls.push((Instant::now(), s.embedded_chunks.unwrap_or(0)));
+                std::thread::sleep(POLL);
+            }
+            Ok(polls)
+        });
+        let posted = (|| -> Result<Vec<Instant>> {
+            let mut acks = Vec::with_capacity(CHAT_MESSAGES);
+            let start = Instant::now();
+            for i in 0..CHAT_MESSAGES {
+                if let Some(wait) = (start + CHAT_INTERVAL * i as u32).checked_duration_since(Instant::now()) {
+                    std::thread::sleep(wait);
+                }
+                let n = CHAT_FIRST + i;
+                check_ack(c.post("/index-chat-message", &corpus::message_body(n, &corpus::message(n)))?, n)?;
+                acks.push(Instant::now());
+            }
+            inst.wait_embedded(base + CHAT_MESSAGES as u64)?;
+            Ok(acks)
+        })();
+        stop.store(true, Ordering::Relaxed);
+        let polls = poller.join().map_err(|_| anyhow::anyhow!("the /health poller panicked"))??;
+        Ok((posted?, polls))
+    })?;
+    let lags: Vec<f64> = acks
+        .iter()
+        .enumerate()
+        .map(|(i, ack)| {
+            let want = base + i as u64 + 1;
+            let seen = polls
+                .iter()
+                .find(|(t, n)| *t >= *ack && *n >= want)
+                .map(|(t, _)| *t)
+                .with_context(|| format!("no /health poll saw chat message {i} embedded"))?;
+            Ok((seen - *ack).as_secs_f64() * 1e3)
+        })
+        .collect::<Result<_>>()?;
+    Summary::of(&lags).context("no chat message timed")
 }

@@ -300,6 +300,10 @@ fn print_meaning(r: &Report) {
                 m.chunks_embedded_per_sec
                     .map_or("?".into(), |r| format!("{r:.1}"))
             );
+            println!(
+                "  chat meaning lag    {} messages at 10/s, ack to embedded: p50 {:.0} / p99 {:.0} / max {:.0} ms",
+                m.chat_messages, m.chat_lag_ms.median, m.chat_lag_ms.p99, m.chat_lag_ms.max
+            );
         }
         (None, why) => println!("6. meaning: skipped: {}", why.as_deref().unwrap_or("?")),
     }
