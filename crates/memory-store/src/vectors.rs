@@ -368,8 +368,14 @@ impl VectorIndex {
     /// The `k` nearest chunks to `query` (L2-normalised, the index's dimension) among
     /// those the filter allows, best first, with their exact cosines. The scan compares
     /// `i8` copies and keeps the best `RESCORE_FACTOR * k`, which are then re-ranked by
-    /// their `f32` cosine. Empty when the dimension differs.
+    /// their `f32` cosine. A large index is scanned in parts on several threads
+    /// ([`scan_threads`]); the result is the same. Empty when the dimension differs.
     pub(crate) fn nearest(&self, query: &[f32], filter: &Filter<'_>, k: usize) -> Vec<VectorHit> {
+        self.nearest_on(query, filter, k, scan_threads(self.len()))
+    }
+
+    /// [`VectorIndex::nearest`] with the scan split over `threads` threads (at least 1).
+    fn nearest_on(&self, query: &[f32], filter: &Filter<'_>, k: usize, threads: usize) -> Vec<VectorHit> {
         let inner = self.inner.read().unwrap_or_else(PoisonError::into_inner);
         let dim = inner.dim;
         if query.len() != dim || k == 0 {
@@ -389,22 +395,27 @@ impl VectorIndex {
         let mut q = Vec::with_capacity(dim);
         quantize(query, &mut q);
         let keep = k.saturating_mul(RESCORE_FACTOR);
-        // Min-heap of the best `keep` by approximate score (scale × i8 dot: the query's
-        // own scale is common to all and left out).
-        let mut heap: BinaryHeap<(std::cmp::Reverse<OrdF32>, usize)> = BinaryHeap::with_capacity(keep + 1);
-        for (pos, e) in inner.entries.iter().enumerate() {
-            if !scopes.contains(&e.scope) || (e.chat != u32::MAX && excluded.contains(&e.chat)) {
-                continue;
-            }
-            let c = dot_i8(&q, &inner.quantized[pos * dim..(pos + 1) * dim]) as f32 * inner.scales[pos];
-            if heap.len() < keep {
-                heap.push((std::cmp::Reverse(OrdF32(c)), pos));
-            } else if heap.peek().is_some_and(|(std::cmp::Reverse(min), _)| c > min.0) {
-                heap.pop();
-                heap.push((std::cmp::Reverse(OrdF32(c)), pos));
-            }
-        }
-        let mut hits: Vec<VectorHit> = heap
+        let scan = |range: std::ops::Range<usize>| scan_best(&inner, &q, &scopes, &excluded, range, keep);
+        let n = inner.entries.len();
+        let threads = threads.clamp(1, n.max(1));
+        let mut best: Vec<(OrdF32, usize)> = if threads <= 1 {
+            scan(0..n)
+        } else {
+            let per = n.div_ceil(threads);
+            std::thread::scope(|s| {
+                let others: Vec<_> = (1..threads)
+                    .map(|t| s.spawn(move || scan(t * per..((t + 1) * per).min(n))))
+                    .collect();
+                let mut all = scan(0..per.min(n));
+                for h in others {
+                    all.extend(h.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)));
+                }
+                all
+            })
+        };
+        best.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
+        best.truncate(keep);
+        let mut hits: Vec<VectorHit> = best
             .into_iter()
             .map(|(_, pos)| VectorHit {
                 chunk_id: inner.entries[pos].chunk_id,
@@ -443,6 +454,48 @@ impl VectorIndex {
         }
         Some((own, (n > 0).then(|| sum / n as f32)))
     }
+}
+
+/// Entries one scan thread takes at least: below this, a thread costs more than it saves
+/// (spawning one is tens of microseconds; scanning 25,000 vectors about half a millisecond).
+const ENTRIES_PER_SCAN_THREAD: usize = 25_000;
+
+/// Threads for scanning `entries` vectors: one per [`ENTRIES_PER_SCAN_THREAD`], at most one
+/// per core. The scan is bound by memory bandwidth, which one core does not saturate on
+/// the machines measured (`memory-service-bench fusion`).
+fn scan_threads(entries: usize) -> usize {
+    let cores = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
+    (entries / ENTRIES_PER_SCAN_THREAD).clamp(1, cores)
+}
+
+/// The best `keep` entries of `range` by approximate cosine (scale × `i8` dot with the
+/// quantized query `q`; the query's own scale is common to all and left out) among those
+/// in one of `scopes` and not in an `excluded` chat, unordered.
+fn scan_best(
+    inner: &Inner,
+    q: &[i8],
+    scopes: &[u32],
+    excluded: &[u32],
+    range: std::ops::Range<usize>,
+    keep: usize,
+) -> Vec<(OrdF32, usize)> {
+    let dim = inner.dim;
+    // Min-heap of the best `keep` so far.
+    let mut heap: BinaryHeap<(std::cmp::Reverse<OrdF32>, usize)> = BinaryHeap::with_capacity(keep + 1);
+    for pos in range {
+        let e = &inner.entries[pos];
+        if !scopes.contains(&e.scope) || (e.chat != u32::MAX && excluded.contains(&e.chat)) {
+            continue;
+        }
+        let c = dot_i8(q, &inner.quantized[pos * dim..(pos + 1) * dim]) as f32 * inner.scales[pos];
+        if heap.len() < keep {
+            heap.push((std::cmp::Reverse(OrdF32(c)), pos));
+        } else if heap.peek().is_some_and(|(std::cmp::Reverse(min), _)| c > min.0) {
+            heap.pop();
+            heap.push((std::cmp::Reverse(OrdF32(c)), pos));
+        }
+    }
+    heap.into_iter().map(|(std::cmp::Reverse(c), pos)| (c, pos)).collect()
 }
 
 /// `f32` ordered by `total_cmp`, for the heap.
@@ -632,6 +685,49 @@ mod tests {
         if std::arch::is_x86_feature_detected!("avx512bw") {
             // SAFETY: AVX-512BW checked just above.
             assert_eq!(unsafe { dot_i8_avx512(&a, &b) }, naive);
+        }
+    }
+
+    /// Split over threads, the scan finds what one thread finds (ties broken by position).
+    #[test]
+    fn a_split_scan_finds_the_same_nearest() {
+        let dim = 16;
+        let index = VectorIndex::default();
+        {
+            let mut inner = index.inner.write().unwrap();
+            inner.model = "m".into();
+            inner.dim = dim;
+        }
+        let mut state = 7u64;
+        let mut next = move || {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            ((state >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+        };
+        let rows: Vec<StoredVector> = (0..10_001)
+            .map(|i| StoredVector {
+                chunk_id: i,
+                scope: if i % 3 == 0 { "cB".into() } else { "cA".into() },
+                chat_id: Some(format!("c{}", i % 7)),
+                seq: i,
+                vector: unit(&(0..dim).map(|_| next()).collect::<Vec<_>>()),
+            })
+            .collect();
+        index.insert_all("m", &rows);
+        let scopes = vec!["cA".to_string()];
+        let filter = Filter {
+            scopes: &scopes,
+            excluded_chats: vec!["cA/c2".into()],
+        };
+        for _ in 0..10 {
+            let q = unit(&(0..dim).map(|_| next()).collect::<Vec<_>>());
+            let one = index.nearest_on(&q, &filter, 50, 1);
+            assert_eq!(one.len(), 50);
+            assert!(one.iter().all(|h| h.chunk_id % 3 != 0 && h.chunk_id % 7 != 2));
+            for threads in [2, 3, 64] {
+                assert_eq!(index.nearest_on(&q, &filter, 50, threads), one, "{threads} threads");
+            }
         }
     }
 
