@@ -688,6 +688,18 @@ mod tests {
         }
     }
 
+    /// A fixed pseudo-random stream of floats in [-1, 1) from `seed` (64-bit LCG,
+    /// Knuth's MMIX constants).
+    fn uniform(seed: u64) -> impl FnMut() -> f32 {
+        let mut state = seed;
+        move || {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            ((state >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+        }
+    }
+
     /// Split over threads, the scan finds what one thread finds (ties broken by position).
     #[test]
     fn a_split_scan_finds_the_same_nearest() {
@@ -698,13 +710,7 @@ mod tests {
             inner.model = "m".into();
             inner.dim = dim;
         }
-        let mut state = 7u64;
-        let mut next = move || {
-            state = state
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            ((state >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
-        };
+        let mut next = uniform(7);
         let rows: Vec<StoredVector> = (0..10_001)
             .map(|i| StoredVector {
                 chunk_id: i,
@@ -733,14 +739,7 @@ mod tests {
 
     #[test]
     fn quantized_scan_finds_the_exact_nearest() {
-        // A fixed pseudo-random stream (64-bit LCG, Knuth's MMIX constants).
-        let mut state = 0x2545_F491_4F6C_DD1Du64;
-        let mut next = move || {
-            state = state
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            ((state >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
-        };
+        let mut next = uniform(0x2545_F491_4F6C_DD1D);
         let dim = 384;
         let index = VectorIndex::default();
         {
