@@ -29,12 +29,14 @@ pub const OPTIONAL_FILES: [&str; 2] = ["1_Pooling/config.json", "sentence_bert_c
 pub const DEFAULT_MAX_TOKENS: usize = 256;
 
 /// Padded tokens (sequences x longest length) in one forward pass. Larger groups amortise
-/// per-call overhead for short texts; larger ones also make a query wait longer behind a
-/// background group and raise peak memory (attention scores are 12 heads x L x L floats per
-/// sequence: 3 MB at L = 256). Measured with `examples/embed_speed.rs` on the shared 2-core
-/// machine, 256 / 1024 / 4096 gave 3.4 / 4.9 / 4.2 file chunks/s and 54 / 72 / 65 chat
-/// texts/s (noisy: other jobs shared the cores).
-pub(crate) const GROUP_TOKEN_BUDGET: usize = 1024;
+/// per-call overhead for short texts; smaller ones keep a group's activations near the
+/// core's cache (the attention scores alone are 12 heads x L x L floats per sequence:
+/// 3 MB at L = 256), make a query wait less behind a background group and lower peak
+/// memory. Measured with `examples/embed_speed.rs` on the shared 2-core machine (L2 2 MiB
+/// a core) with the fused encoder ([`crate::bert`]), file chunks/s (256 word pieces) at
+/// 256 / 512 / 1024 / 2048: 27.7-27.9 / 27.5-28.5 / 22.7-23.6 / 20.5; chat texts/s
+/// 395 / 390 / 380 / 320.
+pub(crate) const GROUP_TOKEN_BUDGET: usize = 512;
 
 /// [`GROUP_TOKEN_BUDGET`], unless `MEMORY_EMBEDDING_GROUP_TOKENS` says otherwise (a tuning
 /// knob for `examples/embed_speed.rs`; read once).
