@@ -10,7 +10,9 @@
 //!   row) instead of five whole-tensor operations (max, subtract, exp, sum, divide), each
 //!   allocating a tensor of `batch × heads × len × len` floats;
 //! - the token-type embedding (always type 0 for sentence embeddings) is one row added,
-//!   not a lookup per token.
+//!   not a lookup per token;
+//! - the exact GELU is computed in place by [`crate::gelu`] (a vectorised `erf`), not by
+//!   a scalar `erff` call per element into a new tensor.
 //!
 //! The weights, names and results are those of Hugging Face's `BertModel` (and candle's
 //! port of it): a test compares the two encoders' outputs on the test model. `config.json`
@@ -20,6 +22,8 @@
 use candle_core::{DType, Module, Result, Tensor};
 use candle_nn::{Embedding, LayerNorm, Linear, VarBuilder};
 use candle_transformers::models::bert::{Config, HiddenAct};
+
+use crate::gelu::GeluErf;
 
 /// One transformer layer's weights.
 struct Layer {
@@ -186,7 +190,11 @@ impl Encoder {
         let attended = l.attention_norm.forward(&(l.attention_out.forward(&context)? + x)?)?;
         let inner = l.intermediate.forward(&attended)?;
         let inner = match self.activation {
-            HiddenAct::Gelu => inner.gelu_erf()?,
+            HiddenAct::Gelu => {
+                // `inner` is the fresh output of the product above: nothing else holds it.
+                inner.inplace_op1(&GeluErf)?;
+                inner
+            }
             HiddenAct::GeluApproximate => inner.gelu()?,
             HiddenAct::Relu => inner.relu()?,
         };

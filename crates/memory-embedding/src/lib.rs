@@ -20,6 +20,7 @@
 
 mod bert;
 pub mod error;
+mod gelu;
 pub mod install;
 pub mod model;
 pub mod pool;
