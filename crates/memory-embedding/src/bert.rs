@@ -6,13 +6,13 @@
 //!   at load), not three;
 //! - the attention scale `1 / sqrt(head_dim)` is folded into the query weights and bias at
 //!   load, instead of dividing every attention score;
-//! - the softmax is candle's fused last-dimension kernel (`softmax_last_dim`, one pass per
-//!   row) instead of five whole-tensor operations (max, subtract, exp, sum, divide), each
+//! - the softmax is one pass per row, in place ([`crate::kernels::SoftmaxLastDim`]),
+//!   instead of five whole-tensor operations (max, subtract, exp, sum, divide), each
 //!   allocating a tensor of `batch × heads × len × len` floats;
 //! - the token-type embedding (always type 0 for sentence embeddings) is one row added,
 //!   not a lookup per token;
-//! - the exact GELU is computed in place by [`crate::gelu`] (a vectorised `erf`), not by
-//!   a scalar `erff` call per element into a new tensor.
+//! - the exact GELU and the softmax's exponentials are computed by [`crate::kernels`]
+//!   (a vectorised `erf` and `exp`), not by a scalar libm call per element.
 //!
 //! The weights, names and results are those of Hugging Face's `BertModel` (and candle's
 //! port of it): a test compares the two encoders' outputs on the test model. `config.json`
@@ -23,7 +23,7 @@ use candle_core::{DType, Module, Result, Tensor};
 use candle_nn::{Embedding, LayerNorm, Linear, VarBuilder};
 use candle_transformers::models::bert::{Config, HiddenAct};
 
-use crate::gelu::GeluErf;
+use crate::kernels::{GeluErf, SoftmaxLastDim};
 
 /// One transformer layer's weights.
 struct Layer {
@@ -181,7 +181,9 @@ impl Encoder {
             Some(m) => scores.broadcast_add(m)?,
             None => scores,
         };
-        let probs = candle_nn::ops::softmax_last_dim(&scores)?;
+        // `scores` is the fresh output of the product (and mask) above: nothing else holds it.
+        scores.inplace_op1(&SoftmaxLastDim)?;
+        let probs = scores;
         let context = probs
             .matmul(&v)?
             .transpose(1, 2)?

@@ -20,7 +20,7 @@
 
 mod bert;
 pub mod error;
-mod gelu;
+mod kernels;
 pub mod install;
 pub mod model;
 pub mod pool;
