@@ -186,11 +186,15 @@ fn gelu(x: f32) -> f32 {
 fn exp_neg(v: f32) -> f32 {
     const LN2_HI: f32 = 0.693_359_375;
     const LN2_LO: f32 = -2.121_944_4e-4;
-    // Adding and subtracting 1.5 · 2^23 rounds to the nearest integer without a call
-    // (|x · log2 e| < 2^22 here), so the loop stays vectorisable on plain SSE2.
+    // Adding 1.5 · 2^23 rounds to the nearest integer without a call (|x · log2 e| < 2^22
+    // here) and leaves that integer in the low mantissa bits: `bits - 0x4B40_0000` is `n`
+    // as a two's complement integer. No float-to-integer cast (Rust's saturates, which
+    // the compiler cannot vectorise), so the whole loop runs in vector lanes.
     const ROUND: f32 = 12_582_912.0;
+    const ROUND_BITS: u32 = 0x4B40_0000;
     let x = (-v).max(-87.0);
-    let n = (x * std::f32::consts::LOG2_E + ROUND) - ROUND;
+    let rounded = x * std::f32::consts::LOG2_E + ROUND;
+    let n = rounded - ROUND;
     let r = x - n * LN2_HI - n * LN2_LO;
     let r2 = r * r;
     let p = (((((1.987_569_15e-4 * r + 1.398_199_950_7e-3) * r + 8.333_451_907_3e-3) * r
@@ -203,7 +207,8 @@ fn exp_neg(v: f32) -> f32 {
         + r
         + 1.0;
     // 2^n from the exponent bits: n is in [-126, 0], a normal exponent.
-    p * f32::from_bits(((n as i32 + 127) as u32) << 23)
+    let n_bits = rounded.to_bits().wrapping_sub(ROUND_BITS);
+    p * f32::from_bits(n_bits.wrapping_add(127) << 23)
 }
 
 #[cfg(test)]
