@@ -33,10 +33,10 @@ pub const DEFAULT_MAX_TOKENS: usize = 256;
 /// core's cache (the attention scores alone are 12 heads x L x L floats per sequence:
 /// 3 MB at L = 256), make a query wait less behind a background group and lower peak
 /// memory. Measured with `examples/embed_speed.rs` on the shared 2-core machine (L2 2 MiB
-/// a core) with the fused encoder ([`crate::bert`]), file chunks/s (256 word pieces) at
-/// 256 / 512 / 1024 / 2048: 27.7-27.9 / 27.5-28.5 / 22.7-23.6 / 20.5; chat texts/s
-/// 395 / 390 / 380 / 320.
-pub(crate) const GROUP_TOKEN_BUDGET: usize = 512;
+/// a core) with the encoder of [`crate::bert`] and [`crate::kernels`], file chunks/s
+/// (256 word pieces) at 256 / 512 / 1024: 43.5-44.6 / 38.6-40.7 / 32.6; chat texts/s
+/// (22 pieces) 551-562 at 256 and 512, 501 at 1024.
+pub(crate) const GROUP_TOKEN_BUDGET: usize = 256;
 
 /// [`GROUP_TOKEN_BUDGET`], unless `MEMORY_EMBEDDING_GROUP_TOKENS` says otherwise (a tuning
 /// knob for `examples/embed_speed.rs`; read once).
