@@ -9,6 +9,8 @@
 //! # Layout
 //! - [`model`] holds [`Embedder`], one loaded model (all-MiniLM-L6-v2 by default: 384 floats per
 //!   text, mean pooling, L2-normalised, 256 word pieces at most).
+//! - `bert` holds the BERT encoder (candle tensor operations), `kernels` its in-place
+//!   GELU and softmax.
 //! - [`pool`] holds [`EmbedPool`], bounded worker threads; queries before background batches.
 //! - [`install`] holds [`install_from_path`] (directory or zip) and [`download`] (Hugging Face
 //!   Hub via `hf-hub`), both verified and put in place atomically.

@@ -1,7 +1,7 @@
 //! `memory-service-bench fusion`: what hybrid search costs at scale *besides* the
 //! query's embedding, in-process, without a model. The `search` benchmark's hybrid run
-//! must first embed every chunk (about an hour for 100,000 here); this one gives each
-//! chunk a random unit vector instead, so the exact nearest-neighbour scan, the
+//! must first embed every chunk (minutes for 100,000 chat messages here); this one
+//! gives each chunk a random unit vector instead, so the exact nearest-neighbour scan, the
 //! candidates it adds and their fusion cost what they cost with real embeddings (the
 //! work does not depend on the vectors' values). Add the query's embedding time (the
 //! `memory-embedding` example `embed_speed`) for the whole of a hybrid `/search` minus

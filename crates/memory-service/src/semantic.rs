@@ -154,7 +154,7 @@ impl Semantic {
         QueryVector { rx: Some(rx) }
     }
 
-    /// Whether the embedding stage's thread died    /// Whether the embedding stage's thread died (reported as a health problem).
+    /// Whether the embedding stage's thread died (reported as a health problem).
     pub fn stage_died(&self) -> bool {
         self.stage
             .lock()
@@ -181,9 +181,9 @@ pub struct QueryVector {
 
 impl QueryVector {
     /// Blocks (call it off the async workers) until the query's embedding is ready:
-    /// `None` when no model is loaded, embedding failed, or it took longer than
-    /// [`QUERY_EMBED_TIMEOUT`] in all (search then ranks by words alone; the last two
-    /// are logged).
+    /// `None` when no model is loaded, embedding failed, or it is not ready within
+    /// [`QUERY_EMBED_TIMEOUT`] of this call (search then ranks by words alone; the last
+    /// two are logged).
     pub fn wait(self) -> Option<Vec<f32>> {
         use std::sync::mpsc::RecvTimeoutError;
         match self.rx?.recv_timeout(QUERY_EMBED_TIMEOUT) {
