@@ -90,8 +90,15 @@ impl Layer {
         let q = linear(this.pp("query"), h, h)?;
         let k = linear(this.pp("key"), h, h)?;
         let v = linear(this.pp("value"), h, h)?;
-        let bias = |l: &Linear| l.bias().cloned().ok_or_else(|| candle_core::Error::Msg("a bias".into()));
-        let weight = Tensor::cat(&[(q.weight() * scale)?, k.weight().clone(), v.weight().clone()], 0)?;
+        let bias = |l: &Linear| {
+            l.bias()
+                .cloned()
+                .ok_or_else(|| candle_core::Error::Msg("a bias".into()))
+        };
+        let weight = Tensor::cat(
+            &[(q.weight() * scale)?, k.weight().clone(), v.weight().clone()],
+            0,
+        )?;
         let b = Tensor::cat(&[(bias(&q)? * scale)?, bias(&k)?, bias(&v)?], 0)?;
         let eps = config.layer_norm_eps;
         Ok(Layer {
@@ -189,7 +196,9 @@ impl Encoder {
             .transpose(1, 2)?
             .contiguous()?
             .reshape((batch, len, self.hidden))?;
-        let attended = l.attention_norm.forward(&(l.attention_out.forward(&context)? + x)?)?;
+        let attended = l
+            .attention_norm
+            .forward(&(l.attention_out.forward(&context)? + x)?)?;
         let inner = l.intermediate.forward(&attended)?;
         let inner = match self.activation {
             HiddenAct::Gelu => {

@@ -103,7 +103,12 @@ fn softmax_row_portable(xs: &mut [f32]) {
             lanes[i] = lanes[i].max(c[i]);
         }
     }
-    let max = chunks.remainder().iter().chain(&lanes).copied().fold(f32::NEG_INFINITY, f32::max);
+    let max = chunks
+        .remainder()
+        .iter()
+        .chain(&lanes)
+        .copied()
+        .fold(f32::NEG_INFINITY, f32::max);
     for x in xs.iter_mut() {
         let d = max - *x;
         // Below e^-87 the exponential is 0, as `expf` gives it (and a masked score is
@@ -164,6 +169,7 @@ fn gelu_slice_portable(xs: &mut [f32]) {
 }
 
 /// `x/2 · (1 + erf(x/√2))`, erf by Abramowitz & Stegun 7.1.26.
+#[allow(clippy::excessive_precision)] // The constants as published; f32 rounds them.
 #[inline(always)]
 fn gelu(x: f32) -> f32 {
     // A&S 7.1.26: erf(z) = 1 - (a1 t + a2 t² + a3 t³ + a4 t⁴ + a5 t⁵) e^(-z²), t = 1/(1 + p z), z ≥ 0.
@@ -182,6 +188,7 @@ fn gelu(x: f32) -> f32 {
 
 /// `e^(-v)` for `v ≥ 0` (Cephes `expf`); 0 < result ≤ 1, flushed to about 1.6e-38 below
 /// `e^-87` (where it no longer changes `erf` in f32).
+#[allow(clippy::excessive_precision)] // The constants as published; f32 rounds them.
 #[inline(always)]
 fn exp_neg(v: f32) -> f32 {
     const LN2_HI: f32 = 0.693_359_375;
@@ -218,7 +225,9 @@ mod tests {
 
     fn inputs() -> Vec<f32> {
         let mut xs: Vec<f32> = (-12_000..=12_000).map(|i| i as f32 * 1e-3).collect();
-        xs.extend([0.0, -0.0, 1e-30, -1e-30, 1e-6, -1e-6, 30.0, -30.0, 87.0, -87.0, 1e4, -1e4]);
+        xs.extend([
+            0.0, -0.0, 1e-30, -1e-30, 1e-6, -1e-6, 30.0, -30.0, 87.0, -87.0, 1e4, -1e4,
+        ]);
         xs
     }
 
@@ -246,7 +255,9 @@ mod tests {
     /// Within 1e-6 of candle's `softmax_last_dim`, rows summing to 1, masked scores 0.
     #[test]
     fn softmax_matches_candles() {
-        let mut values: Vec<f32> = (0..4 * 37).map(|i| ((i * 7919) % 200) as f32 * 0.11 - 11.0).collect();
+        let mut values: Vec<f32> = (0..4 * 37)
+            .map(|i| ((i * 7919) % 200) as f32 * 0.11 - 11.0)
+            .collect();
         values[3] = f32::MIN;
         values[40] = f32::MIN;
         values[41] = 50.0;

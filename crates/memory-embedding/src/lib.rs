@@ -22,8 +22,8 @@
 
 mod bert;
 pub mod error;
-mod kernels;
 pub mod install;
+mod kernels;
 pub mod model;
 pub mod pool;
 

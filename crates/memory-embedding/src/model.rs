@@ -1,10 +1,10 @@
 //! The model itself: a BERT-family sentence-transformers encoder run with candle on the CPU.
 //!
 //! Why it looks like this: sentence-transformers models are a BERT encoder plus a pooling
-//! step (mean over real tokens, or the `[CLS]` vector) plus L2 normalisation. The encoder is
-//! [`crate::bert`] (candle's BERT in fewer, fused operations); pooling and normalisation
-//! are done here on plain slices because they are cheap and must match the Python library
-//! exactly (padding excluded, `eps = 1e-12`).
+//! step (mean over real tokens, or the `[CLS]` vector) plus L2 normalisation. The encoder
+//! is the crate's `bert` module (candle's BERT in fewer, fused operations); pooling and
+//! normalisation are done here on plain slices because they are cheap and must match the
+//! Python library exactly (padding excluded, `eps = 1e-12`).
 //! Padding is the main waste on a CPU, so texts are sorted by token length and grouped so a
 //! group pads to its own longest member, within a budget of padded tokens per forward pass.
 

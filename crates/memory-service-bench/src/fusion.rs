@@ -72,7 +72,12 @@ impl VectorModel {
     fn of(dir: &Path) -> Result<VectorModel> {
         let e = memory_embedding::Embedder::load(dir)
             .with_context(|| format!("loading the embedding model at {}", dir.display()))?;
-        anyhow::ensure!(e.dim() == DIM, "the model at {} has {} dimensions, the bench {DIM}", dir.display(), e.dim());
+        anyhow::ensure!(
+            e.dim() == DIM,
+            "the model at {} has {} dimensions, the bench {DIM}",
+            dir.display(),
+            e.dim()
+        );
         Ok(VectorModel {
             id: e.model_id().to_string(),
             dim: e.dim(),
@@ -156,7 +161,10 @@ pub fn run(args: &FusionArgs) -> Result<()> {
 /// `/search` per kind over HTTP, each distinct query once (a repeated query would be
 /// answered from the query-vector cache), after [`crate::search::WARM_UP`] untimed ones.
 fn end_to_end(sandbox: &testkit::Sandbox, home: PathBuf, dir: &Path, chunks: usize, n: usize) -> Result<()> {
-    eprintln!("running: memory-service serve on that database with --embedding-model {}", dir.display());
+    eprintln!(
+        "running: memory-service serve on that database with --embedding-model {}",
+        dir.display()
+    );
     let inst = Instance::start_on(sandbox, home, Some(dir), false)?;
     inst.wait_model_ready()?;
     inst.wait_embedded(chunks as u64)?;
@@ -220,7 +228,10 @@ fn fill(store: &Store, chunks: usize) -> Result<Duration> {
 /// Gives every chunk a random [`DIM`]-dimension unit vector, as if `model` had
 /// embedded them.
 fn embed_randomly(store: &Store, chunks: usize, rng: &mut Rng, model: &VectorModel) -> Result<()> {
-    eprintln!("running: a random {DIM}-dimension unit vector for every chunk, as {}", model.id);
+    eprintln!(
+        "running: a random {DIM}-dimension unit vector for every chunk, as {}",
+        model.id
+    );
     store
         .set_embedding_model(&model.id, model.dim)
         .context("choosing the model")?;
@@ -230,9 +241,7 @@ fn embed_randomly(store: &Store, chunks: usize, rng: &mut Rng, model: &VectorMod
             break;
         }
         let rows = batch.iter().map(|c| (c.chunk_id, unit_vector(rng))).collect();
-        store
-            .store_vectors(&model.id, rows)
-            .context("storing vectors")?;
+        store.store_vectors(&model.id, rows).context("storing vectors")?;
     }
     anyhow::ensure!(
         store.embedded_chunks() >= chunks,

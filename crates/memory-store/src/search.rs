@@ -573,7 +573,7 @@ pub(crate) fn run(
     query_vector: impl FnOnce() -> Option<Vec<f32>>,
     limit: usize,
 ) -> Result<Vec<SearchHit>, StoreError> {
-    let (rows, idfs, vector) = gather(conn, q, terms, index, query_vector, limit)?;
+    let Gathered { rows, idfs, vector } = gather(conn, q, terms, index, query_vector, limit)?;
     let semantic = vector.as_deref().map(|v| (v, index));
     let weights = if semantic.is_some() { HYBRID } else { TEXT_ONLY };
     let counts: Vec<crate::terms::TermCounts> = rows
@@ -600,8 +600,8 @@ pub(crate) fn run(
 
 /// The database part of a search, in one read transaction: the candidates of both
 /// channels (words over the scope, then nearest neighbours when `query_vector` gives a
-/// vector and `index` is not empty), read with the exact filters, each query term's IDF
-/// over the scope (`None`: not a text term), and the query vector used (if any).
+/// vector and `index` is not empty), read with the exact filters, with the terms' IDFs
+/// and the query vector used.
 fn gather(
     conn: &Connection,
     q: &SearchRequest,
@@ -609,7 +609,7 @@ fn gather(
     index: &VectorIndex,
     query_vector: impl FnOnce() -> Option<Vec<f32>>,
     limit: usize,
-) -> Result<(Vec<Candidate>, Vec<Option<f64>>, Option<Vec<f32>>), StoreError> {
+) -> Result<Gathered, StoreError> {
     let context = "while searching";
     let tx = conn.unchecked_transaction().ctx(context)?;
     let sources = searched_sources(conn, q)?;
@@ -645,7 +645,17 @@ fn gather(
     for (&i, &(df, _)) in which.iter().zip(&stats.df) {
         idfs[i] = Some(idf(stats.chunks, df));
     }
-    Ok((rows, idfs, vector))
+    Ok(Gathered { rows, idfs, vector })
+}
+
+/// What [`gather`] read.
+struct Gathered {
+    /// The candidates of both channels that pass the exact filters.
+    rows: Vec<Candidate>,
+    /// Each query term's IDF over the scope (`None`: not a text term).
+    idfs: Vec<Option<f64>>,
+    /// The query vector used, if any.
+    vector: Option<Vec<f32>>,
 }
 
 /// Every candidate's BM25 over the scope's statistics (a vector candidate's too), with

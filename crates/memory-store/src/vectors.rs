@@ -495,7 +495,9 @@ fn scan_best(
             heap.push((std::cmp::Reverse(OrdF32(c)), pos));
         }
     }
-    heap.into_iter().map(|(std::cmp::Reverse(c), pos)| (c, pos)).collect()
+    heap.into_iter()
+        .map(|(std::cmp::Reverse(c), pos)| (c, pos))
+        .collect()
 }
 
 /// `f32` ordered by `total_cmp`, for the heap.
@@ -732,7 +734,11 @@ mod tests {
             assert_eq!(one.len(), 50);
             assert!(one.iter().all(|h| h.chunk_id % 3 != 0 && h.chunk_id % 7 != 2));
             for threads in [2, 3, 64] {
-                assert_eq!(index.nearest_on(&q, &filter, 50, threads), one, "{threads} threads");
+                assert_eq!(
+                    index.nearest_on(&q, &filter, 50, threads),
+                    one,
+                    "{threads} threads"
+                );
             }
         }
     }

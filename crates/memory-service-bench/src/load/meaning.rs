@@ -132,8 +132,12 @@ pub(super) fn meaning(sandbox: &Sandbox, model: &Path, mb: f64, root: &Path, qui
         .wait_embedded(file_chunks.map_or(0, |n| n.max(0) as u64))
         .context("waiting for the embedding backlog")?;
     let meaning_searchable_secs = (t_meaning - t_post).as_secs_f64();
-    say(&format!("{CHAT_MESSAGES} chat messages at 10 a second, each timed from its ack to its vector"));
-    let base = s.embedded_chunks.context("/health does not report semantic.embedded_chunks")?;
+    say(&format!(
+        "{CHAT_MESSAGES} chat messages at 10 a second, each timed from its ack to its vector"
+    ));
+    let base = s
+        .embedded_chunks
+        .context("/health does not report semantic.embedded_chunks")?;
     let chat_lag_ms = chat_lag(&inst, base)?;
     Ok(Meaning {
         model_dir: model.display().to_string(),
@@ -151,14 +155,17 @@ pub(super) fn meaning(sandbox: &Sandbox, model: &Path, mb: f64, root: &Path, qui
     })
 }
 
+/// One `/health` reading: when, and `semantic.embedded_chunks` then.
+type Poll = (Instant, u64);
+
 /// Posts [`CHAT_MESSAGES`] messages at 10 a second while another thread reads
 /// `semantic.embedded_chunks` every [`POLL`]; `base` is the count before the first
 /// post. Returns each message's ack-to-embedded time (ms).
 fn chat_lag(inst: &Instance, base: u64) -> Result<Summary> {
     let c = inst.client();
     let stop = AtomicBool::new(false);
-    let (acks, polls) = std::thread::scope(|scope| -> Result<(Vec<Instant>, Vec<(Instant, u64)>)> {
-        let poller = scope.spawn(|| -> Result<Vec<(Instant, u64)>> {
+    let (acks, polls) = std::thread::scope(|scope| -> Result<(Vec<Instant>, Vec<Poll>)> {
+        let poller = scope.spawn(|| -> Result<Vec<Poll>> {
             let mut polls = Vec::new();
             while !stop.load(Ordering::Relaxed) {
                 let s = inst.semantic()?.context("/health lost its `semantic` object")?;
@@ -171,18 +178,27 @@ fn chat_lag(inst: &Instance, base: u64) -> Result<Summary> {
             let mut acks = Vec::with_capacity(CHAT_MESSAGES);
             let start = Instant::now();
             for i in 0..CHAT_MESSAGES {
-                if let Some(wait) = (start + CHAT_INTERVAL * i as u32).checked_duration_since(Instant::now()) {
+                if let Some(wait) = (start + CHAT_INTERVAL * i as u32).checked_duration_since(Instant::now())
+                {
                     std::thread::sleep(wait);
                 }
                 let n = CHAT_FIRST + i;
-                check_ack(c.post("/index-chat-message", &corpus::message_body(n, &corpus::message(n)))?, n)?;
+                check_ack(
+                    c.post(
+                        "/index-chat-message",
+                        &corpus::message_body(n, &corpus::message(n)),
+                    )?,
+                    n,
+                )?;
                 acks.push(Instant::now());
             }
             inst.wait_embedded(base + CHAT_MESSAGES as u64)?;
             Ok(acks)
         })();
         stop.store(true, Ordering::Relaxed);
-        let polls = poller.join().map_err(|_| anyhow::anyhow!("the /health poller panicked"))??;
+        let polls = poller
+            .join()
+            .map_err(|_| anyhow::anyhow!("the /health poller panicked"))??;
         Ok((posted?, polls))
     })?;
     let lags: Vec<f64> = acks
