@@ -35,15 +35,8 @@ impl InplaceOp1 for GeluErf {
     }
 
     fn cpu_fwd(&self, storage: &mut CpuStorage, layout: &Layout) -> Result<()> {
-        match (storage, layout.contiguous_offsets()) {
-            (CpuStorage::F32(values), Some((start, end))) => {
-                gelu_slice(&mut values[start..end]);
-                Ok(())
-            }
-            _ => Err(candle_core::Error::Msg(
-                "gelu-erf-in-place needs a contiguous f32 tensor".into(),
-            )),
-        }
+        gelu_slice(contiguous_f32(storage, layout, self.name())?);
+        Ok(())
     }
 }
 
@@ -58,44 +51,54 @@ impl InplaceOp1 for SoftmaxLastDim {
 
     fn cpu_fwd(&self, storage: &mut CpuStorage, layout: &Layout) -> Result<()> {
         let row = layout.dims().last().copied().unwrap_or(1).max(1);
-        match (storage, layout.contiguous_offsets()) {
-            (CpuStorage::F32(values), Some((start, end))) => {
-                for r in values[start..end].chunks_mut(row) {
-                    softmax_row(r);
-                }
-                Ok(())
-            }
-            _ => Err(candle_core::Error::Msg(
-                "softmax-last-dim-in-place needs a contiguous f32 tensor".into(),
-            )),
-        }
+        softmax_rows(contiguous_f32(storage, layout, self.name())?, row);
+        Ok(())
     }
 }
 
-/// One row's softmax, in place: `e^(x - max) / Σ e^(x - max)`.
-fn softmax_row(xs: &mut [f32]) {
+/// The values of a contiguous `f32` tensor, or an error naming `op`.
+fn contiguous_f32<'a>(storage: &'a mut CpuStorage, layout: &Layout, op: &str) -> Result<&'a mut [f32]> {
+    match (storage, layout.contiguous_offsets()) {
+        (CpuStorage::F32(values), Some((start, end))) => Ok(&mut values[start..end]),
+        _ => Err(candle_core::Error::Msg(format!(
+            "{op} needs a contiguous f32 tensor"
+        ))),
+    }
+}
+
+/// The softmax of each `row`-long row of `xs`, in place: `e^(x - max) / Σ e^(x - max)`,
+/// with the widest vector instructions this CPU has (chosen once per tensor).
+fn softmax_rows(xs: &mut [f32], row: usize) {
     #[cfg(target_arch = "x86_64")]
     {
         if std::arch::is_x86_feature_detected!("avx512f") {
             // SAFETY: the CPU supports AVX-512F (checked just above; the check is cached).
-            return unsafe { softmax_row_avx512(xs) };
+            return unsafe { softmax_rows_avx512(xs, row) };
         }
     }
-    softmax_row_portable(xs);
+    softmax_rows_portable(xs, row);
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
-fn softmax_row_avx512(xs: &mut [f32]) {
-    softmax_row_portable(xs);
+fn softmax_rows_avx512(xs: &mut [f32], row: usize) {
+    softmax_rows_portable(xs, row);
+}
+
+#[inline(always)]
+fn softmax_rows_portable(xs: &mut [f32], row: usize) {
+    for r in xs.chunks_mut(row) {
+        softmax_row(r);
+    }
 }
 
 /// Lanes of the reductions below: independent partial maxima and sums let the compiler
 /// vectorise them without reordering a single chain of float additions.
 const LANES: usize = 16;
 
+/// One row's softmax, in place.
 #[inline(always)]
-fn softmax_row_portable(xs: &mut [f32]) {
+fn softmax_row(xs: &mut [f32]) {
     let mut lanes = [f32::NEG_INFINITY; LANES];
     let mut chunks = xs.chunks_exact(LANES);
     for c in &mut chunks {

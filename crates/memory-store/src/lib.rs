@@ -46,6 +46,7 @@ mod chat_jobs;
 pub mod chunk;
 mod chunk_stats;
 pub mod clock;
+mod cores;
 mod error;
 mod facts;
 mod file_jobs;

@@ -604,26 +604,12 @@ const CANDIDATES_PER_COUNT_THREAD: usize = 100;
 /// are tokenized and stemmed per search (a few milliseconds), so a large set is split
 /// over the cores.
 fn term_counts(rows: &[Candidate], terms: &[QueryTerm]) -> Vec<crate::terms::TermCounts> {
-    let count = |part: &[Candidate]| -> Vec<crate::terms::TermCounts> {
-        part.iter()
+    let threads = crate::cores::threads_for(rows.len(), CANDIDATES_PER_COUNT_THREAD);
+    crate::cores::split_ranges(rows.len(), threads, |range| {
+        rows[range]
+            .iter()
             .map(|c| crate::terms::term_frequencies(&c.hit.text, terms))
             .collect()
-    };
-    let cores = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
-    let threads = (rows.len() / CANDIDATES_PER_COUNT_THREAD).clamp(1, cores);
-    if threads == 1 {
-        return count(rows);
-    }
-    let per = rows.len().div_ceil(threads);
-    std::thread::scope(|s| {
-        let mut parts = rows.chunks(per);
-        let first = parts.next().unwrap_or_default();
-        let others: Vec<_> = parts.map(|part| s.spawn(move || count(part))).collect();
-        let mut all = count(first);
-        for h in others {
-            all.extend(h.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)));
-        }
-        all
     })
 }
 

@@ -369,13 +369,21 @@ impl VectorIndex {
     /// those the filter allows, best first, with their exact cosines. The scan compares
     /// `i8` copies and keeps the best `RESCORE_FACTOR * k`, which are then re-ranked by
     /// their `f32` cosine. A large index is scanned in parts on several threads
-    /// ([`scan_threads`]); the result is the same. Empty when the dimension differs.
+    /// ([`ENTRIES_PER_SCAN_THREAD`] at least each, one per core); the result is the
+    /// same. Empty when the dimension differs.
     pub(crate) fn nearest(&self, query: &[f32], filter: &Filter<'_>, k: usize) -> Vec<VectorHit> {
-        self.nearest_on(query, filter, k, scan_threads(self.len()))
+        self.nearest_on(query, filter, k, None)
     }
 
-    /// [`VectorIndex::nearest`] with the scan split over `threads` threads (at least 1).
-    fn nearest_on(&self, query: &[f32], filter: &Filter<'_>, k: usize, threads: usize) -> Vec<VectorHit> {
+    /// [`VectorIndex::nearest`] with the scan split over `threads` threads (at least 1;
+    /// `None`: as many as the index's size is worth).
+    fn nearest_on(
+        &self,
+        query: &[f32],
+        filter: &Filter<'_>,
+        k: usize,
+        threads: Option<usize>,
+    ) -> Vec<VectorHit> {
         let inner = self.inner.read().unwrap_or_else(PoisonError::into_inner);
         let dim = inner.dim;
         if query.len() != dim || k == 0 {
@@ -397,22 +405,8 @@ impl VectorIndex {
         let keep = k.saturating_mul(RESCORE_FACTOR);
         let scan = |range: std::ops::Range<usize>| scan_best(&inner, &q, &scopes, &excluded, range, keep);
         let n = inner.entries.len();
-        let threads = threads.clamp(1, n.max(1));
-        let mut best: Vec<(OrdF32, usize)> = if threads <= 1 {
-            scan(0..n)
-        } else {
-            let per = n.div_ceil(threads);
-            std::thread::scope(|s| {
-                let others: Vec<_> = (1..threads)
-                    .map(|t| s.spawn(move || scan(t * per..((t + 1) * per).min(n))))
-                    .collect();
-                let mut all = scan(0..per.min(n));
-                for h in others {
-                    all.extend(h.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)));
-                }
-                all
-            })
-        };
+        let threads = threads.unwrap_or_else(|| crate::cores::threads_for(n, ENTRIES_PER_SCAN_THREAD));
+        let mut best = crate::cores::split_ranges(n, threads, scan);
         best.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
         best.truncate(keep);
         let mut hits: Vec<VectorHit> = best
@@ -457,16 +451,10 @@ impl VectorIndex {
 }
 
 /// Entries one scan thread takes at least: below this, a thread costs more than it saves
-/// (spawning one is tens of microseconds; scanning 25,000 vectors about half a millisecond).
+/// (spawning one is tens of microseconds; scanning 25,000 vectors about half a
+/// millisecond). The scan is bound by memory bandwidth, which one core does not saturate
+/// on the machines measured (`memory-service-bench fusion`).
 const ENTRIES_PER_SCAN_THREAD: usize = 25_000;
-
-/// Threads for scanning `entries` vectors: one per [`ENTRIES_PER_SCAN_THREAD`], at most one
-/// per core. The scan is bound by memory bandwidth, which one core does not saturate on
-/// the machines measured (`memory-service-bench fusion`).
-fn scan_threads(entries: usize) -> usize {
-    let cores = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
-    (entries / ENTRIES_PER_SCAN_THREAD).clamp(1, cores)
-}
 
 /// The best `keep` entries of `range` by approximate cosine (scale × `i8` dot with the
 /// quantized query `q`; the query's own scale is common to all and left out) among those
@@ -730,12 +718,12 @@ mod tests {
         };
         for _ in 0..10 {
             let q = unit(&(0..dim).map(|_| next()).collect::<Vec<_>>());
-            let one = index.nearest_on(&q, &filter, 50, 1);
+            let one = index.nearest_on(&q, &filter, 50, Some(1));
             assert_eq!(one.len(), 50);
             assert!(one.iter().all(|h| h.chunk_id % 3 != 0 && h.chunk_id % 7 != 2));
             for threads in [2, 3, 64] {
                 assert_eq!(
-                    index.nearest_on(&q, &filter, 50, threads),
+                    index.nearest_on(&q, &filter, 50, Some(threads)),
                     one,
                     "{threads} threads"
                 );
